@@ -1,0 +1,28 @@
+# Two commands: `make run` (set up, then run the default pipeline) and `make test` (set up, then test).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test setup setup-test bench clean
+
+run: $(BIN)/automlops
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/automlops run $(ARGS)
+
+test: $(VENV)/.test-deps
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(BIN)/automlops
+setup-test: $(VENV)/.test-deps
+
+$(BIN)/automlops: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-deps: $(BIN)/automlops
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) .automlops artifacts data/prepared models .pytest_cache

@@ -1,0 +1,3 @@
+from automlops.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""The command line; the only module that reads argv or configures logging.
+
+    automlops run [+experiment=NAME] [key=value ...] [-m]   compose conf/, write params.yaml, run every stage
+    automlops compose [overrides ...]                       only write params.yaml (then `dvc repro`)
+    automlops stage NAME                                    one stage from params.yaml (what dvc.yaml calls)
+    automlops predict --model DIR --input FILE --output FILE
+    automlops serve --model DIR [--host 127.0.0.1] [--port 8080]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import os
+import sys
+from pathlib import Path
+
+from automlops.errors import AutomlopsError, ConfigError
+
+log = logging.getLogger("automlops")
+STAGE_NAMES = ("check_conf", "prepare", "search", "evaluate", "package")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    verbose = args.verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return int(args.handler(args) or 0)
+    except AutomlopsError as error:
+        if verbose:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume (finished search trials are kept)", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug, not a user mistake: still no traceback unless asked
+        if verbose:
+            raise
+        print(f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
+              "(rerun with --verbose for the traceback, and please report it)", file=sys.stderr)
+        return 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="automlops", description="Declarative AutoML pipelines from conf/ to a served model.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs and full tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="compose conf/ with overrides, write params.yaml and run every stage")
+    run.add_argument("overrides", nargs="*", help="Hydra overrides: +experiment=NAME, search.n_trials=40, data=my_csv")
+    run.add_argument("-m", "--multirun", action="store_true", help="sweep: one run per combination (a,b,c values)")
+    run.add_argument("--cfg", action="store_true", help="print the composed config and stop")
+    run.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    run.set_defaults(handler=_run)
+
+    compose = commands.add_parser("compose", help="compose conf/ with overrides into params.yaml (for dvc repro)")
+    compose.add_argument("overrides", nargs="*")
+    compose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    compose.set_defaults(handler=_compose)
+
+    stage = commands.add_parser("stage", help="run one stage from params.yaml (what dvc.yaml calls)")
+    stage.add_argument("name", choices=STAGE_NAMES)
+    stage.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    stage.set_defaults(handler=_stage)
+
+    predict = commands.add_parser("predict", help="score a CSV or Parquet file with a bundle")
+    predict.add_argument("--model", required=True, type=Path, help="a bundle folder, e.g. models/default")
+    predict.add_argument("--input", required=True, type=Path, help=".csv or .parquet with the model's input columns")
+    predict.add_argument("--output", required=True, type=Path, help=".csv or .parquet to write predictions to")
+    predict.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    predict.set_defaults(handler=_predict)
+
+    serve = commands.add_parser("serve", help="serve a bundle over HTTP (GET /health, POST /predict)")
+    serve.add_argument("--model", required=True, type=Path, help="a bundle folder, e.g. models/default")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    serve.add_argument("--port", default=8080, type=int)
+    serve.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from automlops.config.compose import compose, to_typed, write_params
+    from automlops.pipeline import run_all
+
+    jobs = sweep(args.overrides) if args.multirun else [args.overrides]
+    composed = [(job, compose(job)) for job in jobs]
+    configs = [to_typed(cfg) for _, cfg in composed]  # every job is checked before any starts
+    if args.cfg:
+        for _, cfg in composed:
+            print(OmegaConf.to_yaml(cfg))
+        return 0
+    for (job, cfg), config in zip(composed, configs):
+        if len(jobs) > 1:
+            log.info("=== run %s", " ".join(job) or "(defaults)")
+        else:
+            write_params(cfg)  # so that `dvc repro` afterwards reproduces this very run
+        bundle = run_all(config)
+        _print_next_steps(bundle, config.deploy.target)
+    return 0
+
+
+def sweep(overrides: list[str]) -> list[list[str]]:
+    """Expand Hydra sweep syntax (key=a,b  key=range(1,3)  key=glob(*)) into one override list per job."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise ConfigError(f"override: {str(error).splitlines()[0]}; see Hydra's override grammar") from error
+    choices = []
+    for override in parsed:
+        if override.is_sweep_override():
+            key = override.get_key_element()
+            choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+        else:
+            choices.append([override.input_line])
+    return [list(combination) for combination in itertools.product(*choices)]
+
+
+def _print_next_steps(bundle: Path, target: str) -> None:
+    import json
+
+    metrics = json.loads((bundle / "manifest.json").read_text())["metrics"]["test"] if (bundle / "manifest.json").is_file() else {}
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in list(metrics.items())[:3])
+    print(f"\nmodel packaged ({target}) at {bundle}/  test: {shown}")
+    print("next:")
+    print(f"  automlops predict --model {bundle} --input rows.csv --output predictions.csv")
+    print(f"  automlops serve --model {bundle} --port 8080   # then POST {bundle}/input_example.json to /predict")
+
+
+def _compose(args: argparse.Namespace) -> int:
+    from automlops.config.compose import PARAMS_FILE, compose, to_typed, write_params
+
+    cfg = compose(args.overrides)
+    to_typed(cfg)
+    write_params(cfg)
+    print(f"wrote {PARAMS_FILE}; run `dvc repro` to bring the outputs up to date")
+    return 0
+
+
+def _stage(args: argparse.Namespace) -> int:
+    from automlops.config.compose import check_params_fresh, load_params
+
+    if args.name == "check_conf":
+        from automlops.io import write_text_atomic
+        from automlops.pipeline import CONF_OK
+
+        check_params_fresh()
+        write_text_atomic(CONF_OK, "params.yaml matches conf/\n")  # constant: downstream stages rerun only on their own params
+        return 0
+    from automlops.pipeline import STAGES
+
+    STAGES[args.name](load_params())
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from automlops.deploy.bundle import load_bundle
+    from automlops.predict import predict_frame, read_table, write_table
+
+    bundle = load_bundle(args.model)
+    out = predict_frame(bundle, read_table(args.input))
+    write_table(out, args.output)
+    print(f"wrote {len(out)} prediction(s) to {args.output}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from automlops.deploy.bundle import load_bundle
+    from automlops.serve import serve
+
+    serve(load_bundle(args.model), args.host, args.port)
+    return 0

@@ -1,0 +1,124 @@
+"""Compose conf/ with Hydra into a typed Config, and read/write params.yaml (what DVC tracks)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from automlops.config.resolvers import conf_digest, register_resolvers
+from automlops.config.schema import Config
+from automlops.errors import ConfigError, did_you_mean
+from automlops.io import write_text_atomic
+
+CONF_DIR = Path("conf")
+CONFIG_NAME = "config"
+SCHEMA_NAME = "automlops_schema"
+PARAMS_FILE = Path("params.yaml")
+PARAMS_HEADER = (
+    "# Composed from conf/ by `automlops compose` (or `dvc exp run`). Edit conf/, not this file;\n"
+    "# `dvc repro` refuses to run when conf/ changed after this file was composed.\n"
+)
+
+
+def prepare_hydra() -> None:
+    """Register resolvers and the root schema; idempotent."""
+    from hydra.core.config_store import ConfigStore
+
+    register_resolvers()
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=Config)
+
+
+def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
+    """Hydra composition of conf/ plus command-line overrides, resolved and schema-checked."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    if not (conf_dir / f"{CONFIG_NAME}.yaml").is_file():
+        raise ConfigError(
+            f"{conf_dir}/{CONFIG_NAME}.yaml not found in {Path.cwd()}; run automlops from the project root "
+            "(the folder that holds conf/ and dvc.yaml)"
+        )
+    prepare_hydra()
+    try:
+        with initialize_config_dir(str(conf_dir.resolve()), version_base=None):
+            cfg = hydra_compose(CONFIG_NAME, overrides=overrides)
+        OmegaConf.resolve(cfg)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(describe_config_error(error)) from error
+    return cfg
+
+
+def to_typed(cfg: DictConfig) -> Config:
+    from automlops.config.checks import check_config
+
+    try:
+        config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))
+    except OmegaConfBaseException as error:
+        raise ConfigError(describe_config_error(error)) from error
+    assert isinstance(config, Config)
+    check_config(config)
+    return config
+
+
+def write_params(cfg: DictConfig, path: Path = PARAMS_FILE) -> None:
+    write_text_atomic(path, PARAMS_HEADER + OmegaConf.to_yaml(cfg))
+
+
+def load_params(path: Path = PARAMS_FILE) -> Config:
+    """Read params.yaml (as DVC sees it) back into the typed, checked Config."""
+    if not path.is_file():
+        raise ConfigError(f"{path} not found; create it with `automlops compose` from the project root")
+    prepare_hydra()
+    try:
+        raw = OmegaConf.load(path)
+    except Exception as error:  # yaml errors come in several types
+        raise ConfigError(f"{path} is not valid YAML ({error}); recreate it with `automlops compose`") from error
+    return to_typed(raw)  # type: ignore[arg-type]
+
+
+def check_params_fresh(path: Path = PARAMS_FILE, conf_dir: Path = CONF_DIR) -> None:
+    """Refuse to train on a params.yaml composed from an older conf/."""
+    recorded = load_params(path).conf_digest
+    current = conf_digest(str(conf_dir))
+    if recorded != current:
+        raise ConfigError(
+            f"{path} is stale: {conf_dir}/ changed after it was composed (digest {recorded or 'none'} != {current}); "
+            "run `automlops compose [overrides]` (or `dvc exp run -S ...`) to bring it up to date, then `dvc repro`"
+        )
+
+
+def describe_config_error(error: BaseException) -> str:
+    """Flatten a Hydra/OmegaConf error chain into one line that names the key and the fix."""
+    messages: list[str] = []
+    full_key = ""
+    current: BaseException | None = error
+    while current is not None:
+        full_key = full_key or str(getattr(current, "full_key", "") or "")
+        text = str(getattr(current, "msg", None) or current)
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not re.match(r"(full_key|object_type|reference_type|Set the environment)\b", line):
+                if line not in messages:
+                    messages.append(line)
+        current = current.__cause__ or current.__context__
+    override = re.search(r"Could not (?:override|append to config\.) '([^']+)'", " ".join(messages))
+    key = full_key or (override.group(1) if override else "")
+    hint = _suggest_key(key) if key else ""
+    where = f"config key '{key}': " if key else "config: "
+    fix = " Fix the key or value in conf/ or on the command line (`automlops run --cfg` prints the composed config)."
+    return f"{where}{' '.join(messages).rstrip('.')}.{hint}{fix}"
+
+
+def _suggest_key(key: str) -> str:
+    node: object = OmegaConf.structured(Config)
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part in ("", "space"):
+            return ""
+        if part not in node:
+            return did_you_mean(part, list(node.keys()))
+        node = node[part]
+    return ""

@@ -1,0 +1,1 @@
+"""Loading, describing, checking and splitting tabular data."""

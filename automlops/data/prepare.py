@@ -1,0 +1,119 @@
+"""The prepare stage: load the table, check it against the config, type it, split it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automlops.config.schema import DataConfig
+from automlops.data.contract import infer_contract, to_model_frame
+from automlops.data.sources import SOURCES, load_table
+from automlops.data.split import split_table
+from automlops.errors import DataError, did_you_mean
+
+log = logging.getLogger(__name__)
+MAX_CLASSES = 10  # an integer target with at most this many values is read as classes
+
+
+@dataclass
+class Prepared:
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    meta: dict[str, Any]  # target, task, classes, input contract, data hash, source
+
+
+def prepare(cfg: DataConfig, seed: int) -> Prepared:
+    table = load_table(cfg)
+    source = SOURCES.get(cfg.source).describe(cfg)
+    if cfg.target not in table.columns:
+        columns = [str(c) for c in table.columns]
+        raise DataError(
+            f"data.target: column '{cfg.target}' is not in {source}{did_you_mean(cfg.target, columns)}; "
+            f"columns are: {', '.join(columns[:30])}{' ...' if len(columns) > 30 else ''}"
+        )
+    features = select_features(table, cfg)
+    unlabeled = int(table[cfg.target].isna().sum())
+    if unlabeled:
+        log.warning("dropping %d row(s) whose target '%s' is missing", unlabeled, cfg.target)
+        table = table[table[cfg.target].notna()]
+    if table.empty:
+        raise DataError(f"data.target: every row of {source} has a missing '{cfg.target}'; fix the data or data.target")
+    task = infer_task(table[cfg.target], cfg.task, cfg.target)
+    contract = infer_contract(table[features])
+    typed = to_model_frame(table, contract)
+    typed[cfg.target] = table[cfg.target]
+    extra = [c for c in (cfg.split.time_column, cfg.split.group_column) if c and c not in features]
+    for column in extra:
+        typed[column] = table[column]
+    train, valid, test = split_table(typed, cfg.target, task, cfg.split, seed)
+    classes = sorted(table[cfg.target].unique().tolist(), key=str) if task != "regression" else []
+    meta = {
+        "target": cfg.target,
+        "task": task,
+        "classes": classes,
+        "features": features,
+        "split_columns": extra,  # kept for splitting only, never given to the model
+        "contract": [spec.to_dict() for spec in contract],
+        "data_hash": frame_hash(table[features + [cfg.target]]),
+        "source": source,
+        "rows": {"train": len(train), "valid": len(valid), "test": len(test)},
+    }
+    return Prepared(train, valid, test, meta)
+
+
+def select_features(table: pd.DataFrame, cfg: DataConfig) -> list[str]:
+    columns = [str(c) for c in table.columns]
+    for key in ("include", "exclude"):
+        unknown = [c for c in getattr(cfg.features, key) if c not in columns]
+        if unknown:
+            raise DataError(
+                f"data.features.{key}: column(s) {', '.join(unknown)} not in the data"
+                f"{did_you_mean(unknown[0], columns)}; columns are: {', '.join(columns[:30])}"
+            )
+    chosen = list(cfg.features.include) or columns
+    split_only = {cfg.split.time_column, cfg.split.group_column} - set(cfg.features.include)
+    dropped = set(cfg.features.exclude) | split_only | {cfg.target}
+    features = [c for c in chosen if c not in dropped]
+    if not features:
+        raise DataError("data.features: no feature columns are left after include/exclude; keep at least one column")
+    return features
+
+
+def infer_task(target: pd.Series, declared: str, name: str) -> str:
+    numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
+    levels = target.nunique()
+    if declared == "regression":
+        if not numeric:
+            example = target[pd.to_numeric(target, errors="coerce").isna()].iloc[0]
+            raise DataError(
+                f"data.task: regression needs a numeric target, but '{name}' holds {example!r}; "
+                "set data.task to binary or multiclass, or choose a numeric data.target"
+            )
+        return "regression"
+    if declared in ("binary", "multiclass"):
+        if levels < 2:
+            raise DataError(f"data.target: '{name}' has a single class; a classifier needs at least two")
+        if declared == "binary" and levels != 2:
+            raise DataError(f"data.task: binary needs exactly 2 classes, but '{name}' has {levels}; set data.task=multiclass")
+        return declared
+    if levels < 2:
+        raise DataError(f"data.target: '{name}' has a single value; nothing to learn")
+    integral = not numeric or bool(np.all(np.mod(target.astype(float), 1) == 0))
+    if levels == 2:
+        return "binary"
+    if not numeric or (integral and levels <= MAX_CLASSES):
+        return "multiclass"
+    return "regression"
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """A content hash of the table that does not depend on the file format it came from."""
+    digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).values.tobytes())
+    return "sha256:" + digest.hexdigest()

@@ -1,0 +1,119 @@
+"""Data sources behind one registry: each turns the `data` config into one DataFrame."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from automlops.config.resolvers import expand_env, mask_env
+from automlops.config.schema import DataConfig
+from automlops.errors import ConfigError, DataError, unknown_name
+from automlops.registry import Registry
+
+
+@dataclass(frozen=True)
+class Source:
+    required: tuple[str, ...]  # DataConfig fields this source needs
+    load: Callable[[DataConfig], pd.DataFrame]
+    describe: Callable[[DataConfig], str]  # for messages and lineage; never shows secrets
+
+
+SOURCES: Registry[Source] = Registry("data.source")
+
+
+def _existing_file(cfg: DataConfig) -> Path:
+    path = Path(expand_env(str(cfg.path), "data.path"))
+    if not path.is_file():
+        raise DataError(f"data.path: file '{path}' not found (from {Path.cwd()}); put the file there or fix data.path")
+    return path
+
+
+def _read_csv(cfg: DataConfig) -> pd.DataFrame:
+    path = _existing_file(cfg)
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"data.path: '{path}' is not a readable CSV file ({str(error).splitlines()[0]})") from error
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def _read_parquet(cfg: DataConfig) -> pd.DataFrame:
+    path = _existing_file(cfg)
+    try:
+        return pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types for a corrupt file
+        raise DataError(f"data.path: '{path}' is not a readable Parquet file ({str(error).splitlines()[0]})") from error
+
+
+def _read_sql(cfg: DataConfig) -> pd.DataFrame:
+    import sqlalchemy
+
+    url = expand_env(str(cfg.url), "data.url")
+    shown = mask_env(str(cfg.url))
+    try:
+        engine = sqlalchemy.create_engine(url)
+    except (sqlalchemy.exc.ArgumentError, ImportError) as error:
+        raise ConfigError(f"data.url: '{shown}' is not a usable SQLAlchemy URL ({error})") from error
+    try:
+        with engine.connect() as connection:
+            return pd.read_sql_query(sqlalchemy.text(str(cfg.query)), connection)
+    except sqlalchemy.exc.OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else "connection failed"
+        raise DataError(f"data.url: cannot run data.query on '{shown}' ({reason}); check the URL, server and query") from error
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise DataError(f"data.query: failed on '{shown}' ({reason}); fix the query") from error
+    finally:
+        engine.dispose()
+
+
+def _sklearn_dataset(loader_name: str) -> Callable[[], pd.DataFrame]:
+    def load() -> pd.DataFrame:
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, loader_name)(as_frame=True)
+        frame = bunch.frame.copy()
+        if "target_names" in bunch:  # classification: readable labels instead of codes
+            frame["target"] = [str(bunch.target_names[i]) for i in frame["target"]]
+        return frame
+
+    return load
+
+
+def _penguins() -> pd.DataFrame:
+    from palmerpenguins import load_penguins
+
+    return load_penguins()
+
+
+BUILTIN_DATASETS: dict[str, Callable[[], pd.DataFrame]] = {
+    "breast_cancer": _sklearn_dataset("load_breast_cancer"),  # binary, 569 rows, numeric
+    "wine": _sklearn_dataset("load_wine"),  # multiclass, 178 rows, numeric
+    "iris": _sklearn_dataset("load_iris"),  # multiclass, 150 rows, numeric
+    "diabetes": _sklearn_dataset("load_diabetes"),  # regression, 442 rows, numeric
+    "penguins": _penguins,  # multiclass, 344 rows, categorical and missing values
+}
+
+
+def _read_builtin(cfg: DataConfig) -> pd.DataFrame:
+    if cfg.name not in BUILTIN_DATASETS:
+        raise ConfigError(unknown_name("data.name", str(cfg.name), BUILTIN_DATASETS))
+    return BUILTIN_DATASETS[str(cfg.name)]()
+
+
+SOURCES.register("csv")(Source(("path",), _read_csv, lambda c: f"csv file {c.path}"))
+SOURCES.register("parquet")(Source(("path",), _read_parquet, lambda c: f"parquet file {c.path}"))
+SOURCES.register("sql")(Source(("url", "query"), _read_sql, lambda c: f"sql query on {mask_env(str(c.url))}"))
+SOURCES.register("builtin")(Source(("name",), _read_builtin, lambda c: f"builtin dataset {c.name}"))
+
+
+def load_table(cfg: DataConfig) -> pd.DataFrame:
+    source = SOURCES.get(cfg.source)
+    frame = source.load(cfg)
+    if frame.empty or len(frame.columns) == 0:
+        raise DataError(f"data: {source.describe(cfg)} has no rows; point data.{source.required[0]} at a non-empty table")
+    return frame

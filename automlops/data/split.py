@@ -1,0 +1,53 @@
+"""Train / validation / test splits by the strategy the config names."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+from automlops.config.schema import SplitConfig
+from automlops.errors import DataError
+
+Split = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
+
+
+def split_table(table: pd.DataFrame, target: str, task: str, cfg: SplitConfig, seed: int) -> Split:
+    # valid_size is a share of the whole table; after taking test out it is a larger share of the rest
+    valid_share = cfg.valid_size / (1.0 - cfg.test_size)
+    if cfg.strategy == "time":
+        return _split_by_time(table, cfg)
+    if cfg.strategy == "group":
+        rest, test = _split_groups(table, table[cfg.group_column], cfg.test_size, seed)
+        train, valid = _split_groups(rest, rest[cfg.group_column], valid_share, seed)
+        return train, valid, test
+    stratify = cfg.strategy == "stratified" and task != "regression"
+    try:
+        rest, test = train_test_split(
+            table, test_size=cfg.test_size, random_state=seed, stratify=table[target] if stratify else None
+        )
+        train, valid = train_test_split(
+            rest, test_size=valid_share, random_state=seed, stratify=rest[target] if stratify else None
+        )
+    except ValueError as error:
+        raise DataError(
+            f"data.split: cannot split {len(table)} rows with strategy={cfg.strategy} ({error}); "
+            "use more data, larger split sizes, or data.split.strategy=random"
+        ) from error
+    return train, valid, test
+
+
+def _split_by_time(table: pd.DataFrame, cfg: SplitConfig) -> Split:
+    ordered = table.sort_values(cfg.time_column, kind="stable")
+    n_test = max(1, round(len(ordered) * cfg.test_size))
+    n_valid = max(1, round(len(ordered) * cfg.valid_size))
+    if n_test + n_valid >= len(ordered):
+        raise DataError(f"data.split: {len(ordered)} rows are too few for test_size and valid_size; use more data")
+    return ordered.iloc[: -n_test - n_valid], ordered.iloc[-n_test - n_valid : -n_test], ordered.iloc[-n_test:]
+
+
+def _split_groups(table: pd.DataFrame, groups: pd.Series, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if groups.nunique() < 2:
+        raise DataError(f"data.split.group_column: '{groups.name}' has fewer than 2 groups; choose another column")
+    splitter = GroupShuffleSplit(n_splits=1, test_size=share, random_state=seed)
+    keep, held = next(splitter.split(table, groups=groups))
+    return table.iloc[keep], table.iloc[held]

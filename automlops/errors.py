@@ -1,0 +1,46 @@
+"""One root for every failure a user can fix; the CLI prints these as one line, no traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class AutomlopsError(Exception):
+    """A problem the user can act on. `str(error)` is the whole message."""
+
+    exit_code = 1
+
+
+class ConfigError(AutomlopsError):
+    """The composed config is wrong: a key, a type or a value."""
+
+    exit_code = 2
+
+
+class DataError(AutomlopsError):
+    """The data cannot be loaded or does not fit the config."""
+
+
+class SearchError(AutomlopsError):
+    """The model search cannot run or produced nothing usable."""
+
+
+class BundleError(AutomlopsError):
+    """A packaged model is missing, incomplete or modified."""
+
+
+class InputError(AutomlopsError):
+    """Rows sent for prediction do not fit the model's input schema."""
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    """Return ' (did you mean 'x'?)' when a close option exists, else ''."""
+    close = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def unknown_name(key: str, name: str, options: Iterable[str]) -> str:
+    """The standard sentence for a name that is not registered."""
+    options = sorted(options)
+    return f"{key}: unknown value '{name}'{did_you_mean(name, options)}; choose one of: {', '.join(options)}"

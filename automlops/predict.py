@@ -1,0 +1,78 @@
+"""Batch and single-request prediction on a bundle, with the bundle's input contract enforced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from automlops.data.contract import validate_input
+from automlops.deploy.bundle import Bundle
+from automlops.errors import InputError
+from automlops.io import atomic_dir
+
+READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
+
+
+def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = True) -> pd.DataFrame:
+    x = validate_input(frame, bundle.contract)
+    model = bundle.model
+    out = pd.DataFrame({"prediction": model.predict(x)}, index=frame.index)
+    if probabilities and bundle.manifest["task"] != "regression" and hasattr(model, "predict_proba"):
+        proba = model.predict_proba(x)
+        for i, label in enumerate(model.classes_):
+            out[f"proba_{label}"] = proba[:, i]
+    return out
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise InputError(f"--input: '{path}' has an unsupported extension; use .csv or .parquet")
+    if not path.is_file():
+        raise InputError(f"--input: file '{path}' not found")
+    try:
+        return reader(path)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"--input: '{path}' is empty; it needs a header and at least one row") from None
+    except Exception as error:  # parser errors come in many types
+        raise InputError(f"--input: cannot read '{path}' ({str(error).splitlines()[0]})") from error
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix not in READERS:
+        raise InputError(f"--output: '{path}' has an unsupported extension; use .csv or .parquet")
+    # a one-file staging folder: the output appears complete or not at all
+    with atomic_dir(path.with_name(path.name + ".d")) as staging:
+        file = staging / path.name
+        frame.to_csv(file, index=False) if suffix == ".csv" else frame.to_parquet(file, index=False)
+        file.replace(path)
+
+
+def records_from_json(body: Any) -> pd.DataFrame:
+    """Accept a list of records (as input_example.json stores them) or MLflow-style envelopes."""
+    if isinstance(body, dict):
+        if "dataframe_split" in body and isinstance(body["dataframe_split"], dict):
+            split = body["dataframe_split"]
+            try:
+                return pd.DataFrame(split.get("data"), columns=split.get("columns"))
+            except (ValueError, TypeError) as error:
+                raise InputError(f"body.dataframe_split: columns and data do not fit together ({error})") from None
+        for key in ("dataframe_records", "records", "instances", "inputs"):
+            if key in body:
+                body = body[key]
+                break
+    if not isinstance(body, list):
+        raise InputError('body: expected a JSON list of records like [{"column": value, ...}] (see input_example.json)')
+    if not body:
+        raise InputError("body: the list of records is empty; send at least one record")
+    bad = [i for i, record in enumerate(body) if not isinstance(record, dict)]
+    if bad:
+        raise InputError(f"body: record(s) {', '.join(map(str, bad[:5]))} are not JSON objects; send objects of column -> value")
+    keys = set(body[0])
+    uneven = [i for i, record in enumerate(body) if set(record) != keys]
+    if uneven:
+        raise InputError(f"body: record {uneven[0]} has different fields than record 0; every record needs the same fields")
+    return pd.DataFrame.from_records(body, columns=list(body[0]))

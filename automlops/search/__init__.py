@@ -1,0 +1,1 @@
+"""Model search: the search space, model families and the engines that explore them."""
