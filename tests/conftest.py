@@ -1,0 +1,77 @@
+"""Shared fixtures: a throwaway project (git + DVC) built from this repository's conf/ and dvc.yaml,
+and helpers that run the real `automlops` and `dvc` commands in it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PROJECT_FILES = ("conf", "dvc.yaml", "params.yaml", "data/raw")
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def run_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # dvc stages call `automlops`
+    env.pop("HYDRA_FULL_ERROR", None)
+    env.update(extra or {})
+    return env
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the real `automlops` command line."""
+    return subprocess.run([sys.executable, "-m", "automlops", *args], cwd=cwd, env=run_env(env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def dvc(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "dvc"), *args], cwd=cwd, env=run_env(env), capture_output=True, text=True, timeout=timeout)
+
+
+def git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh user project: conf/, dvc.yaml, params.yaml, data/raw, in a git repo with DVC initialised."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name)
+        else:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, root / name)
+    git("init", "-q", cwd=root)
+    assert dvc("init", "-q", cwd=root).returncode == 0
+    assert dvc("config", "hydra.enabled", "true", cwd=root).returncode == 0
+    git("add", "-A", cwd=root)
+    git("commit", "-qm", "init", cwd=root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The machine's PostgreSQL (trust auth, database `test`). Unreachable: fail in CI, skip elsewhere."""
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(PG_URL)
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("select 1"))
+        engine.dispose()
+    except Exception as error:  # any driver or network failure means the same: no server
+        message = f"PostgreSQL at {PG_URL} unreachable: {str(error).splitlines()[0]}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return PG_URL
