@@ -98,9 +98,9 @@ def _run(args: argparse.Namespace) -> int:
     for (job, cfg), config in zip(composed, configs):
         if len(jobs) > 1:
             log.info("=== run %s", " ".join(job) or "(defaults)")
-        else:
-            write_params(cfg)  # so that `dvc repro` afterwards reproduces this very run
         bundle = run_all(config)
+        if len(jobs) == 1:
+            write_params(cfg)  # after success only: `dvc repro` then reproduces this very run
         _print_next_steps(bundle, config.deploy.target)
     return 0
 

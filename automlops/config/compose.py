@@ -101,7 +101,9 @@ def describe_config_error(error: BaseException) -> str:
         text = str(getattr(current, "msg", None) or current)
         for line in text.splitlines():
             line = line.strip()
-            if line and not re.match(r"(full_key|object_type|reference_type|Set the environment)\b", line):
+            if line.startswith("Config search path"):
+                break  # the rest lists Hydra's search path: noise to an analyst
+            if line and not re.match(r"(full_key|object_type|reference_type|Set the environment)\b|.*\$VALUE", line):
                 if line not in messages:
                     messages.append(line)
         current = current.__cause__ or current.__context__
