@@ -120,7 +120,7 @@ def sweep(overrides: list[str]) -> list[list[str]]:
             key = override.get_key_element()
             choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])
         else:
-            choices.append([override.input_line])
+            choices.append([str(override.input_line)])
     return [list(combination) for combination in itertools.product(*choices)]
 
 

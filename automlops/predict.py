@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from automlops.deploy.bundle import Bundle
 from automlops.errors import InputError
 from automlops.io import atomic_dir
 
-READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
+READERS: dict[str, Callable[[Path], pd.DataFrame]] = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
 
 
 def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = True) -> pd.DataFrame:

@@ -121,6 +121,6 @@ def _suggest_key(key: str) -> str:
         if not isinstance(node, DictConfig) or part in ("", "space"):
             return ""
         if part not in node:
-            return did_you_mean(part, list(node.keys()))
+            return did_you_mean(part, [str(k) for k in node.keys()])
         node = node[part]
     return ""

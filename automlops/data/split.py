@@ -37,7 +37,7 @@ def split_table(table: pd.DataFrame, target: str, task: str, cfg: SplitConfig, s
 
 
 def _split_by_time(table: pd.DataFrame, cfg: SplitConfig) -> Split:
-    ordered = table.sort_values(cfg.time_column, kind="stable")
+    ordered = table.sort_values(str(cfg.time_column), kind="stable")
     n_test = max(1, round(len(ordered) * cfg.test_size))
     n_valid = max(1, round(len(ordered) * cfg.valid_size))
     if n_test + n_valid >= len(ordered):

@@ -32,9 +32,9 @@ class ParamSpec:
 
     def suggest(self, trial: Any, name: str) -> Any:
         if self.type == "int":
-            return trial.suggest_int(name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
+            return trial.suggest_int(name, int(self.low or 0), int(self.high or 0), step=int(self.step or 1), log=self.log)
         if self.type == "float":
-            return trial.suggest_float(name, float(self.low), float(self.high), step=self.step, log=self.log)
+            return trial.suggest_float(name, float(self.low or 0), float(self.high or 0), step=self.step, log=self.log)
         if self.type == "categorical":
             return trial.suggest_categorical(name, list(self.choices))
         return self.value
