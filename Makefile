@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-test bench clean
+.PHONY: run test setup setup-test clean
 
 run: $(BIN)/automlops
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/automlops run $(ARGS)

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume (finished search trials are kept)", file=sys.stderr)
         return 130
@@ -68,8 +71,9 @@ def _parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="score a CSV or Parquet file with a bundle")
     predict.add_argument("--model", required=True, type=Path, help="a bundle folder, e.g. models/default")
-    predict.add_argument("--input", required=True, type=Path, help=".csv or .parquet with the model's input columns")
-    predict.add_argument("--output", required=True, type=Path, help=".csv or .parquet to write predictions to")
+    predict.add_argument("--input", required=True, type=Path, help=".csv, .parquet or .json (list of records) with the model's input columns")
+    predict.add_argument("--output", required=True, type=Path, help=".csv, .parquet or .json to write predictions to")
+    predict.add_argument("--keep", nargs="+", default=[], metavar="COL", help="input columns to copy to the output (ids, labels)")
     predict.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     predict.set_defaults(handler=_predict)
 
@@ -131,7 +135,7 @@ def _print_next_steps(bundle: Path, target: str) -> None:
     shown = ", ".join(f"{k}={v:.4f}" for k, v in list(metrics.items())[:3])
     print(f"\nmodel packaged ({target}) at {bundle}/  test: {shown}")
     print("next:")
-    print(f"  automlops predict --model {bundle} --input rows.csv --output predictions.csv")
+    print(f"  automlops predict --model {bundle} --input {bundle}/input_example.json --output predictions.csv")
     print(f"  automlops serve --model {bundle} --port 8080   # then POST {bundle}/input_example.json to /predict")
 
 
@@ -166,7 +170,7 @@ def _predict(args: argparse.Namespace) -> int:
     from automlops.predict import predict_frame, read_table, write_table
 
     bundle = load_bundle(args.model)
-    out = predict_frame(bundle, read_table(args.input))
+    out = predict_frame(bundle, read_table(args.input), keep=tuple(args.keep))
     write_table(out, args.output)
     print(f"wrote {len(out)} prediction(s) to {args.output}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,15 +12,27 @@ import pandas as pd
 from automlops.data.contract import validate_input
 from automlops.deploy.bundle import Bundle
 from automlops.errors import InputError
-from automlops.io import atomic_dir
+from automlops.io import atomic_file
 
-READERS: dict[str, Callable[[Path], pd.DataFrame]] = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
+def _read_json(path: Path) -> pd.DataFrame:
+    return records_from_json(json.loads(path.read_text()))
 
 
-def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = True) -> pd.DataFrame:
-    x = validate_input(frame, bundle.contract)
+READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
+    ".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet, ".json": _read_json,
+}
+
+
+def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = True, keep: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Predictions (and class probabilities) per row; `keep` columns (ids, labels) are copied
+    through to the output untouched instead of being refused as unexpected."""
+    missing = [name for name in keep if name not in frame.columns]
+    if missing:
+        raise InputError(f"--keep: column(s) {', '.join(missing)} not in the input")
+    x = validate_input(frame.drop(columns=list(keep)), bundle.contract)
     model = bundle.model
-    out = pd.DataFrame({"prediction": model.predict(x)}, index=frame.index)
+    out = frame[list(keep)].copy()
+    out["prediction"] = model.predict(x)
     if probabilities and bundle.manifest["task"] != "regression" and hasattr(model, "predict_proba"):
         proba = model.predict_proba(x)
         for i, label in enumerate(model.classes_):
@@ -30,13 +43,15 @@ def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = Tru
 def read_table(path: Path) -> pd.DataFrame:
     reader = READERS.get(path.suffix.lower())
     if reader is None:
-        raise InputError(f"--input: '{path}' has an unsupported extension; use .csv or .parquet")
+        raise InputError(f"--input: '{path}' has an unsupported extension; use .csv, .parquet or .json (a list of records)")
     if not path.is_file():
         raise InputError(f"--input: file '{path}' not found")
     try:
         return reader(path)
     except pd.errors.EmptyDataError:
         raise InputError(f"--input: '{path}' is empty; it needs a header and at least one row") from None
+    except InputError as error:
+        raise InputError(f"--input: {error}") from None
     except Exception as error:  # parser errors come in many types
         raise InputError(f"--input: cannot read '{path}' ({str(error).splitlines()[0]})") from error
 
@@ -44,12 +59,14 @@ def read_table(path: Path) -> pd.DataFrame:
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     suffix = path.suffix.lower()
     if suffix not in READERS:
-        raise InputError(f"--output: '{path}' has an unsupported extension; use .csv or .parquet")
-    # a one-file staging folder: the output appears complete or not at all
-    with atomic_dir(path.with_name(path.name + ".d")) as staging:
-        file = staging / path.name
-        frame.to_csv(file, index=False) if suffix == ".csv" else frame.to_parquet(file, index=False)
-        file.replace(path)
+        raise InputError(f"--output: '{path}' has an unsupported extension; use .csv, .parquet or .json")
+    with atomic_file(path) as file:  # the output appears complete or not at all
+        if suffix == ".csv":
+            frame.to_csv(file, index=False)
+        elif suffix == ".json":
+            frame.to_json(file, orient="records", indent=2)
+        else:
+            frame.to_parquet(file, index=False)
 
 
 def records_from_json(body: Any) -> pd.DataFrame:

@@ -6,14 +6,16 @@ import json
 import math
 from typing import Any
 
+from fastapi import Request  # module level: the endpoints' string annotations (PEP 563) resolve in these globals
+from fastapi.responses import JSONResponse
+
 from automlops.deploy.bundle import Bundle
 from automlops.errors import InputError
 from automlops.predict import predict_frame, records_from_json
 
 
 def create_app(bundle: Bundle) -> Any:
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
+    from fastapi import FastAPI
     from starlette.concurrency import run_in_threadpool
 
     manifest = bundle.manifest
@@ -31,7 +33,7 @@ def create_app(bundle: Bundle) -> Any:
             return JSONResponse({"detail": f"body: not valid JSON ({error.__class__.__name__}); send a list of records"}, 400)
         try:
             frame = records_from_json(body)
-            out = await run_in_threadpool(predict_frame, bundle, frame, bool(request.query_params.get("proba")))
+            out = await run_in_threadpool(predict_frame, bundle, frame, request.query_params.get("proba", "").lower() in ("1", "true", "yes"))
         except InputError as error:
             return JSONResponse({"detail": str(error)}, 422)
         response: dict[str, Any] = {"predictions": _plain(out["prediction"].tolist())}

@@ -103,7 +103,7 @@ def describe_config_error(error: BaseException) -> str:
             line = line.strip()
             if line.startswith("Config search path"):
                 break  # the rest lists Hydra's search path: noise to an analyst
-            if line and not re.match(r"(full_key|object_type|reference_type|Set the environment)\b|.*\$VALUE", line):
+            if line and not re.match(r"(full_key|object_type|reference_type|Set the environment|To append to your config)\b|.*\$VALUE", line):
                 if line not in messages:
                     messages.append(line)
         current = current.__cause__ or current.__context__
@@ -111,6 +111,7 @@ def describe_config_error(error: BaseException) -> str:
     key = full_key or (override.group(1) if override else "")
     hint = _suggest_key(key) if key else ""
     where = f"config key '{key}': " if key else "config: "
+    messages = [re.sub(r"^In '([^']+)': (\w+ raised while composing config:\s*)?", r"in conf/\1.yaml: ", m).strip() for m in messages]
     fix = " Fix the key or value in conf/ or on the command line (`automlops run --cfg` prints the composed config)."
     return f"{where}{' '.join(messages).rstrip('.')}.{hint}{fix}"
 

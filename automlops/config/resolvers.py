@@ -36,7 +36,17 @@ def conf_digest(conf_dir: str = "conf") -> str:
     return digest.hexdigest()[:16]
 
 
+def model_name(source: str | None, name: str | None, path: str | None) -> str:
+    """A default model name that follows the data: the builtin dataset's name or the file's stem."""
+    if source == "builtin" and name:
+        return str(name)
+    if path and "${" not in str(path):
+        return Path(str(path)).stem
+    return str(source or "model")
+
+
 def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("automlops_model_name", model_name, replace=True)
     OmegaConf.register_new_resolver("oc.env", _keep_env_reference, replace=True)
     OmegaConf.register_new_resolver("automlops_conf_digest", lambda d="conf": conf_digest(d), replace=True)
 
@@ -56,5 +66,12 @@ def expand_env(value: str, key: str) -> str:
 
 
 def mask_env(text: str) -> str:
-    """Hide credentials that a URL spells out in clear (user:password@host)."""
-    return re.sub(r"(://[^:/@]+:)[^@/]+@", r"\1***@", text)
+    """Hide a password that a URL spells out in clear (user:password@host); `${oc.env:...}`
+    references are not secrets and stay readable."""
+    references = [match.group(0) for match in _ENV_REFERENCE.finditer(text)]
+    for i, reference in enumerate(references):
+        text = text.replace(reference, f"\0{i}\0", 1)
+    text = re.sub(r"(://[^:/@]+:)[^@/\0]+@", r"\1***@", text)
+    for i, reference in enumerate(references):
+        text = text.replace(f"\0{i}\0", reference, 1)
+    return text

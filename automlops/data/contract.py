@@ -86,7 +86,10 @@ def validate_input(frame: pd.DataFrame, contract: list[ColumnSpec]) -> pd.DataFr
     if extra:
         problems.append(f"unexpected column(s): {', '.join(extra)}")
     if problems:
-        raise InputError("input: " + "; ".join(problems) + "; send exactly the model's input columns (see input_example.json)")
+        raise InputError(
+            "input: " + "; ".join(problems) + "; send exactly the model's input columns (see input_example.json; "
+            "`automlops predict --keep COL` carries other columns through to the output)"
+        )
     for spec in contract:
         column = frame[spec.name]
         if spec.kind == NUMERIC:

@@ -35,7 +35,7 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
         columns = [str(c) for c in table.columns]
         raise DataError(
             f"data.target: column '{cfg.target}' is not in {source}{did_you_mean(cfg.target, columns)}; "
-            f"columns are: {', '.join(columns[:30])}{' ...' if len(columns) > 30 else ''}"
+            f"columns are: {', '.join(columns[:50])}{' ...' if len(columns) > 50 else ''}"
         )
     features = select_features(table, cfg)
     unlabeled = int(table[cfg.target].isna().sum())
