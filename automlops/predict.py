@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
         if suffix == ".csv":
             frame.to_csv(file, index=False)
         elif suffix == ".json":
-            frame.to_json(file, orient="records", indent=2)
+            frame.to_json(file, orient="records", indent=2, double_precision=15)
         else:
             frame.to_parquet(file, index=False)
 
@@ -90,7 +91,18 @@ def records_from_json(body: Any) -> pd.DataFrame:
     if bad:
         raise InputError(f"body: record(s) {', '.join(map(str, bad[:5]))} are not JSON objects; send objects of column -> value")
     keys = set(body[0])
-    uneven = [i for i, record in enumerate(body) if set(record) != keys]
-    if uneven:
-        raise InputError(f"body: record {uneven[0]} has different fields than record 0; every record needs the same fields")
-    return pd.DataFrame.from_records(body, columns=list(body[0]))
+    for i, record in enumerate(body):
+        if set(record) != keys:
+            missing, extra = sorted(keys - set(record)), sorted(set(record) - keys)
+            differences = ([f"lacks {', '.join(missing)}"] if missing else []) + ([f"adds {', '.join(extra)}"] if extra else [])
+            raise InputError(f"body: record {i} {' and '.join(differences)} compared with record 0; every record needs the same fields")
+    try:
+        return pd.DataFrame.from_records(body, columns=list(body[0]))
+    except OverflowError:
+        found = next(((i, k) for i, record in enumerate(body) for k, v in record.items() if _too_large(v)), None)
+        where = f"column '{found[1]}' row {found[0]}: " if found else ""
+        raise InputError(f"input: {where}number too large for a float; send a value within float range") from None
+
+
+def _too_large(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max

@@ -39,11 +39,9 @@ def git(*args: str, cwd: Path) -> None:
     subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=cwd, check=True, capture_output=True)
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A fresh user project: conf/, dvc.yaml, params.yaml, data/raw, in a git repo with DVC initialised."""
-    root = tmp_path / "project"
-    root.mkdir()
+def new_project(root: Path) -> Path:
+    """Build a throwaway project at `root` (the `project` fixture, usable by wider-scoped fixtures)."""
+    root.mkdir(parents=True)
     for name in PROJECT_FILES:
         source = REPO / name
         if source.is_dir():
@@ -57,6 +55,12 @@ def project(tmp_path: Path) -> Path:
     git("add", "-A", cwd=root)
     git("commit", "-qm", "init", cwd=root)
     return root
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh user project: conf/, dvc.yaml, params.yaml, data/raw, in a git repo with DVC initialised."""
+    return new_project(tmp_path / "project")
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +79,13 @@ def postgres_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return PG_URL
+
+
+@pytest.fixture(scope="session")
+def penguins_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One real `automlops run +experiment=penguins search.n_trials=2`, shared read-only by the tests
+    that need a packaged bundle (copy it before modifying it). Returns (project root, the run)."""
+    root = new_project(tmp_path_factory.mktemp("penguins") / "project")
+    result = cli("run", "+experiment=penguins", "search.n_trials=2", cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -49,6 +50,8 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
         OmegaConf.resolve(cfg)
     except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError(describe_config_error(error)) from error
+    except yaml.YAMLError as error:  # the message names the file, line and column
+        raise ConfigError(f"config: a file under {conf_dir}/ is not valid YAML: {' '.join(str(error).split())}") from error
     return cfg
 
 
@@ -117,11 +120,11 @@ def describe_config_error(error: BaseException) -> str:
 
 
 def _suggest_key(key: str) -> str:
-    node: object = OmegaConf.structured(Config)
+    node: object = OmegaConf.to_container(OmegaConf.structured(Config))  # MISSING values keep their keys
     for part in key.split("."):
-        if not isinstance(node, DictConfig) or part in ("", "space"):
+        if not isinstance(node, dict) or part in ("", "space"):
             return ""
         if part not in node:
-            return did_you_mean(part, [str(k) for k in node.keys()])
+            return did_you_mean(part, [str(k) for k in node])
         node = node[part]
     return ""

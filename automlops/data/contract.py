@@ -79,6 +79,9 @@ def validate_input(frame: pd.DataFrame, contract: list[ColumnSpec]) -> pd.DataFr
         raise InputError("input: no rows to predict; send at least one record")
     expected = [spec.name for spec in contract]
     problems = []
+    duplicated = sorted({str(name) for name in frame.columns[frame.columns.duplicated()]})
+    if duplicated:
+        raise InputError(f"input: column(s) {', '.join(duplicated)} given more than once; send each column once")
     missing = [name for name in expected if name not in frame.columns]
     extra = [str(name) for name in frame.columns if name not in expected]
     if missing:
@@ -114,7 +117,7 @@ def _numeric_problems(name: str, column: pd.Series) -> list[str]:
             continue
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             problems.append(f"column '{name}' row {row}: expected a number, got {str(value)[:40]!r}")
             continue
         if not np.isfinite(number):

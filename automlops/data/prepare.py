@@ -47,7 +47,7 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
     task = infer_task(table[cfg.target], cfg.task, cfg.target)
     contract = infer_contract(table[features])
     typed = to_model_frame(table, contract)
-    typed[cfg.target] = table[cfg.target]
+    typed[cfg.target] = pd.to_numeric(table[cfg.target]) if task == "regression" else table[cfg.target]
     extra = [c for c in (cfg.split.time_column, cfg.split.group_column) if c and c not in features]
     for column in extra:
         typed[column] = table[column]
@@ -89,8 +89,9 @@ def infer_task(target: pd.Series, declared: str, name: str) -> str:
     numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
     levels = target.nunique()
     if declared == "regression":
-        if not numeric:
-            example = target[pd.to_numeric(target, errors="coerce").isna()].iloc[0]
+        unparsed = target[pd.to_numeric(target, errors="coerce").isna()]
+        if not numeric and len(unparsed):
+            example = unparsed.iloc[0]
             raise DataError(
                 f"data.task: regression needs a numeric target, but '{name}' holds {example!r}; "
                 "set data.task to binary or multiclass, or choose a numeric data.target"

@@ -37,12 +37,26 @@ def split_table(table: pd.DataFrame, target: str, task: str, cfg: SplitConfig, s
 
 
 def _split_by_time(table: pd.DataFrame, cfg: SplitConfig) -> Split:
-    ordered = table.sort_values(str(cfg.time_column), kind="stable")
+    ordered = table.loc[_time_order(table[str(cfg.time_column)])]
     n_test = max(1, round(len(ordered) * cfg.test_size))
     n_valid = max(1, round(len(ordered) * cfg.valid_size))
     if n_test + n_valid >= len(ordered):
         raise DataError(f"data.split: {len(ordered)} rows are too few for test_size and valid_size; use more data")
     return ordered.iloc[: -n_test - n_valid], ordered.iloc[-n_test - n_valid : -n_test], ordered.iloc[-n_test:]
+
+
+def _time_order(column: pd.Series) -> pd.Index:
+    """Row order by time; text (as CSV gives dates) is parsed, since it sorts wrongly as text."""
+    if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column)):
+        parsed = pd.to_datetime(column, errors="coerce", format="mixed")
+        bad = column[parsed.isna() & column.notna()]
+        if len(bad):
+            raise DataError(
+                f"data.split.time_column: '{column.name}' holds {str(bad.iloc[0])!r}, which is not a date or number; "
+                "fix the column or choose another time_column"
+            )
+        column = parsed
+    return column.sort_values(kind="stable").index
 
 
 def _split_groups(table: pd.DataFrame, groups: pd.Series, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

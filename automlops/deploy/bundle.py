@@ -31,7 +31,7 @@ def write_bundle(inputs: PackageInput, cfg: DeployConfig) -> Path:
     target = Path(cfg.dir) / inputs.name
     with atomic_dir(target) as staging:
         (staging / MODEL_FILE).write_bytes(inputs.model_file.read_bytes())
-        (staging / EXAMPLE_FILE).write_text(inputs.example.to_json(orient="records", indent=2) + "\n")
+        (staging / EXAMPLE_FILE).write_text(inputs.example.to_json(orient="records", indent=2, double_precision=15) + "\n")
         manifest = _manifest(inputs, cfg)
         manifest["files"] = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
         write_json_atomic(staging / MANIFEST, manifest)

@@ -56,7 +56,7 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
             trial.set_user_attr("fit_seconds", round(time.perf_counter() - started, 4))
             score = float(scorer(pipeline, data.x_valid, data.y_valid))
         except Exception as error:  # a failing candidate is recorded and the search goes on
-            trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
+            trial.set_user_attr("error", " ".join(f"{type(error).__name__}: {error}".split())[:500])
             log.warning("trial %d (%s) failed: %s", trial.number, family, str(error).splitlines()[0][:200])
             return float("nan")
         if math.isfinite(score):
@@ -109,11 +109,14 @@ def _open_study(cfg: SearchConfig, space: Space, metric: str, seed: int, data_ha
     else:
         state_dir.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{state_dir / 'optuna.db'}"
-    sampler = optuna.samplers.RandomSampler(seed=seed) if cfg.sampler == "random" else optuna.samplers.TPESampler(seed=seed)
     try:
-        return optuna.create_study(
-            study_name=f"automlops-{fingerprint}", storage=url, sampler=sampler, direction="maximize", load_if_exists=True
-        )
+        storage = optuna.storages.RDBStorage(url, heartbeat_interval=15, grace_period=45) if "://" in url else url
+        study = optuna.create_study(study_name=f"automlops-{fingerprint}", storage=storage, direction="maximize", load_if_exists=True)
+        optuna.storages.fail_stale_trials(study)  # trials of a killed run stop showing as RUNNING
+        # offset the seed by the trials already there: a resumed search continues, not replays, its sampling
+        offset = seed + len(study.get_trials(deepcopy=False))
+        study.sampler = optuna.samplers.RandomSampler(seed=offset) if cfg.sampler == "random" else optuna.samplers.TPESampler(seed=offset)
+        return study
     except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError) as error:
         reason = str(error).strip().splitlines()[0][:200]
         raise ConfigError(f"search.storage: cannot open Optuna storage '{mask_env(cfg.storage or url)}' ({reason}); check the URL and that the server is up") from error

@@ -1,0 +1,142 @@
+"""The command line's contract on bad input: a non-zero exit, one `error:` line that names the key
+or value, no traceback (unless --verbose), and nothing already on disk touched."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+from conftest import cli, new_project
+
+GUARDED = ("models", "data/prepared", "params.yaml", "artifacts", "metrics")
+
+BAD_INPUTS = [
+    pytest.param(["data.target=__nope__"], ["data.target", "__nope__"], id="unknown-target"),
+    pytest.param(["search.engine=__nope__"], ["search.engine", "__nope__", "optuna"], id="unknown-engine"),
+    pytest.param(["+experiment=__nope__"], ["experiment", "__nope__"], id="unknown-experiment"),
+    pytest.param(["search.n_trials=abc"], ["search.n_trials", "abc"], id="wrong-type"),
+    pytest.param(["serch.n_trials=3"], ["serch", "did you mean 'search'"], id="misspelled-key"),
+    pytest.param(["search.n_trials=-5"], ["search.n_trials", "-5"], id="negative-trials"),
+    pytest.param(["data.source=csv", "data.path=missing.csv"], ["data.path", "missing.csv"], id="missing-csv"),
+    pytest.param(["search.space.linear.alpha.low=1000"], ["search.space.linear.alpha", "low=1000"], id="low-above-high"),
+]
+
+
+def snapshot(root: Path, names: tuple[str, ...] = GUARDED) -> dict[str, str]:
+    """sha256 of every file under the given paths (a missing path is recorded as missing)."""
+    state: dict[str, str] = {}
+    for name in names:
+        path = root / name
+        if not path.exists():
+            state[name] = "<missing>"
+            continue
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in files:
+            state[file.relative_to(root).as_posix()] = hashlib.sha256(file.read_bytes()).hexdigest()
+    return state
+
+
+def assert_one_error_line(stderr: str, *named: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr, stderr
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
+    assert lines[0].startswith("error: "), lines[0]
+    for part in named:
+        assert part in lines[0], f"{part!r} not in: {lines[0]}"
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def prepared_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project whose params.yaml is freshly composed and whose data/prepared exists, shared by the
+    bad-input cases below: each one must leave it exactly as it found it."""
+    root = new_project(tmp_path_factory.mktemp("cli_errors") / "project")
+    for args in (("compose",), ("stage", "prepare")):
+        result = cli(*args, cwd=root)
+        assert result.returncode == 0, result.stderr
+    assert (root / "data" / "prepared" / "meta.json").is_file()
+    return root
+
+
+@pytest.mark.parametrize(("overrides", "named"), BAD_INPUTS)
+def test_bad_input_is_one_error_line_and_touches_nothing(prepared_project: Path, overrides: list[str], named: list[str]) -> None:
+    before = snapshot(prepared_project)
+    result = cli("run", *overrides, cwd=prepared_project)
+    assert result.returncode != 0
+    assert_one_error_line(result.stderr, *named)
+    assert "Traceback" not in result.stdout
+    assert snapshot(prepared_project) == before
+
+
+@pytest.mark.parametrize(("overrides", "named"), [BAD_INPUTS[1], BAD_INPUTS[4]])
+def test_compose_refuses_bad_input_and_keeps_params_yaml(prepared_project: Path, overrides: list[str], named: list[str]) -> None:
+    before = snapshot(prepared_project)
+    result = cli("compose", *overrides, cwd=prepared_project)
+    assert result.returncode != 0
+    assert_one_error_line(result.stderr, *named)
+    assert snapshot(prepared_project) == before
+
+
+def test_config_errors_and_data_errors_exit_with_different_codes(prepared_project: Path) -> None:
+    config_error = cli("run", "search.n_trials=-5", cwd=prepared_project)
+    data_error = cli("run", "data.source=csv", "data.path=missing.csv", cwd=prepared_project)
+    assert config_error.returncode == 2
+    assert data_error.returncode == 1
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_verbose_shows_the_traceback(prepared_project: Path, position: str) -> None:
+    args = ["--verbose", "run", "search.n_trials=-5"] if position == "before" else ["run", "--verbose", "search.n_trials=-5"]
+    result = cli(*args, cwd=prepared_project)
+    assert result.returncode != 0
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "ConfigError: search.n_trials: must be >= 1, got -5" in result.stderr
+
+
+def test_outside_a_project_the_error_says_where_to_run(tmp_path: Path) -> None:
+    result = cli("run", cwd=tmp_path)
+    assert result.returncode != 0
+    assert_one_error_line(result.stderr, "conf/config.yaml not found", "project root")
+
+
+def test_a_search_where_every_trial_fails_is_reported_on_one_line(prepared_project: Path) -> None:
+    before = snapshot(prepared_project, ("models", "params.yaml", "artifacts"))
+    result = cli(
+        "run", "search.n_trials=2", "search.space.random_forest=null", "search.space.linear=null",
+        "search.space.lightgbm.num_leaves=1", cwd=prepared_project,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "all 2 trial(s) failed" in errors[0] and "num_leaves" in errors[0]
+    after_error = result.stderr[re.search(r"^error: ", result.stderr, re.M).start():].strip()
+    assert "\n" not in after_error, f"the error message spans several lines:\n{after_error}"
+    assert snapshot(prepared_project, ("models", "params.yaml", "artifacts")) == before
+
+
+@pytest.mark.slow
+def test_a_failing_run_leaves_the_packaged_bundle_byte_identical(project: Path) -> None:
+    good = cli("run", "search.n_trials=2", cwd=project)
+    assert good.returncode == 0, good.stderr[-3000:]
+    bundles = [p for p in (project / "models").iterdir() if p.is_dir()]
+    assert len(bundles) == 1 and (bundles[0] / "manifest.json").is_file()
+    name = bundles[0].name
+    guarded = ("models", "params.yaml")
+    before = snapshot(project, guarded)
+
+    failing = [
+        ["data.target=__nope__"],  # fails while preparing
+        ["data.source=csv", "data.path=missing.csv"],
+        ["search.n_trials=-5"],  # fails before any stage
+        ["data=diabetes", "search.metric=roc_auc", "search.n_trials=2"],  # fails in the search, after prepare
+        ["search.n_trials=2", "search.space.random_forest=null", "search.space.linear=null",
+         "search.space.lightgbm.num_leaves=1"],  # every trial fails
+    ]
+    for overrides in failing:
+        result = cli("run", f"run.name={name}", *overrides, cwd=project)
+        assert result.returncode != 0, overrides
+        assert "Traceback" not in result.stderr, result.stderr
+        assert snapshot(project, guarded) == before, f"{overrides} changed the bundle or params.yaml"
+    assert not [p.name for p in (project / "models").iterdir() if p.name.startswith(".")], "staging folders left behind"

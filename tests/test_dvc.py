@@ -1,0 +1,112 @@
+"""The DVC pipeline in a real git+DVC project: `dvc repro` reruns exactly the stages a change touches,
+refuses a stale params.yaml, `dvc exp run -S` composes through Hydra, and `dvc repro` reproduces
+`automlops run` exactly."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import cli, dvc, new_project
+
+pytestmark = pytest.mark.slow
+
+ALL_STAGES = ["check_conf", "prepare", "search", "evaluate", "package"]
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, f"{result.args} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def stages_run(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return re.findall(r"^Running stage '([^']+)'", result.stdout + "\n" + result.stderr, flags=re.M)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None:
+    bundle = project / "models" / "breast_cancer"
+
+    ok(cli("compose", "search.n_trials=2", cwd=project))
+    first = ok(dvc("repro", cwd=project))
+    assert stages_run(first) == ALL_STAGES
+    assert read_json(project / "metrics" / "search.json")["trials"] == 2
+    assert len(read_json(bundle / "input_example.json")) == 5
+
+    again = ok(dvc("repro", cwd=project))
+    assert stages_run(again) == [], again.stdout
+
+    # a deploy-only change repackages the same model
+    model_before = (project / "artifacts" / "search" / "model.joblib").read_bytes()
+    ok(cli("compose", "search.n_trials=2", "deploy.example_rows=2", cwd=project))
+    deploy_only = ok(dvc("repro", cwd=project))
+    assert stages_run(deploy_only) == ["package"]
+    assert len(read_json(bundle / "input_example.json")) == 2
+    assert (project / "artifacts" / "search" / "model.joblib").read_bytes() == model_before
+
+    # a search change reruns the search and what depends on it, not the data preparation
+    ok(cli("compose", "search.n_trials=3", "deploy.example_rows=2", cwd=project))
+    search_change = ok(dvc("repro", cwd=project))
+    assert stages_run(search_change) == ["search", "evaluate", "package"]
+    assert read_json(project / "metrics" / "search.json")["trials"] == 3
+    assert read_json(bundle / "manifest.json")["lineage"]["search"]["trials_finished"] == 3
+
+    # conf/ edited but params.yaml not recomposed: stop before any work, saying how to fix it
+    optuna_yaml = project / "conf" / "search" / "optuna.yaml"
+    text = optuna_yaml.read_text()
+    assert "n_trials: 20" in text
+    optuna_yaml.write_text(text.replace("n_trials: 20", "n_trials: 30"))
+    manifest_before = (bundle / "manifest.json").read_bytes()
+    stale = dvc("repro", cwd=project)
+    assert stale.returncode != 0
+    assert "automlops compose" in stale.stdout + stale.stderr
+    assert stages_run(stale) == ["check_conf"]
+    assert (bundle / "manifest.json").read_bytes() == manifest_before
+
+    # recomposed with the same overrides: the composed params did not change, so nothing retrains
+    ok(cli("compose", "search.n_trials=3", "deploy.example_rows=2", cwd=project))
+    recomposed = ok(dvc("repro", cwd=project))
+    assert stages_run(recomposed) == ["check_conf"]
+    assert (bundle / "manifest.json").read_bytes() == manifest_before
+
+
+def test_exp_run_composes_hydra_overrides(project: Path) -> None:
+    ok(dvc("exp", "run", "-S", "+experiment=diabetes", "-S", "search.n_trials=2", cwd=project))
+    params = (project / "params.yaml").read_text()
+    assert re.search(r"^run:\n  name: diabetes$", params, flags=re.M)
+    manifest = read_json(project / "models" / "diabetes" / "manifest.json")
+    assert manifest["task"] == "regression"
+    assert manifest["lineage"]["search"]["trials_finished"] == 2
+
+    shown = ok(dvc("metrics", "show", cwd=project))
+    assert "rmse" in shown.stdout
+    assert "roc_auc" not in shown.stdout
+    assert set(read_json(project / "metrics" / "test.json")) == {"rmse", "mae", "r2"}
+
+
+def test_repro_reproduces_automlops_run(project: Path, tmp_path: Path) -> None:
+    """The in-process `automlops run` and the stage-by-stage `dvc repro`, each in a fresh project,
+    compose the same params.yaml and arrive at the same model and test metrics."""
+    ok(cli("run", "+experiment=penguins", "search.n_trials=3", cwd=project))
+
+    other = new_project(tmp_path / "other")
+    ok(cli("compose", "+experiment=penguins", "search.n_trials=3", cwd=other))
+    assert stages_run(ok(dvc("repro", cwd=other))) == ALL_STAGES
+
+    assert (project / "params.yaml").read_text() == (other / "params.yaml").read_text()
+    run_best = read_json(project / "artifacts" / "search" / "best.json")
+    repro_best = read_json(other / "artifacts" / "search" / "best.json")
+    for key in ("family", "params", "metric", "valid_score"):
+        assert run_best[key] == repro_best[key], key
+    assert read_json(project / "metrics" / "test.json") == read_json(other / "metrics" / "test.json")
+    # every trial alike, bar its fit time
+    boards = [pd.read_csv(root / "metrics" / "leaderboard.csv").drop(columns="fit_seconds") for root in (project, other)]
+    assert len(boards[0]) == 3
+    pd.testing.assert_frame_equal(boards[0], boards[1])
