@@ -64,8 +64,9 @@ def _read_sql(cfg: DataConfig) -> pd.DataFrame:
     except sqlalchemy.exc.OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else "connection failed"
         raise DataError(f"data.url: cannot run data.query on '{shown}' ({reason}); check the URL, server and query") from error
-    except sqlalchemy.exc.SQLAlchemyError as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    except (sqlalchemy.exc.SQLAlchemyError, pd.errors.DatabaseError) as error:  # pandas >= 3 wraps query errors
+        cause = error.__cause__ if isinstance(error, pd.errors.DatabaseError) and error.__cause__ else error
+        reason = str(getattr(cause, "orig", None) or cause).strip().splitlines()[0]
         raise DataError(f"data.query: failed on '{shown}' ({reason}); fix the query") from error
     finally:
         engine.dispose()
