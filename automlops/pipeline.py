@@ -20,6 +20,7 @@ from automlops.config.schema import Config
 from automlops.data.contract import contract_from_dicts
 from automlops.errors import AutomlopsError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
+from automlops.search.engines import SearchData
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ SEARCH_METRICS = Path("metrics/search.json")
 LEADERBOARD = Path("metrics/leaderboard.csv")
 TEST_METRICS = Path("metrics/test.json")
 STATE_DIR = Path(".automlops")  # Optuna studies live here, outside DVC outputs, so searches resume
+LEADERBOARD_HISTORY = STATE_DIR / "leaderboard.csv"  # every candidate of every run, across engines
 CONF_OK = STATE_DIR / "conf.ok"  # written by the check_conf stage when params.yaml matches conf/
 SPLITS = ("train", "valid", "test")
 
@@ -55,39 +57,51 @@ def load_prepared() -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     return {split: pd.read_parquet(PREPARED_DIR / f"{split}.parquet") for split in SPLITS}, meta
 
 
-def run_search(config: Config) -> None:
-    import joblib
-
-    from automlops.search.engines import ENGINES, SearchData
-
+def search_data(config: Config) -> SearchData:
+    """The prepared splits as a search sees them (also what an `automlops worker` loads)."""
     frames, meta = load_prepared()
-    features, target = meta["features"], meta["target"]
-    data = SearchData(
+    features, target, split = meta["features"], meta["target"], config.data.split
+    both = pd.concat([frames["train"], frames["valid"]], ignore_index=True)
+    return SearchData(
         x_train=frames["train"][features], y_train=frames["train"][target],
         x_valid=frames["valid"][features], y_valid=frames["valid"][target],
         contract=contract_from_dicts(meta["contract"]), task=meta["task"], data_hash=meta["data_hash"],
+        split_strategy=split.strategy,
+        groups=both[split.group_column] if split.strategy == "group" and split.group_column in both else None,
+        time=both[split.time_column] if split.strategy == "time" and split.time_column in both else None,
     )
-    result = ENGINES.get(config.search.engine)(config.search, data, config.run.seed, STATE_DIR)
+
+
+def run_search(config: Config) -> None:
+    from automlops.artifacts import save_model
+    from automlops.search.engines import ENGINES
+    from automlops.search.leaderboard import print_leaderboard, update_leaderboard
+
+    data = search_data(config)
+    result = ENGINES.get(config.search.engine).run(config.search, data, config.run.seed, STATE_DIR)
+    winner = result.winner
     with atomic_dir(SEARCH_DIR) as staging:
-        joblib.dump(result.model, staging / "model.joblib")
+        save_model(result.model, result.model_format, staging / "model")
         write_json_atomic(staging / "best.json", {
-            "family": result.family, "params": result.params, "metric": result.metric,
-            "valid_score": result.valid_score, "lineage": result.lineage,
+            "engine": winner.engine, "format": result.model_format, "family": winner.family, "params": winner.params,
+            "metric": result.metric, "valid_score": winner.score, "lineage": result.lineage,
             "config": {**asdict(config.search), "storage": mask_env(config.search.storage or "") or None},
         })
-    write_text_atomic(LEADERBOARD, result.leaderboard.to_csv(index=False))
-    finished = int(result.leaderboard["state"].isin(["COMPLETE", "FAIL", "PRUNED"]).sum())
-    write_json_atomic(SEARCH_METRICS, {"best_valid_score": result.valid_score, "metric": result.metric, "trials": finished})
-    _print_leaderboard(result.leaderboard)
+    table = update_leaderboard(LEADERBOARD_HISTORY, result.candidates, winner, result.metric, data.data_hash)
+    write_text_atomic(LEADERBOARD, table.to_csv(index=False))
+    write_json_atomic(SEARCH_METRICS, {
+        "best_valid_score": winner.score, "metric": result.metric, "engine": winner.engine,
+        "candidates": len(result.candidates), "trials": sum(c.state in ("COMPLETE", "FAIL", "PRUNED") for c in result.candidates),
+    })
+    print_leaderboard(table)
 
 
 def run_evaluate(config: Config) -> None:
-    import joblib
-
+    from automlops.artifacts import load_model
     from automlops.evaluate import evaluate
 
     frames, meta = load_prepared()
-    model = joblib.load(SEARCH_DIR / "model.joblib")
+    model = load_model(json.loads((SEARCH_DIR / "best.json").read_text())["format"], SEARCH_DIR / "model")
     test = frames["test"]
     metrics = evaluate(model, test[meta["features"]], test[meta["target"]], meta["task"])
     write_json_atomic(TEST_METRICS, metrics)
@@ -101,7 +115,7 @@ def run_package(config: Config) -> Path:
     example = frames["test"][meta["features"]].head(config.deploy.example_rows)
     inputs = PackageInput(
         name=config.run.name,
-        model_file=SEARCH_DIR / "model.joblib",
+        model_dir=SEARCH_DIR / "model",
         prepared=meta,
         search=json.loads((SEARCH_DIR / "best.json").read_text()),
         metrics=json.loads(TEST_METRICS.read_text()),
@@ -125,17 +139,3 @@ def run_all(config: Config) -> Path:
     run_search(config)
     run_evaluate(config)
     return run_package(config)
-
-
-def _print_leaderboard(table: pd.DataFrame, rows: int = 10) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    view = Table(title=f"leaderboard (top {min(rows, len(table))} of {len(table)})")
-    for column in ("winner", "trial", "family", "score", "fit_seconds", "state"):
-        view.add_column(column)
-    for _, row in table.head(rows).iterrows():
-        score = "" if pd.isna(row["score"]) else f"{row['score']:.5f}"
-        fit = "" if pd.isna(row["fit_seconds"]) else f"{row['fit_seconds']:.2f}"
-        view.add_row("*" if row["winner"] else "", str(row["trial"]), row["family"], score, fit, row["state"])
-    Console(stderr=True).print(view)

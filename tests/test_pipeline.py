@@ -86,8 +86,8 @@ def test_run_packages_a_verified_bundle(name: str, experiment_run) -> None:
     assert manifest["name"] == name
     assert manifest["task"] == task
     # every file in the bundle but the manifest is listed, with its true sha256
-    on_disk = {p.name for p in bundle.iterdir() if p.name != "manifest.json"}
-    assert on_disk == set(manifest["files"]) >= {"model.joblib", "input_example.json"}
+    on_disk = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    assert on_disk == set(manifest["files"]) >= {"model/model.joblib", "input_example.json"}
     for file, digest in manifest["files"].items():
         assert sha256(bundle / file) == digest, f"{file}: sha256 in manifest.json does not match the file"
 
@@ -123,7 +123,7 @@ def test_predict_cli_matches_in_memory_model(name: str, experiment_run, tmp_path
     rows.to_parquet(tmp_path / "rows.parquet", index=False)
 
     # what the search stage fitted, scoring the same rows typed by the input contract
-    model = joblib.load(root / "artifacts" / "search" / "model.joblib")
+    model = joblib.load(root / "artifacts" / "search" / "model" / "model.joblib")
     meta = json.loads((root / "data" / "prepared" / "meta.json").read_text())
     x = validate_input(rows, contract_from_dicts(meta["contract"]))
     expected = model.predict(x)
@@ -190,7 +190,7 @@ def test_tampered_bundle_is_refused(penguins_run, tmp_path: Path) -> None:
     rows = pd.DataFrame.from_records(json.loads((bundle / "input_example.json").read_text()))
     rows.to_csv(tmp_path / "rows.csv", index=False)
 
-    model_file = bundle / "model.joblib"
+    model_file = bundle / "model" / "model.joblib"
     data = bytearray(model_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model_file.write_bytes(bytes(data))
@@ -202,6 +202,6 @@ def test_tampered_bundle_is_refused(penguins_run, tmp_path: Path) -> None:
     assert done.returncode != 0
     message = done.stderr.strip()
     assert "\n" not in message, f"expected a one-line error, got:\n{message}"
-    assert "sha256" in message and "model.joblib" in message
+    assert "sha256" in message and "model/model.joblib" in message
     assert "Traceback" not in done.stderr
     assert not out.exists()

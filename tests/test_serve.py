@@ -166,9 +166,9 @@ def test_serve_refuses_a_bad_bundle_with_one_line(bundle: Path, tmp_path: Path, 
     target = tmp_path / "bundle"
     if problem == "tampered":
         shutil.copytree(bundle, target)
-        data = bytearray((target / "model.joblib").read_bytes())
+        data = bytearray((target / "model" / "model.joblib").read_bytes())
         data[len(data) // 2] ^= 0xFF
-        (target / "model.joblib").write_bytes(bytes(data))
+        (target / "model" / "model.joblib").write_bytes(bytes(data))
     try:
         done = cli("serve", "--model", str(target), "--host", "127.0.0.1", "--port", str(free_port()), cwd=tmp_path, timeout=60)
     except subprocess.TimeoutExpired:

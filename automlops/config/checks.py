@@ -7,7 +7,8 @@ import re
 from automlops.config.schema import SPLIT_STRATEGIES, TASKS, Config
 from automlops.errors import ConfigError, unknown_name
 
-SAMPLERS = ("tpe", "random")
+VALIDATION_METHODS = ("holdout", "cv")
+CLASS_WEIGHTS = ("balanced",)
 
 
 def check_config(config: Config) -> None:
@@ -56,7 +57,6 @@ def _data(config: Config) -> list[str]:
 def _search(config: Config) -> list[str]:
     from automlops.search.engines import ENGINES
     from automlops.search.metrics import check_metric_name
-    from automlops.search.space import parse_space
 
     search = config.search
     problems = []
@@ -68,16 +68,20 @@ def _search(config: Config) -> list[str]:
         problems.append(f"search.timeout: must be > 0 seconds, got {search.timeout}; or null for no limit")
     if search.n_trials is None and search.timeout is None:
         problems.append("search: give a budget: search.n_trials, search.timeout or both")
-    if search.sampler not in SAMPLERS:
-        problems.append(unknown_name("search.sampler", search.sampler, SAMPLERS))
+    if search.validation.method not in VALIDATION_METHODS:
+        problems.append(unknown_name("search.validation.method", search.validation.method, VALIDATION_METHODS))
+    if search.validation.folds < 2:
+        problems.append(f"search.validation.folds: must be >= 2, got {search.validation.folds}")
+    if search.class_weight is not None and search.class_weight not in CLASS_WEIGHTS:
+        problems.append(unknown_name("search.class_weight", search.class_weight, CLASS_WEIGHTS) + " (or null)")
     if search.threads < 1:
         problems.append(f"search.threads: must be >= 1, got {search.threads}")
     if search.metric is not None:
         problem = check_metric_name(search.metric)
         if problem:
             problems.append(problem)
-    if search.engine == "optuna":
-        parse_space(search.space, problems)
+    if search.engine in ENGINES:
+        ENGINES.get(search.engine).check(search, problems)
     return problems
 
 

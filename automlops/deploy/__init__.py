@@ -18,7 +18,7 @@ class PackageInput:
     """Everything the upstream stages produced that a deploy target may need."""
 
     name: str
-    model_file: Path  # the fitted pipeline (joblib)
+    model_dir: Path  # the fitted model, saved in the format search/best.json names
     prepared: dict[str, Any]  # prepare's meta.json: task, target, contract, data hash, data config
     search: dict[str, Any]  # search's best.json: family, params, metric, lineage, search config
     metrics: dict[str, Any]  # evaluate's test metrics

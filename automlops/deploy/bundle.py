@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from automlops.io import atomic_dir, sha256_file, write_json_atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-MODEL_FILE = "model.joblib"
+MODEL_DIR = "model"
 EXAMPLE_FILE = "input_example.json"
 KEY_PACKAGES = ("automlops", "scikit-learn", "lightgbm", "optuna", "pandas", "numpy", "joblib", "autogluon.tabular")
 
@@ -30,10 +31,10 @@ KEY_PACKAGES = ("automlops", "scikit-learn", "lightgbm", "optuna", "pandas", "nu
 def write_bundle(inputs: PackageInput, cfg: DeployConfig) -> Path:
     target = Path(cfg.dir) / inputs.name
     with atomic_dir(target) as staging:
-        (staging / MODEL_FILE).write_bytes(inputs.model_file.read_bytes())
+        shutil.copytree(inputs.model_dir, staging / MODEL_DIR)
         (staging / EXAMPLE_FILE).write_text(inputs.example.to_json(orient="records", indent=2, double_precision=15) + "\n")
         manifest = _manifest(inputs, cfg)
-        manifest["files"] = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
+        manifest["files"] = {p.relative_to(staging).as_posix(): sha256_file(p) for p in sorted(staging.rglob("*")) if p.is_file()}
         write_json_atomic(staging / MANIFEST, manifest)
     return target
 
@@ -49,7 +50,7 @@ def _manifest(inputs: PackageInput, cfg: DeployConfig) -> dict[str, Any]:
         "classes": prepared["classes"],
         "input_schema": prepared["contract"],
         "metrics": {"validation": {search["metric"]: search["valid_score"]}, "test": inputs.metrics},
-        "model": {"family": search["family"], "params": search["params"]},
+        "model": {"engine": search["engine"], "format": search["format"], "family": search["family"], "params": search["params"]},
         "lineage": {
             "data_hash": prepared["data_hash"],
             "data_source": prepared["source"],
@@ -112,7 +113,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 def load_bundle(path: Path) -> Bundle:
     """Verify every file's sha256 first, then unpickle: a modified bundle is never loaded."""
-    import joblib
+    from automlops.artifacts import load_model
 
     path = Path(path)
     manifest = read_manifest(path)
@@ -122,6 +123,9 @@ def load_bundle(path: Path) -> Bundle:
             raise BundleError(f"--model: bundle file {file} is missing; repackage with `dvc repro package` or `automlops run`")
         if sha256_file(file) != expected:
             raise BundleError(f"--model: {file} does not match its sha256 in {MANIFEST} (modified or corrupt); refusing to load it")
-    if MODEL_FILE not in manifest.get("files", {}):
-        raise BundleError(f"--model: {MANIFEST} lists no {MODEL_FILE}; repackage the bundle")
-    return Bundle(path, manifest, joblib.load(path / MODEL_FILE))
+    listed = set(manifest.get("files", {}))
+    present = {p.relative_to(path).as_posix() for p in (path / MODEL_DIR).rglob("*") if p.is_file()}
+    if not present or present - listed:
+        unlisted = sorted(present - listed)[:3] or [MODEL_DIR + "/"]
+        raise BundleError(f"--model: {', '.join(unlisted)} not covered by the sha256 list in {MANIFEST}; refusing to load it")
+    return Bundle(path, manifest, load_model(manifest["model"]["format"], path / MODEL_DIR))

@@ -1,4 +1,4 @@
-"""The engine registry and the record every engine returns."""
+"""The engine registry and the records every engine returns."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from automlops.registry import Registry
 
 @dataclass
 class SearchData:
-    """What a search sees: typed features and labels, and what they mean."""
+    """What a search sees: typed features and labels, what they mean, and how rows may be folded."""
 
     x_train: pd.DataFrame
     y_train: pd.Series
@@ -25,26 +25,51 @@ class SearchData:
     contract: list[ColumnSpec]
     task: str
     data_hash: str
+    split_strategy: str = "random"  # data.split.strategy: how cross-validation folds are drawn
+    groups: pd.Series | None = None  # strategy=group: train+valid rows' groups, in x_train+x_valid order
+    time: pd.Series | None = None  # strategy=time: train+valid rows' time, in x_train+x_valid order
+
+
+@dataclass
+class Candidate:
+    """One evaluated configuration, the same record whatever engine produced it."""
+
+    engine: str
+    trial: int  # the engine's own number for it (Optuna trial number, AutoGluon leaderboard row)
+    family: str
+    params: dict[str, Any]
+    state: str  # COMPLETE | FAIL | PRUNED | RUNNING
+    score: float | None  # validation score on the search metric (higher is better)
+    fit_seconds: float | None = None
+    predict_seconds_per_row: float | None = None
+    size_bytes: int | None = None
+    artifact: str = ""  # where the fitted candidate is kept, if it is
+    error: str = ""
+    source: str = ""  # the study or fit it came from
+    pareto: bool = False  # on the Pareto front of a multi-objective search
 
 
 @dataclass
 class SearchResult:
-    model: Any  # fitted, takes the contract's columns
-    family: str
-    params: dict[str, Any]
+    model: Any  # fitted; takes the contract's columns
+    model_format: str  # how to save and load it (automlops.artifacts.FORMATS)
+    winner: Candidate
     metric: str
-    valid_score: float
-    leaderboard: pd.DataFrame  # one row per candidate, best first; column `winner` marks the packaged one
-    lineage: dict[str, Any] = field(default_factory=dict)  # engine-specific trace (study name, trial...)
+    candidates: list[Candidate]
+    lineage: dict[str, Any] = field(default_factory=dict)  # engine-specific trace (study name, trials...)
 
 
-Engine = Callable[[SearchConfig, SearchData, int, Path], SearchResult]  # (cfg, data, seed, state dir)
+@dataclass(frozen=True)
+class Engine:
+    run: Callable[[SearchConfig, SearchData, int, Path], SearchResult]  # (cfg, data, seed, state dir)
+    check: Callable[[SearchConfig, list[str]], None]  # appends config problems found before any data is read
+
 
 ENGINES: Registry[Engine] = Registry("search.engine")
 
 
 def _register_builtin_engines() -> None:
-    from automlops.search import optuna_engine  # noqa: F401  (registers "optuna")
+    from automlops.search import autogluon_engine, optuna_engine  # noqa: F401  (they register themselves)
 
 
 _register_builtin_engines()

@@ -1,4 +1,5 @@
-"""Model families a search space may name, each a scikit-learn pipeline with the preprocessing it needs."""
+"""Model families a search space may name: each an estimator factory plus the preprocessing it
+defaults to. Heavy libraries are imported only when their family is used."""
 
 from __future__ import annotations
 
@@ -6,22 +7,36 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.pipeline import Pipeline
 
-from automlops.data.contract import CATEGORICAL, ColumnSpec
+from automlops.data.contract import ColumnSpec
+from automlops.errors import ConfigError
 from automlops.registry import Registry
+from automlops.search.preprocess import Preprocess, build_columns
 
 Estimator = Any
+Factory = Callable[[str, dict[str, Any], int, int], Estimator]  # (task, params, seed, threads)
+
+TREES = Preprocess(numeric_imputer="none", scaler="none", encoder="ordinal")
+FORESTS = Preprocess(numeric_imputer="median", scaler="none", encoder="ordinal")
+LINEAR = Preprocess(numeric_imputer="median", scaler="standard", encoder="onehot", rare_min_frequency=5)
+HIDDEN = {"random_state", "n_jobs", "verbose", "verbosity", "C", "nthread", "thread_count"}
 
 
 @dataclass(frozen=True)
 class Family:
-    make: Callable[[str, dict[str, Any], int, int], Estimator]  # (task, params, seed, threads)
-    preprocessing: str  # "trees": ordinal codes, NaN kept; "linear": imputed, scaled, one-hot
-    param_names: Callable[[], set[str]]  # the estimator's settable parameters, for config checks
+    make: Factory
+    defaults: Preprocess  # preprocessing used unless search.preprocess says otherwise
+    takes_nan: bool  # the model handles missing numbers itself
+    install_hint: str = ""  # for families whose library is optional
+
+    def param_names(self) -> set[str]:
+        """The estimator's settable parameters, for config checks."""
+        try:
+            known = set(self.make("regression", {}, 0, 1).get_params()) | set(self.make("binary", {}, 0, 1).get_params())
+        except ImportError as error:
+            raise ConfigError(f"{self.install_hint} ({error})") from error
+        return known - HIDDEN
 
 
 FAMILIES: Registry[Family] = Registry("search.space family")
@@ -32,6 +47,20 @@ def _lightgbm(task: str, params: dict[str, Any], seed: int, threads: int) -> Est
 
     cls = lightgbm.LGBMRegressor if task == "regression" else lightgbm.LGBMClassifier
     return cls(random_state=seed, n_jobs=threads, verbose=-1, **params)
+
+
+def _xgboost(task: str, params: dict[str, Any], seed: int, threads: int) -> Estimator:
+    import xgboost
+
+    cls = xgboost.XGBRegressor if task == "regression" else xgboost.XGBClassifier
+    return cls(random_state=seed, n_jobs=threads, verbosity=0, **params)
+
+
+def _hist_gradient_boosting(task: str, params: dict[str, Any], seed: int, threads: int) -> Estimator:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    return cls(random_state=seed, **params)
 
 
 def _random_forest(task: str, params: dict[str, Any], seed: int, threads: int) -> Estimator:
@@ -59,41 +88,22 @@ def _linear(task: str, params: dict[str, Any], seed: int, threads: int) -> Estim
     return LogisticRegression(C=1.0 / alpha, max_iter=params.pop("max_iter", 2000), random_state=seed, **params)
 
 
-def _names(factory: Callable[[str, dict[str, Any], int, int], Estimator]) -> Callable[[], set[str]]:
-    def names() -> set[str]:
-        known = set(factory("regression", {}, 0, 1).get_params()) | set(factory("binary", {}, 0, 1).get_params())
-        return known - {"random_state", "n_jobs", "verbose", "C"}
-
-    return names
-
-
-FAMILIES.register("lightgbm")(Family(_lightgbm, "trees", _names(_lightgbm)))
-FAMILIES.register("random_forest")(Family(_random_forest, "trees", _names(_random_forest)))
-FAMILIES.register("extra_trees")(Family(_extra_trees, "trees", _names(_extra_trees)))
-FAMILIES.register("linear")(Family(_linear, "linear", _names(_linear)))
+FAMILIES.register("lightgbm")(Family(_lightgbm, TREES, takes_nan=True))
+FAMILIES.register("xgboost")(Family(
+    _xgboost, TREES, takes_nan=True, install_hint="search.space.xgboost: needs the xgboost package; pip install 'automlops[xgboost]'"
+))
+FAMILIES.register("hist_gradient_boosting")(Family(_hist_gradient_boosting, TREES, takes_nan=True))
+FAMILIES.register("random_forest")(Family(_random_forest, FORESTS, takes_nan=False))
+FAMILIES.register("extra_trees")(Family(_extra_trees, FORESTS, takes_nan=False))
+FAMILIES.register("linear")(Family(_linear, LINEAR, takes_nan=False))
 
 
-def build_pipeline(family_name: str, params: dict[str, Any], contract: list[ColumnSpec], task: str, seed: int, threads: int) -> Pipeline:
-    """Preprocessing plus estimator, fitted as one object so the bundle takes raw columns."""
+def build_pipeline(
+    family_name: str, params: dict[str, Any], preprocess: dict[str, Any], contract: list[ColumnSpec], task: str, seed: int, threads: int
+) -> Pipeline:
+    """Preprocessing plus estimator, fitted as one object so the bundle takes raw columns.
+    `preprocess` holds the searched choices; the family's defaults fill in the rest."""
     family = FAMILIES.get(family_name)
-    categorical = [c.name for c in contract if c.kind == CATEGORICAL]
-    numeric = [c.name for c in contract if c.kind != CATEGORICAL]
-    if family.preprocessing == "linear":
-        numeric_steps = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler())
-        categorical_steps = make_pipeline(
-            SimpleImputer(strategy="constant", fill_value="__missing__"),
-            OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=False),
-        )
-    else:
-        numeric_steps = "passthrough"
-        categorical_steps = OrdinalEncoder(
-            handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1, dtype=float
-        )
-    columns = ColumnTransformer(
-        [("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)],
-        verbose_feature_names_out=False,
-    )
-    if family.preprocessing == "trees" and family_name != "lightgbm":
-        # scikit-learn forests do not take NaN in every version: impute after encoding
-        columns = make_pipeline(columns, SimpleImputer(strategy="median", keep_empty_features=True))
+    choice = family.defaults.with_choices(preprocess)
+    columns = build_columns(choice, contract, family.takes_nan, task, seed)
     return Pipeline([("preprocess", columns), ("model", family.make(task, params, seed, threads))])

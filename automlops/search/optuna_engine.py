@@ -1,8 +1,9 @@
 """The Optuna engine: a seeded sampler over a conditional YAML space, in a persistent study.
 
 The study lives in an Optuna storage outside DVC's outputs, under a name derived from everything
-that shapes it (space, metric, sampler, seed, data), so a killed search resumes with every finished
-trial, and raising n_trials extends the same study instead of starting over.
+that shapes it (space, preprocessing, metric, objectives, validation, sampler, seed, data), so a
+killed search resumes with every finished trial, raising n_trials extends the same study, and
+`automlops worker` processes on other machines join it through a shared storage (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import hashlib
 import json
 import logging
 import math
-import time
-from dataclasses import asdict
+import threading
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,71 +22,88 @@ import pandas as pd
 from automlops.config.resolvers import expand_env, mask_env
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError
-from automlops.search.engines import ENGINES, SearchData, SearchResult
+from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, SearchResult
 from automlops.search.families import build_pipeline
-from automlops.search.metrics import resolve_metric
-from automlops.search.space import Space, parse_space
+from automlops.search.metrics import get_scorer, resolve_metric
+from automlops.search.preprocess import parse_preprocess
+from automlops.search.progress import SearchProgress
+from automlops.search.space import ParamSpec, Space, parse_space
 
 log = logging.getLogger(__name__)
 FINISHED = ("COMPLETE", "FAIL", "PRUNED")
+OBJECTIVES = ("predict_latency", "model_size")  # extra objectives, minimised
+SAMPLERS = ("tpe", "random", "cmaes", "nsga2")
+PRUNERS = ("none", "median", "successive_halving", "hyperband")
+SELECT_RULES = ("best_score", "fastest_within", "smallest_within")
+MIN_TRIALS_FOR_FAILURE_RATE = 5
 
 
-@ENGINES.register("optuna")
-def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Path) -> SearchResult:
-    import optuna
-    from sklearn.metrics import get_scorer
+@dataclass
+class Plan:
+    """The parsed, checked search: what every trial samples and how it is scored."""
 
+    space: Space
+    preprocess: dict[str, ParamSpec]
+    metric: str
+    scorer: Any
+
+
+def check_optuna(cfg: SearchConfig, problems: list[str]) -> None:
+    """Config checks that need no data (the CLI runs them before any work)."""
+    from automlops.errors import unknown_name
+
+    parse_space(cfg.space, problems)
+    parse_preprocess(cfg.preprocess, problems)
+    for objective in cfg.objectives:
+        if objective not in OBJECTIVES:
+            problems.append(unknown_name("search.objectives item", objective, OBJECTIVES))
+    if cfg.sampler not in SAMPLERS:
+        problems.append(unknown_name("search.sampler", cfg.sampler, SAMPLERS))
+    elif cfg.sampler == "cmaes" and cfg.objectives:
+        problems.append("search.sampler: cmaes is single-objective; use nsga2 or tpe with search.objectives")
+    if cfg.pruner not in PRUNERS:
+        problems.append(unknown_name("search.pruner", cfg.pruner, PRUNERS))
+    if cfg.select not in SELECT_RULES:
+        problems.append(unknown_name("search.select", cfg.select, SELECT_RULES))
+    elif cfg.select != "best_score" and not cfg.objectives:
+        problems.append(f"search.select: {cfg.select} needs search.objectives (e.g. [predict_latency]); or use best_score")
+    if cfg.select_tolerance < 0:
+        problems.append(f"search.select_tolerance: must be >= 0, got {cfg.select_tolerance}")
+    if cfg.patience is not None and cfg.patience < 1:
+        problems.append(f"search.patience: must be >= 1 trial, got {cfg.patience}; or null to never stop early")
+    if not 0 <= cfg.max_failure_rate <= 1:
+        problems.append(f"search.max_failure_rate: must be a share between 0 and 1, got {cfg.max_failure_rate}")
+    if cfg.n_jobs < 1:
+        problems.append(f"search.n_jobs: must be >= 1, got {cfg.n_jobs}")
+    if cfg.keep_top < 0:
+        problems.append(f"search.keep_top: must be >= 0, got {cfg.keep_top}")
+
+
+def plan(cfg: SearchConfig, task: str) -> Plan:
     problems: list[str] = []
-    space = parse_space(cfg.space, problems)
+    check_optuna(cfg, problems)
     if problems:
         raise ConfigError("; ".join(problems))
-    metric = resolve_metric(cfg.metric, data.task)
-    scorer = get_scorer(metric)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _open_study(cfg, space, metric, seed, data.data_hash, state_dir)
-    best_so_far: list[float] = []
+    metric = resolve_metric(cfg.metric, task)
+    return Plan(parse_space(cfg.space, []), parse_preprocess(cfg.preprocess, []), metric, get_scorer(metric))
 
-    def objective(trial: optuna.Trial) -> float:
-        family = trial.suggest_categorical("family", sorted(space))
-        params = {p: spec.suggest(trial, f"{family}.{p}") for p, spec in space[family].items()}
-        trial.set_user_attr("params", params)
-        pipeline = build_pipeline(family, params, data.contract, data.task, seed, cfg.threads)
-        started = time.perf_counter()
-        try:
-            pipeline.fit(data.x_train, data.y_train)
-            trial.set_user_attr("fit_seconds", round(time.perf_counter() - started, 4))
-            score = float(scorer(pipeline, data.x_valid, data.y_valid))
-        except Exception as error:  # a failing candidate is recorded and the search goes on
-            trial.set_user_attr("error", " ".join(f"{type(error).__name__}: {error}".split())[:500])
-            log.warning("trial %d (%s) failed: %s", trial.number, family, str(error).splitlines()[0][:200])
-            return float("nan")
-        if math.isfinite(score):
-            best_so_far.append(score)
-        log.info("trial %d %-13s %s=%.5f  best=%.5f", trial.number, family, metric, score, max(best_so_far, default=score))
-        return score
 
-    done = len(study.get_trials(deepcopy=False, states=_states(FINISHED)))
-    remaining = None if cfg.n_trials is None else max(0, cfg.n_trials - done)
-    if done:
-        log.info("resuming study %s: %d trial(s) already finished", study.study_name, done)
-    if remaining != 0:
-        study.optimize(objective, n_trials=remaining, timeout=cfg.timeout, gc_after_trial=False)
+def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Path) -> SearchResult:
+    the_plan = plan(cfg, data.task)
+    study = run_trials(cfg, the_plan, data, seed, state_dir)
     complete = study.get_trials(deepcopy=False, states=_states(("COMPLETE",)))
     if not complete:
         failed = study.get_trials(deepcopy=False, states=_states(("FAIL",)))
         first = failed[0].user_attrs.get("error", "no error recorded") if failed else "no trial finished"
         raise SearchError(f"search: all {len(failed)} trial(s) failed (first: {first}); check search.space and the data")
-    best = study.best_trial
-    family = best.params["family"]
-    params = best.user_attrs["params"]
-    model = _fit_best(cfg, data, family, params, seed)
+    pareto = {t.number for t in study.best_trials} if cfg.objectives else {study.best_trial.number}
+    best = _select(cfg, [t for t in complete if t.number in pareto])
+    model = _fit_winner(cfg, data, best.user_attrs["family"], best.user_attrs["params"], best.user_attrs["preprocess"], seed)
+    candidates = [_candidate(t, study.study_name, t.number in pareto and bool(cfg.objectives)) for t in study.get_trials(deepcopy=False)]
+    _keep_top_artifacts(candidates, cfg.keep_top)
+    winner = next(c for c in candidates if c.trial == best.number)
     return SearchResult(
-        model=model,
-        family=family,
-        params=params,
-        metric=metric,
-        valid_score=float(best.value),
-        leaderboard=leaderboard(study, metric),
+        model=model, model_format="sklearn", winner=winner, metric=the_plan.metric, candidates=candidates,
         lineage={
             "engine": "optuna",
             "study_name": study.study_name,
@@ -93,62 +111,213 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
             "best_trial": best.number,
             "trials_finished": len(study.get_trials(deepcopy=False, states=_states(FINISHED))),
             "refit_on": "train+valid" if cfg.refit else "train",
+            "validation": asdict(cfg.validation),
+            "objectives": ["score", *cfg.objectives],
+            "select": cfg.select,
         },
     )
 
 
-def _open_study(cfg: SearchConfig, space: Space, metric: str, seed: int, data_hash: str, state_dir: Path) -> Any:
+def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, state_dir: Path) -> Any:
+    """Open (or join) the study and run trials until its budget is spent; no refit, no packaging.
+    This is all an `automlops worker` does."""
+    import optuna
+
+    from automlops.search.validation import score_candidate
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported by us, on one line
+    study = open_study(cfg, the_plan, seed, data.data_hash, state_dir)
+    artifacts = state_dir / "candidates" / study.study_name
+    multi = bool(cfg.objectives)
+    lock = threading.Lock()
+    stop_reason: list[str] = []
+
+    def objective(trial: optuna.Trial) -> Any:
+        family = trial.suggest_categorical("family", sorted(the_plan.space))
+        params = {p: spec.suggest(trial, f"{family}.{p}") for p, spec in the_plan.space[family].items()}
+        choices = {k: spec.suggest(trial, f"preprocess.{k}") for k, spec in the_plan.preprocess.items()}
+        for key, value in (("family", family), ("params", params), ("preprocess", choices)):
+            trial.set_user_attr(key, value)
+
+        def report(score: float, fold: int) -> None:
+            if multi or cfg.pruner == "none":
+                return
+            trial.report(score, fold)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        try:
+            scored = score_candidate(
+                lambda: build_pipeline(family, params, choices, data.contract, data.task, seed, cfg.threads),
+                data, cfg, the_plan.scorer, seed, report,
+            )
+        except optuna.TrialPruned:
+            raise
+        except Exception as error:  # a failing candidate is recorded and the search goes on
+            trial.set_user_attr("error", " ".join(f"{type(error).__name__}: {error}".split())[:500])
+            return (float("nan"),) * (1 + len(cfg.objectives)) if multi else float("nan")
+        trial.set_user_attr("fit_seconds", round(scored.fit_seconds, 4))
+        trial.set_user_attr("predict_seconds_per_row", scored.predict_seconds_per_row)
+        trial.set_user_attr("size_bytes", scored.size_bytes)
+        if cfg.validation.method == "holdout" and cfg.keep_top > 0 and math.isfinite(scored.score):
+            import joblib
+
+            artifacts.mkdir(parents=True, exist_ok=True)
+            path = artifacts / f"trial_{trial.number}.joblib"
+            joblib.dump(scored.model, path)
+            trial.set_user_attr("artifact", str(path))
+        extra = {"predict_latency": scored.predict_seconds_per_row, "model_size": float(scored.size_bytes)}
+        return (scored.score, *(extra[o] for o in cfg.objectives)) if multi else scored.score
+
+    finished = study.get_trials(deepcopy=False, states=_states(FINISHED))
+    if finished:
+        log.info("resuming study %s: %d trial(s) already finished", study.study_name, len(finished))
+    remaining = None if cfg.n_trials is None else max(0, cfg.n_trials - len(finished))
+    if remaining == 0:
+        return study
+    with SearchProgress(remaining, cfg.timeout, the_plan.metric, cfg.progress) as progress:
+
+        def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            with lock:
+                score = trial.values[0] if trial.values and math.isfinite(trial.values[0]) else None
+                progress.trial_finished(trial.number, trial.user_attrs.get("family", "?"), trial.state.name, score)
+                if trial.user_attrs.get("error"):
+                    log.warning("trial %d failed: %s", trial.number, trial.user_attrs["error"][:200])
+                reason = _stop_reason(cfg, study)
+                if reason and not stop_reason:
+                    stop_reason.append(reason)
+                    study.stop()
+
+        callbacks = [after_trial]
+        if cfg.n_trials is not None:  # the study's total, across every process sharing it
+            callbacks.append(optuna.study.MaxTrialsCallback(cfg.n_trials, states=_states(FINISHED)))
+        study.optimize(objective, n_trials=remaining, timeout=cfg.timeout, n_jobs=cfg.n_jobs, callbacks=callbacks, gc_after_trial=False)
+    if stop_reason and stop_reason[0].startswith("failure"):
+        raise SearchError(f"search: {stop_reason[0]}; fix search.space or the data, or raise search.max_failure_rate")
+    if stop_reason:
+        log.info("search stopped early: %s", stop_reason[0])
+    return study
+
+
+def _stop_reason(cfg: SearchConfig, study: Any) -> str | None:
+    finished = study.get_trials(deepcopy=False, states=_states(FINISHED))
+    failed = [t for t in finished if t.state.name == "FAIL"]
+    if len(finished) >= MIN_TRIALS_FOR_FAILURE_RATE and len(failed) / len(finished) > cfg.max_failure_rate:
+        first = failed[0].user_attrs.get("error", "no error recorded")
+        return f"failure rate {len(failed)}/{len(finished)} trials is above search.max_failure_rate={cfg.max_failure_rate} (first: {first})"
+    if cfg.patience is None or cfg.objectives:
+        return None
+    complete = [t for t in finished if t.state.name == "COMPLETE"]
+    if not complete:
+        return None
+    best = study.best_trial.number
+    since = sum(1 for t in finished if t.number > best)
+    if since >= cfg.patience:
+        return f"{since} finished trials without improving on trial {best} (search.patience={cfg.patience})"
+    return None
+
+
+def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, state_dir: Path) -> Any:
     import optuna
     import sqlalchemy.exc
 
-    shape = {"space": {f: {p: asdict(s) for p, s in ps.items()} for f, ps in space.items()}, "metric": metric,
-             "sampler": cfg.sampler, "seed": seed, "data": data_hash, "threads": cfg.threads}
+    shape = {
+        "space": {f: {p: asdict(s) for p, s in ps.items()} for f, ps in the_plan.space.items()},
+        "preprocess": {k: asdict(s) for k, s in the_plan.preprocess.items()},
+        "metric": the_plan.metric, "objectives": cfg.objectives, "validation": asdict(cfg.validation),
+        "class_weight": cfg.class_weight, "sampler": cfg.sampler, "seed": seed, "data": data_hash,
+    }
     fingerprint = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:12]
     if cfg.storage:
         url = expand_env(cfg.storage, "search.storage")
     else:
         state_dir.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{state_dir / 'optuna.db'}"
+    directions: list[Any] = ["maximize", *["minimize"] * len(cfg.objectives)]
     try:
         storage = optuna.storages.RDBStorage(url, heartbeat_interval=15, grace_period=45) if "://" in url else url
-        study = optuna.create_study(study_name=f"automlops-{fingerprint}", storage=storage, direction="maximize", load_if_exists=True)
+        study = optuna.create_study(study_name=f"automlops-{fingerprint}", storage=storage, directions=directions, load_if_exists=True)
         optuna.storages.fail_stale_trials(study)  # trials of a killed run stop showing as RUNNING
-        # offset the seed by the trials already there: a resumed search continues, not replays, its sampling
-        offset = seed + len(study.get_trials(deepcopy=False))
-        study.sampler = optuna.samplers.RandomSampler(seed=offset) if cfg.sampler == "random" else optuna.samplers.TPESampler(seed=offset)
-        return study
-    except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0][:200]
+    except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError, ImportError) as error:
+        reason = " ".join(str(error).split())[:200]
         raise ConfigError(f"search.storage: cannot open Optuna storage '{mask_env(cfg.storage or url)}' ({reason}); check the URL and that the server is up") from error
+    # offset the seed by the trials already there: a resumed search continues, not replays, its sampling
+    study.sampler = _sampler(cfg, seed + len(study.get_trials(deepcopy=False)))
+    study.pruner = _pruner(cfg)
+    return study
 
 
-def _fit_best(cfg: SearchConfig, data: SearchData, family: str, params: dict[str, Any], seed: int) -> Any:
+def _sampler(cfg: SearchConfig, seed: int) -> Any:
+    import optuna
+
+    if cfg.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if cfg.sampler == "cmaes":  # numeric params only; the family choice falls back to random sampling
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if cfg.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _pruner(cfg: SearchConfig) -> Any:
+    import optuna
+
+    if cfg.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if cfg.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    if cfg.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(2, cfg.validation.folds))
+    return optuna.pruners.NopPruner()
+
+
+def _select(cfg: SearchConfig, pareto: list[Any]) -> Any:
+    """The packaged point: the best score, or the fastest/smallest within select_tolerance of it."""
+    best = max(pareto, key=lambda t: (t.values[0], -t.number))
+    if cfg.select == "best_score":
+        return best
+    attr = "predict_seconds_per_row" if cfg.select == "fastest_within" else "size_bytes"
+    close = [t for t in pareto if t.values[0] >= best.values[0] - cfg.select_tolerance]
+    return min(close, key=lambda t: (t.user_attrs.get(attr, math.inf), t.number))
+
+
+def _fit_winner(cfg: SearchConfig, data: SearchData, family: str, params: dict[str, Any], choices: dict[str, Any], seed: int) -> Any:
+    from sklearn.utils.class_weight import compute_sample_weight
+
     x, y = data.x_train, data.y_train
     if cfg.refit:
         x, y = pd.concat([x, data.x_valid]), pd.concat([y, data.y_valid])
-    return build_pipeline(family, params, data.contract, data.task, seed, cfg.threads).fit(x, y)
+    fit_params = {"model__sample_weight": compute_sample_weight("balanced", y)} if cfg.class_weight == "balanced" else {}
+    return build_pipeline(family, params, choices, data.contract, data.task, seed, cfg.threads).fit(x, y, **fit_params)
 
 
-def leaderboard(study: Any, metric: str) -> pd.DataFrame:
-    rows = []
-    for trial in study.get_trials(deepcopy=False):
-        rows.append({
-            "trial": trial.number,
-            "state": trial.state.name,
-            "family": trial.params.get("family", ""),
-            "score": trial.value if trial.value is not None and math.isfinite(trial.value) else None,
-            "metric": metric,
-            "fit_seconds": trial.user_attrs.get("fit_seconds"),
-            "params": json.dumps(trial.user_attrs.get("params", {}), sort_keys=True, default=str),
-            "error": trial.user_attrs.get("error", ""),
-        })
-    table = pd.DataFrame(rows)
-    table = table.sort_values(["score", "trial"], ascending=[False, True], na_position="last", kind="stable")
-    table.insert(0, "winner", table["trial"] == study.best_trial.number)
-    return table.reset_index(drop=True)
+def _candidate(trial: Any, source: str, pareto: bool) -> Candidate:
+    value = trial.values[0] if trial.values else None
+    attrs = trial.user_attrs
+    return Candidate(
+        engine="optuna", trial=trial.number, family=attrs.get("family", trial.params.get("family", "")),
+        params={**attrs.get("params", {}), **{f"preprocess.{k}": v for k, v in attrs.get("preprocess", {}).items()}},
+        state=trial.state.name, score=value if value is not None and math.isfinite(value) else None,
+        fit_seconds=attrs.get("fit_seconds"), predict_seconds_per_row=attrs.get("predict_seconds_per_row"),
+        size_bytes=attrs.get("size_bytes"), artifact=attrs.get("artifact", ""), error=attrs.get("error", ""),
+        source=source, pareto=pareto,
+    )
+
+
+def _keep_top_artifacts(candidates: list[Candidate], keep: int) -> None:
+    """Delete fitted candidates beyond the best `keep`, and forget paths that no longer exist."""
+    ranked = sorted((c for c in candidates if c.artifact and c.score is not None), key=lambda c: -(c.score or 0))
+    for candidate in ranked[keep:]:
+        Path(candidate.artifact).unlink(missing_ok=True)
+    for candidate in candidates:
+        if candidate.artifact and not Path(candidate.artifact).is_file():
+            candidate.artifact = ""
 
 
 def _states(names: tuple[str, ...]) -> tuple[Any, ...]:
     from optuna.trial import TrialState
 
     return tuple(TrialState[n] for n in names)
+
+
+ENGINES.register("optuna")(Engine(run=search_optuna, check=check_optuna))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from automlops.errors import did_you_mean, unknown_name
+from automlops.errors import ConfigError, did_you_mean, unknown_name
 
 PARAM_TYPES = ("int", "float", "categorical")
 SPEC_KEYS = {"type", "low", "high", "log", "step", "choices"}
@@ -58,13 +58,17 @@ def parse_space(raw: dict[str, Any], problems: list[str]) -> Space:
         if not isinstance(params, dict):
             problems.append(f"{key}: expected a mapping of parameter -> spec, got {params!r}")
             continue
-        known = FAMILIES.get(family).param_names()
+        try:
+            known = FAMILIES.get(family).param_names()
+        except ConfigError as error:
+            problems.append(str(error))
+            continue
         specs = {}
         for name, spec in params.items():
             if name not in known:
                 problems.append(f"{key}.{name}: '{family}' has no parameter '{name}'{did_you_mean(name, known)}")
                 continue
-            parsed = _parse_param(f"{key}.{name}", spec, problems)
+            parsed = parse_param(f"{key}.{name}", spec, problems)
             if parsed is not None:
                 specs[name] = parsed
         space[family] = specs
@@ -73,7 +77,7 @@ def parse_space(raw: dict[str, Any], problems: list[str]) -> Space:
     return space
 
 
-def _parse_param(key: str, spec: Any, problems: list[str]) -> ParamSpec | None:
+def parse_param(key: str, spec: Any, problems: list[str]) -> ParamSpec | None:
     if not isinstance(spec, dict):
         return ParamSpec("fixed", value=spec)
     unknown = set(spec) - SPEC_KEYS

@@ -1,0 +1,160 @@
+"""The AutoGluon engine: TabularPredictor with presets, a time limit and families from YAML; its
+own leaderboard rows become our candidates, and the packaged model is a slim deployment clone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automlops.config.schema import SearchConfig
+from automlops.errors import ConfigError, SearchError
+from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, SearchResult
+from automlops.search.metrics import resolve_metric
+
+log = logging.getLogger(__name__)
+# our metric names (scikit-learn scorers) -> AutoGluon's; AutoGluon also reports errors negated
+METRICS = {
+    "roc_auc": "roc_auc", "accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1",
+    "f1_macro": "f1_macro", "f1_micro": "f1_micro", "f1_weighted": "f1_weighted", "precision": "precision",
+    "recall": "recall", "average_precision": "average_precision", "pr_auc": "average_precision",
+    "neg_log_loss": "log_loss", "r2": "r2", "neg_root_mean_squared_error": "root_mean_squared_error",
+    "neg_mean_squared_error": "mean_squared_error", "neg_mean_absolute_error": "mean_absolute_error",
+    "neg_median_absolute_error": "median_absolute_error", "neg_mean_absolute_percentage_error": "mean_absolute_percentage_error",
+    "roc_auc_ovr": "roc_auc_ovr_macro",
+}
+LABEL = "__label__"  # the target's column name inside AutoGluon, whatever the data calls it
+
+
+class AutoGluonModel:
+    """A TabularPredictor behind the same predict / predict_proba / classes_ contract as a
+    scikit-learn pipeline, so evaluation, bundles and serving treat both alike."""
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+        self.classes_ = np.array(predictor.class_labels) if predictor.class_labels is not None else None
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        return self.predictor.predict(x).to_numpy()
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        proba = self.predictor.predict_proba(x, as_multiclass=True)[list(self.classes_ if self.classes_ is not None else [])]
+        values = proba.to_numpy(dtype=float)
+        return values / values.sum(axis=1, keepdims=True)  # float32 rounding: rows must sum to one
+
+    def save(self, folder: Path) -> None:
+        shutil.copytree(self.predictor.path, folder / "predictor", dirs_exist_ok=True)
+
+    @classmethod
+    def load(cls, folder: Path) -> AutoGluonModel:
+        from autogluon.tabular import TabularPredictor
+
+        _quiet()
+        predictor = TabularPredictor.load(str(folder / "predictor"), verbosity=0, require_py_version_match=False)
+        predictor.persist()  # keep models in memory: no reload from disk per prediction
+        return cls(predictor)
+
+
+def check_autogluon(cfg: SearchConfig, problems: list[str]) -> None:
+    if cfg.timeout is None:
+        problems.append("search.timeout: the autogluon engine needs a wall-clock budget in seconds, e.g. search.timeout=60")
+    if cfg.metric is not None and cfg.metric not in METRICS:
+        problems.append(f"search.metric: '{cfg.metric}' has no AutoGluon equivalent; use one of {', '.join(sorted(METRICS))}")
+    if cfg.objectives:
+        problems.append("search.objectives: multi-objective search is an optuna feature; use search.autogluon.infer_limit to bound latency")
+    ag = cfg.autogluon
+    for key in ("num_bag_folds", "num_stack_levels"):
+        value = getattr(ag, key)
+        if value is not None and value < 0:
+            problems.append(f"search.autogluon.{key}: must be >= 0, got {value}")
+    if ag.num_stack_levels and not ag.num_bag_folds:
+        problems.append("search.autogluon.num_stack_levels: stacking needs bagging; set search.autogluon.num_bag_folds (e.g. 5)")
+    if ag.infer_limit is not None and ag.infer_limit <= 0:
+        problems.append(f"search.autogluon.infer_limit: must be > 0 seconds per row, got {ag.infer_limit}")
+
+
+def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Path) -> SearchResult:
+    from autogluon.tabular import TabularPredictor
+
+    problems: list[str] = []
+    check_autogluon(cfg, problems)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    metric = resolve_metric(cfg.metric, data.task)
+    ag = cfg.autogluon
+    fit_id = _fit_id(cfg, metric, seed, data.data_hash)
+    root = state_dir / "autogluon"
+    shutil.rmtree(root, ignore_errors=True)  # only the latest fit is kept: fits are large and not resumable
+    train = data.x_train.assign(**{LABEL: data.y_train.to_numpy()})
+    valid = data.x_valid.assign(**{LABEL: data.y_valid.to_numpy()})
+    _quiet(ag.verbosity)
+    started = time.perf_counter()
+    try:
+        predictor = TabularPredictor(
+            label=LABEL, problem_type=data.task, eval_metric=METRICS[metric], path=str(root / fit_id), verbosity=ag.verbosity,
+            sample_weight="balance_weight" if cfg.class_weight == "balanced" else None,
+        ).fit(
+            train, tuning_data=valid, time_limit=cfg.timeout, presets=ag.presets, hyperparameters=ag.hyperparameters,
+            infer_limit=ag.infer_limit, num_bag_folds=ag.num_bag_folds, num_stack_levels=ag.num_stack_levels,
+            use_bag_holdout=bool(ag.num_bag_folds), num_cpus=cfg.threads,
+        )
+    except (ValueError, KeyError, AssertionError) as error:  # AutoGluon reports bad settings this way
+        raise SearchError(f"search.autogluon: AutoGluon refused the settings ({' '.join(str(error).split())[:300]})") from error
+    if not predictor.model_names():
+        raise SearchError("search: AutoGluon fitted no model within search.timeout; raise the budget")
+    board = predictor.leaderboard(extra_info=True, silent=True)
+    best_name = predictor.model_best
+    if ag.refit_full:
+        best_name = predictor.refit_full(model=best_name)[best_name]
+        predictor.set_model_best(best_name)
+    deployed = predictor.clone_for_deployment(str(root / f"{fit_id}-deploy")) if ag.keep_only_best else predictor.path
+    model = AutoGluonModel(TabularPredictor.load(str(deployed), verbosity=0, require_py_version_match=False))
+    candidates = [_candidate(row, fit_id, predictor.path, len(valid)) for row in board.itertuples(index=False)]
+    original = best_name.removesuffix("_FULL")
+    winner = next(c for c in candidates if c.family == original)
+    return SearchResult(
+        model=model, model_format="autogluon", winner=winner, metric=metric, candidates=candidates,
+        lineage={
+            "engine": "autogluon", "fit_id": fit_id, "best_model": best_name, "presets": ag.presets,
+            "time_limit": cfg.timeout, "fit_seconds": round(time.perf_counter() - started, 2),
+            "models_fitted": len(board), "refit_full": ag.refit_full, "slim_clone": ag.keep_only_best,
+            "autogluon_config": asdict(ag),
+        },
+    )
+
+
+def _candidate(row: Any, fit_id: str, path: str, valid_rows: int) -> Candidate:
+    score = float(row.score_val) if pd.notna(row.score_val) else None
+    return Candidate(
+        engine="autogluon", trial=int(row.fit_order), family=str(row.model),
+        params=_plain(row.hyperparameters) if isinstance(row.hyperparameters, dict) else {},
+        state="COMPLETE" if score is not None else "FAIL", score=score, fit_seconds=float(row.fit_time),
+        predict_seconds_per_row=float(row.pred_time_val) / max(1, valid_rows), size_bytes=int(row.memory_size_w_ancestors),
+        artifact=str(Path(path) / "models" / str(row.model)), source=fit_id,
+    )
+
+
+def _fit_id(cfg: SearchConfig, metric: str, seed: int, data_hash: str) -> str:
+    shape = {"autogluon": asdict(cfg.autogluon), "metric": metric, "timeout": cfg.timeout, "seed": seed, "data": data_hash,
+             "at": time.time()}  # every fit is new: AutoGluon cannot resume one
+    return "ag-" + hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _plain(value: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _quiet(verbosity: int = 0) -> None:
+    if verbosity <= 1:  # AutoGluon logs optional-dependency probes (torch, ray) as warnings
+        logging.getLogger("autogluon").setLevel(logging.ERROR)
+
+
+ENGINES.register("autogluon")(Engine(run=search_autogluon, check=check_autogluon))

@@ -1,0 +1,95 @@
+"""Preprocessing as part of every candidate pipeline, with its choices searchable from YAML.
+
+    search.preprocess:
+      numeric_imputer: {type: categorical, choices: [median, mean]}
+      encoder: {type: categorical, choices: [onehot, ordinal, target]}
+      rare_min_frequency: {type: int, low: 1, high: 20}
+
+A key left out keeps the family's own default (trees: ordinal codes and NaN kept where the model
+handles it; linear models: median imputation, standard scaling, one-hot with rare levels grouped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler, TargetEncoder
+
+from automlops.data.contract import CATEGORICAL, ColumnSpec
+from automlops.errors import unknown_name
+from automlops.search.space import ParamSpec, parse_param
+
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "numeric_imputer": ("median", "mean", "most_frequent", "none"),  # none: keep NaN where the model takes it
+    "scaler": ("standard", "robust", "minmax", "none"),
+    "encoder": ("onehot", "ordinal", "target"),
+}
+INTEGER_KEYS = ("rare_min_frequency",)  # categories seen fewer times than this are grouped into one
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    numeric_imputer: str = "median"
+    scaler: str = "none"
+    encoder: str = "ordinal"
+    rare_min_frequency: int = 1
+
+    def with_choices(self, choices: dict[str, Any]) -> Preprocess:
+        return replace(self, **choices)
+
+
+def parse_preprocess(raw: dict[str, Any], problems: list[str]) -> dict[str, ParamSpec]:
+    specs = {}
+    for key, value in (raw or {}).items():
+        where = f"search.preprocess.{key}"
+        if key not in CHOICES and key not in INTEGER_KEYS:
+            problems.append(unknown_name("search.preprocess key", key, [*CHOICES, *INTEGER_KEYS]))
+            continue
+        spec = parse_param(where, value, problems)
+        if spec is None:
+            continue
+        if key in CHOICES:
+            offered = spec.choices if spec.type == "categorical" else (spec.value,)
+            bad = [v for v in offered if v not in CHOICES[key]]
+            if spec.type in ("int", "float") or bad:
+                problems.append(unknown_name(where, str(bad[0] if bad else spec.type), CHOICES[key]))
+                continue
+        elif spec.type == "float" or (spec.type == "fixed" and not (isinstance(spec.value, int) and spec.value >= 1)):
+            problems.append(f"{where}: must be a whole number >= 1 (or an int spec), got {spec.value if spec.type == 'fixed' else spec.type}")
+            continue
+        specs[key] = spec
+    return specs
+
+
+def build_columns(choice: Preprocess, contract: list[ColumnSpec], model_takes_nan: bool, task: str, seed: int) -> Any:
+    """A ColumnTransformer that turns the contract's raw columns into the model's numeric matrix."""
+    categorical = [c.name for c in contract if c.kind == CATEGORICAL]
+    numeric = [c.name for c in contract if c.kind != CATEGORICAL]
+    steps: list[Any] = []
+    if choice.numeric_imputer != "none" or not model_takes_nan:
+        strategy = "median" if choice.numeric_imputer == "none" else choice.numeric_imputer
+        steps.append(SimpleImputer(strategy=strategy, keep_empty_features=True))
+    if choice.scaler != "none":
+        steps.append({"standard": StandardScaler, "robust": RobustScaler, "minmax": MinMaxScaler}[choice.scaler]())
+    numeric_steps: Any = make_pipeline(*steps) if steps else "passthrough"
+    return ColumnTransformer(
+        [("numeric", numeric_steps, numeric), ("categorical", _encoder(choice, task, seed), categorical)],
+        verbose_feature_names_out=False,
+    )
+
+
+def _encoder(choice: Preprocess, task: str, seed: int) -> Any:
+    fill = SimpleImputer(strategy="constant", fill_value="__missing__")
+    rare = choice.rare_min_frequency if choice.rare_min_frequency > 1 else None
+    if choice.encoder == "onehot":
+        return make_pipeline(fill, OneHotEncoder(handle_unknown="infrequent_if_exist" if rare else "ignore", min_frequency=rare, sparse_output=False))
+    if choice.encoder == "target":
+        target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
+        return make_pipeline(fill, TargetEncoder(target_type=target_type, random_state=seed))
+    return OrdinalEncoder(
+        handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1, min_frequency=rare, dtype=float
+    )

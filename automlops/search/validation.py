@@ -1,0 +1,78 @@
+"""How a candidate is scored: holdout on the valid split, or k folds over train+valid drawn the way
+the data was split (stratified, by group, in time order, or at random)."""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeriesSplit
+from sklearn.utils.class_weight import compute_sample_weight
+
+from automlops.config.schema import SearchConfig
+from automlops.errors import ConfigError
+from automlops.search.engines import SearchData
+
+Report = Callable[[float, int], None]  # (mean score so far, fold number): may raise optuna.TrialPruned
+
+
+@dataclass
+class Scored:
+    score: float
+    fit_seconds: float
+    predict_seconds_per_row: float
+    size_bytes: int
+    model: Any  # the fitted model scored last (holdout: the candidate itself)
+
+
+def score_candidate(build: Callable[[], Any], data: SearchData, cfg: SearchConfig, scorer: Any, seed: int, report: Report) -> Scored:
+    if cfg.validation.method == "holdout":
+        return _fit_and_score(build, data.x_train, data.y_train, data.x_valid, data.y_valid, cfg, scorer)
+    x = pd.concat([data.x_train, data.x_valid], ignore_index=True)
+    y = pd.concat([data.y_train, data.y_valid], ignore_index=True)
+    scores, fit_seconds, predict_seconds = [], 0.0, 0.0
+    scored = None
+    for fold, (train_rows, valid_rows) in enumerate(fold_indices(data, x, y, cfg.validation.folds, seed)):
+        scored = _fit_and_score(build, x.iloc[train_rows], y.iloc[train_rows], x.iloc[valid_rows], y.iloc[valid_rows], cfg, scorer)
+        scores.append(scored.score)
+        fit_seconds += scored.fit_seconds
+        predict_seconds += scored.predict_seconds_per_row
+        report(float(np.mean(scores)), fold)
+    assert scored is not None
+    return Scored(float(np.mean(scores)), fit_seconds, predict_seconds / len(scores), scored.size_bytes, scored.model)
+
+
+def fold_indices(data: SearchData, x: pd.DataFrame, y: pd.Series, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds over train+valid that respect data.split.strategy."""
+    strategy = data.split_strategy
+    if strategy == "time" and data.time is not None:
+        order = np.argsort(data.time.to_numpy(), kind="stable")
+        return [(order[a], order[b]) for a, b in TimeSeriesSplit(n_splits=folds).split(order)]
+    if strategy == "group" and data.groups is not None:
+        if data.groups.nunique() < folds:
+            raise ConfigError(f"search.validation.folds: {folds} folds need at least {folds} groups, the data has {data.groups.nunique()}")
+        return list(GroupKFold(n_splits=folds).split(x, y, groups=data.groups.to_numpy()))
+    if strategy == "stratified" and data.task != "regression":
+        if y.value_counts().min() < folds:
+            raise ConfigError(f"search.validation.folds: a class has fewer than {folds} rows; lower the folds or use holdout")
+        return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y))
+    return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y))
+
+
+def _fit_and_score(build: Callable[[], Any], x_fit: pd.DataFrame, y_fit: pd.Series, x_score: pd.DataFrame,
+                   y_score: pd.Series, cfg: SearchConfig, scorer: Any) -> Scored:
+    model = build()
+    fit_params = {"model__sample_weight": compute_sample_weight("balanced", y_fit)} if cfg.class_weight == "balanced" else {}
+    started = time.perf_counter()
+    model.fit(x_fit, y_fit, **fit_params)
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    model.predict(x_score)
+    predict_seconds_per_row = (time.perf_counter() - started) / max(1, len(x_score))
+    score = float(scorer(model, x_score, y_score))
+    return Scored(score, fit_seconds, predict_seconds_per_row, len(pickle.dumps(model)), model)
