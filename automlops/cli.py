@@ -3,6 +3,7 @@
     automlops run [+experiment=NAME] [key=value ...] [-m]   compose conf/, write params.yaml, run every stage
     automlops compose [overrides ...]                       only write params.yaml (then `dvc repro`)
     automlops stage NAME                                    one stage from params.yaml (what dvc.yaml calls)
+    automlops worker [overrides ...]                        join a shared Optuna study and run trials
     automlops predict --model DIR --input FILE --output FILE
     automlops serve --model DIR [--host 127.0.0.1] [--port 8080]
 """
@@ -25,7 +26,8 @@ STAGE_NAMES = ("check_conf", "prepare", "search", "evaluate", "package")
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     verbose = args.verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    level = logging.DEBUG if verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     try:
         return int(args.handler(args) or 0)
     except AutomlopsError as error:
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="automlops", description="Declarative AutoML pipelines from conf/ to a served model.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs and full tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only (no progress, no per-trial lines)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="compose conf/ with overrides, write params.yaml and run every stage")
@@ -68,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     stage.add_argument("name", choices=STAGE_NAMES)
     stage.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     stage.set_defaults(handler=_stage)
+
+    worker = commands.add_parser("worker", help="join the search's Optuna study (search.storage) and run trials until its budget is spent")
+    worker.add_argument("overrides", nargs="*", help="the same overrides as the run being helped")
+    worker.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    worker.set_defaults(handler=_worker)
 
     predict = commands.add_parser("predict", help="score a CSV or Parquet file with a bundle")
     predict.add_argument("--model", required=True, type=Path, help="a bundle folder, e.g. models/default")
@@ -162,6 +170,26 @@ def _stage(args: argparse.Namespace) -> int:
     from automlops.pipeline import STAGES
 
     STAGES[args.name](load_params())
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Many processes, on one machine or many, can share one study through a storage such as
+    PostgreSQL: each runs trials until the study has search.n_trials; the run that owns the search
+    (automlops run or dvc repro) then refits and packages the best."""
+    from automlops.config.compose import compose, to_typed
+    from automlops.pipeline import STATE_DIR, search_data
+    from automlops.search.optuna_engine import FINISHED, plan, run_trials
+
+    config = to_typed(compose(args.overrides))
+    if config.search.engine != "optuna":
+        raise ConfigError(f"search.engine: workers join Optuna studies; got '{config.search.engine}', use search.engine=optuna")
+    if not config.search.storage:
+        log.warning("search.storage is the local sqlite file: only processes on this machine can join; use PostgreSQL for many machines")
+    data = search_data(config)
+    study = run_trials(config.search, plan(config.search, data.task), data, config.run.seed, STATE_DIR)
+    finished = len([t for t in study.get_trials(deepcopy=False) if t.state.name in FINISHED])
+    print(f"study {study.study_name}: {finished} trial(s) finished")
     return 0
 
 

@@ -13,6 +13,8 @@ import json
 import logging
 import math
 import threading
+import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -234,9 +236,17 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
         state_dir.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{state_dir / 'optuna.db'}"
     directions: list[Any] = ["maximize", *["minimize"] * len(cfg.objectives)]
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: stable in practice
     try:
-        storage = optuna.storages.RDBStorage(url, heartbeat_interval=15, grace_period=45) if "://" in url else url
-        study = optuna.create_study(study_name=f"automlops-{fingerprint}", storage=storage, directions=directions, load_if_exists=True)
+        for attempt in range(3):
+            try:
+                storage = optuna.storages.RDBStorage(url, heartbeat_interval=15, grace_period=45) if "://" in url else url
+                study = optuna.create_study(study_name=f"automlops-{fingerprint}", storage=storage, directions=directions, load_if_exists=True)
+                break
+            except sqlalchemy.exc.IntegrityError:  # workers starting together race to create the schema or the study
+                if attempt == 2:
+                    raise
+                time.sleep(0.5 + attempt)
         optuna.storages.fail_stale_trials(study)  # trials of a killed run stop showing as RUNNING
     except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError, ImportError) as error:
         reason = " ".join(str(error).split())[:200]
