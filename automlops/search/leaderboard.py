@@ -39,7 +39,7 @@ def update_leaderboard(history_file: Path, candidates: list[Candidate], winner: 
     table = merged[(merged["data_hash"] == data_hash) & (merged["metric"] == metric)].copy()
     table.insert(0, "winner", (table["engine"] == winner.engine) & (table["source"] == winner.source) & (table["trial"] == winner.trial))
     table = table.sort_values("score", ascending=False, na_position="last", kind="stable")
-    return table[COLUMNS].reset_index(drop=True)
+    return table.reindex(columns=COLUMNS).reset_index(drop=True)  # older history files may lack new columns
 
 
 def print_leaderboard(table: pd.DataFrame, rows: int = 10) -> None:
