@@ -6,6 +6,7 @@ one process. Both call these same functions with the same paths, so both give th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -65,11 +66,18 @@ def search_data(config: Config) -> SearchData:
     return SearchData(
         x_train=frames["train"][features], y_train=frames["train"][target],
         x_valid=frames["valid"][features], y_valid=frames["valid"][target],
-        contract=contract_from_dicts(meta["contract"]), task=meta["task"], data_hash=meta["data_hash"],
+        contract=contract_from_dicts(meta["contract"]), task=meta["task"],
+        data_hash=f"{meta['data_hash']}/split:{_split_fingerprint(frames)}",  # studies and leaderboards never mix splits
         split_strategy=split.strategy,
         groups=both[split.group_column] if split.strategy == "group" and split.group_column in both else None,
         time=both[split.time_column] if split.strategy == "time" and split.time_column in both else None,
     )
+
+
+def _split_fingerprint(frames: dict[str, pd.DataFrame]) -> str:
+    digest = hashlib.sha256(str(len(frames["train"])).encode())
+    digest.update(pd.util.hash_pandas_object(frames["valid"], index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 def run_search(config: Config) -> None:

@@ -55,7 +55,7 @@ class ValidationConfig:
 @dataclass
 class AutoGluonConfig:
     presets: str = "medium_quality"  # AutoGluon presets, e.g. medium_quality | good_quality | best_quality
-    hyperparameters: Optional[dict[str, Any]] = None  # model families -> settings; null: the presets' own
+    hyperparameters: Any = None  # model families -> settings, e.g. {GBM: {}, RF: {}}; null: the presets' own
     infer_limit: Optional[float] = None  # seconds per row the final model may spend predicting
     num_bag_folds: Optional[int] = None  # k-fold bagging; null or 0: none
     num_stack_levels: Optional[int] = None  # stacking levels on top of bagged models

@@ -114,7 +114,7 @@ def infer_task(target: pd.Series, declared: str, name: str) -> str:
 
 
 def frame_hash(frame: pd.DataFrame) -> str:
-    """A content hash of the table that does not depend on the file format it came from."""
+    """A content hash of the table's values (fast on millions of rows; a column typed differently hashes differently)."""
     digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return "sha256:" + digest.hexdigest()

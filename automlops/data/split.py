@@ -37,7 +37,7 @@ def split_table(table: pd.DataFrame, target: str, task: str, cfg: SplitConfig, s
 
 
 def _split_by_time(table: pd.DataFrame, cfg: SplitConfig) -> Split:
-    ordered = table.loc[_time_order(table[str(cfg.time_column)])]
+    ordered = table.loc[time_order(table[str(cfg.time_column)])]
     n_test = max(1, round(len(ordered) * cfg.test_size))
     n_valid = max(1, round(len(ordered) * cfg.valid_size))
     if n_test + n_valid >= len(ordered):
@@ -45,7 +45,7 @@ def _split_by_time(table: pd.DataFrame, cfg: SplitConfig) -> Split:
     return ordered.iloc[: -n_test - n_valid], ordered.iloc[-n_test - n_valid : -n_test], ordered.iloc[-n_test:]
 
 
-def _time_order(column: pd.Series) -> pd.Index:
+def time_order(column: pd.Series) -> pd.Index:
     """Row order by time; text (as CSV gives dates) is parsed, since it sorts wrongly as text."""
     if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column)):
         parsed = pd.to_datetime(column, errors="coerce", format="mixed")

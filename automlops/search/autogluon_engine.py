@@ -71,6 +71,8 @@ def check_autogluon(cfg: SearchConfig, problems: list[str]) -> None:
     if cfg.objectives:
         problems.append("search.objectives: multi-objective search is an optuna feature; use search.autogluon.infer_limit to bound latency")
     ag = cfg.autogluon
+    if ag.hyperparameters is not None and not isinstance(ag.hyperparameters, dict):
+        problems.append(f"search.autogluon.hyperparameters: expected a mapping of family -> settings (e.g. {{GBM: {{}}, RF: {{}}}}) or null, got {ag.hyperparameters!r}")
     for key in ("num_bag_folds", "num_stack_levels"):
         value = getattr(ag, key)
         if value is not None and value < 0:

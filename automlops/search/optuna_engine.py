@@ -249,7 +249,8 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
                 time.sleep(0.5 + attempt)
         optuna.storages.fail_stale_trials(study)  # trials of a killed run stop showing as RUNNING
     except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError, ImportError) as error:
-        reason = " ".join(str(error).split())[:200]
+        cause = getattr(error, "orig", None) or error  # the driver's words, without SQLAlchemy's link footer
+        reason = " ".join(str(cause).split())[:200]
         raise ConfigError(f"search.storage: cannot open Optuna storage '{mask_env(cfg.storage or url)}' ({reason}); check the URL and that the server is up") from error
     # offset the seed by the trials already there: a resumed search continues, not replays, its sampling
     study.sampler = _sampler(cfg, seed + len(study.get_trials(deepcopy=False)))

@@ -89,7 +89,20 @@ def _encoder(choice: Preprocess, task: str, seed: int) -> Any:
         return make_pipeline(fill, OneHotEncoder(handle_unknown="infrequent_if_exist" if rare else "ignore", min_frequency=rare, sparse_output=False))
     if choice.encoder == "target":
         target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
-        return make_pipeline(fill, TargetEncoder(target_type=target_type, random_state=seed))
+        return make_pipeline(fill, _target_encoder(target_type, seed))
     return OrdinalEncoder(
         handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1, min_frequency=rare, dtype=float
     )
+
+
+def _target_encoder(target_type: str, seed: int) -> Any:
+    """Cross-fitted target encoding, seeded as the installed scikit-learn expects (a CV splitter
+    from 1.9 on, random_state before)."""
+    from sklearn import __version__
+    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.utils.fixes import parse_version
+
+    if parse_version(__version__) < parse_version("1.9"):
+        return TargetEncoder(target_type=target_type, random_state=seed)
+    splitter = KFold if target_type == "continuous" else StratifiedKFold
+    return TargetEncoder(target_type=target_type, cv=splitter(n_splits=5, shuffle=True, random_state=seed))

@@ -15,6 +15,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeri
 from sklearn.utils.class_weight import compute_sample_weight
 
 from automlops.config.schema import SearchConfig
+from automlops.data.split import time_order
 from automlops.errors import ConfigError
 from automlops.search.engines import SearchData
 
@@ -51,7 +52,7 @@ def fold_indices(data: SearchData, x: pd.DataFrame, y: pd.Series, folds: int, se
     """Folds over train+valid that respect data.split.strategy."""
     strategy = data.split_strategy
     if strategy == "time" and data.time is not None:
-        order = np.argsort(data.time.to_numpy(), kind="stable")
+        order = np.asarray(time_order(data.time.reset_index(drop=True)))  # text dates parsed, as in the split
         return [(order[a], order[b]) for a, b in TimeSeriesSplit(n_splits=folds).split(order)]
     if strategy == "group" and data.groups is not None:
         if data.groups.nunique() < folds:
