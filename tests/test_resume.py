@@ -91,7 +91,7 @@ def test_killed_search_resumes_with_its_finished_trials(project: Path, tmp_path:
     assert search["trials_finished"] == target
     best = optuna.load_study(study_name=study_name, storage=storage).best_trial
     assert search["best_trial"] == best.number
-    assert bundle.manifest["model"]["params"] == best.user_attrs["params"]
+    assert bundle.manifest["model"]["params"] == best.user_attrs["record"]["params"]
     assert json.loads((project / "metrics" / "search.json").read_text())["trials"] == target
 
     # the resumed trials explore new points: re-running an earlier candidate would waste the budget

@@ -130,11 +130,11 @@ def test_each_trial_samples_and_fits_only_its_own_familys_parameters(breast_canc
         others = [key for key in trial.params if key != "family" and not key.startswith(f"{family}.")]
         assert not others, f"trial {trial.number} ({family}) sampled another family's parameters: {others}"
         # the parameters given to the model: the sampled ones without their prefix, plus the fixed ones
-        assert trial.user_attrs["family"] == family
-        assert set(trial.user_attrs["params"]) == set(MIXED_SPACE[family])
+        assert trial.user_attrs["record"]["family"] == family
+        assert set(trial.user_attrs["record"]["params"]) == set(MIXED_SPACE[family])
         for key, value in trial.params.items():
             if key != "family":
-                assert trial.user_attrs["params"][key.split(".", 1)[1]] == value
+                assert trial.user_attrs["record"]["params"][key.split(".", 1)[1]] == value
 
     # the kept fitted candidates are the family's estimator, fitted with exactly those values
     by_number = {c.trial: c for c in result.candidates}
@@ -142,7 +142,7 @@ def test_each_trial_samples_and_fits_only_its_own_familys_parameters(breast_canc
     assert len(kept) == cfg.keep_top
     for candidate in kept:
         estimator = fitted_estimator(joblib.load(candidate.artifact))
-        params = study.trials[candidate.trial].user_attrs["params"]
+        params = study.trials[candidate.trial].user_attrs["record"]["params"]
         assert candidate.params == params == by_number[candidate.trial].params
         if candidate.family == "linear":
             assert type(estimator).__name__ == "LogisticRegression"
@@ -197,9 +197,9 @@ def test_a_failing_family_is_recorded_and_the_search_goes_on(breast_cancer: Sear
     assert failed and complete, states(study)
     for trial in failed:
         assert trial.params["family"] == "lightgbm"
-        error = trial.user_attrs["error"]
+        error = trial.user_attrs["record"]["error"]
         assert "num_leaves" in error and "\n" not in error and len(error) <= 500, error
-    assert all(t.params["family"] == "linear" and "error" not in t.user_attrs for t in complete)
+    assert all(t.params["family"] == "linear" and "error" not in t.user_attrs["record"] for t in complete)
 
     assert result.winner.family == "linear" and result.winner.state == "COMPLETE"
     assert result.winner.trial in {t.number for t in complete}

@@ -106,5 +106,5 @@ def test_two_workers_share_one_study_and_the_run_resumes_it(
     assert lineage["storage"] == postgres_url
     assert lineage["trials_finished"] == len(trials)
     assert lineage["best_trial"] == study.best_trial.number
-    assert bundle.manifest["model"]["params"] == study.best_trial.user_attrs["params"]
+    assert bundle.manifest["model"]["params"] == study.best_trial.user_attrs["record"]["params"]
     assert not (root / ".automlops" / "optuna.db").exists(), "a local sqlite study was used instead of PostgreSQL"

@@ -96,11 +96,12 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
     complete = study.get_trials(deepcopy=False, states=_states(("COMPLETE",)))
     if not complete:
         failed = study.get_trials(deepcopy=False, states=_states(("FAIL",)))
-        first = failed[0].user_attrs.get("error", "no error recorded") if failed else "no trial finished"
+        first = _record(failed[0]).get("error", "no error recorded") if failed else "no trial finished"
         raise SearchError(f"search: all {len(failed)} trial(s) failed (first: {first}); check search.space and the data")
     pareto = {t.number for t in study.best_trials} if cfg.objectives else {study.best_trial.number}
     best = _select(cfg, [t for t in complete if t.number in pareto])
-    model = _fit_winner(cfg, data, best.user_attrs["family"], best.user_attrs["params"], best.user_attrs["preprocess"], seed)
+    record = _record(best)
+    model = _fit_winner(cfg, data, record["family"], record["params"], record["preprocess"], seed)
     candidates = [_candidate(t, study.study_name, t.number in pareto and bool(cfg.objectives)) for t in study.get_trials(deepcopy=False)]
     _keep_top_artifacts(candidates, cfg.keep_top)
     winner = next(c for c in candidates if c.trial == best.number)
@@ -129,23 +130,28 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported by us, on one line
     study = open_study(cfg, the_plan, seed, data.data_hash, state_dir)
+    finished = study.get_trials(deepcopy=False, states=_states(FINISHED))
+    if finished:
+        log.info("resuming study %s: %d trial(s) already finished", study.study_name, len(finished))
+    remaining = None if cfg.n_trials is None else max(0, cfg.n_trials - len(finished))
+    if remaining == 0:
+        return study
+    budget = Budget(cfg, finished)
     artifacts = state_dir / "candidates" / study.study_name
     multi = bool(cfg.objectives)
-    lock = threading.Lock()
-    stop_reason: list[str] = []
 
     def objective(trial: optuna.Trial) -> Any:
         family = trial.suggest_categorical("family", sorted(the_plan.space))
         params = {p: spec.suggest(trial, f"{family}.{p}") for p, spec in the_plan.space[family].items()}
         choices = {k: spec.suggest(trial, f"preprocess.{k}") for k, spec in the_plan.preprocess.items()}
-        for key, value in (("family", family), ("params", params), ("preprocess", choices)):
-            trial.set_user_attr(key, value)
+        record: dict[str, Any] = {"family": family, "params": params, "preprocess": choices}
 
         def report(score: float, fold: int) -> None:
             if multi or cfg.pruner == "none":
                 return
             trial.report(score, fold)
             if trial.should_prune():
+                trial.set_user_attr("record", record)
                 raise optuna.TrialPruned()
 
         try:
@@ -156,67 +162,102 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
         except optuna.TrialPruned:
             raise
         except Exception as error:  # a failing candidate is recorded and the search goes on
-            trial.set_user_attr("error", " ".join(f"{type(error).__name__}: {error}".split())[:500])
+            record["error"] = " ".join(f"{type(error).__name__}: {error}".split())[:500]
+            trial.set_user_attr("record", record)
             return (float("nan"),) * (1 + len(cfg.objectives)) if multi else float("nan")
-        trial.set_user_attr("fit_seconds", round(scored.fit_seconds, 4))
-        trial.set_user_attr("predict_seconds_per_row", scored.predict_seconds_per_row)
-        trial.set_user_attr("size_bytes", scored.size_bytes)
-        if cfg.validation.method == "holdout" and cfg.keep_top > 0 and math.isfinite(scored.score):
+        record.update(fit_seconds=round(scored.fit_seconds, 4), predict_seconds_per_row=scored.predict_seconds_per_row,
+                      size_bytes=scored.size_bytes)
+        if cfg.validation.method == "holdout" and budget.worth_keeping(scored.score):
             import joblib
 
             artifacts.mkdir(parents=True, exist_ok=True)
             path = artifacts / f"trial_{trial.number}.joblib"
             joblib.dump(scored.model, path)
-            trial.set_user_attr("artifact", str(path))
+            record["artifact"] = str(path)
+        trial.set_user_attr("record", record)  # one storage write per trial
         extra = {"predict_latency": scored.predict_seconds_per_row, "model_size": float(scored.size_bytes)}
         return (scored.score, *(extra[o] for o in cfg.objectives)) if multi else scored.score
 
-    finished = study.get_trials(deepcopy=False, states=_states(FINISHED))
-    if finished:
-        log.info("resuming study %s: %d trial(s) already finished", study.study_name, len(finished))
-    remaining = None if cfg.n_trials is None else max(0, cfg.n_trials - len(finished))
-    if remaining == 0:
-        return study
+    lock = threading.Lock()
     with SearchProgress(remaining, cfg.timeout, the_plan.metric, cfg.progress) as progress:
 
         def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             with lock:
+                record = trial.user_attrs.get("record", {})
                 score = trial.values[0] if trial.values and math.isfinite(trial.values[0]) else None
-                progress.trial_finished(trial.number, trial.user_attrs.get("family", "?"), trial.state.name, score)
-                if trial.user_attrs.get("error"):
-                    log.warning("trial %d failed: %s", trial.number, trial.user_attrs["error"][:200])
-                reason = _stop_reason(cfg, study)
-                if reason and not stop_reason:
-                    stop_reason.append(reason)
+                progress.trial_finished(trial.number, record.get("family", "?"), trial.state.name, score)
+                if record.get("error"):
+                    log.warning("trial %d failed: %s", trial.number, record["error"][:200])
+                if budget.after(trial, score, record):
                     study.stop()
 
         callbacks = [after_trial]
         if cfg.n_trials is not None:  # the study's total, across every process sharing it
             callbacks.append(optuna.study.MaxTrialsCallback(cfg.n_trials, states=_states(FINISHED)))
         study.optimize(objective, n_trials=remaining, timeout=cfg.timeout, n_jobs=cfg.n_jobs, callbacks=callbacks, gc_after_trial=False)
-    if stop_reason and stop_reason[0].startswith("failure"):
-        raise SearchError(f"search: {stop_reason[0]}; fix search.space or the data, or raise search.max_failure_rate")
-    if stop_reason:
-        log.info("search stopped early: %s", stop_reason[0])
+    if budget.stop_reason.startswith("failure"):
+        raise SearchError(f"search: {budget.stop_reason}; fix search.space or the data, or raise search.max_failure_rate")
+    if budget.stop_reason:
+        log.info("search stopped early: %s", budget.stop_reason)
     return study
 
 
-def _stop_reason(cfg: SearchConfig, study: Any) -> str | None:
-    finished = study.get_trials(deepcopy=False, states=_states(FINISHED))
-    failed = [t for t in finished if t.state.name == "FAIL"]
-    if len(finished) >= MIN_TRIALS_FOR_FAILURE_RATE and len(failed) / len(finished) > cfg.max_failure_rate:
-        first = failed[0].user_attrs.get("error", "no error recorded")
-        return f"failure rate {len(failed)}/{len(finished)} trials is above search.max_failure_rate={cfg.max_failure_rate} (first: {first})"
-    if cfg.patience is None or cfg.objectives:
-        return None
-    complete = [t for t in finished if t.state.name == "COMPLETE"]
-    if not complete:
-        return None
-    best = study.best_trial.number
-    since = sum(1 for t in finished if t.number > best)
-    if since >= cfg.patience:
-        return f"{since} finished trials without improving on trial {best} (search.patience={cfg.patience})"
-    return None
+class Budget:
+    """When to stop, decided from counters kept in memory (no re-reading the study per trial):
+    too many failures, no improvement for `patience` trials, or a next trial plus the winner's refit
+    that would no longer fit in `timeout`, so the whole search stage keeps to its wall-clock budget."""
+
+    def __init__(self, cfg: SearchConfig, finished: list[Any]) -> None:
+        self.cfg = cfg
+        self.started = time.monotonic()
+        self.finished = len(finished)
+        self.failed = sum(t.state.name == "FAIL" for t in finished)
+        complete = [t for t in finished if t.state.name == "COMPLETE" and t.values]
+        best = max(complete, key=lambda t: t.values[0], default=None)
+        self.best_score = best.values[0] if best else None
+        self.best_number = best.number if best else -1
+        self.since_best = sum(t.number > self.best_number for t in finished)
+        self.best_fit_seconds = float(best.user_attrs.get("record", {}).get("fit_seconds") or 0.0) if best else 0.0
+        self.first_error = next((t.user_attrs.get("record", {}).get("error", "") for t in finished if t.state.name == "FAIL"), "")
+        self.trial_seconds: list[float] = []
+        self.kept: list[float] = []  # scores of the candidates whose fitted model is on disk
+        self.stop_reason = ""
+
+    def worth_keeping(self, score: float) -> bool:
+        """Dump a fitted candidate only if it may end up among the best keep_top."""
+        if self.cfg.keep_top == 0 or not math.isfinite(score):
+            return False
+        self.kept = sorted([*self.kept, score], reverse=True)[: self.cfg.keep_top]
+        return score >= self.kept[-1]
+
+    def after(self, trial: Any, score: float | None, record: dict[str, Any]) -> str:
+        self.finished += 1
+        self.trial_seconds.append(float(record.get("fit_seconds") or 0.0))
+        if trial.state.name == "FAIL":
+            self.failed += 1
+            self.first_error = self.first_error or record.get("error", "no error recorded")
+        if score is not None and trial.state.name == "COMPLETE" and (self.best_score is None or score > self.best_score):
+            self.best_score, self.best_number, self.since_best = score, trial.number, 0
+            self.best_fit_seconds = float(record.get("fit_seconds") or 0.0)
+        else:
+            self.since_best += 1
+        self.stop_reason = self.stop_reason or self._reason()
+        return self.stop_reason
+
+    def _reason(self) -> str:
+        cfg = self.cfg
+        if self.finished >= MIN_TRIALS_FOR_FAILURE_RATE and self.failed / self.finished > cfg.max_failure_rate:
+            return (f"failure rate {self.failed}/{self.finished} trials is above search.max_failure_rate="
+                    f"{cfg.max_failure_rate} (first: {self.first_error})")
+        if cfg.patience is not None and not cfg.objectives and self.best_number >= 0 and self.since_best >= cfg.patience:
+            return f"{self.since_best} finished trials without improving on trial {self.best_number} (search.patience={cfg.patience})"
+        if cfg.timeout is not None and self.trial_seconds:
+            typical = sorted(self.trial_seconds)[len(self.trial_seconds) // 2]
+            refit = self.best_fit_seconds * (1.5 if cfg.refit else 1.0)  # train+valid is larger than train
+            left = cfg.timeout - (time.monotonic() - self.started)
+            if typical + refit > left:
+                return f"search.timeout={cfg.timeout:g}s: {left:.1f}s left, not enough for another trial and the winner's refit"
+        return ""
 
 
 def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, state_dir: Path) -> Any:
@@ -289,7 +330,7 @@ def _select(cfg: SearchConfig, pareto: list[Any]) -> Any:
         return best
     attr = "predict_seconds_per_row" if cfg.select == "fastest_within" else "size_bytes"
     close = [t for t in pareto if t.values[0] >= best.values[0] - cfg.select_tolerance]
-    return min(close, key=lambda t: (t.user_attrs.get(attr, math.inf), t.number))
+    return min(close, key=lambda t: (_record(t).get(attr, math.inf), t.number))
 
 
 def _fit_winner(cfg: SearchConfig, data: SearchData, family: str, params: dict[str, Any], choices: dict[str, Any], seed: int) -> Any:
@@ -304,7 +345,7 @@ def _fit_winner(cfg: SearchConfig, data: SearchData, family: str, params: dict[s
 
 def _candidate(trial: Any, source: str, pareto: bool) -> Candidate:
     value = trial.values[0] if trial.values else None
-    attrs = trial.user_attrs
+    attrs = _record(trial)
     return Candidate(
         engine="optuna", trial=trial.number, family=attrs.get("family", trial.params.get("family", "")),
         params={**attrs.get("params", {}), **{f"preprocess.{k}": v for k, v in attrs.get("preprocess", {}).items()}},
@@ -323,6 +364,12 @@ def _keep_top_artifacts(candidates: list[Candidate], keep: int) -> None:
     for candidate in candidates:
         if candidate.artifact and not Path(candidate.artifact).is_file():
             candidate.artifact = ""
+
+
+def _record(trial: Any) -> dict[str, Any]:
+    """What automlops stored about a trial: family, params, preprocess, timings, size, artifact, error."""
+    record: dict[str, Any] = trial.user_attrs.get("record", {})
+    return record
 
 
 def _states(names: tuple[str, ...]) -> tuple[Any, ...]:
