@@ -35,32 +35,46 @@ LABEL = "__label__"  # the target's column name inside AutoGluon, whatever the d
 
 
 class AutoGluonModel:
-    """A TabularPredictor behind the same predict / predict_proba / classes_ contract as a
-    scikit-learn pipeline, so evaluation, bundles and serving treat both alike."""
+    """A TabularPredictor folder behind the same predict / predict_proba / classes_ contract as a
+    scikit-learn pipeline, so evaluation, bundles and serving treat both alike. The predictor is
+    loaded on first use: the search stage only copies the folder, it never needs to load it."""
 
-    def __init__(self, predictor: Any) -> None:
-        self.predictor = predictor
-        self.classes_ = np.array(predictor.class_labels) if predictor.class_labels is not None else None
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._predictor: Any = None
+
+    @property
+    def predictor(self) -> Any:
+        if self._predictor is None:
+            from autogluon.tabular import TabularPredictor
+
+            _quiet()
+            self._predictor = TabularPredictor.load(self.path, verbosity=0, require_py_version_match=False)
+            self._predictor.persist()  # keep models in memory: no reload from disk per prediction
+        return self._predictor
+
+    @property
+    def classes_(self) -> np.ndarray | None:
+        labels = self.predictor.class_labels
+        return np.array(labels) if labels is not None else None
 
     def predict(self, x: pd.DataFrame) -> np.ndarray:
         return self.predictor.predict(x).to_numpy()
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
-        proba = self.predictor.predict_proba(x, as_multiclass=True)[list(self.classes_ if self.classes_ is not None else [])]
+        classes = self.classes_
+        proba = self.predictor.predict_proba(x, as_multiclass=True)[list(classes if classes is not None else [])]
         values = proba.to_numpy(dtype=float)
         return values / values.sum(axis=1, keepdims=True)  # float32 rounding: rows must sum to one
 
     def save(self, folder: Path) -> None:
-        shutil.copytree(self.predictor.path, folder / "predictor", dirs_exist_ok=True)
+        shutil.copytree(self.path, folder / "predictor", dirs_exist_ok=True)
 
     @classmethod
     def load(cls, folder: Path) -> AutoGluonModel:
-        from autogluon.tabular import TabularPredictor
-
-        _quiet()
-        predictor = TabularPredictor.load(str(folder / "predictor"), verbosity=0, require_py_version_match=False)
-        predictor.persist()  # keep models in memory: no reload from disk per prediction
-        return cls(predictor)
+        model = cls(str(folder / "predictor"))
+        model.predictor  # load now: whoever loads a bundle is about to predict
+        return model
 
 
 def check_autogluon(cfg: SearchConfig, problems: list[str]) -> None:
@@ -118,7 +132,7 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
         best_name = predictor.refit_full(model=best_name)[best_name]
         predictor.set_model_best(best_name)
     deployed = predictor.clone_for_deployment(str(root / f"{fit_id}-deploy")) if ag.keep_only_best else predictor.path
-    model = AutoGluonModel(TabularPredictor.load(str(deployed), verbosity=0, require_py_version_match=False))
+    model = AutoGluonModel(str(deployed))
     candidates = [_candidate(row, fit_id, predictor.path, len(valid)) for row in board.itertuples(index=False)]
     original = best_name.removesuffix("_FULL")
     winner = next(c for c in candidates if c.family == original)
