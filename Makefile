@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-test clean
+.PHONY: run test setup setup-test clean bench
 
 run: $(BIN)/automlops
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/automlops run $(ARGS)
@@ -18,6 +18,16 @@ $(BIN)/automlops: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# Benchmarks (benchmarks/README.md): search quality against peers at equal budgets, then pipeline scale.
+# Defaults take hours; pass flags through, e.g. make bench QUALITY_ARGS="--quick" SCALE_ARGS="--quick".
+bench: $(VENV)/.bench-deps
+	$(BIN)/python benchmarks/search_quality.py $(QUALITY_ARGS)
+	$(BIN)/python benchmarks/scale.py $(SCALE_ARGS)
+
+$(VENV)/.bench-deps: $(BIN)/automlops
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	touch $@
 
 $(VENV)/.test-deps: $(BIN)/automlops
