@@ -10,7 +10,13 @@ from sklearn import metrics as skm
 
 
 def evaluate(model: Any, x_test: pd.DataFrame, y_test: pd.Series, task: str) -> dict[str, float]:
-    predicted = model.predict(x_test)
+    from sklearn.pipeline import Pipeline
+
+    proba = model.predict_proba(x_test) if task != "regression" and hasattr(model, "predict_proba") else None
+    if proba is not None and isinstance(model, Pipeline):
+        predicted = model.classes_[proba.argmax(axis=1)]  # a scikit-learn classifier's predict is this argmax: infer once
+    else:
+        predicted = model.predict(x_test)  # AutoGluon may apply its own tuned decision threshold
     if task == "regression":
         return {
             "rmse": float(np.sqrt(skm.mean_squared_error(y_test, predicted))),
@@ -22,8 +28,7 @@ def evaluate(model: Any, x_test: pd.DataFrame, y_test: pd.Series, task: str) -> 
         "balanced_accuracy": float(skm.balanced_accuracy_score(y_test, predicted)),
         "f1_macro": float(skm.f1_score(y_test, predicted, average="macro")),
     }
-    if hasattr(model, "predict_proba"):
-        proba = model.predict_proba(x_test)
+    if proba is not None:
         classes = list(model.classes_)
         result["log_loss"] = float(skm.log_loss(y_test, proba, labels=classes))
         if y_test.nunique() == len(classes):

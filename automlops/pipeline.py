@@ -50,27 +50,28 @@ def run_prepare(config: Config) -> None:
     log.info("prepared %s: %s rows, task %s", prepared.meta["source"], prepared.meta["rows"], prepared.meta["task"])
 
 
-def load_prepared() -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+def load_prepared(splits: tuple[str, ...] = SPLITS) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     meta_file = PREPARED_DIR / "meta.json"
     if not meta_file.is_file():
         raise AutomlopsError(f"{PREPARED_DIR}/ has no prepared data; run `automlops stage prepare` (or `dvc repro`) first")
     meta = json.loads(meta_file.read_text())
-    return {split: pd.read_parquet(PREPARED_DIR / f"{split}.parquet") for split in SPLITS}, meta
+    return {split: pd.read_parquet(PREPARED_DIR / f"{split}.parquet") for split in splits}, meta
 
 
 def search_data(config: Config) -> SearchData:
     """The prepared splits as a search sees them (also what an `automlops worker` loads)."""
-    frames, meta = load_prepared()
+    frames, meta = load_prepared(("train", "valid"))
     features, target, split = meta["features"], meta["target"], config.data.split
-    both = pd.concat([frames["train"], frames["valid"]], ignore_index=True)
+    fold_column = {"group": split.group_column, "time": split.time_column}.get(split.strategy)
+    both = pd.concat([frames["train"][[fold_column]], frames["valid"][[fold_column]]], ignore_index=True) if fold_column else None
     return SearchData(
         x_train=frames["train"][features], y_train=frames["train"][target],
         x_valid=frames["valid"][features], y_valid=frames["valid"][target],
         contract=contract_from_dicts(meta["contract"]), task=meta["task"],
         data_hash=f"{meta['data_hash']}/split:{_split_fingerprint(frames)}",  # studies and leaderboards never mix splits
         split_strategy=split.strategy,
-        groups=both[split.group_column] if split.strategy == "group" and split.group_column in both else None,
-        time=both[split.time_column] if split.strategy == "time" and split.time_column in both else None,
+        groups=both[fold_column] if split.strategy == "group" and both is not None else None,
+        time=both[fold_column] if split.strategy == "time" and both is not None else None,
     )
 
 
@@ -108,7 +109,7 @@ def run_evaluate(config: Config) -> None:
     from automlops.artifacts import load_model
     from automlops.evaluate import evaluate
 
-    frames, meta = load_prepared()
+    frames, meta = load_prepared(("test",))
     model = load_model(json.loads((SEARCH_DIR / "best.json").read_text())["format"], SEARCH_DIR / "model")
     test = frames["test"]
     metrics = evaluate(model, test[meta["features"]], test[meta["target"]], meta["task"])
@@ -119,7 +120,7 @@ def run_evaluate(config: Config) -> None:
 def run_package(config: Config) -> Path:
     from automlops.deploy import TARGETS, PackageInput
 
-    frames, meta = load_prepared()
+    frames, meta = load_prepared(("test",))
     example = frames["test"][meta["features"]].head(config.deploy.example_rows)
     inputs = PackageInput(
         name=config.run.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
@@ -20,20 +21,18 @@ def split_table(table: pd.DataFrame, target: str, task: str, cfg: SplitConfig, s
         rest, test = _split_groups(table, table[cfg.group_column], cfg.test_size, seed)
         train, valid = _split_groups(rest, rest[cfg.group_column], valid_share, seed)
         return train, valid, test
-    stratify = cfg.strategy == "stratified" and task != "regression"
-    try:
-        rest, test = train_test_split(
-            table, test_size=cfg.test_size, random_state=seed, stratify=table[target] if stratify else None
-        )
+    labels = table[target].to_numpy() if cfg.strategy == "stratified" and task != "regression" else None
+    try:  # split row positions, then copy each part once (the table may have millions of rows)
+        rest, test = train_test_split(np.arange(len(table)), test_size=cfg.test_size, random_state=seed, stratify=labels)
         train, valid = train_test_split(
-            rest, test_size=valid_share, random_state=seed, stratify=rest[target] if stratify else None
+            rest, test_size=valid_share, random_state=seed, stratify=labels[rest] if labels is not None else None
         )
     except ValueError as error:
         raise DataError(
             f"data.split: cannot split {len(table)} rows with strategy={cfg.strategy} ({error}); "
             "use more data, larger split sizes, or data.split.strategy=random"
         ) from error
-    return train, valid, test
+    return table.iloc[train], table.iloc[valid], table.iloc[test]
 
 
 def _split_by_time(table: pd.DataFrame, cfg: SplitConfig) -> Split:

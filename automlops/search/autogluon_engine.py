@@ -126,7 +126,7 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
         raise SearchError(f"search.autogluon: AutoGluon refused the settings ({' '.join(str(error).split())[:300]})") from error
     if not predictor.model_names():
         raise SearchError("search: AutoGluon fitted no model within search.timeout; raise the budget")
-    board = predictor.leaderboard(extra_info=True, silent=True)
+    board = predictor.leaderboard(silent=True)  # extra_info would load and pickle every model: seconds per run
     best_name = predictor.model_best
     if ag.refit_full:
         best_name = predictor.refit_full(model=best_name)[best_name]
@@ -136,6 +136,7 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
     candidates = [_candidate(row, fit_id, predictor.path, len(valid)) for row in board.itertuples(index=False)]
     original = best_name.removesuffix("_FULL")
     winner = next(c for c in candidates if c.family == original)
+    winner.params = _plain(predictor.model_hyperparameters(original))  # the winner's settings, for the manifest
     return SearchResult(
         model=model, model_format="autogluon", winner=winner, metric=metric, candidates=candidates,
         lineage={
@@ -149,12 +150,12 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
 
 def _candidate(row: Any, fit_id: str, path: str, valid_rows: int) -> Candidate:
     score = float(row.score_val) if pd.notna(row.score_val) else None
+    folder = Path(path) / "models" / str(row.model)
     return Candidate(
         engine="autogluon", trial=int(row.fit_order), family=str(row.model),
-        params=_plain(row.hyperparameters) if isinstance(row.hyperparameters, dict) else {},
-        state="COMPLETE" if score is not None else "FAIL", score=score, fit_seconds=float(row.fit_time),
-        predict_seconds_per_row=float(row.pred_time_val) / max(1, valid_rows), size_bytes=int(row.memory_size_w_ancestors),
-        artifact=str(Path(path) / "models" / str(row.model)), source=fit_id,
+        params={}, state="COMPLETE" if score is not None else "FAIL", score=score, fit_seconds=float(row.fit_time),
+        predict_seconds_per_row=float(row.pred_time_val) / max(1, valid_rows), size_bytes=_disk_size(folder),
+        artifact=str(folder), source=fit_id,
     )
 
 
@@ -162,6 +163,11 @@ def _fit_id(cfg: SearchConfig, metric: str, seed: int, data_hash: str) -> str:
     shape = {"autogluon": asdict(cfg.autogluon), "metric": metric, "timeout": cfg.timeout, "seed": seed, "data": data_hash,
              "at": time.time()}  # every fit is new: AutoGluon cannot resume one
     return "ag-" + hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _disk_size(folder: Path) -> int:
+    """Bytes the model takes on disk (its own files; an ensemble's members are counted in theirs)."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
 
 
 def _plain(value: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import threading
 import time
 import warnings
@@ -129,6 +130,10 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
     from automlops.search.validation import score_candidate
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported by us, on one line
+    cpus = os.cpu_count() or 1
+    if cfg.n_jobs * cfg.threads > cpus:
+        log.warning("search.n_jobs x search.threads = %d threads on %d CPUs: fits will fight for cores; "
+                    "lower search.threads (one per trial is best when n_jobs > 1)", cfg.n_jobs * cfg.threads, cpus)
     study = open_study(cfg, the_plan, seed, data.data_hash, state_dir)
     finished = study.get_trials(deepcopy=False, states=_states(FINISHED))
     if finished:
