@@ -3,6 +3,7 @@ and helpers that run the real `automlops` and `dvc` commands in it."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -37,6 +38,20 @@ def dvc(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float
 
 def git(*args: str, cwd: Path) -> None:
     subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def snapshot(root: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """sha256 of every file under the given paths (a missing path is recorded as missing), to prove
+    that a failed command left them untouched."""
+    state: dict[str, str] = {}
+    for name in names:
+        path = root / name
+        if not path.exists():
+            state[name] = "<missing>"
+            continue
+        for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):
+            state[file.relative_to(root).as_posix()] = hashlib.sha256(file.read_bytes()).hexdigest()
+    return state
 
 
 def new_project(root: Path) -> Path:

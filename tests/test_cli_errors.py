@@ -3,12 +3,11 @@ or value, no traceback (unless --verbose), and nothing already on disk touched."
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
 import pytest
-from conftest import cli, new_project
+from conftest import cli, new_project, snapshot
 
 GUARDED = ("models", "data/prepared", "params.yaml", "artifacts", "metrics")
 
@@ -22,20 +21,6 @@ BAD_INPUTS = [
     pytest.param(["data.source=csv", "data.path=missing.csv"], ["data.path", "missing.csv"], id="missing-csv"),
     pytest.param(["search.space.linear.alpha.low=1000"], ["search.space.linear.alpha", "low=1000"], id="low-above-high"),
 ]
-
-
-def snapshot(root: Path, names: tuple[str, ...] = GUARDED) -> dict[str, str]:
-    """sha256 of every file under the given paths (a missing path is recorded as missing)."""
-    state: dict[str, str] = {}
-    for name in names:
-        path = root / name
-        if not path.exists():
-            state[name] = "<missing>"
-            continue
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        for file in files:
-            state[file.relative_to(root).as_posix()] = hashlib.sha256(file.read_bytes()).hexdigest()
-    return state
 
 
 def assert_one_error_line(stderr: str, *named: str) -> str:
@@ -62,21 +47,21 @@ def prepared_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(("overrides", "named"), BAD_INPUTS)
 def test_bad_input_is_one_error_line_and_touches_nothing(prepared_project: Path, overrides: list[str], named: list[str]) -> None:
-    before = snapshot(prepared_project)
+    before = snapshot(prepared_project, GUARDED)
     result = cli("run", *overrides, cwd=prepared_project)
     assert result.returncode != 0
     assert_one_error_line(result.stderr, *named)
     assert "Traceback" not in result.stdout
-    assert snapshot(prepared_project) == before
+    assert snapshot(prepared_project, GUARDED) == before
 
 
 @pytest.mark.parametrize(("overrides", "named"), [BAD_INPUTS[1], BAD_INPUTS[4]])
 def test_compose_refuses_bad_input_and_keeps_params_yaml(prepared_project: Path, overrides: list[str], named: list[str]) -> None:
-    before = snapshot(prepared_project)
+    before = snapshot(prepared_project, GUARDED)
     result = cli("compose", *overrides, cwd=prepared_project)
     assert result.returncode != 0
     assert_one_error_line(result.stderr, *named)
-    assert snapshot(prepared_project) == before
+    assert snapshot(prepared_project, GUARDED) == before
 
 
 def test_config_errors_and_data_errors_exit_with_different_codes(prepared_project: Path) -> None:

@@ -3,14 +3,13 @@ the AutoGluon engine's bundle, `automlops predict` on it, and one leaderboard ac
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cli, new_project
+from conftest import cli, new_project, snapshot
 
 from automlops.data.contract import validate_input
 from automlops.deploy.bundle import load_bundle
@@ -31,19 +30,6 @@ search:
     presets: medium_quality
     hyperparameters: {GBM: {}, LR: {}}
 """
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """sha256 of every file under the guarded paths: a bundle, search outputs, the Optuna studies."""
-    state: dict[str, str] = {}
-    for name in GUARDED:
-        path = root / name
-        if not path.exists():
-            state[name] = "<missing>"
-            continue
-        for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):
-            state[file.relative_to(root).as_posix()] = hashlib.sha256(file.read_bytes()).hexdigest()
-    return state
 
 
 def the_error_line(stderr: str) -> str:
@@ -92,7 +78,7 @@ BAD_SEARCH_INPUT = [
 
 @pytest.mark.parametrize(("overrides", "named"), BAD_SEARCH_INPUT)
 def test_bad_search_input_is_refused_before_any_trial(engines_project: Path, overrides: list[str], named: list[str]) -> None:
-    before = snapshot(engines_project)
+    before = snapshot(engines_project, GUARDED)
     result = cli("run", "search.n_trials=2", *overrides, cwd=engines_project, timeout=120)
     assert result.returncode == 2, (result.returncode, result.stderr)
     line = the_error_line(result.stderr)
@@ -102,7 +88,7 @@ def test_bad_search_input_is_refused_before_any_trial(engines_project: Path, ove
     assert not any(line.startswith("trial ") for line in result.stderr.splitlines()), "a trial ran"
     # no study, no trial, no candidate, no bundle, no search output: nothing guarded changed
     assert (engines_project / ".automlops" / "optuna.db").is_file() and (engines_project / "models" / "breast_cancer").is_dir()
-    assert snapshot(engines_project) == before
+    assert snapshot(engines_project, GUARDED) == before
 
 
 def test_autogluon_dict_override_from_the_command_line_composes(engines_project: Path) -> None:
