@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     worker.set_defaults(handler=_worker)
 
-    predict = commands.add_parser("predict", help="score a CSV or Parquet file with a bundle")
+    predict = commands.add_parser("predict", help="score a CSV, Parquet or JSON file with a bundle")
     predict.add_argument("--model", required=True, type=Path, help="a bundle folder, e.g. models/default")
     predict.add_argument("--input", required=True, type=Path, help=".csv, .parquet or .json (list of records) with the model's input columns")
     predict.add_argument("--output", required=True, type=Path, help=".csv, .parquet or .json to write predictions to")
