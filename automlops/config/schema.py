@@ -59,7 +59,7 @@ class AutoGluonConfig:
     infer_limit: Optional[float] = None  # seconds per row the final model may spend predicting
     num_bag_folds: Optional[int] = None  # k-fold bagging; null or 0: none
     num_stack_levels: Optional[int] = None  # stacking levels on top of bagged models
-    refit_full: bool = False  # refit the chosen model on train+valid (AutoGluon's refit_full)
+    refit_full: bool = True  # refit the chosen model on train+valid (AutoGluon's refit_full), within the budget
     keep_only_best: bool = True  # package a slim clone that holds only what the best model needs
     verbosity: int = 0  # AutoGluon's own logging, 0 (quiet) to 4
 

@@ -31,7 +31,8 @@ METRICS = {
     "neg_median_absolute_error": "median_absolute_error", "neg_mean_absolute_percentage_error": "mean_absolute_percentage_error",
     "roc_auc_ovr": "roc_auc_ovr_macro",
 }
-LABEL = "__label__"  # the target's column name inside AutoGluon, whatever the data calls it
+LABEL = "__label__"
+REFIT_SHARE_KEPT = 0.75  # of search.timeout given to fit() when refit_full follows  # the target's column name inside AutoGluon, whatever the data calls it
 
 
 class AutoGluonModel:
@@ -118,7 +119,7 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
             label=LABEL, problem_type=data.task, eval_metric=METRICS[metric], path=str(root / fit_id), verbosity=ag.verbosity,
             sample_weight="balance_weight" if cfg.class_weight == "balanced" else None,
         ).fit(
-            train, tuning_data=valid, time_limit=cfg.timeout, presets=ag.presets, hyperparameters=ag.hyperparameters,
+            train, tuning_data=valid, time_limit=_fit_budget(cfg), presets=ag.presets, hyperparameters=ag.hyperparameters,
             infer_limit=ag.infer_limit, num_bag_folds=ag.num_bag_folds, num_stack_levels=ag.num_stack_levels,
             use_bag_holdout=bool(ag.num_bag_folds), num_cpus=cfg.threads,
         )
@@ -146,6 +147,14 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
             "autogluon_config": asdict(ag),
         },
     )
+
+
+def _fit_budget(cfg: SearchConfig) -> float | None:
+    """AutoGluon's time_limit: the whole search.timeout, less a quarter kept for refit_full so the
+    refit on train+valid happens inside the budget rather than after it."""
+    if cfg.timeout is None:
+        return None
+    return cfg.timeout * (REFIT_SHARE_KEPT if cfg.autogluon.refit_full else 1.0)
 
 
 def _candidate(row: Any, fit_id: str, path: str, valid_rows: int) -> Candidate:
