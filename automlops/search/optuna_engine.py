@@ -53,10 +53,15 @@ class Plan:
 
 def check_optuna(cfg: SearchConfig, problems: list[str]) -> None:
     """Config checks that need no data (the CLI runs them before any work)."""
+    _parse_and_check(cfg, problems)
+
+
+def _parse_and_check(cfg: SearchConfig, problems: list[str]) -> tuple[Space, dict[str, ParamSpec]]:
+    """Parse the space and preprocessing once, appending every config problem found."""
     from automlops.errors import unknown_name
 
-    parse_space(cfg.space, problems)
-    parse_preprocess(cfg.preprocess, problems)
+    space = parse_space(cfg.space, problems)
+    preprocess = parse_preprocess(cfg.preprocess, problems)
     for objective in cfg.objectives:
         if objective not in OBJECTIVES:
             problems.append(unknown_name("search.objectives item", objective, OBJECTIVES))
@@ -80,15 +85,16 @@ def check_optuna(cfg: SearchConfig, problems: list[str]) -> None:
         problems.append(f"search.n_jobs: must be >= 1, got {cfg.n_jobs}")
     if cfg.keep_top < 0:
         problems.append(f"search.keep_top: must be >= 0, got {cfg.keep_top}")
+    return space, preprocess
 
 
 def plan(cfg: SearchConfig, task: str) -> Plan:
     problems: list[str] = []
-    check_optuna(cfg, problems)
+    space, preprocess = _parse_and_check(cfg, problems)
     if problems:
         raise ConfigError("; ".join(problems))
     metric = resolve_metric(cfg.metric, task)
-    return Plan(parse_space(cfg.space, []), parse_preprocess(cfg.preprocess, []), metric, get_scorer(metric))
+    return Plan(space, preprocess, metric, get_scorer(metric))
 
 
 def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Path) -> SearchResult:
