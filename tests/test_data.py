@@ -103,11 +103,17 @@ def test_unknown_builtin_dataset_lists_the_datasets() -> None:
     assert ", ".join(sorted(BUILTIN_DATASETS)) in str(caught.value)
 
 
-def test_sql_source_reads_a_sqlite_file(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+def examples_sqlite(folder: Path) -> str:
+    """A SQLite file holding small_table() as `examples`; returns its SQLAlchemy URL."""
+    url = f"sqlite:///{folder / 'db.sqlite'}"
     engine = sqlalchemy.create_engine(url)
     small_table().to_sql("examples", engine, index=False)
     engine.dispose()
+    return url
+
+
+def test_sql_source_reads_a_sqlite_file(tmp_path: Path) -> None:
+    url = examples_sqlite(tmp_path)
     cfg = DataConfig(source="sql", url=url, query="SELECT x, color, label FROM examples WHERE size > 50", target="label")
     frame = load_table(cfg)
     expected = small_table().query("size > 50")[["x", "color", "label"]].reset_index(drop=True)
@@ -115,10 +121,7 @@ def test_sql_source_reads_a_sqlite_file(tmp_path: Path) -> None:
 
 
 def test_sql_source_with_a_bad_query_names_data_query(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    engine = sqlalchemy.create_engine(url)
-    small_table().to_sql("examples", engine, index=False)
-    engine.dispose()
+    url = examples_sqlite(tmp_path)
     with pytest.raises(DataError, match=r"data\.(query|url).*no such table: nope"):
         load_table(DataConfig(source="sql", url=url, query="SELECT * FROM nope", target="label"))
 
@@ -129,10 +132,7 @@ def test_sql_source_with_an_unusable_url_is_a_config_error() -> None:
 
 
 def test_sql_source_empty_result_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    engine = sqlalchemy.create_engine(url)
-    small_table().to_sql("examples", engine, index=False)
-    engine.dispose()
+    url = examples_sqlite(tmp_path)
     with pytest.raises(DataError, match=r"has no rows"):
         load_table(DataConfig(source="sql", url=url, query="SELECT * FROM examples WHERE size > 1000", target="label"))
 
