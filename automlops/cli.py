@@ -4,8 +4,11 @@
     automlops compose [overrides ...]                       only write params.yaml (then `dvc repro`)
     automlops stage NAME                                    one stage from params.yaml (what dvc.yaml calls)
     automlops worker [overrides ...]                        join a shared Optuna study and run trials
-    automlops predict --model DIR --input FILE --output FILE
-    automlops serve --model DIR [--host 127.0.0.1] [--port 8080]
+    automlops predict --model MODEL --input FILE --output FILE
+    automlops serve --model MODEL [--host 127.0.0.1] [--port 8080]
+    automlops models list|show|promote|rollback ...         the local registry (models/<name>/)
+
+MODEL is a bundle folder, models/<name> (its champion) or models/<name>@<alias or version>.
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from automlops.errors import AutomlopsError, ConfigError
+from automlops.errors import AutomlopsError, ConfigError, RegistryError
+
+if TYPE_CHECKING:
+    from automlops.config.schema import Config
 
 log = logging.getLogger("automlops")
-STAGE_NAMES = ("check_conf", "prepare", "search", "evaluate", "package")
+MODEL_HELP = "a bundle folder, models/<name> (its champion) or models/<name>@<alias|version>"
+STAGE_NAMES = ("check_conf", "prepare", "search", "evaluate", "package", "gate", "deploy")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.set_defaults(handler=_worker)
 
     predict = commands.add_parser("predict", help="score a CSV, Parquet or JSON file with a bundle")
-    predict.add_argument("--model", required=True, type=Path, help="a bundle folder, e.g. models/default")
+    predict.add_argument("--model", required=True, help=MODEL_HELP)
     predict.add_argument("--input", required=True, type=Path, help=".csv, .parquet or .json (list of records) with the model's input columns")
     predict.add_argument("--output", required=True, type=Path, help=".csv, .parquet or .json to write predictions to")
     predict.add_argument("--keep", nargs="+", default=[], metavar="COL", help="input columns to copy to the output (ids, labels)")
@@ -86,11 +94,29 @@ def _parser() -> argparse.ArgumentParser:
     predict.set_defaults(handler=_predict)
 
     serve = commands.add_parser("serve", help="serve a bundle over HTTP (GET /health, POST /predict)")
-    serve.add_argument("--model", required=True, type=Path, help="a bundle folder, e.g. models/default")
+    serve.add_argument("--model", required=True, help=MODEL_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     serve.add_argument("--port", default=8080, type=int)
     serve.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     serve.set_defaults(handler=_serve)
+
+    models = commands.add_parser("models", help="the local model registry: versions and aliases under deploy.dir")
+    actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="registered models, or one model's versions with metrics and aliases")
+    listing.add_argument("name", nargs="?", help="a model name or its folder (models/<name>); none: every model")
+    show = actions.add_parser("show", help="one version's manifest summary (read without loading the model)")
+    show.add_argument("name", help="models/<name>[@alias|@version] or a name[@alias|@version]")
+    promote = actions.add_parser("promote", help="point an alias at a version (the model is verified first)")
+    promote.add_argument("name")
+    promote.add_argument("version", type=int)
+    rollback = actions.add_parser("rollback", help="point an alias back at the version it held before")
+    rollback.add_argument("name")
+    for action in (listing, show, promote, rollback):
+        action.add_argument("--dir", default="models", help="the registry root, deploy.dir (default: models)")
+        action.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    for action in (promote, rollback):
+        action.add_argument("--alias", default="champion", help="default: champion")
+    models.set_defaults(handler=_models)
     return parser
 
 
@@ -110,10 +136,10 @@ def _run(args: argparse.Namespace) -> int:
     for (job, cfg), config in zip(composed, configs):
         if len(jobs) > 1:
             log.info("=== run %s", " ".join(job) or "(defaults)")
-        bundle = run_all(config)
+        record = run_all(config)
         if len(jobs) == 1:
             write_params(cfg)  # after success only: `dvc repro` then reproduces this very run
-        _print_next_steps(bundle, config.deploy.target)
+        _print_next_steps(record, config)
     return 0
 
 
@@ -136,15 +162,24 @@ def sweep(overrides: list[str]) -> list[list[str]]:
     return [list(combination) for combination in itertools.product(*choices)]
 
 
-def _print_next_steps(bundle: Path, target: str) -> None:
+def _print_next_steps(record: dict[str, Any], config: Config) -> None:
     import json
 
-    metrics = json.loads((bundle / "manifest.json").read_text())["metrics"]["test"] if (bundle / "manifest.json").is_file() else {}
+    from automlops.pipeline import CANDIDATE_DIR, TEST_METRICS
+
+    metrics = json.loads(TEST_METRICS.read_text()) if TEST_METRICS.is_file() else {}
     shown = ", ".join(f"{k}={v:.4f}" for k, v in list(metrics.items())[:3])
-    print(f"\nmodel packaged ({target}) at {bundle}/  test: {shown}")
+    if not record.get("published"):
+        print(f"\nnot published ({record.get('reason')}); the candidate is in {CANDIDATE_DIR}/  test: {shown}")
+        return
+    name, alias, version = config.run.name, record["alias"], record["version"]
+    model = f"{config.deploy.dir}/{name}"
+    print(f"\nmodel {name} v{version} is the {alias} at {model}/versions/{version}/  test: {shown}")
+    print(f"published to: {', '.join(record['targets'])}")
     print("next:")
-    print(f"  automlops predict --model {bundle} --input {bundle}/input_example.json --output predictions.csv")
-    print(f"  automlops serve --model {bundle} --port 8080   # then POST {bundle}/input_example.json to /predict")
+    print(f"  automlops predict --model {model}@{alias} --input {model}/versions/{version}/input_example.json --output predictions.csv")
+    print(f"  automlops serve --model {model}@{alias} --port 8080   # then POST the input example to /predict")
+    print(f"  automlops models list {name}")
 
 
 def _compose(args: argparse.Namespace) -> int:
@@ -202,6 +237,68 @@ def _predict(args: argparse.Namespace) -> int:
     write_table(out, args.output)
     print(f"wrote {len(out)} prediction(s) to {args.output}")
     return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from automlops.deploy import model_registry as reg
+
+    if args.action == "list" and not args.name:
+        root = Path(args.dir)
+        names = sorted(p.name for p in root.iterdir() if (p / reg.VERSIONS).is_dir()) if root.is_dir() else []
+        if not names:
+            print(f"no registered models under {root}/; `automlops run` registers one")
+        for name in names:
+            aliases = reg.read_aliases(root / name)["aliases"]
+            print(f"{name}: {len(reg.list_versions(root / name))} version(s); " + (", ".join(f"{a} v{v}" for a, v in sorted(aliases.items())) or "no alias"))
+        return 0
+    base, _, alias = args.name.partition("@")
+    registry = Path(base) if (Path(base) / reg.VERSIONS).is_dir() else Path(args.dir) / base
+    if not (registry / reg.VERSIONS).is_dir():
+        raise RegistryError(f"model '{base}': no registry at {registry}/; `automlops models list --dir {args.dir}` shows the models")
+    if args.action == "list":
+        _print_versions(registry)
+    elif args.action == "show":
+        from automlops.deploy.bundle import read_manifest
+
+        print(_manifest_summary(read_manifest(f"{registry}@{alias}" if alias else registry)))
+    elif args.action == "promote":
+        from automlops.deploy.bundle import verify_bundle
+
+        verify_bundle(reg.resolve(f"{registry}@{args.version}"))  # never point an alias at a modified bundle
+        previous = reg.promote(registry, args.version, args.alias)
+        print(f"{registry.name}: {args.alias} -> v{args.version}" + (f" (was v{previous})" if previous else ""))
+    else:
+        version = reg.rollback(registry, args.alias)
+        print(f"{registry.name}: {args.alias} rolled back to v{version}")
+    return 0
+
+
+def _print_versions(registry: Path) -> None:
+    import json
+
+    from automlops.deploy import model_registry as reg
+    from automlops.evaluate import primary_metric
+
+    aliases = reg.read_aliases(registry)["aliases"]
+    by_version: dict[int, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(int(version), []).append(alias)
+    print(f"{'version':>7}  {'created':25}  {'family':24}  {'test metrics':40}  aliases")
+    for version in reg.list_versions(registry):
+        manifest_file = reg.version_dir(registry, version) / "manifest.json"
+        manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+        test = manifest.get("metrics", {}).get("test", {})
+        headline = [primary_metric(manifest["task"]), "accuracy", "r2"] if "task" in manifest else []
+        shown = ", ".join(f"{k}={test[k]:.4f}" for k in headline if k in test)
+        family = str(manifest.get("model", {}).get("family", "?"))
+        print(f"{version:>7}  {manifest.get('created_at', '?'):25}  {family[:24]:24}  {shown[:40]:40}  {', '.join(sorted(by_version.get(version, [])))}")
+
+
+def _manifest_summary(manifest: dict[str, Any]) -> str:
+    import json
+
+    keys = ("name", "version", "created_at", "task", "target", "classes", "decision_threshold", "metrics", "model", "blessing", "lineage")
+    return json.dumps({k: manifest[k] for k in keys if k in manifest}, indent=2, default=str)
 
 
 def _serve(args: argparse.Namespace) -> int:

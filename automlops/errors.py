@@ -30,6 +30,18 @@ class BundleError(AutomlopsError):
     """A packaged model is missing, incomplete or modified."""
 
 
+class GateError(AutomlopsError):
+    """The challenger failed the gate (a check or infra validation); the champion is unchanged."""
+
+
+class DeployError(AutomlopsError):
+    """A deploy target could not publish a blessed model (e.g. its tracking server is unreachable)."""
+
+
+class RegistryError(AutomlopsError):
+    """The local model registry cannot resolve or change an alias or version."""
+
+
 class InputError(AutomlopsError):
     """Rows sent for prediction do not fit the model's input schema."""
 

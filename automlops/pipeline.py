@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 from automlops.config.resolvers import mask_env
 from automlops.config.schema import Config
 from automlops.data.contract import contract_from_dicts
-from automlops.errors import AutomlopsError
+from automlops.errors import AutomlopsError, GateError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
 from automlops.search.engines import SearchData
 
@@ -30,8 +31,14 @@ SEARCH_DIR = Path("artifacts/search")
 SEARCH_METRICS = Path("metrics/search.json")
 LEADERBOARD = Path("metrics/leaderboard.csv")
 TEST_METRICS = Path("metrics/test.json")
+SLICE_METRICS = Path("metrics/slices.json")
+PLOTS_DIR = Path("metrics/plots")  # the evaluate stage's DVC plot files (automlops.evaluate.PLOT_FILES)
 STATE_DIR = Path(".automlops")  # Optuna studies live here, outside DVC outputs, so searches resume
 LEADERBOARD_HISTORY = STATE_DIR / "leaderboard.csv"  # every candidate of every run, across engines
+CANDIDATE_DIR = Path("artifacts/bundle")  # the packaged candidate, before the gate
+BLESSING = Path("metrics/blessing.json")  # the gate's verdict, every check with its numbers
+DEPLOY_RECORD = Path("metrics/deploy.json")  # what the deploy stage published where
+RELEASE_DIR = STATE_DIR / "release"  # the blessed bundle with its version, card and blessing, as published
 CONF_OK = STATE_DIR / "conf.ok"  # written by the check_conf stage when params.yaml matches conf/
 SPLITS = ("train", "valid", "test")
 
@@ -107,18 +114,26 @@ def run_search(config: Config) -> None:
 
 def run_evaluate(config: Config) -> None:
     from automlops.artifacts import load_model
-    from automlops.evaluate import evaluate
+    from automlops.evaluate import check_slice_columns, evaluate
 
     frames, meta = load_prepared(("test",))
-    model = load_model(json.loads((SEARCH_DIR / "best.json").read_text())["format"], SEARCH_DIR / "model")
     test = frames["test"]
-    metrics = evaluate(model, test[meta["features"]], test[meta["target"]], meta["task"])
-    write_json_atomic(TEST_METRICS, metrics)
-    log.info("test metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    check_slice_columns(config.evaluate.slices, [str(c) for c in test.columns])  # before loading the model
+    if config.evaluate.threshold is not None and meta["task"] != "binary":
+        log.warning("evaluate.threshold=%s ignored: it applies to binary tasks, this one is %s", config.evaluate.threshold, meta["task"])
+    model = load_model(json.loads((SEARCH_DIR / "best.json").read_text())["format"], SEARCH_DIR / "model")
+    result = evaluate(model, test, meta["features"], meta["target"], meta["task"], config.evaluate, config.run.seed)
+    with atomic_dir(PLOTS_DIR) as staging:
+        for name, table in result.plots.items():
+            table.to_csv(staging / name, index=False)
+    write_json_atomic(SLICE_METRICS, result.slices)
+    write_json_atomic(TEST_METRICS, result.metrics)
+    log.info("test metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
 
 
 def run_package(config: Config) -> Path:
-    from automlops.deploy import TARGETS, PackageInput
+    """The candidate bundle, complete and sealed, waiting for the gate."""
+    from automlops.deploy.bundle import PackageInput, write_bundle
 
     frames, meta = load_prepared(("test",))
     example = frames["test"][meta["features"]].head(config.deploy.example_rows)
@@ -129,10 +144,96 @@ def run_package(config: Config) -> Path:
         search=json.loads((SEARCH_DIR / "best.json").read_text()),
         metrics=json.loads(TEST_METRICS.read_text()),
         example=example,
+        decision_threshold=config.evaluate.threshold if meta["task"] == "binary" else None,
     )
-    path = TARGETS.get(config.deploy.target)(inputs, config.deploy)
-    log.info("packaged %s", path)
+    path = write_bundle(inputs, config.deploy, CANDIDATE_DIR)
+    log.info("packaged the candidate at %s", path)
     return path
+
+
+def run_gate(config: Config) -> dict[str, Any]:
+    """Check the candidate against the gate's thresholds and the champion (scored on the same test
+    rows), then serve it for real; write the blessing, and stop a required gate that failed."""
+    from automlops.deploy.bundle import load_bundle, verify_bundle
+    from automlops.deploy.model_registry import champion
+    from automlops.gate import blessing, check_metric_names, failure_summary, run_checks
+    from automlops.infra import validate_serving
+
+    manifest = verify_bundle(CANDIDATE_DIR)
+    task = manifest["task"]
+    check_metric_names(config.gate, task)
+    registry = Path(config.deploy.dir) / config.run.name
+    champion_dir = champion(registry, config.deploy.alias)
+    champion_metrics, scored_on, champion_version = None, None, None
+    if champion_dir is not None:
+        champion_bundle = load_bundle(champion_dir)
+        champion_version = champion_bundle.manifest.get("version")
+        champion_metrics, scored_on = _score_champion(champion_bundle, config)
+    checks = run_checks(config.gate, task, manifest["metrics"]["test"], champion_metrics)
+    infra = validate_serving(CANDIDATE_DIR, config.gate.infra) if config.gate.infra.enabled else None
+    record = blessing(checks, infra, champion_version, scored_on)
+    write_json_atomic(BLESSING, record)
+    for check in record["checks"]:
+        log.info("gate: %s", check["summary"])
+    if infra:
+        log.info("gate: infra validation %s (p95 %s ms)", "passed" if infra["passed"] else "FAILED", infra.get("p95_ms"))
+    if not record["passed"]:
+        kept = f"champion v{champion_version} stays" if champion_version else "nothing is published"
+        message = f"gate: the candidate was not blessed ({failure_summary(record)}); {kept}; the candidate is in {CANDIDATE_DIR}/"
+        if config.gate.required:
+            raise GateError(message)
+        log.warning("%s (gate.required=false: exit 0)", message)
+    return record
+
+
+def _score_champion(champion_bundle: Any, config: Config) -> tuple[dict[str, float], str]:
+    """The champion's metrics on today's test rows when its input contract accepts them (TFX
+    evaluates the baseline on the same data); else the metrics recorded when it was packaged."""
+    from automlops.data.contract import validate_input
+    from automlops.evaluate import test_metrics
+    from automlops.errors import InputError
+
+    frames, meta = load_prepared(("test",))
+    test = frames["test"]
+    try:
+        x = validate_input(test[[c for c in meta["features"] if c in test.columns]], champion_bundle.contract)
+    except InputError as error:
+        log.warning("the champion cannot score this test split (%s); comparing with its recorded test metrics", error)
+        return champion_bundle.manifest["metrics"]["test"], "recorded"
+    threshold = champion_bundle.manifest.get("decision_threshold")
+    return test_metrics(champion_bundle.model, x, test[meta["target"]], meta["task"], threshold), "same test rows"
+
+
+def run_deploy(config: Config) -> dict[str, Any]:
+    """Publish a blessed candidate to every target in deploy.targets, as the next version."""
+    from automlops.deploy import TARGETS, Release
+    from automlops.deploy.bundle import seal, verify_bundle
+    from automlops.deploy.card import write_model_card
+    from automlops.deploy.model_registry import next_version
+
+    record = json.loads(BLESSING.read_text()) if BLESSING.is_file() else None
+    if record is None or not record["passed"]:
+        skipped = {"published": False, "reason": "not blessed by the gate" if record else "the gate has not run"}
+        write_json_atomic(DEPLOY_RECORD, skipped)
+        log.warning("deploy: nothing published (%s)", skipped["reason"])
+        return skipped
+    manifest = verify_bundle(CANDIDATE_DIR)
+    version = next_version(Path(config.deploy.dir) / config.run.name)
+    slices = json.loads(SLICE_METRICS.read_text()) if SLICE_METRICS.is_file() else None
+    with atomic_dir(RELEASE_DIR) as staging:
+        shutil.copytree(CANDIDATE_DIR, staging, dirs_exist_ok=True)
+        write_json_atomic(staging / "blessing.json", record)
+        manifest = {**manifest, "version": version, "blessing": {"passed": True, "checks": [c["summary"] for c in record["checks"]]}}
+        write_model_card(staging, manifest, record, slices, config.deploy.card)
+        manifest = seal(staging, manifest)
+    release = Release(name=config.run.name, bundle=RELEASE_DIR, manifest=manifest, alias=config.deploy.alias)
+    targets: dict[str, Any] = {}
+    for name in config.deploy.targets:
+        targets[name] = TARGETS.get(name)(release, config.deploy)
+        log.info("deploy: %s -> %s", name, targets[name])
+    result: dict[str, Any] = {"published": True, "version": version, "alias": config.deploy.alias, "targets": targets}
+    write_json_atomic(DEPLOY_RECORD, result)
+    return result
 
 
 STAGES: dict[str, Callable[[Config], Any]] = {
@@ -140,11 +241,22 @@ STAGES: dict[str, Callable[[Config], Any]] = {
     "search": run_search,
     "evaluate": run_evaluate,
     "package": run_package,
+    "gate": run_gate,
+    "deploy": run_deploy,
 }
 
 
-def run_all(config: Config) -> Path:
+def run_all(config: Config) -> dict[str, Any]:
+    """Every stage in order; returns the deploy record (what was published where)."""
+    from automlops.evaluate import check_slice_columns
+    from automlops.gate import check_metric_names
+
     run_prepare(config)
+    meta = load_prepared(())[1]
+    check_metric_names(config.gate, meta["task"])  # a misnamed gate metric or slice column fails before the search
+    check_slice_columns(config.evaluate.slices, [*meta["features"], meta["target"], *meta.get("split_columns", [])])
     run_search(config)
     run_evaluate(config)
-    return run_package(config)
+    run_package(config)
+    run_gate(config)
+    return run_deploy(config)

@@ -26,16 +26,21 @@ READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
 
 def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = True, keep: tuple[str, ...] = ()) -> pd.DataFrame:
     """Predictions (and class probabilities) per row; `keep` columns (ids, labels) are copied
-    through to the output untouched instead of being refused as unexpected."""
+    through to the output untouched instead of being refused as unexpected. A binary bundle with a
+    `decision_threshold` in its manifest predicts its positive class from that probability on."""
+    from automlops.evaluate.decision import predict_labels
+
     missing = [name for name in keep if name not in frame.columns]
     if missing:
         raise InputError(f"--keep: column(s) {', '.join(missing)} not in the input")
     x = validate_input(frame.drop(columns=list(keep)), bundle.contract)
-    model = bundle.model
+    model, task = bundle.model, bundle.manifest["task"]
+    threshold = bundle.manifest.get("decision_threshold") if task == "binary" else None  # evaluate.threshold
+    wanted = probabilities or threshold is not None
+    proba = model.predict_proba(x) if wanted and task != "regression" and hasattr(model, "predict_proba") else None
     out = frame[list(keep)].copy()
-    out["prediction"] = model.predict(x)
-    if probabilities and bundle.manifest["task"] != "regression" and hasattr(model, "predict_proba"):
-        proba = model.predict_proba(x)
+    out["prediction"] = predict_labels(model, x, task, threshold, proba)  # the rule the test metrics measured
+    if probabilities and proba is not None:
         for i, label in enumerate(model.classes_):
             out[f"proba_{label}"] = proba[:, i]
     return out

@@ -72,6 +72,13 @@ def new_project(root: Path) -> Path:
     return root
 
 
+def champion(root: Path, name: str) -> Path:
+    """The folder of the version `models/<name>` resolves to (its champion)."""
+    from automlops.deploy.model_registry import resolve
+
+    return resolve(root / "models" / name)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A fresh user project: conf/, dvc.yaml, params.yaml, data/raw, in a git repo with DVC initialised."""

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import cli, new_project, snapshot
+from conftest import champion, cli, new_project, snapshot
 
 GUARDED = ("models", "data/prepared", "params.yaml", "artifacts", "metrics")
 
@@ -106,7 +106,7 @@ def test_a_failing_run_leaves_the_packaged_bundle_byte_identical(project: Path) 
     good = cli("run", "search.n_trials=2", cwd=project)
     assert good.returncode == 0, good.stderr[-3000:]
     bundles = [p for p in (project / "models").iterdir() if p.is_dir()]
-    assert len(bundles) == 1 and (bundles[0] / "manifest.json").is_file()
+    assert len(bundles) == 1 and (champion(project, bundles[0].name) / "manifest.json").is_file()
     name = bundles[0].name
     guarded = ("models", "params.yaml")
     before = snapshot(project, guarded)

@@ -189,13 +189,13 @@ def test_timeout_must_be_positive(in_repo: Path) -> None:
         ("search.engine=grid", "search.engine", ENGINES.names()),
         ("data.source=xlsx", "data.source", SOURCES.names()),
         ("search.sampler=grid", "search.sampler", list(SAMPLERS)),
-        ("deploy.target=docker", "deploy.target", TARGETS.names()),
+        ("deploy.targets=[kubernetes]", "deploy.targets", TARGETS.names()),
         ("data.split.strategy=kfold", "data.split.strategy", ["random", "stratified", "time", "group"]),
         ("data.task=ranking", "data.task", ["auto", "binary", "multiclass", "regression"]),
     ],
 )
 def test_unknown_name_lists_the_valid_names(in_repo: Path, override: str, key: str, valid: list[str]) -> None:
-    value = override.split("=", 1)[1]
+    value = override.split("=", 1)[1].strip("[]")
     with pytest.raises(ConfigError, match=rf"{key}: unknown value '{value}'") as caught:
         typed(override)
     assert valid, key
@@ -257,13 +257,13 @@ def test_every_problem_is_reported_in_one_message(in_repo: Path) -> None:
         typed(
             "search.n_trials=0",
             "search.sampler=grid",
-            "deploy.target=docker",
+            "deploy.targets=[kubernetes]",
             "data.split.strategy=time",
             "search.space.linear.alpha.low=1000",
         )
     message = str(caught.value)
     assert message.startswith("5 config problems: ")
-    for part in ("search.n_trials", "search.sampler", "deploy.target", "data.split.time_column", "search.space.linear.alpha"):
+    for part in ("search.n_trials", "search.sampler", "deploy.targets", "data.split.time_column", "search.space.linear.alpha"):
         assert part in message
     assert "\n" not in message
 

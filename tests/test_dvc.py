@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import cli, dvc, new_project
+from conftest import champion, cli, dvc, new_project, snapshot
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = ["check_conf", "prepare", "search", "evaluate", "package"]
+ALL_STAGES = ["check_conf", "prepare", "search", "evaluate", "package", "gate", "deploy"]
+NO_CHANGE_CHECK = "gate.checks=[]"  # these tests are about what reruns; the gate has its own tests
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -32,63 +33,68 @@ def read_json(path: Path) -> dict:
 
 
 def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None:
-    bundle = project / "models" / "breast_cancer"
-
-    ok(cli("compose", "search.n_trials=2", cwd=project))
+    ok(cli("compose", "search.n_trials=2", NO_CHANGE_CHECK, cwd=project))
     first = ok(dvc("repro", cwd=project))
     assert stages_run(first) == ALL_STAGES
     assert read_json(project / "metrics" / "search.json")["trials"] == 2
-    assert len(read_json(bundle / "input_example.json")) == 5
+    assert len(read_json(champion(project, "breast_cancer") / "input_example.json")) == 5
 
     again = ok(dvc("repro", cwd=project))
     assert stages_run(again) == [], again.stdout
 
-    # a deploy-only change repackages the same model
+    # a packaging change repackages the same model, which is gated and published as v2
     model_before = (project / "artifacts" / "search" / "model" / "model.joblib").read_bytes()
-    ok(cli("compose", "search.n_trials=2", "deploy.example_rows=2", cwd=project))
-    deploy_only = ok(dvc("repro", cwd=project))
-    assert stages_run(deploy_only) == ["package"]
-    assert len(read_json(bundle / "input_example.json")) == 2
+    ok(cli("compose", "search.n_trials=2", "deploy.example_rows=2", NO_CHANGE_CHECK, cwd=project))
+    package_only = ok(dvc("repro", cwd=project))
+    assert stages_run(package_only) == ["package", "gate", "deploy"]
+    assert champion(project, "breast_cancer").name == "2"
+    assert len(read_json(champion(project, "breast_cancer") / "input_example.json")) == 2
     assert (project / "artifacts" / "search" / "model" / "model.joblib").read_bytes() == model_before
 
     # a search change reruns the search and what depends on it, not the data preparation
-    ok(cli("compose", "search.n_trials=3", "deploy.example_rows=2", cwd=project))
+    # a publishing change publishes the same candidate again, nothing upstream reruns
+    ok(cli("compose", "search.n_trials=2", "deploy.example_rows=2", "deploy.alias=production", NO_CHANGE_CHECK, cwd=project))
+    deploy_only = ok(dvc("repro", cwd=project))
+    assert stages_run(deploy_only) == ["gate", "deploy"]  # the gate compares with deploy.alias's model
+    assert read_json(project / "models" / "breast_cancer" / "aliases.json")["aliases"] == {"champion": 2, "production": 3}
+
+    ok(cli("compose", "search.n_trials=3", "deploy.example_rows=2", NO_CHANGE_CHECK, cwd=project))
     search_change = ok(dvc("repro", cwd=project))
-    assert stages_run(search_change) == ["search", "evaluate", "package"]
+    assert stages_run(search_change) == ["search", "evaluate", "package", "gate", "deploy"]
     assert read_json(project / "metrics" / "search.json")["trials"] == 3
-    assert read_json(bundle / "manifest.json")["lineage"]["search"]["trials_finished"] == 3
+    assert read_json(champion(project, "breast_cancer") / "manifest.json")["lineage"]["search"]["trials_finished"] == 3
 
     # conf/ edited but params.yaml not recomposed: stop before any work, saying how to fix it
     optuna_yaml = project / "conf" / "search" / "optuna.yaml"
     text = optuna_yaml.read_text()
     assert "n_trials: 20" in text
     optuna_yaml.write_text(text.replace("n_trials: 20", "n_trials: 30"))
-    manifest_before = (bundle / "manifest.json").read_bytes()
+    registry_before = snapshot(project, ("models",))
     stale = dvc("repro", cwd=project)
     assert stale.returncode != 0
     assert "automlops compose" in stale.stdout + stale.stderr
     assert stages_run(stale) == ["check_conf"]
-    assert (bundle / "manifest.json").read_bytes() == manifest_before
+    assert snapshot(project, ("models",)) == registry_before
 
     # recomposed with the same overrides: the composed params did not change, so nothing retrains
-    ok(cli("compose", "search.n_trials=3", "deploy.example_rows=2", cwd=project))
+    ok(cli("compose", "search.n_trials=3", "deploy.example_rows=2", NO_CHANGE_CHECK, cwd=project))
     recomposed = ok(dvc("repro", cwd=project))
     assert stages_run(recomposed) == ["check_conf"]
-    assert (bundle / "manifest.json").read_bytes() == manifest_before
+    assert snapshot(project, ("models",)) == registry_before
 
 
 def test_exp_run_composes_hydra_overrides(project: Path) -> None:
     ok(dvc("exp", "run", "-S", "+experiment=diabetes", "-S", "search.n_trials=2", cwd=project))
     params = (project / "params.yaml").read_text()
     assert re.search(r"^run:\n  name: diabetes$", params, flags=re.M)
-    manifest = read_json(project / "models" / "diabetes" / "manifest.json")
+    manifest = read_json(champion(project, "diabetes") / "manifest.json")
     assert manifest["task"] == "regression"
     assert manifest["lineage"]["search"]["trials_finished"] == 2
 
     shown = ok(dvc("metrics", "show", cwd=project))
     assert "rmse" in shown.stdout
     assert "roc_auc" not in shown.stdout
-    assert set(read_json(project / "metrics" / "test.json")) == {"rmse", "mae", "r2"}
+    assert set(read_json(project / "metrics" / "test.json")) == {"rmse", "mae", "r2", "mape"}
 
 
 def test_repro_reproduces_automlops_run(project: Path, tmp_path: Path) -> None:

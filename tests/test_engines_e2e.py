@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cli, new_project, snapshot
+from conftest import champion, cli, new_project, snapshot
 
 from automlops.data.contract import validate_input
 from automlops.deploy.bundle import load_bundle
@@ -50,7 +50,7 @@ def optuna_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     root = new_project(tmp_path_factory.mktemp("engines") / "project")
     result = cli("run", "search.n_trials=3", cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
-    manifest = json.loads((root / "models" / "breast_cancer" / "manifest.json").read_text())
+    manifest = json.loads((champion(root, "breast_cancer") / "manifest.json").read_text())
     assert manifest["model"]["engine"] == "optuna"
     return root, manifest
 
@@ -109,11 +109,11 @@ def test_autogluon_bundle_predicts_and_joins_the_optuna_leaderboard(optuna_run: 
     study = optuna_manifest["lineage"]["search"]["study_name"]
 
     (project / "conf" / "experiment" / "ag_small.yaml").write_text(AG_EXPERIMENT)
-    result = cli("run", "+experiment=ag_small", cwd=project)
+    result = cli("run", "+experiment=ag_small", "gate.checks=[]", cwd=project)  # published whatever its score: the gate has its own tests
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
 
-    bundle = project / "models" / "breast_cancer"
+    bundle = champion(project, "breast_cancer")
     loaded = load_bundle(bundle)  # every file's sha256 checked
     manifest = loaded.manifest
     assert manifest["model"]["engine"] == "autogluon" and manifest["model"]["format"] == "autogluon"

@@ -13,10 +13,11 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cli, new_project
+from conftest import champion, cli, new_project
 
 from automlops.data.contract import contract_from_dicts, validate_input
 from automlops.deploy.bundle import load_bundle
+from automlops.deploy.model_registry import resolve
 from automlops.errors import BundleError
 
 pytestmark = pytest.mark.slow
@@ -24,9 +25,9 @@ pytestmark = pytest.mark.slow
 CLASSIFICATION_METRICS = {"accuracy", "balanced_accuracy", "f1_macro", "log_loss"}
 EXPERIMENTS = {
     # name: (task, test metrics, (a metric, the least value a working model reaches on it))
-    "breast_cancer": ("binary", CLASSIFICATION_METRICS | {"roc_auc"}, ("roc_auc", 0.9)),
-    "penguins": ("multiclass", CLASSIFICATION_METRICS | {"roc_auc_ovr"}, ("accuracy", 0.9)),
-    "diabetes": ("regression", {"rmse", "mae", "r2"}, ("r2", 0.2)),
+    "breast_cancer": ("binary", CLASSIFICATION_METRICS | {"f1", "roc_auc", "pr_auc", "brier", "ece"}, ("roc_auc", 0.9)),
+    "penguins": ("multiclass", CLASSIFICATION_METRICS | {"roc_auc_ovr", "ece"}, ("accuracy", 0.9)),
+    "diabetes": ("regression", {"rmse", "mae", "r2", "mape"}, ("r2", 0.2)),
 }
 
 
@@ -80,7 +81,7 @@ def replace_option(argv: list[str], name: str, value: str) -> list[str]:
 def test_run_packages_a_verified_bundle(name: str, experiment_run) -> None:
     root, result = experiment_run(name)
     task, metric_names, (quality_metric, least) = EXPERIMENTS[name]
-    bundle = root / "models" / name
+    bundle = champion(root, name)
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["name"] == name
@@ -107,17 +108,17 @@ def test_run_packages_a_verified_bundle(name: str, experiment_run) -> None:
 
     # the run ends by naming the bundle and the commands to use it
     lines = [line for line in result.stdout.strip().splitlines() if line.strip()]
-    assert f"models/{name}" in lines[-4] and "packaged" in lines[-4], lines[-4:]
+    assert f"model {name} v1 is the champion at models/{name}/versions/1/" in lines[-6], lines[-6:]
     for verb in ("predict", "serve"):
         argv = next_command(result.stdout, verb)
-        assert (root / option(argv, "--model")).resolve() == bundle.resolve()
+        assert resolve(root / option(argv, "--model")).resolve() == bundle.resolve()
     assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
 def test_predict_cli_matches_in_memory_model(name: str, experiment_run, tmp_path: Path) -> None:
     root, result = experiment_run(name)
-    bundle = root / "models" / name
+    bundle = champion(root, name)
     rows = pd.DataFrame.from_records(json.loads((bundle / "input_example.json").read_text()))
     rows.to_csv(tmp_path / "rows.csv", index=False)
     rows.to_parquet(tmp_path / "rows.parquet", index=False)
@@ -158,14 +159,14 @@ def test_sweep_packages_every_job_and_runs_are_deterministic(project: Path, expe
     experiment, with the same seed, in another fresh project (same best params, same test metrics)."""
     result = cli("run", "-m", "+experiment=breast_cancer,diabetes", "search.n_trials=2", cwd=project)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("model packaged") == 2
+    assert result.stdout.count(" v1 is the champion at ") == 2
 
     for name, task in (("breast_cancer", "binary"), ("diabetes", "regression")):
         swept = load_bundle(project / "models" / name)  # verifies every sha256 before loading
         assert swept.manifest["task"] == task
         assert set(swept.manifest["metrics"]["test"]) == EXPERIMENTS[name][1]
         single_root, _ = experiment_run(name)
-        single = json.loads((single_root / "models" / name / "manifest.json").read_text())
+        single = json.loads((champion(single_root, name) / "manifest.json").read_text())
         assert swept.manifest["model"] == single["model"], f"{name}: best params differ between identical runs"
         assert swept.manifest["metrics"] == single["metrics"], name
         assert swept.manifest["lineage"]["search"]["study_name"] == single["lineage"]["search"]["study_name"]
@@ -185,7 +186,7 @@ def test_sweep_packages_every_job_and_runs_are_deterministic(project: Path, expe
 def test_tampered_bundle_is_refused(penguins_run, tmp_path: Path) -> None:
     root, _ = penguins_run
     bundle = tmp_path / "penguins"
-    shutil.copytree(root / "models" / "penguins", bundle)
+    shutil.copytree(champion(root, "penguins"), bundle)
     load_bundle(bundle)  # the intact copy loads
     rows = pd.DataFrame.from_records(json.loads((bundle / "input_example.json").read_text()))
     rows.to_csv(tmp_path / "rows.csv", index=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from conftest import cli, run_env
+from conftest import champion, cli, run_env
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def bundle(penguins_run) -> Path:
     root, _ = penguins_run
-    return root / "models" / "penguins"
+    return champion(root, "penguins")
 
 
 @pytest.fixture(scope="module")

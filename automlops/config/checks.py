@@ -12,7 +12,7 @@ CLASS_WEIGHTS = ("balanced",)
 
 
 def check_config(config: Config) -> None:
-    problems = _run(config) + _data(config) + _search(config) + _deploy(config)
+    problems = _run(config) + _data(config) + _search(config) + _evaluate(config) + _gate(config) + _deploy(config)
     if problems:
         count = f"{len(problems)} config problems: " if len(problems) > 1 else ""
         raise ConfigError(count + "; ".join(problems))
@@ -85,12 +85,62 @@ def _search(config: Config) -> list[str]:
     return problems
 
 
+def _evaluate(config: Config) -> list[str]:
+    evaluate, task = config.evaluate, config.data.task
+    problems = []
+    if evaluate.threshold is not None and not 0 < evaluate.threshold < 1:
+        problems.append(f"evaluate.threshold: must be a probability between 0 and 1 (exclusive), got {evaluate.threshold}; or null for the model's own decision")
+    if evaluate.threshold is not None and task in ("multiclass", "regression"):
+        problems.append(f"evaluate.threshold: applies to binary tasks only, but data.task={task}; set it to null")
+    repeated = sorted({name for name in evaluate.slices if evaluate.slices.count(name) > 1})
+    if repeated:
+        problems.append(f"evaluate.slices: column(s) {', '.join(repeated)} listed more than once; list each column once")
+    if evaluate.slice_bins < 2:
+        problems.append(f"evaluate.slice_bins: must be >= 2 (quantile bins per numeric slice column), got {evaluate.slice_bins}")
+    if evaluate.min_slice_rows < 1:
+        problems.append(f"evaluate.min_slice_rows: must be >= 1, got {evaluate.min_slice_rows}")
+    if evaluate.importance_repeats < 0:
+        problems.append(f"evaluate.importance_repeats: must be >= 0 (0 skips permutation importance), got {evaluate.importance_repeats}")
+    return problems
+
 def _deploy(config: Config) -> list[str]:
     from automlops.deploy import TARGETS
+    from automlops.deploy.mlflow_target import check_mlflow
 
-    problems = []
-    if config.deploy.target not in TARGETS:
-        problems.append(unknown_name("deploy.target", config.deploy.target, TARGETS.names()))
-    if config.deploy.example_rows < 1:
-        problems.append(f"deploy.example_rows: must be >= 1, got {config.deploy.example_rows}")
+    deploy = config.deploy
+    problems = [unknown_name("deploy.targets", name, TARGETS.names()) for name in deploy.targets if name not in TARGETS]
+    if not deploy.targets:
+        problems.append("deploy.targets: name at least one target, e.g. [bundle]")
+    if len(set(deploy.targets)) != len(deploy.targets):
+        problems.append(f"deploy.targets: {deploy.targets} names a target twice")
+    if deploy.example_rows < 1:
+        problems.append(f"deploy.example_rows: must be >= 1, got {deploy.example_rows}")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", deploy.alias) or deploy.alias.removeprefix("v").isdigit():
+        problems.append(f"deploy.alias: '{deploy.alias}' must be a name (letters, digits, _ -; not a version number like v2)")
+    check_mlflow(deploy, problems)
+    if deploy.docker.port < 1 or deploy.docker.port > 65535:
+        problems.append(f"deploy.docker.port: must be a TCP port (1-65535), got {deploy.docker.port}")
+    return problems
+
+
+def _gate(config: Config) -> list[str]:
+    from automlops.evaluate import metric_names
+    from automlops.gate import PRIMARY
+
+    gate, problems = config.gate, []
+    known = sorted({PRIMARY, *metric_names("binary"), *metric_names("multiclass"), *metric_names("regression")})
+    for i, check in enumerate(gate.checks):
+        key = f"gate.checks[{i}]"
+        if check.metric not in known:
+            problems.append(unknown_name(f"{key}.metric", check.metric, known))
+        if all(getattr(check, k) is None for k in ("min", "max", "max_worse", "max_worse_relative")):
+            problems.append(f"{key}: checks nothing; give min, max, max_worse or max_worse_relative")
+        for k in ("max_worse", "max_worse_relative"):
+            if getattr(check, k) is not None and getattr(check, k) < 0:
+                problems.append(f"{key}.{k}: must be >= 0 (how much worse than the champion is allowed), got {getattr(check, k)}")
+    infra = gate.infra
+    if infra.requests < 1:
+        problems.append(f"gate.infra.requests: must be >= 1, got {infra.requests}")
+    if infra.p95_ms <= 0 or infra.startup_timeout <= 0:
+        problems.append("gate.infra: p95_ms and startup_timeout must be > 0")
     return problems

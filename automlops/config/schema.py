@@ -93,10 +93,69 @@ class SearchConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    threshold: Optional[float] = None  # binary: positive-class probability from which to predict it; null: the model's own
+    slices: list[str] = field(default_factory=list)  # columns with per-value metrics (numeric: quantile bins)
+    slice_bins: int = 4  # numeric slice columns are cut into this many quantile bins
+    min_slice_rows: int = 10  # smaller slices are reported with their size but no metrics
+    plots: bool = True  # write DVC plot files (confusion matrix, ROC, PR, calibration, residuals, importance)
+    importance_repeats: int = 3  # permutation-importance shuffles per feature on the test split; 0: skip
+
+
+@dataclass
+class GateCheck:
+    metric: str = MISSING  # a test metric (metrics/test.json) or `primary` (roc_auc | log_loss | rmse by task)
+    min: Optional[float] = None  # value threshold: the challenger's metric must be >= min
+    max: Optional[float] = None  # value threshold: the challenger's metric must be <= max
+    max_worse: Optional[float] = None  # vs the champion on the same test rows: at most this much worse (0: no worse)
+    max_worse_relative: Optional[float] = None  # vs the champion: at most this share worse (0.01 = 1 %)
+
+
+@dataclass
+class InfraConfig:
+    enabled: bool = True  # serve the new bundle in a subprocess and query it before promotion
+    requests: int = 20  # requests sent with the bundle's input example
+    p95_ms: float = 1000.0  # limit on the 95th-percentile request latency, milliseconds
+    startup_timeout: float = 120.0  # seconds the server may take to answer /health
+
+
+@dataclass
+class GateConfig:
+    required: bool = True  # a failed gate exits non-zero; false: warn and exit 0 (the champion is kept either way)
+    checks: list[GateCheck] = field(default_factory=list)
+    infra: InfraConfig = field(default_factory=InfraConfig)
+
+
+@dataclass
+class MlflowConfig:
+    tracking_uri: Optional[str] = None  # null: sqlite:///.automlops/mlflow.db under the project
+    experiment: str = "automlops"  # the MLflow experiment the model's run is logged to
+
+
+@dataclass
+class DockerConfig:
+    dir: str = "artifacts/docker"  # the build context goes to <dir>/<run.name>/
+    base_image: str = "python:3.11-slim"  # the image the context builds FROM
+    port: int = 8080  # the port `automlops serve` listens on inside the container
+
+
+@dataclass
+class CardConfig:
+    intended_use: str = ""  # model card: what the model is for, and for whom
+    out_of_scope: str = ""  # model card: uses it was not built or checked for
+    limitations: str = ""  # model card: known weaknesses, caveats, ethical considerations
+    owners: list[str] = field(default_factory=list)  # model card: who to ask
+
+
+@dataclass
 class DeployConfig:
-    target: str = "bundle"  # bundle (more deploy targets register under deploy.target)
-    dir: str = "models"  # bundles are written to <dir>/<run.name>/
-    example_rows: int = 5  # raw rows stored as input_example.json
+    targets: list[str] = field(default_factory=lambda: ["bundle"])  # bundle | mlflow | docker, several allowed
+    dir: str = "models"  # the local registry: <dir>/<run.name>/versions/<n>/ and aliases.json
+    alias: str = "champion"  # the alias a blessed version is promoted to
+    example_rows: int = 5  # raw test rows stored as input_example.json
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    docker: DockerConfig = field(default_factory=DockerConfig)
+    card: CardConfig = field(default_factory=CardConfig)
 
 
 @dataclass
@@ -104,5 +163,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
     conf_digest: str = ""  # fingerprint of conf/ when params.yaml was composed

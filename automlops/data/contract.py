@@ -64,7 +64,9 @@ def to_model_frame(frame: pd.DataFrame, contract: list[ColumnSpec]) -> pd.DataFr
         column = frame[spec.name]
         if spec.kind == CATEGORICAL:
             values = column.astype(object)
-            out[spec.name] = values.where(values.isna(), values.astype(str))  # vectorised: millions of rows
+            # vectorised (millions of rows); every kind of missing (None from JSON, NaN from CSV) becomes NaN,
+            # so a served row is encoded exactly as the same row was in training
+            out[spec.name] = values.astype(str).where(values.notna(), np.nan)
         else:
             out[spec.name] = pd.to_numeric(column, errors="coerce").astype(float)
     return pd.DataFrame(out, index=frame.index)

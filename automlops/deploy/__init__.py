@@ -1,4 +1,8 @@
-"""Deploy targets behind one registry: each turns a packaged model into something that serves."""
+"""Deploy targets behind one registry: each publishes a blessed, sealed bundle somewhere that serves.
+
+The package stage writes the candidate bundle; the gate blesses it (or not); the deploy stage then
+hands the blessed bundle to every target in `deploy.targets`, in order.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +11,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from automlops.config.schema import DeployConfig
 from automlops.registry import Registry
 
 
 @dataclass
-class PackageInput:
-    """Everything the upstream stages produced that a deploy target may need."""
+class Release:
+    """A blessed bundle on its way out: what every deploy target publishes."""
 
-    name: str
-    model_dir: Path  # the fitted model, saved in the format search/best.json names
-    prepared: dict[str, Any]  # prepare's meta.json: task, target, contract, data hash, data config
-    search: dict[str, Any]  # search's best.json: family, params, metric, lineage, search config
-    metrics: dict[str, Any]  # evaluate's test metrics
-    example: pd.DataFrame  # raw input rows, target excluded
+    name: str  # run.name: the registered model's name
+    bundle: Path  # the sealed bundle folder (manifest.json with sha256 of every file, blessing.json inside)
+    manifest: dict[str, Any]  # its manifest.json, already read
+    alias: str  # deploy.alias: the alias the release is promoted to (e.g. champion)
 
 
-Target = Callable[[PackageInput, DeployConfig], Path]
+# A target publishes the release and returns a small JSON-able record of where it went
+# (e.g. {"version": 3, "path": "models/x/versions/3"}); records are collected in metrics/deploy.json.
+Target = Callable[[Release, DeployConfig], dict[str, Any]]
 
-TARGETS: Registry[Target] = Registry("deploy.target")
+TARGETS: Registry[Target] = Registry("deploy.targets")
 
 
 def _register_builtin_targets() -> None:
-    from automlops.deploy import bundle  # noqa: F401  (registers "bundle")
+    from automlops.deploy import model_registry  # noqa: F401  (registers "bundle": the local registry)
+    from automlops.deploy import mlflow_target  # noqa: F401  (registers "mlflow"; imports mlflow only when it runs)
+    from automlops.deploy import docker  # noqa: F401  (registers "docker": a build context, no Docker engine needed)
 
 
 _register_builtin_targets()

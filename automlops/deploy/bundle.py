@@ -1,9 +1,11 @@
-"""The bundle: a folder with the fitted pipeline, its input example and a manifest that describes,
-checks and traces it. Written atomically; read back only after every file's sha256 matches."""
+"""The bundle: a folder with the fitted model, its input example, the pinned requirements that
+trained it and a manifest that describes, checks and traces it. Written atomically; read back only
+after every file's sha256 matches and the key libraries' versions fit."""
 
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import shutil
 import subprocess
@@ -13,41 +15,70 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from automlops import __version__
 from automlops.config.schema import DeployConfig
 from automlops.data.contract import ColumnSpec, contract_from_dicts
-from automlops.deploy import TARGETS, PackageInput
 from automlops.errors import BundleError
 from automlops.io import atomic_dir, sha256_file, write_json_atomic
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MODEL_DIR = "model"
 EXAMPLE_FILE = "input_example.json"
-KEY_PACKAGES = ("automlops", "scikit-learn", "lightgbm", "optuna", "pandas", "numpy", "joblib", "autogluon.tabular")
+REQUIREMENTS = "requirements.txt"
+KEY_PACKAGES = ("automlops", "scikit-learn", "lightgbm", "xgboost", "optuna", "pandas", "numpy", "joblib", "pyarrow",
+                "autogluon.tabular", "fastapi", "uvicorn")
+# libraries whose pickles may not load across versions: a major-version change refuses the bundle
+PICKLE_PACKAGES = {"sklearn": ("scikit-learn", "lightgbm", "xgboost", "numpy", "pandas"),
+                   "autogluon": ("autogluon.tabular", "scikit-learn", "lightgbm", "numpy", "pandas")}
 
 
-@TARGETS.register("bundle")
-def write_bundle(inputs: PackageInput, cfg: DeployConfig) -> Path:
-    target = Path(cfg.dir) / inputs.name
+@dataclass
+class PackageInput:
+    """Everything the upstream stages produced that a bundle holds."""
+
+    name: str
+    model_dir: Path  # the fitted model, saved in the format search/best.json names
+    prepared: dict[str, Any]  # prepare's meta.json: task, target, contract, data hash, data config
+    search: dict[str, Any]  # search's best.json: family, params, metric, lineage, search config
+    metrics: dict[str, Any]  # evaluate's test metrics
+    example: pd.DataFrame  # raw input rows, target excluded
+    decision_threshold: float | None = None  # binary: evaluate.threshold, applied when serving too
+
+
+def write_bundle(inputs: PackageInput, cfg: DeployConfig, target: Path) -> Path:
     with atomic_dir(target) as staging:
         shutil.copytree(inputs.model_dir, staging / MODEL_DIR)
         (staging / EXAMPLE_FILE).write_text(inputs.example.to_json(orient="records", indent=2, double_precision=15) + "\n")
-        manifest = _manifest(inputs, cfg)
-        manifest["files"] = {p.relative_to(staging).as_posix(): sha256_file(p) for p in sorted(staging.rglob("*")) if p.is_file()}
-        write_json_atomic(staging / MANIFEST, manifest)
+        packages = _versions()
+        (staging / REQUIREMENTS).write_text(_requirements(packages))
+        seal(staging, _manifest(inputs, cfg, packages))
     return target
 
 
-def _manifest(inputs: PackageInput, cfg: DeployConfig) -> dict[str, Any]:
+def seal(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Write manifest.json with the sha256 of every other file in the folder, as it is now."""
+    manifest = {**manifest, "files": {p.relative_to(folder).as_posix(): sha256_file(p)
+                                      for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}}
+    write_json_atomic(folder / MANIFEST, manifest)
+    return manifest
+
+
+def _manifest(inputs: PackageInput, cfg: DeployConfig, packages: dict[str, str]) -> dict[str, Any]:
     prepared, search = inputs.prepared, inputs.search
     return {
         "format_version": FORMAT_VERSION,
         "name": inputs.name,
+        "version": None,  # set when the local registry takes the bundle in
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "task": prepared["task"],
         "target": prepared["target"],
         "classes": prepared["classes"],
+        "decision_threshold": inputs.decision_threshold,
         "input_schema": prepared["contract"],
         "metrics": {"validation": {search["metric"]: search["valid_score"]}, "test": inputs.metrics},
         "model": {"engine": search["engine"], "format": search["format"], "family": search["family"], "params": search["params"]},
@@ -57,7 +88,7 @@ def _manifest(inputs: PackageInput, cfg: DeployConfig) -> dict[str, Any]:
             "rows": prepared["rows"],
             "git_commit": _git_commit(),
             "python": platform.python_version(),
-            "packages": _versions(),
+            "packages": packages,
             "search": search["lineage"],
         },
         "config": {"data": prepared["config"], "search": search["config"], "deploy": asdict(cfg)},
@@ -86,6 +117,11 @@ def _versions() -> dict[str, str]:
     return versions
 
 
+def _requirements(packages: dict[str, str]) -> str:
+    pins = "".join(f"{name}=={version}\n" for name, version in sorted(packages.items()) if name != "automlops")
+    return f"# what trained this model (automlops {packages['automlops']}, Python {platform.python_version()})\n{pins}"
+
+
 @dataclass
 class Bundle:
     path: Path
@@ -97,11 +133,12 @@ class Bundle:
         return contract_from_dicts(self.manifest["input_schema"])
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """The bundle's metadata, without loading (or trusting) the model."""
-    manifest_file = Path(path) / MANIFEST
-    if not manifest_file.is_file():
-        raise BundleError(f"--model: '{path}' is not a bundle (no {MANIFEST}); pass a folder under models/ made by `automlops run`")
+def read_manifest(path: Path | str) -> dict[str, Any]:
+    """The bundle's metadata, without loading (or trusting) the model. `path` may also be a
+    registry reference: models/<name> (its champion) or models/<name>@<alias or version>."""
+    from automlops.deploy.model_registry import resolve
+
+    manifest_file = resolve(path) / MANIFEST
     try:
         manifest = json.loads(manifest_file.read_text())
     except json.JSONDecodeError as error:
@@ -111,21 +148,54 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def load_bundle(path: Path) -> Bundle:
-    """Verify every file's sha256 first, then unpickle: a modified bundle is never loaded."""
-    from automlops.artifacts import load_model
+def verify_bundle(path: Path | str) -> dict[str, Any]:
+    """Check every file against its sha256 in the manifest, and that no file is unlisted; nothing
+    is unpickled. Returns the manifest."""
+    from automlops.deploy.model_registry import resolve
 
-    path = Path(path)
+    path = resolve(path)
     manifest = read_manifest(path)
-    for name, expected in manifest.get("files", {}).items():
+    listed = manifest.get("files", {})
+    for name, expected in listed.items():
         file = path / name
         if not file.is_file():
             raise BundleError(f"--model: bundle file {file} is missing; repackage with `dvc repro package` or `automlops run`")
         if sha256_file(file) != expected:
             raise BundleError(f"--model: {file} does not match its sha256 in {MANIFEST} (modified or corrupt); refusing to load it")
-    listed = set(manifest.get("files", {}))
-    present = {p.relative_to(path).as_posix() for p in (path / MODEL_DIR).rglob("*") if p.is_file()}
-    if not present or present - listed:
-        unlisted = sorted(present - listed)[:3] or [MODEL_DIR + "/"]
+    present = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() and p.name != MANIFEST}
+    if not any(name.startswith(MODEL_DIR + "/") for name in present) or present - set(listed):
+        unlisted = sorted(present - set(listed))[:3] or [MODEL_DIR + "/"]
         raise BundleError(f"--model: {', '.join(unlisted)} not covered by the sha256 list in {MANIFEST}; refusing to load it")
-    return Bundle(path, manifest, load_model(manifest["model"]["format"], path / MODEL_DIR))
+    return manifest
+
+
+def check_versions(manifest: dict[str, Any]) -> None:
+    """A pickle from another major version of its library may load wrongly or not at all: refuse it
+    naming both versions; a minor difference only warns."""
+    trained = manifest.get("lineage", {}).get("packages", {})
+    for name in PICKLE_PACKAGES.get(manifest["model"]["format"], ()):
+        if name not in trained:
+            continue
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue  # not every model needs every library (a linear model no LightGBM); unpickling says if it does
+        was, now = trained[name].split("."), installed.split(".")
+        if was[0] != now[0]:
+            raise BundleError(f"--model: trained with {name} {trained[name]}, this environment has {installed} (another major "
+                              f"version); install {name}=={trained[name]} (see the bundle's {REQUIREMENTS}) or retrain")
+        if was[:2] != now[:2]:
+            log.warning("the bundle was trained with %s %s, this environment has %s; predictions may differ slightly",
+                        name, trained[name], installed)
+
+
+def load_bundle(path: Path | str) -> Bundle:
+    """Verify every file's sha256 and the library versions first, then unpickle: a modified
+    bundle is never loaded."""
+    from automlops.artifacts import load_model
+    from automlops.deploy.model_registry import resolve
+
+    folder = resolve(path)
+    manifest = verify_bundle(folder)
+    check_versions(manifest)
+    return Bundle(folder, manifest, load_model(manifest["model"]["format"], folder / MODEL_DIR))

@@ -1,0 +1,45 @@
+"""The evaluate stage: held-out test metrics, per-slice metrics and DVC plot tables of the chosen
+model. Everything here is pure; `automlops.pipeline.run_evaluate` reads and writes the files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from automlops.config.schema import EvaluateConfig
+from automlops.evaluate.decision import predict_labels
+from automlops.evaluate.metrics import HIGHER_IS_BETTER, Predictions, metric_names, predict, primary_metric, scores, test_metrics
+from automlops.evaluate.plots import PLOT_FILES, empty_tables, importance_table, plot_tables
+from automlops.evaluate.slices import check_slice_columns, slice_metrics
+
+__all__ = [
+    "HIGHER_IS_BETTER", "PLOT_FILES", "Evaluation", "Predictions", "check_slice_columns", "evaluate", "metric_names",
+    "predict", "predict_labels", "primary_metric", "scores", "slice_metrics", "test_metrics",
+]
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]  # metrics/test.json
+    slices: dict[str, dict[str, dict[str, float]]]  # metrics/slices.json: column -> slice -> {rows, metric: value}
+    plots: dict[str, pd.DataFrame]  # metrics/plots/<file> for every file of PLOT_FILES
+
+
+def evaluate(model: Any, test: pd.DataFrame, features: Sequence[str], target: str, task: str,
+             cfg: EvaluateConfig, seed: int) -> Evaluation:
+    """Score `model` on the prepared test split (features, target and any other columns to slice by)."""
+    check_slice_columns(cfg.slices, [str(c) for c in test.columns])
+    threshold = cfg.threshold if task == "binary" else None
+    x, y = test[list(features)], test[target]
+    p = predict(model, x, y, task, threshold)
+    metrics = scores(p, task)
+    slices = slice_metrics(p, task, test, cfg.slices, cfg.slice_bins, cfg.min_slice_rows)
+    if not cfg.plots:
+        return Evaluation(metrics, slices, empty_tables())
+    importance = None
+    if cfg.importance_repeats and primary_metric(task) in metrics:
+        importance = importance_table(model, x, y, task, threshold, cfg.importance_repeats, seed)
+    return Evaluation(metrics, slices, plot_tables(p, task, importance, seed))

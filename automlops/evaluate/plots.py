@@ -1,0 +1,84 @@
+"""The tables behind the DVC plots under metrics/plots/ (dvc.yaml's evaluate stage says how each
+renders). Every file is always written, so the stage's outputs never depend on the task: a plot
+that does not apply (ROC for regression, residuals for classification) holds only its header,
+and `dvc plots show` draws nothing for it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automlops.evaluate.metrics import HIGHER_IS_BETTER, Predictions, calibration_table, predict, primary_metric, scores
+
+PLOT_FILES: dict[str, list[str]] = {  # file -> its columns
+    "confusion.csv": ["actual", "predicted"],  # one row per test row; DVC's confusion template counts them
+    "roc.csv": ["fpr", "tpr", "threshold"],  # binary; threshold: the evaluate.threshold giving that point
+    "precision_recall.csv": ["recall", "precision", "threshold"],  # binary
+    "calibration.csv": ["predicted", "observed", "rows"],  # per probability bin (binary: positive class; multiclass: top label)
+    "residuals.csv": ["predicted", "residual"],  # regression: residual = actual - predicted
+    "importance.csv": ["feature", "importance", "std"],  # permutation importance on the primary metric
+}
+MAX_POINTS = 5000  # residual points drawn at most; larger test splits are sampled (seeded)
+
+
+def empty_tables() -> dict[str, pd.DataFrame]:
+    """Every file of PLOT_FILES with its header only (what evaluate.plots=false writes)."""
+    return {name: pd.DataFrame(columns=columns) for name, columns in PLOT_FILES.items()}
+
+
+def plot_tables(p: Predictions, task: str, importance: pd.DataFrame | None = None, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """File name -> table, for every file of PLOT_FILES (empty, header only, when it does not apply)."""
+    tables = empty_tables()
+    if task == "regression":
+        residuals = pd.DataFrame({"predicted": p.predicted, "residual": p.y - p.predicted})
+        tables["residuals.csv"] = residuals.sample(MAX_POINTS, random_state=seed) if len(residuals) > MAX_POINTS else residuals
+    else:
+        tables["confusion.csv"] = pd.DataFrame({"actual": p.y, "predicted": p.predicted}).astype(str)
+        tables["calibration.csv"] = calibration_table(p, task)
+        if task == "binary" and p.proba is not None and p.classes is not None and len(np.unique(p.y)) == 2:
+            tables.update(_curves(p.y == p.classes[1], p.proba[:, 1]))
+    if importance is not None:
+        tables["importance.csv"] = importance
+    return {name: table[PLOT_FILES[name]].round(6) for name, table in tables.items()}
+
+
+def _curves(positive: np.ndarray, score: np.ndarray) -> dict[str, pd.DataFrame]:
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    fpr, tpr, roc_thresholds = roc_curve(positive, score)
+    precision, recall, pr_thresholds = precision_recall_curve(positive, score)
+    pr_thresholds = np.append(pr_thresholds, np.nan)  # the last point (recall 0) has no threshold
+    return {"roc.csv": pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": roc_thresholds}),  # the first is inf: nothing positive
+            "precision_recall.csv": pd.DataFrame({"recall": recall, "precision": precision, "threshold": pr_thresholds})}
+
+
+class _Fitted:
+    """permutation_importance insists on an estimator with `fit`; an AutoGluon model has none, and
+    the scorer below only needs the model to predict."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def fit(self, *args: Any, **kwargs: Any) -> _Fitted:
+        return self
+
+
+def importance_table(model: Any, x: pd.DataFrame, y: pd.Series, task: str, threshold: float | None,
+                     repeats: int, seed: int) -> pd.DataFrame:
+    """Per feature: how much the primary metric worsens, on average over `repeats` shuffles of that
+    column of (x, y), with its standard deviation; most important first. The primary metric must be
+    defined on these rows (roc_auc needs both classes)."""
+    from sklearn.inspection import permutation_importance
+
+    metric = primary_metric(task)
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+
+    def scorer(estimator: _Fitted, x_: pd.DataFrame, y_: Any) -> float:
+        return sign * scores(predict(estimator.model, x_, y_, task, threshold), task, digits=None).get(metric, math.nan)
+
+    result = permutation_importance(_Fitted(model), x, y, scoring=scorer, n_repeats=repeats, random_state=seed)
+    table = pd.DataFrame({"feature": x.columns, "importance": result.importances_mean, "std": result.importances_std})
+    return table.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
