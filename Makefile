@@ -9,6 +9,7 @@ run: $(BIN)/automlops
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/automlops run $(ARGS)
 
 test: $(VENV)/.test-deps
+	$(BIN)/python -m mypy
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: $(BIN)/automlops
@@ -20,11 +21,13 @@ $(BIN)/automlops: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-# Benchmarks (benchmarks/README.md): search quality against peers at equal budgets, then pipeline scale.
-# Defaults take hours; pass flags through, e.g. make bench QUALITY_ARGS="--quick" SCALE_ARGS="--quick".
+# Benchmarks (benchmarks/README.md): search quality against peers at equal budgets, pipeline scale, then
+# serving latency and throughput. Defaults take hours; pass flags through, e.g.
+# make bench QUALITY_ARGS="--quick" SCALE_ARGS="--quick" SERVING_ARGS="--quick".
 bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/search_quality.py $(QUALITY_ARGS)
 	$(BIN)/python benchmarks/scale.py $(SCALE_ARGS)
+	$(BIN)/python benchmarks/serving.py $(SERVING_ARGS)
 
 $(VENV)/.bench-deps: $(BIN)/automlops
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
@@ -35,4 +38,4 @@ $(VENV)/.test-deps: $(BIN)/automlops
 	touch $@
 
 clean:
-	rm -rf $(VENV) .automlops artifacts data/prepared models .pytest_cache
+	rm -rf $(VENV) .automlops artifacts data/prepared models .pytest_cache .hypothesis .mypy_cache

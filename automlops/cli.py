@@ -4,7 +4,7 @@
     automlops compose [overrides ...]                       only write params.yaml (then `dvc repro`)
     automlops stage NAME                                    one stage from params.yaml (what dvc.yaml calls)
     automlops worker [overrides ...]                        join a shared Optuna study and run trials
-    automlops predict --model MODEL --input FILE --output FILE
+    automlops predict --model MODEL --input FILE --output FILE [--keep COL ...] [predict.KEY=VALUE ...]
     automlops serve --model MODEL [--host 127.0.0.1] [--port 8080]
     automlops models list|show|promote|rollback ...         the local registry (models/<name>/)
 
@@ -89,14 +89,17 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True, help=MODEL_HELP)
     predict.add_argument("--input", required=True, type=Path, help=".csv, .parquet or .json (list of records) with the model's input columns")
     predict.add_argument("--output", required=True, type=Path, help=".csv, .parquet or .json to write predictions to")
-    predict.add_argument("--keep", nargs="+", default=[], metavar="COL", help="input columns to copy to the output (ids, labels)")
+    predict.add_argument("--keep", nargs="+", default=[], metavar="COL", help="input columns to copy to the output (ids, labels), after predict.id_columns")
+    predict.add_argument("overrides", nargs="*", help="predict.* keys, e.g. predict.chunk_rows=20000 'predict.id_columns=[id]'")
     predict.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     predict.set_defaults(handler=_predict)
 
-    serve = commands.add_parser("serve", help="serve a bundle over HTTP (GET /health, POST /predict)")
-    serve.add_argument("--model", required=True, help=MODEL_HELP)
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    serve.add_argument("--port", default=8080, type=int)
+    serve = commands.add_parser("serve", help="serve a model over HTTP (/predict, /invocations, /health, /ready, /metadata, /metrics)")
+    serve.add_argument("--model", required=True, help=MODEL_HELP + "; an alias is followed (hot reload)")
+    serve.add_argument("--host", help="address to bind (default serve.host: 127.0.0.1, loopback only)")
+    serve.add_argument("--port", type=int, help="default serve.port: 8080")
+    serve.add_argument("--workers", type=int, help="server processes (default serve.workers: 1)")
+    serve.add_argument("overrides", nargs="*", help="serve.* keys, e.g. serve.max_rows=1000 serve.token_env=API_TOKEN")
     serve.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     serve.set_defaults(handler=_serve)
 
@@ -229,13 +232,19 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    """Score a file in chunks of predict.chunk_rows rows; predict.* comes from conf/ and the overrides
+    in a project, from the schema's defaults and the overrides elsewhere (a container with a bundle)."""
+    from automlops.config.compose import runtime_section
     from automlops.deploy.bundle import load_bundle
-    from automlops.predict import predict_frame, read_table, write_table
+    from automlops.predict import predict_file
 
+    # `--keep a b predict.chunk_rows=10`: argparse hands trailing overrides to --keep
+    overrides = args.overrides + [item for item in args.keep if "=" in item]
+    settings = runtime_section("predict", overrides)
     bundle = load_bundle(args.model)
-    out = predict_frame(bundle, read_table(args.input), keep=tuple(args.keep))
-    write_table(out, args.output)
-    print(f"wrote {len(out)} prediction(s) to {args.output}")
+    keep = [*settings.id_columns, *(item for item in args.keep if "=" not in item)]
+    rows = predict_file(bundle, args.input, args.output, keep, settings.chunk_rows, progress=not args.quiet)
+    print(f"wrote {rows} prediction(s) to {args.output}")
     return 0
 
 
@@ -302,8 +311,12 @@ def _manifest_summary(manifest: dict[str, Any]) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from automlops.deploy.bundle import load_bundle
+    from dataclasses import replace
+
+    from automlops.config.compose import runtime_section
     from automlops.serve import serve
 
-    serve(load_bundle(args.model), args.host, args.port)
+    cfg = runtime_section("serve", args.overrides)
+    flags = {"host": args.host, "port": args.port, "workers": args.workers}
+    serve(args.model, replace(cfg, **{k: v for k, v in flags.items() if v is not None}))
     return 0

@@ -1,30 +1,51 @@
-"""Batch and single-request prediction on a bundle, with the bundle's input contract enforced."""
+"""Batch and single-request prediction on a bundle, with the bundle's input contract enforced.
+
+`automlops predict` scores files chunk by chunk (`predict.chunk_rows` rows at a time): CSV and Parquet
+are streamed, so memory stays bounded whatever the file's size; JSON (a list of records) is read whole.
+Each chunk is validated and scored, then appended to a staging file that replaces the output in one
+rename at the end: a failure leaves no partial output. Every format is typed as training typed its
+data, so the same rows as CSV, Parquet or JSON give the same predictions: categorical columns are read
+as text (a CSV's "007" stays "007", a JSON 7 becomes "7" even beside nulls), numbers are parsed exactly
+(CSV floats round-trip, like JSON's), and rows are numbered from 0 across the whole file in errors.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
-from automlops.data.contract import validate_input
+from automlops.data.contract import CATEGORICAL, ColumnSpec, validate_input
 from automlops.deploy.bundle import Bundle
-from automlops.errors import InputError
+from automlops.errors import InputError, did_you_mean
 from automlops.io import atomic_file
+
+SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
+# pandas' default missing-value tokens: model columns read from CSV keep them, as training's CSV reader did
+NA_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+             "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+BOOLEAN_TOKENS = {"true": "True", "TRUE": "True", "false": "False", "FALSE": "False"}  # what pandas parses as booleans
+
 
 def _read_json(path: Path) -> pd.DataFrame:
     return records_from_json(json.loads(path.read_text()))
 
 
 READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
-    ".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet, ".json": _read_json,
+    ".csv": lambda path: pd.read_csv(path, float_precision="round_trip"), ".parquet": pd.read_parquet,
+    ".pq": pd.read_parquet, ".json": _read_json,
 }
 
 
-def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = True, keep: tuple[str, ...] = ()) -> pd.DataFrame:
+def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = True, keep: tuple[str, ...] = (),
+                  unknown_categories: str = "model") -> pd.DataFrame:
     """Predictions (and class probabilities) per row; `keep` columns (ids, labels) are copied
     through to the output untouched instead of being refused as unexpected. A binary bundle with a
     `decision_threshold` in its manifest predicts its positive class from that probability on."""
@@ -33,7 +54,7 @@ def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = Tru
     missing = [name for name in keep if name not in frame.columns]
     if missing:
         raise InputError(f"--keep: column(s) {', '.join(missing)} not in the input")
-    x = validate_input(frame.drop(columns=list(keep)), bundle.contract)
+    x = validate_input(frame.drop(columns=list(keep)), bundle.contract, unknown_categories)
     model, task = bundle.model, bundle.manifest["task"]
     threshold = bundle.manifest.get("decision_threshold") if task == "binary" else None  # evaluate.threshold
     wanted = probabilities or threshold is not None
@@ -47,6 +68,7 @@ def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = Tru
 
 
 def read_table(path: Path) -> pd.DataFrame:
+    """A whole small file as a frame (no contract typing; `predict_file` streams and types large ones)."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise InputError(f"--input: '{path}' has an unsupported extension; use .csv, .parquet or .json (a list of records)")
@@ -62,17 +84,274 @@ def read_table(path: Path) -> pd.DataFrame:
         raise InputError(f"--input: cannot read '{path}' ({str(error).splitlines()[0]})") from error
 
 
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    suffix = path.suffix.lower()
-    if suffix not in READERS:
-        raise InputError(f"--output: '{path}' has an unsupported extension; use .csv, .parquet or .json")
-    with atomic_file(path) as file:  # the output appears complete or not at all
-        if suffix == ".csv":
-            frame.to_csv(file, index=False)
-        elif suffix == ".json":
-            frame.to_json(file, orient="records", indent=2, double_precision=15)
+def predict_file(bundle: Bundle, source: Path, target: Path, keep: Sequence[str] = (), chunk_rows: int = 100_000,
+                 progress: bool = False) -> int:
+    """Score `source` into `target` chunk by chunk and return the number of rows. `keep` columns
+    (predict.id_columns, --keep) are copied to the output first, in order; `progress` draws a bar on
+    stderr when it is a terminal."""
+    check_paths(source, target)
+    keep = list(dict.fromkeys(keep))
+    table = open_input(source, bundle.contract, keep, chunk_rows)
+    absent = [name for name in keep if name not in table.columns]
+    if absent:
+        raise InputError(f"--input '{source}': id column(s) {', '.join(absent)} (predict.id_columns or --keep) not in the "
+                         f"file{did_you_mean(absent[0], table.columns)}; its columns: {', '.join(table.columns[:20])}")
+    features = {spec.name for spec in bundle.contract}
+    passed = tuple(name for name in keep if name not in features)  # an id that is also a feature is scored too
+    rows = 0
+    sink = SINKS[SUFFIXES[target.suffix.lower()]]
+    with atomic_file(target) as staging, closing(sink(staging, table.keep_types)) as output, \
+            _progress(progress, table.size) as advance:
+        for chunk, done in table.chunks:
+            try:
+                out = predict_frame(bundle, chunk, keep=passed)
+            except InputError as error:
+                raise InputError(f"--input '{source}': {str(error).removeprefix('input: ')}") from None
+            if len(passed) < len(keep):
+                out = pd.concat([chunk[keep], out.drop(columns=list(passed))], axis=1)
+            output.write(out)
+            rows += len(out)
+            advance(done, rows)
+        if not rows:
+            raise InputError(f"--input '{source}': no rows to predict; it needs a header and at least one row")
+    return rows
+
+
+def check_paths(source: Path, target: Path) -> None:
+    if source.suffix.lower() not in SUFFIXES:
+        raise InputError(f"--input: '{source}' has an unsupported extension; use .csv, .parquet (.pq) or .json (a list of records)")
+    if target.suffix.lower() not in SUFFIXES:
+        raise InputError(f"--output: '{target}' has an unsupported extension; use .csv, .parquet (.pq) or .json")
+    if not source.is_file():
+        raise InputError(f"--input: file '{source}' not found")
+
+
+@dataclass
+class Input:
+    """An input file opened for scoring: its columns, and its rows in chunks typed as training typed them."""
+
+    columns: list[str]
+    size: int  # progress total: bytes for CSV, rows otherwise
+    keep_types: dict[str, Any]  # arrow type per kept column, so that every chunk writes alike to Parquet
+    chunks: Iterator[tuple[pd.DataFrame, int]]  # (rows indexed by their number in the whole file, progress so far)
+
+
+def open_input(path: Path, contract: list[ColumnSpec], keep: Sequence[str], chunk_rows: int) -> Input:
+    opener = {"csv": _csv_input, "parquet": _parquet_input, "json": _json_input}[SUFFIXES[path.suffix.lower()]]
+    try:
+        return opener(path, contract, keep, chunk_rows)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"--input '{path}': the file is empty; it needs a header and at least one row") from None
+    except InputError as error:
+        raise InputError(f"--input '{path}': {str(error).removeprefix('body: ').removeprefix('input: ')}") from None
+    except Exception as error:  # parser errors come in many types
+        raise _unreadable(path, error) from error
+
+
+def _unreadable(path: Path, error: Exception) -> InputError:
+    return InputError(f"--input '{path}': cannot read it ({(str(error).splitlines() or [type(error).__name__])[0][:300]})")
+
+
+def _guarded(path: Path, chunks: Iterator[tuple[pd.DataFrame, int]]) -> Iterator[tuple[pd.DataFrame, int]]:
+    """Parse errors found mid-file (chunk k) become one line naming the file (pandas names the line)."""
+    try:
+        yield from chunks
+    except InputError:
+        raise
+    except Exception as error:
+        raise _unreadable(path, error) from error
+
+
+def csv_options(contract: list[ColumnSpec], columns: Sequence[str], keep: Sequence[str] = ()) -> dict[str, Any]:
+    """read_csv arguments that type a CSV as training typed it, and as JSON is typed: categorical columns
+    as text (typing digits per chunk would make "007" 7, and 7.0 beside an empty value), floats parsed
+    exactly (pandas' default parser is off by one unit in the last place for some values), and kept
+    non-model columns verbatim as text (only an empty field is missing)."""
+    features = {spec.name for spec in contract}
+    text = {spec.name for spec in contract if spec.kind == CATEGORICAL} | {name for name in keep if name not in features}
+    verbatim = {name for name in keep if name not in features}
+    return {"dtype": dict.fromkeys(sorted(text), str), "float_precision": "round_trip", "keep_default_na": False,
+            "na_values": {name: [""] if name in verbatim else list(NA_TOKENS) for name in columns}}
+
+
+def _csv_input(path: Path, contract: list[ColumnSpec], keep: Sequence[str], chunk_rows: int) -> Input:
+    import pyarrow as pa
+
+    columns = [str(name) for name in pd.read_csv(path, nrows=0).columns]
+    options = csv_options(contract, columns, keep)
+    booleans = [spec.name for spec in contract if spec.kind == CATEGORICAL and spec.categories
+                and set(spec.categories) <= {"False", "True"}]
+
+    def chunks() -> Iterator[tuple[pd.DataFrame, int]]:
+        with path.open("rb") as handle, pd.read_csv(handle, chunksize=chunk_rows, **options) as reader:
+            for frame in reader:
+                if frame.empty:  # a header without rows: reported once, after the loop
+                    continue
+                for name in booleans:  # training's reader turned true/TRUE into True
+                    if name in frame.columns:
+                        frame[name] = frame[name].replace(BOOLEAN_TOKENS)
+                yield frame, handle.tell()  # pandas numbers the rows of chunk k on from chunk k-1
+
+    numeric = {spec.name for spec in contract if spec.kind != CATEGORICAL}
+    types = {name: pa.float64() if name in numeric else pa.string() for name in keep}  # as the model reads them
+    return Input(columns, path.stat().st_size, types, _guarded(path, chunks()))
+
+
+def _parquet_input(path: Path, contract: list[ColumnSpec], keep: Sequence[str], chunk_rows: int) -> Input:
+    """Streamed by record batch; memory is bounded by chunk_rows and by the file's row groups."""
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    schema = file.schema_arrow
+
+    def chunks() -> Iterator[tuple[pd.DataFrame, int]]:
+        start = 0
+        with file:
+            for batch in file.iter_batches(batch_size=chunk_rows):
+                frame = batch.to_pandas(integer_object_nulls=True)  # ints beside nulls stay ints: category 7, not 7.0
+                frame.index = pd.RangeIndex(start, start + len(frame))
+                start += len(frame)
+                yield frame, start
+
+    types = {name: schema.field(name).type for name in keep if name in schema.names}
+    return Input([str(name) for name in schema.names], file.metadata.num_rows, types, _guarded(path, chunks()))
+
+
+def _json_input(path: Path, contract: list[ColumnSpec], keep: Sequence[str], chunk_rows: int) -> Input:
+    """Read whole (a JSON document cannot be parsed in pieces), then scored in chunks."""
+    body = json.loads(path.read_text(encoding="utf-8"))
+    as_sent = [spec.name for spec in contract if spec.kind == CATEGORICAL] + list(keep)
+    frame = json_frame(body, as_sent)
+    types = {name: _arrow(frame[name]).type for name in keep if name in frame.columns}
+
+    def chunks() -> Iterator[tuple[pd.DataFrame, int]]:
+        for start in range(0, len(frame), chunk_rows):
+            piece = frame.iloc[start:start + chunk_rows]
+            yield piece, start + len(piece)
+
+    return Input([str(name) for name in frame.columns], len(frame), types, chunks())
+
+
+def json_frame(body: Any, as_sent: Sequence[str] = ()) -> pd.DataFrame:
+    """records_from_json, except that the `as_sent` columns hold the JSON values as given (object dtype):
+    pandas would turn a column of 7 and null into 7.0 and NaN, so a category "7" would become "7.0"."""
+    frame = records_from_json(body)
+    wanted = [name for name in dict.fromkeys(as_sent) if name in frame.columns]
+    if not wanted:
+        return frame
+    records = body
+    if isinstance(body, dict):
+        split = body.get("dataframe_split")
+        if isinstance(split, dict):
+            records = [dict(zip(frame.columns, row)) for row in split.get("data") or []]
         else:
-            frame.to_parquet(file, index=False)
+            records = next(body[key] for key in ("dataframe_records", "records", "instances", "inputs") if key in body)
+    for name in wanted:
+        frame[name] = pd.Series([record.get(name) for record in records], index=frame.index, dtype=object)
+    return frame
+
+
+class _CsvSink:
+    """CSV chunks appended under one header."""
+
+    def __init__(self, path: Path, keep_types: dict[str, Any]) -> None:
+        self.handle = path.open("w", encoding="utf-8", newline="")
+        self.header = True
+
+    def write(self, frame: pd.DataFrame) -> None:
+        frame.to_csv(self.handle, header=self.header, index=False)
+        self.header = False
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class _JsonSink:
+    """One JSON array of records, written a chunk at a time (one record per line)."""
+
+    def __init__(self, path: Path, keep_types: dict[str, Any]) -> None:
+        self.handle = path.open("w", encoding="utf-8")
+        self.handle.write("[")
+        self.separator = "\n"
+
+    def write(self, frame: pd.DataFrame) -> None:
+        records = frame.to_json(orient="records", lines=True, double_precision=15).strip("\n")
+        self.handle.write(self.separator + records.replace("\n", ",\n"))  # JSON strings escape their newlines
+        self.separator = ",\n"
+
+    def close(self) -> None:
+        self.handle.write("\n]\n")
+        self.handle.close()
+
+
+class _ParquetSink:
+    """One Parquet file whose schema the first chunk fixes (kept columns: the input's types), so a later
+    chunk whose column is all empty, or typed otherwise (int here, float there), is cast to it."""
+
+    def __init__(self, path: Path, keep_types: dict[str, Any]) -> None:
+        self.path, self.keep_types = path, keep_types
+        self.writer: Any = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            fields = [pa.field(str(name), self.keep_types.get(name) or _arrow(frame[name]).type) for name in frame.columns]
+            self.writer = pq.ParquetWriter(self.path, pa.schema(fields))
+        schema = self.writer.schema
+        self.writer.write_table(pa.Table.from_arrays([_arrow(frame[field.name], field.type) for field in schema], schema=schema))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Sink(Protocol):
+    def write(self, frame: pd.DataFrame) -> None: ...
+    def close(self) -> None: ...
+
+
+SINKS: dict[str, Callable[[Path, dict[str, Any]], Sink]] = {"csv": _CsvSink, "json": _JsonSink, "parquet": _ParquetSink}
+
+
+def _arrow(series: pd.Series, kind: Any = None) -> Any:
+    """One output column as an arrow array of type `kind` (None: inferred)."""
+    import pyarrow as pa
+
+    try:
+        array = pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python types (JSON ids 7 and "a7"): as text
+        array = pa.array(series.map(lambda value: None if _missing(value) else str(value)), type=pa.string())
+    if kind is None or array.type == kind:
+        return array
+    if array.null_count == len(array):
+        return pa.nulls(len(array), kind)
+    try:
+        return array.cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise InputError(f"--output: column '{series.name}' holds {array.type} values here but {kind} in earlier rows; "
+                         "write .csv or .json, or make the column one type") from None
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+@contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[int, int], None]]:
+    """A bar on stderr when it is a terminal (not with -q, in CI or when piped); a no-op otherwise."""
+    if not (enabled and sys.stderr.isatty() and not os.environ.get("CI")):
+        yield lambda done, rows: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("predict"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[rows]} rows"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+    task = bar.add_task("predict", total=total or None, rows="0")
+    with bar:
+        yield lambda done, rows: bar.update(task, completed=done, rows=f"{rows:,}")
 
 
 def records_from_json(body: Any) -> pd.DataFrame:

@@ -54,6 +54,8 @@ def automlops_overrides(dataset: str, engine: str | None = None, budget: float |
         "data.source=parquet", f"data.path=data/raw/{dataset}.parquet", "data.name=null",
         f"data.target={ds.target}", f"data.task={ds.task}", f"data.split.strategy={ds.split_strategy}",
         "run.name=bench", f"run.seed={SEED}",
+        # the peers fit and predict the test split, nothing more: the evaluate stage's extras are off
+        "evaluate.importance_repeats=0", "evaluate.plots=false",
     ]
     if engine == "optuna":
         out += ["search=optuna", f"search.timeout={budget}", "search.n_trials=null", "search.progress=false",

@@ -203,7 +203,7 @@ def test_context_bundle_loads_and_is_readable_by_anyone(context: Path) -> None:
         assert path.stat().st_mode & (0o555 if path.is_dir() else 0o444) == (0o555 if path.is_dir() else 0o444), path
     with zipfile.ZipFile(next((context / "wheels").glob("*.whl"))) as wheel:
         names = wheel.namelist()
-    assert "automlops/serve.py" in names and "hydra_plugins/automlops_resolvers/__init__.py" in names
+    assert "automlops/serve/app.py" in names and "hydra_plugins/automlops_resolvers/__init__.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 

@@ -82,17 +82,17 @@ def automlops_answer(bundle: Path, rows: pd.DataFrame) -> pd.DataFrame:
     predict_frame on the same JSON-decoded rows must agree with it."""
     from fastapi.testclient import TestClient
 
+    from automlops.config.schema import ServeConfig
     from automlops.serve import create_app
 
-    loaded = load_bundle(bundle)
-    with TestClient(create_app(loaded)) as client:
+    with TestClient(create_app(str(bundle), ServeConfig())) as client:
         answer = client.post("/predict?proba=1", json=records(rows))
     assert answer.status_code == 200, answer.text
     body = answer.json()
     served = pd.DataFrame({"prediction": body["predictions"]})
     if "probabilities" in body:
         served = served.join(pd.DataFrame(body["probabilities"]).add_prefix("proba_"))
-    expected = predict_frame(loaded, records_from_json(records(rows)))
+    expected = predict_frame(load_bundle(bundle), records_from_json(records(rows)))
     assert_same_predictions(served.to_dict("records"), expected)
     return expected
 

@@ -1,14 +1,22 @@
-"""The HTTP service: a real `automlops serve` (uvicorn) on a free loopback port, real HTTP requests."""
+"""The HTTP service: a real `automlops serve` (uvicorn) on a free loopback port, real HTTP requests.
+One server answers every test here (endpoints, request formats, telemetry, the prediction log). Bad
+and fuzzed bodies: tests/test_serve_inputs.py; token, limits and workers: tests/test_serve_limits.py;
+hot reload: tests/test_serve_reload.py. They share this module's helpers."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,6 +33,58 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@contextmanager
+def running_server(model: Path | str, *args: str, cwd: Path, log_file: Path, env: dict[str, str] | None = None,
+                   startup: float = 90) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
+    """`python -m automlops serve` on a free port, in its own process group; yields a client (and the
+    process) once /health answers; always stops the whole group (workers included)."""
+    port = free_port()
+    with log_file.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "automlops", "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port), *args],
+            cwd=cwd, env=run_env(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    # a fresh connection per request: a request the server fails on cannot break the next test's
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+    try:
+        deadline = time.monotonic() + startup
+        while True:
+            assert process.poll() is None, f"server exited with {process.returncode}:\n{log_file.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"server not healthy within {startup:g} s:\n{log_file.read_text()[-3000:]}"
+            try:
+                if client.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield client, process
+    finally:
+        client.close()
+        os.killpg(process.pid, signal.SIGTERM)  # the leader is not reaped before wait(), so its group id stays ours
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def metric(client: httpx.Client, name: str, **labels: str) -> float:
+    """The sum of a Prometheus series' samples with these labels, read from /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return sum(sample.value for family in text_string_to_metric_families(response.text) for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+
+def wait_for(condition, timeout: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def bundle(penguins_run) -> Path:
     root, _ = penguins_run
@@ -37,128 +97,207 @@ def example(bundle: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def server(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """`python -m automlops serve` on a free port; yields a client; always stops the server."""
-    port = free_port()
-    log_file = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log_file.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "automlops", "serve", "--model", str(bundle), "--host", "127.0.0.1", "--port", str(port)],
-            cwd=bundle.parent.parent, env=run_env(), stdout=log, stderr=subprocess.STDOUT,
-        )
-    # a fresh connection per request: a request the server fails on cannot break the next test's
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"server exited with {process.returncode}:\n{log_file.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"server not healthy within 60 s:\n{log_file.read_text()[-3000:]}"
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        yield client
-    finally:
-        client.close()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def served(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path, Path]]:
+    """(client, server log, prediction log folder) of a server on the bundle folder, with defaults
+    except the prediction log (on, a new file per request of 5 rows)."""
+    folder = tmp_path_factory.mktemp("serve")
+    predictions = folder / "predictions"
+    with running_server(bundle, "serve.prediction_log.enabled=true", f"serve.prediction_log.dir={predictions}",
+                        "serve.prediction_log.max_rows_per_file=5", cwd=folder, log_file=folder / "serve.log") as (client, _):
+        yield client, folder / "serve.log", predictions
+
+
+@pytest.fixture(scope="module")
+def server(served: tuple[httpx.Client, Path, Path]) -> httpx.Client:
+    return served[0]
 
 
 @pytest.fixture(scope="module")
 def cli_predictions(bundle: Path, example: list[dict], tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    """`automlops predict` on the input example's rows (as CSV): what the service must agree with."""
+    """`automlops predict` on the input example's rows, given as CSV and as JSON (the same table both
+    ways): what the service must agree with."""
     folder = tmp_path_factory.mktemp("cli")
-    pd.DataFrame.from_records(example).to_csv(folder / "rows.csv", index=False)
-    done = cli("predict", "--model", str(bundle), "--input", str(folder / "rows.csv"), "--output", str(folder / "out.csv"), cwd=folder)
-    assert done.returncode == 0, done.stderr
-    return pd.read_csv(folder / "out.csv", float_precision="round_trip")
+    (folder / "rows.csv").write_bytes(csv_bytes(example))
+    outputs = []
+    for source in (folder / "rows.csv", bundle / "input_example.json"):
+        target = folder / f"{source.stem}.out.csv"
+        done = cli("predict", "--model", str(bundle), "--input", str(source), "--output", str(target), cwd=folder)
+        assert done.returncode == 0, done.stderr
+        outputs.append(pd.read_csv(target, float_precision="round_trip"))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1], check_exact=True)
+    return outputs[0]
 
 
-def test_health(server: httpx.Client) -> None:
-    response = server.get("/health")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": "penguins", "task": "multiclass"}
+@pytest.fixture(scope="module")
+def in_memory(bundle: Path, example: list[dict]) -> pd.DataFrame:
+    """The same rows scored by the bundle loaded in this process."""
+    from automlops.deploy.bundle import load_bundle
+    from automlops.predict import predict_frame, records_from_json
+
+    return predict_frame(load_bundle(bundle), records_from_json(example))
 
 
-def test_predict_on_input_example_matches_cli(server: httpx.Client, bundle: Path, example: list[dict], cli_predictions: pd.DataFrame) -> None:
-    body = (bundle / "input_example.json").read_bytes()
-    response = server.post("/predict", content=body, headers={"content-type": "application/json"})
-    assert response.status_code == 200, response.text
-    predictions = response.json()["predictions"]
-    assert len(predictions) == len(example)
-    assert predictions == cli_predictions["prediction"].tolist()
-
-    with_probabilities = server.post("/predict", params={"proba": "1"}, content=body)
-    assert with_probabilities.status_code == 200, with_probabilities.text
-    payload = with_probabilities.json()
-    assert payload["predictions"] == predictions
-    expected = cli_predictions[[c for c in cli_predictions.columns if c.startswith("proba_")]]
-    expected = expected.rename(columns=lambda c: c[len("proba_"):]).to_dict("records")
-    assert payload["probabilities"] == expected
-    assert "probabilities" not in server.post("/predict", params={"proba": "0"}, content=body).json()
+def probabilities(frame: pd.DataFrame) -> list[dict]:
+    return frame[[c for c in frame.columns if c.startswith("proba_")]].rename(columns=lambda c: c[len("proba_"):]).to_dict("records")
 
 
-@pytest.mark.parametrize("envelope", ["dataframe_records", "dataframe_split"])
-def test_mlflow_envelopes(server: httpx.Client, example: list[dict], cli_predictions: pd.DataFrame, envelope: str) -> None:
-    if envelope == "dataframe_records":
-        body = {"dataframe_records": example}
-    else:
-        columns = list(example[0])
-        body = {"dataframe_split": {"columns": columns, "data": [[record[c] for c in columns] for record in example]}}
-    response = server.post("/predict", json=body)
-    assert response.status_code == 200, response.text
-    assert response.json()["predictions"] == cli_predictions["prediction"].tolist()
+def test_probes_and_metadata(server: httpx.Client, bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert server.get("/health").json() == {"status": "ok", "model": "penguins", "task": "multiclass"}
+    assert server.get("/ready").json() == {"ready": True, "model": "penguins", "version": manifest["version"]}
+    metadata = server.get("/metadata").json()
+    assert metadata["version"] == manifest["version"] and metadata["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+    assert metadata["input_schema"] == manifest["input_schema"] and metadata["metrics"] == manifest["metrics"]
+    assert metadata["served_from"] == str(bundle) and metadata["follows_alias"] is False
+    assert metadata["model"]["family"] == manifest["model"]["family"]
+    docs = server.get("/docs")
+    assert docs.status_code == 200 and "openapi.json" in docs.text
+    missing = server.get("/nowhere")
+    assert missing.status_code == 404 and "Traceback" not in missing.text and missing.headers["x-request-id"]
+    wrong_method = server.get("/predict")
+    assert wrong_method.status_code == 405 and wrong_method.headers["x-request-id"]
 
 
-def _without(record: dict, key: str) -> dict:
-    return {k: v for k, v in record.items() if k != key}
+def test_openapi_request_bodies_come_from_the_bundles_input_schema(server: httpx.Client, bundle: Path) -> None:
+    contract = json.loads((bundle / "manifest.json").read_text())["input_schema"]
+    paths = server.get("/openapi.json").json()["paths"]
+    body = paths["/predict"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "text/csv"}
+    rows = body["application/json"]["schema"]
+    assert rows["type"] == "array" and rows["minItems"] == 1
+    row = rows["items"]
+    assert row["required"] == [c["name"] for c in contract] and row["additionalProperties"] is False
+    for column in contract:
+        kind = {"type": "number"} if column["kind"] == "numeric" else {"type": "string", "examples": column["categories"][:5]}
+        assert row["properties"][column["name"]] == ({"anyOf": [kind, {"type": "null"}]} if column["nullable"] else kind)
+    envelopes = paths["/invocations"]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert [next(iter(e["properties"])) for e in envelopes] == ["dataframe_split", "dataframe_records", "instances", "inputs"]
+    assert envelopes[1]["properties"]["dataframe_records"] == rows
 
 
-def _malformed(example: list[dict]) -> dict[str, tuple[bytes, list[str]]]:
-    """case -> (request body, words the error must contain)"""
+def csv_bytes(records: list[dict]) -> bytes:
+    """Records as CSV, each value as Python writes it (pandas would write a 7 beside a null as 7.0)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(records[0])
+    writer.writerows([["" if value is None else value for value in record.values()] for record in records])
+    return out.getvalue().encode()
+
+
+def _bodies(example: list[dict]) -> dict[str, tuple[str, bytes]]:
+    """format -> (content type, body), all holding the input example's rows."""
     columns = list(example[0])
-    text_in_number = [dict(record) for record in example]
-    text_in_number[1]["bill_length_mm"] = "abc"
-    return {
-        "not_json": (b"{this is not json", ["JSON"]),
-        "unknown_object": (json.dumps({"nonsense": True}).encode(), ["list of records"]),
-        "empty_list": (b"[]", ["empty"]),
-        "column_missing": (json.dumps([_without(r, "body_mass_g") for r in example]).encode(), ["body_mass_g"]),
-        "column_missing_in_one_record": (
-            json.dumps([_without(r, "sex") if i == 2 else r for i, r in enumerate(example)]).encode(), ["sex"]),
-        "extra_column": (json.dumps([{**r, "colour": "blue"} for r in example]).encode(), ["colour"]),
-        "text_in_numeric_column": (json.dumps(text_in_number).encode(), ["bill_length_mm", "row 1"]),
-        "split_with_duplicate_column": (json.dumps({"dataframe_split": {
-            "columns": [*columns, "island"], "data": [[*(r[c] for c in columns), "Dream"] for r in example]}}).encode(), ["island"]),
-        "number_too_large_for_a_float": (
-            json.dumps([{**example[0], "body_mass_g": 0}]).replace('"body_mass_g": 0', '"body_mass_g": 1' + "0" * 400).encode(),
-            ["body_mass_g"]),
+    by_column = {c: [r[c] for r in example] for c in columns}
+    split = {"columns": columns, "data": [[r[c] for c in columns] for r in example]}
+    as_json = {
+        "records": example, "columns": by_column, "dataframe_records": {"dataframe_records": example},
+        "dataframe_split": {"dataframe_split": split}, "instances": {"instances": example},
+        "inputs_by_column": {"inputs": by_column},
     }
+    return {**{name: ("application/json", json.dumps(body).encode()) for name, body in as_json.items()}, "csv": ("text/csv", csv_bytes(example))}
 
 
-MALFORMED = ["not_json", "unknown_object", "empty_list", "column_missing", "column_missing_in_one_record", "extra_column",
-             "text_in_numeric_column", "split_with_duplicate_column", "number_too_large_for_a_float"]
+FORMATS = ["records", "columns", "dataframe_records", "dataframe_split", "instances", "inputs_by_column", "csv"]
+MLFLOW_FORMATS = ["dataframe_records", "dataframe_split", "instances", "inputs_by_column", "csv"]
 
 
-@pytest.mark.parametrize("case", MALFORMED)
-def test_malformed_body_is_a_4xx_naming_the_problem(server: httpx.Client, example: list[dict], case: str) -> None:
-    body, words = _malformed(example)[case]
-    response = server.post("/predict", content=body, headers={"content-type": "application/json"})
-    assert 400 <= response.status_code < 500, f"{response.status_code}: {response.text[:500]}"
-    detail = response.json()["detail"]
-    assert isinstance(detail, str) and "\n" not in detail
-    for word in words:
-        assert word in detail, f"{word!r} not in {detail!r}"
-    if case == "text_in_numeric_column":  # names the bad cell, echoes nothing of the other rows
-        echoed = [str(value) for i, record in enumerate(example) for key, value in record.items()
-                  if value is not None and (i, key) != (1, "bill_length_mm") and str(value) in detail]
-        assert not echoed, f"the error echoes other values {echoed}: {detail!r}"
+@pytest.mark.parametrize("endpoint,form", [("/predict", f) for f in FORMATS] + [("/invocations", f) for f in MLFLOW_FORMATS])
+def test_every_format_predicts_what_the_cli_and_the_loaded_model_do(
+        server: httpx.Client, example: list[dict], cli_predictions: pd.DataFrame, in_memory: pd.DataFrame, endpoint: str, form: str) -> None:
+    content_type, body = _bodies(example)[form]
+    response = server.post(endpoint, content=body, headers={"content-type": content_type})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-model-version"] == "1"
+    answer = response.json()
+    assert answer["predictions"] == cli_predictions["prediction"].tolist() == in_memory["prediction"].tolist()
+    assert "probabilities" not in answer
+    if endpoint == "/predict":
+        with_probabilities = server.post(endpoint, params={"proba": "1"}, content=body, headers={"content-type": content_type}).json()
+        assert with_probabilities["predictions"] == answer["predictions"]
+        assert with_probabilities["probabilities"] == probabilities(cli_predictions) == probabilities(in_memory)
+
+
+def test_nulls_in_nullable_columns_and_unseen_categories_are_scored(server: httpx.Client, bundle: Path, example: list[dict]) -> None:
+    """body_mass_g and flipper_length_mm are integers with gaps in training (nullable ints): null is a
+    value; with serve.unknown_categories=missing an unseen island is scored as if it were empty."""
+    from automlops.deploy.bundle import load_bundle
+    from automlops.predict import predict_frame, records_from_json
+
+    rows = [{**example[0], "body_mass_g": None, "flipper_length_mm": 190}, {**example[1], "sex": None, "bill_length_mm": None},
+            {**example[2], "island": "Atlantis"}]
+    response = server.post("/predict", params={"proba": "true"}, json=rows)
+    assert response.status_code == 200, response.text
+    expected = predict_frame(load_bundle(bundle), records_from_json(rows), unknown_categories="missing")
+    assert response.json()["predictions"] == expected["prediction"].tolist()
+    assert response.json()["probabilities"] == probabilities(expected)
+
+
+def test_metrics_count_requests_latency_rows_and_version(server: httpx.Client, example: list[dict]) -> None:
+    before = {
+        "ok": metric(server, "automlops_requests_total", endpoint="/predict", status="200"),
+        "bad": metric(server, "automlops_requests_total", endpoint="/predict", status="422"),
+        "latency": metric(server, "automlops_request_seconds_count", endpoint="/predict"),
+        "rows": metric(server, "automlops_rows_scored_total"),
+    }
+    assert server.post("/predict", json=example).status_code == 200
+    assert server.post("/predict", json=[{**example[0], "island": None}]).status_code == 422
+    assert metric(server, "automlops_requests_total", endpoint="/predict", status="200") == before["ok"] + 1
+    assert metric(server, "automlops_requests_total", endpoint="/predict", status="422") == before["bad"] + 1
+    assert metric(server, "automlops_request_seconds_count", endpoint="/predict") == before["latency"] + 2
+    assert metric(server, "automlops_request_seconds_bucket", endpoint="/predict", le="+Inf") == before["latency"] + 2
+    assert metric(server, "automlops_rows_scored_total") == before["rows"] + len(example)
+    assert metric(server, "automlops_model_version", model="penguins") == 1
+    assert metric(server, "automlops_requests_total", endpoint="/metrics", status="200") >= 1
+
+
+@pytest.mark.parametrize("given,kept", [("order-42.retry_1", True), ("has spaces", False), ("x" * 65, False), ("<script>", False)])
+def test_request_ids_are_kept_when_sane_and_logged(served: tuple[httpx.Client, Path, Path], example: list[dict], given: str, kept: bool) -> None:
+    server, log_file, _ = served
+    for method, path, body in (("POST", "/predict", example), ("POST", "/predict", []), ("GET", "/health", None)):
+        response = server.request(method, path, json=body, headers={"X-Request-ID": given})
+        rid = response.headers["x-request-id"]
+        assert (rid == given) == kept and len(rid) <= 64, rid
+        if response.status_code != 200:
+            assert response.json()["request_id"] == rid
+        wait_for(lambda: f"{rid} {method} {path} {response.status_code}" in log_file.read_text(), 5, f"log line of request {rid}")
+
+
+def _logged(folder: Path) -> dict[str, dict]:
+    entries = [json.loads(line) for file in sorted(folder.glob("*.jsonl")) for line in file.read_text().splitlines() if line]
+    return {entry["request_id"]: entry for entry in entries}
+
+
+def test_prediction_log_holds_inputs_outputs_version_time_and_request_id(served: tuple[httpx.Client, Path, Path], example: list[dict]) -> None:
+    server, _, folder = served
+    started = time.time()
+    response = server.post("/predict", json=example, headers={"X-Request-ID": "logged-1"})
+    assert response.status_code == 200
+    wait_for(lambda: "logged-1" in _logged(folder), 10, "the prediction log entry")
+    entry = _logged(folder)["logged-1"]
+    assert entry["model"] == "penguins" and entry["version"] == 1 and started - 1 <= entry["time"] <= time.time()
+    assert entry["inputs"] == example and entry["outputs"] == response.json()["predictions"]
+    refused = server.post("/predict", json=[], headers={"X-Request-ID": "refused-1"})
+    assert refused.status_code == 400
+    time.sleep(0.3)
+    assert "refused-1" not in _logged(folder)
+
+
+def test_a_broken_prediction_log_fails_no_request(served: tuple[httpx.Client, Path, Path], example: list[dict]) -> None:
+    """Each entry here opens a new file (5 rows per file): with the folder replaced by a plain file
+    every write fails. Requests still answer; the lost entries are counted."""
+    server, _, folder = served
+    dropped = metric(server, "automlops_prediction_log_dropped_total")
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")
+    try:
+        for _ in range(3):
+            assert server.post("/predict", json=example).status_code == 200
+        wait_for(lambda: metric(server, "automlops_prediction_log_dropped_total") >= dropped + 3, 10, "dropped entries counted")
+    finally:
+        folder.unlink()
+        folder.mkdir()
+    assert server.post("/predict", json=example, headers={"X-Request-ID": "after-repair"}).status_code == 200
+    wait_for(lambda: "after-repair" in _logged(folder), 10, "logging after the folder came back")
 
 
 @pytest.mark.parametrize("problem", ["missing", "tampered"])

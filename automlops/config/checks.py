@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from automlops.config.schema import SPLIT_STRATEGIES, TASKS, Config
+from automlops.config.schema import SPLIT_STRATEGIES, TASKS, Config, PredictConfig, ServeConfig
 from automlops.errors import ConfigError, unknown_name
 
 VALIDATION_METHODS = ("holdout", "cv")
@@ -144,3 +144,35 @@ def _gate(config: Config) -> list[str]:
     if infra.p95_ms <= 0 or infra.startup_timeout <= 0:
         problems.append("gate.infra: p95_ms and startup_timeout must be > 0")
     return problems
+
+
+def _serve(serve: ServeConfig) -> list[str]:
+    from automlops.data.contract import UNKNOWN_CATEGORY_POLICIES
+
+    problems = []
+    if serve.unknown_categories not in UNKNOWN_CATEGORY_POLICIES:
+        problems.append(unknown_name("serve.unknown_categories", serve.unknown_categories, UNKNOWN_CATEGORY_POLICIES))
+    for key in ("workers", "max_rows"):
+        if getattr(serve, key) < 1:
+            problems.append(f"serve.{key}: must be >= 1, got {getattr(serve, key)}")
+    if serve.max_body_mb <= 0:
+        problems.append(f"serve.max_body_mb: must be > 0 MiB, got {serve.max_body_mb}")
+    if not 0 < serve.port < 65536:
+        problems.append(f"serve.port: must be a TCP port (1-65535), got {serve.port}")
+    if serve.reload_interval < 0:
+        problems.append(f"serve.reload_interval: must be >= 0 seconds (0: never reload), got {serve.reload_interval}")
+    for key in ("max_rows_per_file", "queue_size"):
+        if getattr(serve.prediction_log, key) < 1:
+            problems.append(f"serve.prediction_log.{key}: must be >= 1, got {getattr(serve.prediction_log, key)}")
+    return problems
+
+
+def check_section(name: str, section: object) -> None:
+    """Value checks of a run-time section composed without the rest of the config."""
+    problems = _serve(section) if isinstance(section, ServeConfig) else _predict(section) if isinstance(section, PredictConfig) else []
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _predict(predict: PredictConfig) -> list[str]:
+    return [f"predict.chunk_rows: must be >= 1 (rows scored at a time), got {predict.chunk_rows}"] if predict.chunk_rows < 1 else []

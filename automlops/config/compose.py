@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from automlops.config.resolvers import conf_digest, register_resolvers
-from automlops.config.schema import Config
+from automlops.config.schema import Config, PredictConfig, ServeConfig
 from automlops.errors import ConfigError, did_you_mean
 from automlops.io import write_text_atomic
 
@@ -53,6 +54,29 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
     except yaml.YAMLError as error:  # the message names the file, line and column
         raise ConfigError(f"config: a file under {conf_dir}/ is not valid YAML: {' '.join(str(error).split())}") from error
     return cfg
+
+
+RUNTIME_SECTIONS = {"serve": ServeConfig, "predict": PredictConfig}
+
+
+def runtime_section(name: str, overrides: list[str]) -> Any:
+    """A run-time section (serve, predict) from the project's conf/ and overrides; outside a project
+    (e.g. a container holding only a bundle) from the schema's defaults and `<name>.*` overrides."""
+    from automlops.config.checks import check_section
+
+    if (CONF_DIR / f"{CONFIG_NAME}.yaml").is_file():
+        return getattr(to_typed(compose(overrides)), name)
+    prefix = f"{name}."
+    foreign = [o for o in overrides if not o.startswith(prefix)]
+    if foreign:
+        raise ConfigError(f"override '{foreign[0]}': outside a project (no {CONF_DIR}/{CONFIG_NAME}.yaml here) only {prefix}* keys apply")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(RUNTIME_SECTIONS[name]), OmegaConf.from_dotlist([o[len(prefix):] for o in overrides]))
+        section = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as error:
+        raise ConfigError(describe_config_error(error)) from error
+    check_section(name, section)
+    return section
 
 
 def to_typed(cfg: DictConfig) -> Config:

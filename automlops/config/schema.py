@@ -159,6 +159,34 @@ class DeployConfig:
 
 
 @dataclass
+class PredictionLogConfig:
+    enabled: bool = False  # append each request's inputs, outputs, model version and time (for monitoring)
+    dir: str = "logs/predictions"  # JSONL files, a new one every max_rows_per_file rows
+    max_rows_per_file: int = 100000  # rotation: rows per file
+    queue_size: int = 10000  # requests waiting to be written; when full, entries are dropped (counted), never awaited
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"  # loopback only unless told otherwise (0.0.0.0 exposes the server)
+    port: int = 8080
+    workers: int = 1  # server processes (uvicorn workers), each with the model in memory
+    max_rows: int = 10000  # rows per request; more is refused with 413
+    max_body_mb: float = 20.0  # request body size limit in MiB; more is refused with 413
+    unknown_categories: str = "model"  # a category unseen in training: model (its own unseen-level handling, as
+    # `automlops predict` does) | missing (scored as empty) | error (422 naming column and row)
+    token_env: Optional[str] = None  # name of an environment variable holding a bearer token; null: no auth
+    reload_interval: float = 2.0  # seconds between checks of the alias a models/<name>@<alias> server follows; 0: never
+    prediction_log: PredictionLogConfig = field(default_factory=PredictionLogConfig)
+
+
+@dataclass
+class PredictConfig:
+    id_columns: list[str] = field(default_factory=list)  # input columns copied to the output (row identity)
+    chunk_rows: int = 100000  # rows scored at a time: memory stays bounded whatever the file size
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -166,4 +194,6 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
     conf_digest: str = ""  # fingerprint of conf/ when params.yaml was composed

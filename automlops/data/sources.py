@@ -34,7 +34,7 @@ def _existing_file(cfg: DataConfig) -> Path:
 def _read_csv(cfg: DataConfig) -> pd.DataFrame:
     path = _existing_file(cfg)
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, float_precision="round_trip")  # exact floats, as `automlops predict` reads them
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataError(f"data.path: '{path}' is not a readable CSV file ({str(error).splitlines()[0]})") from error
     except pd.errors.EmptyDataError:

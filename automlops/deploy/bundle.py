@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -128,8 +129,8 @@ class Bundle:
     manifest: dict[str, Any]
     model: Any
 
-    @property
-    def contract(self) -> list[ColumnSpec]:
+    @cached_property
+    def contract(self) -> list[ColumnSpec]:  # parsed once: the server asks for it on every request
         return contract_from_dicts(self.manifest["input_schema"])
 
 

@@ -51,7 +51,7 @@ WHEEL_DIR = "wheels"
 USER, UID = "automlops", 10001
 # What `automlops serve` imports whatever the model (automlops.serve, .predict, .deploy, .config.schema);
 # tests/test_docker_target.py serves a bundle from a venv holding only the pinned packages to prove it.
-SERVE_PACKAGES = ("fastapi", "uvicorn", "pandas", "numpy", "omegaconf")
+SERVE_PACKAGES = ("fastapi", "uvicorn", "pandas", "numpy", "omegaconf", "prometheus-client", "pyyaml")
 # Debian packages a distribution's native code links from the system: LightGBM's wheels use the
 # system OpenMP runtime (libgomp.so.1), which slim images lack. Other wheels vendor theirs.
 SYSTEM_PACKAGES = {"lightgbm": ("libgomp1",)}
@@ -159,7 +159,7 @@ def _owners(modules: list[Any]) -> set[str]:
 
 @functools.cache
 def _files_of(name: str) -> frozenset[str]:
-    return frozenset(os.path.realpath(metadata.distribution(name).locate_file(f)) for f in metadata.distribution(name).files or ())
+    return frozenset(os.path.realpath(str(metadata.distribution(name).locate_file(f))) for f in metadata.distribution(name).files or ())
 
 
 def closure(roots: set[str]) -> dict[str, str]:

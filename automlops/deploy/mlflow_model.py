@@ -20,14 +20,14 @@ from automlops.predict import predict_frame
 BUNDLE_ARTIFACT = "bundle"  # the key of the bundle folder in the model's artifacts
 
 
-class BundleModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class BundleModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     """Answers with predict_frame's table: `prediction` and, for classifiers, one `proba_<class>`
     column per class (what `automlops predict` writes)."""
 
     def __init__(self) -> None:
         self.bundle: Bundle | None = None  # loaded in load_context; never pickled with the model
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:  # type: ignore[name-defined]
         self.bundle = load_bundle(Path(context.artifacts[BUNDLE_ARTIFACT]))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:

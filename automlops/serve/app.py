@@ -1,0 +1,250 @@
+"""The HTTP prediction service (FastAPI on uvicorn): one model in memory, strict input validation
+from the bundle's contract, MLflow-compatible /invocations, probes, metadata and Prometheus metrics.
+
+Bad requests get a 4xx naming the field and row, never a 5xx and never other rows or the schema."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import Request  # module level: the endpoints' string annotations (PEP 563) resolve in these globals
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from automlops.config.schema import PredictionLogConfig, ServeConfig
+from automlops.deploy.bundle import Bundle
+from automlops.errors import ConfigError, InputError
+from automlops.serve.bodies import BodyTooLarge, parse_body, read_limited
+from automlops.serve.holder import ModelHolder
+from automlops.serve.telemetry import Metrics, PredictionLog, log_entry, request_id
+
+log = logging.getLogger("automlops.serve")
+OPEN_PATHS = {"/health", "/ready", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect"}  # no token needed
+KNOWN_PATHS = {"/health", "/ready", "/metadata", "/metrics", "/predict", "/invocations"}  # metric labels; others: "other"
+ENV_SETTINGS = "AUTOMLOPS_SERVE_SETTINGS"  # how `--workers N` hands the model and settings to each worker
+
+
+def create_app(ref: str, cfg: ServeConfig) -> Any:
+    from fastapi import FastAPI
+
+    token = _token(cfg)
+    metrics = Metrics()
+    holder = ModelHolder(ref, cfg.reload_interval, on_reload=lambda result, bundle: _reloaded(metrics, result, bundle))
+    _reloaded(metrics, "initial", holder.bundle)
+    prediction_log = PredictionLog(cfg.prediction_log, metrics.log_dropped) if cfg.prediction_log.enabled else None
+    limit = int(cfg.max_body_mb * 1024 * 1024)
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        holder.start()
+        if prediction_log:
+            prediction_log.start()
+        yield
+        holder.stop()
+        if prediction_log:
+            prediction_log.close()
+
+    manifest = holder.bundle.manifest
+    app = FastAPI(title=f"automlops model {manifest['name']}", version=str(manifest.get("version") or manifest.get("created_at")),
+                  description="Predictions from an automlops bundle. Request bodies are checked against the model's input schema.",
+                  lifespan=lifespan)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Any) -> Response:
+        rid = request_id(request.headers.get("x-request-id"))
+        request.state.request_id = rid
+        started = time.perf_counter()
+        if token and request.url.path not in OPEN_PATHS and not _authorized(request, token):
+            response: Response = JSONResponse({"detail": "authorization: send the header 'Authorization: Bearer <token>' "
+                                               f"(the value of ${cfg.token_env} on the server)", "request_id": rid}, 401,
+                                              headers={"WWW-Authenticate": "Bearer"})
+        else:
+            try:
+                response = await call_next(request)
+            except Exception:  # a bug: the client gets an id to quote, the log gets the traceback
+                log.exception("request %s %s %s failed", rid, request.method, request.url.path)
+                response = JSONResponse({"detail": f"internal error; quote request id {rid} to the operator", "request_id": rid}, 500)
+        elapsed = time.perf_counter() - started
+        endpoint = request.url.path if request.url.path in KNOWN_PATHS else "other"
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(elapsed)
+        response.headers["X-Request-ID"] = rid
+        log.info("%s %s %s %d %.1f ms", rid, request.method, request.url.path, response.status_code, elapsed * 1000)
+        return response
+
+    @app.get("/health", summary="Liveness: the process answers")
+    def health() -> dict[str, Any]:
+        bundle = holder.bundle
+        return {"status": "ok", "model": bundle.manifest["name"], "task": bundle.manifest["task"]}
+
+    @app.get("/ready", summary="Readiness: the model is loaded and warmed up")
+    def ready() -> dict[str, Any]:
+        bundle = holder.bundle  # loaded and warmed before the port opened, and swapped only when warmed
+        return {"ready": True, "model": bundle.manifest["name"], "version": bundle.manifest.get("version")}
+
+    @app.get("/metadata", summary="The served model: version, metrics, input schema, lineage")
+    def metadata() -> dict[str, Any]:
+        return _metadata(holder.bundle, holder.ref, holder.follows)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    def prometheus() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def score(request: Request, mlflow: bool) -> Response:
+        rid = request.state.request_id
+        bundle = holder.bundle  # this request finishes on this version, whatever a reload does meanwhile
+        try:
+            body = await read_limited(request, limit)
+        except BodyTooLarge:
+            return _error(f"body: larger than serve.max_body_mb={cfg.max_body_mb:g} MiB; send fewer rows per request", 413, rid, mlflow)
+        try:
+            frame = parse_body(body, request.headers.get("content-type", ""), bundle.contract, strict_envelope=mlflow)
+            if len(frame) > cfg.max_rows:
+                return _error(f"body: {len(frame)} rows, more than serve.max_rows={cfg.max_rows}; split the request", 413, rid, mlflow)
+            proba = not mlflow and request.query_params.get("proba", "").lower() in ("1", "true", "yes")
+            out = await run_in_threadpool(_predict, bundle, frame, proba, cfg.unknown_categories)
+        except InputError as error:
+            return _error(str(error), 400 if str(error).startswith("body") else 422, rid, mlflow)
+        metrics.rows.inc(len(out))
+        predictions = _plain(out["prediction"].tolist())
+        answer: dict[str, Any] = {"predictions": predictions}
+        probabilities = [c for c in out.columns if c.startswith("proba_")]
+        if probabilities:
+            answer["probabilities"] = out[probabilities].rename(columns=lambda c: c[len("proba_"):]).to_dict("records")
+        if prediction_log:
+            prediction_log.add(log_entry(rid, bundle.manifest, _records(frame), predictions))
+        return JSONResponse(answer, headers={"X-Model-Version": str(bundle.manifest.get("version"))})
+
+    @app.post("/predict", summary="Predict: JSON records or columns, or CSV (text/csv); ?proba=1 adds class probabilities",
+              openapi_extra={"requestBody": _request_schema(holder.bundle)})
+    async def predict(request: Request) -> Response:
+        return await score(request, mlflow=False)
+
+    @app.post("/invocations", summary="MLflow scoring protocol: dataframe_split, dataframe_records, instances, inputs, or text/csv",
+              openapi_extra={"requestBody": _request_schema(holder.bundle, mlflow=True)})
+    async def invocations(request: Request) -> Response:
+        return await score(request, mlflow=True)
+
+    return app
+
+
+def _predict(bundle: Bundle, frame: Any, proba: bool, unknown_categories: str) -> Any:
+    from automlops.predict import predict_frame
+
+    return predict_frame(bundle, frame, proba, unknown_categories=unknown_categories)
+
+
+async def run_in_threadpool(fn: Any, *args: Any) -> Any:
+    from starlette.concurrency import run_in_threadpool as run
+
+    return await run(fn, *args)
+
+
+def _error(message: str, status: int, rid: str, mlflow: bool) -> JSONResponse:
+    if mlflow:  # MLflow's scoring server answers errors this way
+        return JSONResponse({"error_code": "BAD_REQUEST", "message": message, "request_id": rid}, status)
+    return JSONResponse({"detail": message, "request_id": rid}, status)
+
+
+def _token(cfg: ServeConfig) -> str | None:
+    if not cfg.token_env:
+        return None
+    value = os.environ.get(cfg.token_env, "")
+    if not value:
+        raise ConfigError(f"serve.token_env: environment variable {cfg.token_env} is not set or empty; export it, or set serve.token_env=null")
+    return value
+
+
+def _authorized(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _reloaded(metrics: Metrics, result: str, bundle: Bundle | None) -> None:
+    if result != "initial":
+        metrics.reloads.labels(result).inc()
+    if bundle is not None:
+        metrics.model_version.clear()
+        metrics.model_version.labels(bundle.manifest["name"]).set(bundle.manifest.get("version") or 0)
+
+
+def _metadata(bundle: Bundle, ref: str, follows: bool) -> dict[str, Any]:
+    manifest = bundle.manifest
+    lineage = manifest.get("lineage", {})
+    return {
+        "name": manifest["name"], "version": manifest.get("version"), "created_at": manifest.get("created_at"),
+        "served_from": ref, "follows_alias": follows, "task": manifest["task"], "target": manifest["target"],
+        "classes": manifest.get("classes"), "decision_threshold": manifest.get("decision_threshold"),
+        "metrics": manifest.get("metrics"), "model": {k: manifest["model"][k] for k in ("engine", "format", "family")},
+        "input_schema": manifest["input_schema"], "blessing": manifest.get("blessing"),
+        "lineage": {"git_commit": lineage.get("git_commit"), "data_hash": lineage.get("data_hash"),
+                    "rows": lineage.get("rows"), "search": {k: lineage.get("search", {}).get(k) for k in ("engine", "study_name", "best_trial", "fit_id")}},
+    }
+
+
+def _request_schema(bundle: Bundle, mlflow: bool = False) -> dict[str, Any]:
+    """The OpenAPI request body, generated from the bundle's input contract: a list of records for
+    /predict, MLflow's envelopes around it for /invocations."""
+    properties: dict[str, Any] = {}
+    for spec in bundle.contract:
+        kind: dict[str, Any] = {"type": "number"} if spec.kind == "numeric" else {"type": "string"}
+        if spec.kind != "numeric" and 0 < len(spec.categories) <= 50:
+            kind["examples"] = spec.categories[:5]
+        properties[spec.name] = {"anyOf": [kind, {"type": "null"}]} if spec.nullable else kind
+    row = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+    rows = {"type": "array", "items": row, "minItems": 1}
+    example_file = bundle.path / "input_example.json"
+    example = json.loads(example_file.read_text()) if example_file.is_file() else []
+    schema: dict[str, Any] = rows
+    if mlflow:
+        split = {"type": "object", "required": ["columns", "data"], "properties": {
+            "columns": {"type": "array", "items": {"type": "string", "enum": list(properties)}, "uniqueItems": True},
+            "data": {"type": "array", "minItems": 1, "items": {"type": "array"}}}}
+        envelopes = {"dataframe_split": split, "dataframe_records": rows, "instances": rows, "inputs": rows}
+        schema = {"oneOf": [{"type": "object", "properties": {key: value}, "required": [key]} for key, value in envelopes.items()]}
+        example = {"dataframe_records": example}
+    return {"required": True, "content": {
+        "application/json": {"schema": schema, "example": example},
+        "text/csv": {"schema": {"type": "string"}},
+    }}
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def _plain(values: list[Any]) -> list[Any]:
+    return [None if isinstance(v, float) and not math.isfinite(v) else v for v in values]
+
+
+def app_from_environment() -> Any:
+    """The app factory each `--workers N` process calls (uvicorn imports it by name)."""
+    settings = json.loads(os.environ[ENV_SETTINGS])
+    # a spawned worker starts with bare logging: without this its request lines (with their ids) are lost
+    logging.basicConfig(level=settings["log_level"], format="%(message)s", stream=sys.stderr)
+    raw = settings["config"]
+    cfg = ServeConfig(**{**raw, "prediction_log": PredictionLogConfig(**raw["prediction_log"])})
+    return create_app(settings["ref"], cfg)
+
+
+def serve(ref: str, cfg: ServeConfig) -> None:
+    import uvicorn
+
+    if cfg.workers > 1:
+        os.environ[ENV_SETTINGS] = json.dumps({"ref": ref, "config": asdict(cfg), "log_level": logging.getLogger().getEffectiveLevel()})
+        create_app(ref, cfg)  # fail here, with one line, on a bad bundle or token, not in every worker
+        uvicorn.run("automlops.serve.app:app_from_environment", factory=True, host=cfg.host, port=cfg.port,
+                    workers=cfg.workers, log_level="warning", access_log=False)
+        return
+    uvicorn.run(create_app(ref, cfg), host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
