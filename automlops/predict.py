@@ -47,20 +47,28 @@ READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
 def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = True, keep: tuple[str, ...] = (),
                   unknown_categories: str = "model") -> pd.DataFrame:
     """Predictions (and class probabilities) per row; `keep` columns (ids, labels) are copied
-    through to the output untouched instead of being refused as unexpected. A binary bundle with a
-    `decision_threshold` in its manifest predicts its positive class from that probability on."""
-    from automlops.evaluate.decision import predict_labels
-
+    through to the output untouched instead of being refused as unexpected."""
     missing = [name for name in keep if name not in frame.columns]
     if missing:
         raise InputError(f"--keep: column(s) {', '.join(missing)} not in the input")
     x = validate_input(frame.drop(columns=list(keep)), bundle.contract, unknown_categories)
+    out = frame[list(keep)].copy()
+    for name, values in score_rows(bundle, x, probabilities).items():
+        out[name] = values.to_numpy()
+    return out
+
+
+def score_rows(bundle: Bundle, x: pd.DataFrame, probabilities: bool) -> pd.DataFrame:
+    """The model's answer for rows already typed by validate_input: `prediction`, plus one
+    `proba_<class>` column per class when asked. A binary bundle with a `decision_threshold` in its
+    manifest predicts its positive class from that probability on."""
+    from automlops.evaluate.decision import predict_labels
+
     model, task = bundle.model, bundle.manifest["task"]
     threshold = bundle.manifest.get("decision_threshold") if task == "binary" else None  # evaluate.threshold
     wanted = probabilities or threshold is not None
     proba = model.predict_proba(x) if wanted and task != "regression" and hasattr(model, "predict_proba") else None
-    out = frame[list(keep)].copy()
-    out["prediction"] = predict_labels(model, x, task, threshold, proba)  # the rule the test metrics measured
+    out = pd.DataFrame({"prediction": predict_labels(model, x, task, threshold, proba)}, index=x.index)  # what the test metrics measured
     if probabilities and proba is not None:
         for i, label in enumerate(model.classes_):
             out[f"proba_{label}"] = proba[:, i]

@@ -23,6 +23,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from automlops.config.schema import PredictionLogConfig, ServeConfig
 from automlops.deploy.bundle import Bundle
 from automlops.errors import ConfigError, InputError
+from automlops.data.contract import validate_input
+from automlops.serve.batching import MicroBatcher
 from automlops.serve.bodies import BodyTooLarge, parse_body, read_limited
 from automlops.serve.holder import ModelHolder
 from automlops.serve.telemetry import Metrics, PredictionLog, log_entry, request_id
@@ -42,13 +44,16 @@ def create_app(ref: str, cfg: ServeConfig) -> Any:
     _reloaded(metrics, "initial", holder.bundle)
     prediction_log = PredictionLog(cfg.prediction_log, metrics.log_dropped) if cfg.prediction_log.enabled else None
     limit = int(cfg.max_body_mb * 1024 * 1024)
+    batcher = MicroBatcher(cfg.max_rows)
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         holder.start()
+        batcher.start()
         if prediction_log:
             prediction_log.start()
         yield
+        await batcher.stop()
         holder.stop()
         if prediction_log:
             prediction_log.close()
@@ -113,7 +118,8 @@ def create_app(ref: str, cfg: ServeConfig) -> Any:
             if len(frame) > cfg.max_rows:
                 return _error(f"body: {len(frame)} rows, more than serve.max_rows={cfg.max_rows}; split the request", 413, rid, mlflow)
             proba = not mlflow and request.query_params.get("proba", "").lower() in ("1", "true", "yes")
-            out = await run_in_threadpool(_predict, bundle, frame, proba, cfg.unknown_categories)
+            x = await run_in_threadpool(validate_input, frame, bundle.contract, cfg.unknown_categories)
+            out = await batcher.score(bundle, x, proba)
         except InputError as error:
             return _error(str(error), 400 if str(error).startswith("body") else 422, rid, mlflow)
         metrics.rows.inc(len(out))
@@ -137,12 +143,6 @@ def create_app(ref: str, cfg: ServeConfig) -> Any:
         return await score(request, mlflow=True)
 
     return app
-
-
-def _predict(bundle: Bundle, frame: Any, proba: bool, unknown_categories: str) -> Any:
-    from automlops.predict import predict_frame
-
-    return predict_frame(bundle, frame, proba, unknown_categories=unknown_categories)
 
 
 async def run_in_threadpool(fn: Any, *args: Any) -> Any:
