@@ -13,23 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import champion
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_serve import csv_bytes, running_server
+from test_serve import bundle, csv_bytes, example, running_server  # noqa: F401  (bundle, example: shared fixtures)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def bundle(penguins_run) -> Path:
-    root, _ = penguins_run
-    return champion(root, "penguins")
-
-
-@pytest.fixture(scope="module")
-def example(bundle: Path) -> list[dict]:
-    return json.loads((bundle / "input_example.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -10,25 +10,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import champion, cli
-from test_serve import csv_bytes, free_port, running_server, wait_for
+from conftest import cli
+from test_serve import bundle, csv_bytes, example, free_port, running_server, wait_for  # noqa: F401  (bundle, example: shared fixtures)
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "s3cret-t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MAX_BODY_MB = 0.01  # 10 KiB: the 5-row input example is well under it
-
-
-@pytest.fixture(scope="module")
-def bundle(penguins_run) -> Path:
-    root, _ = penguins_run
-    return champion(root, "penguins")
-
-
-@pytest.fixture(scope="module")
-def example(bundle: Path) -> list[dict]:
-    return json.loads((bundle / "input_example.json").read_text())
 
 
 Locked = tuple[httpx.Client, "subprocess.Popen[bytes]", Path]
