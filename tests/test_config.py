@@ -3,6 +3,7 @@ in ${oc.env:...} and the stale-params guard."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -494,3 +495,13 @@ def test_check_conf_refuses_a_params_yaml_older_than_conf(project: Path) -> None
     assert yaml.safe_load((project / "params.yaml").read_text())["search"]["n_trials"] == 7
     again = cli("stage", "check_conf", cwd=project)
     assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize(("override", "named"), [
+    ("serve.max_rows=0", "serve.max_rows: must be >= 1, got 0"),
+    ("serve.unknown_categories=drop", "serve.unknown_categories: unknown value 'drop'"),
+    ("predict.chunk_rows=0", "predict.chunk_rows: must be >= 1"),
+])
+def test_serve_and_predict_sections_are_checked_when_composed(in_repo: Path, override: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        typed(override)

@@ -12,7 +12,8 @@ CLASS_WEIGHTS = ("balanced",)
 
 
 def check_config(config: Config) -> None:
-    problems = _run(config) + _data(config) + _search(config) + _evaluate(config) + _gate(config) + _deploy(config)
+    problems = (_run(config) + _data(config) + _search(config) + _evaluate(config) + _gate(config) + _deploy(config)
+                + _serve(config.serve) + _predict(config.predict))
     if problems:
         count = f"{len(problems)} config problems: " if len(problems) > 1 else ""
         raise ConfigError(count + "; ".join(problems))
