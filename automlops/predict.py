@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from automlops.data.contract import CATEGORICAL, ColumnSpec, validate_input
@@ -60,36 +61,45 @@ def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = Tru
 
 def score_rows(bundle: Bundle, x: pd.DataFrame, probabilities: bool) -> pd.DataFrame:
     """The model's answer for rows already typed by validate_input: `prediction`, plus one
-    `proba_<class>` column per class when asked. A binary bundle with a `decision_threshold` in its
-    manifest predicts its positive class from that probability on."""
+    `proba_<class>` column per class when asked."""
+    labels, proba = score_arrays(bundle, x, probabilities)
+    out = pd.DataFrame({"prediction": labels}, index=x.index)
+    if proba is not None:
+        for i, label in enumerate(bundle.model.classes_):
+            out[f"proba_{label}"] = proba[:, i]
+    return out
+
+
+def score_arrays(bundle: Bundle, x: pd.DataFrame, probabilities: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """score_rows as arrays (a server slices one model call's answer between requests): the label of
+    each row, and when asked the class probabilities, one column per `model.classes_`. A binary
+    bundle with a `decision_threshold` in its manifest predicts its positive class from that
+    probability on."""
     from automlops.evaluate.decision import predict_labels
 
     model, task = bundle.model, bundle.manifest["task"]
     threshold = bundle.manifest.get("decision_threshold") if task == "binary" else None  # evaluate.threshold
     wanted = probabilities or threshold is not None
     proba = model.predict_proba(x) if wanted and task != "regression" and hasattr(model, "predict_proba") else None
-    out = pd.DataFrame({"prediction": predict_labels(model, x, task, threshold, proba)}, index=x.index)  # what the test metrics measured
-    if probabilities and proba is not None:
-        for i, label in enumerate(model.classes_):
-            out[f"proba_{label}"] = proba[:, i]
-    return out
+    labels = predict_labels(model, x, task, threshold, proba)  # what the test metrics measured
+    return labels, proba if probabilities else None
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, flag: str = "--input") -> pd.DataFrame:
     """A whole small file as a frame (no contract typing; `predict_file` streams and types large ones)."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
-        raise InputError(f"--input: '{path}' has an unsupported extension; use .csv, .parquet or .json (a list of records)")
+        raise InputError(f"{flag}: '{path}' has an unsupported extension; use .csv, .parquet or .json (a list of records)")
     if not path.is_file():
-        raise InputError(f"--input: file '{path}' not found")
+        raise InputError(f"{flag}: file '{path}' not found")
     try:
         return reader(path)
     except pd.errors.EmptyDataError:
-        raise InputError(f"--input: '{path}' is empty; it needs a header and at least one row") from None
+        raise InputError(f"{flag}: '{path}' is empty; it needs a header and at least one row") from None
     except InputError as error:
-        raise InputError(f"--input: {error}") from None
+        raise InputError(f"{flag}: {error}") from None
     except Exception as error:  # parser errors come in many types
-        raise InputError(f"--input: cannot read '{path}' ({str(error).splitlines()[0]})") from error
+        raise InputError(f"{flag}: cannot read '{path}' ({str(error).splitlines()[0]})") from error
 
 
 def predict_file(bundle: Bundle, source: Path, target: Path, keep: Sequence[str] = (), chunk_rows: int = 100_000,

@@ -5,13 +5,11 @@ Bad requests get a 4xx naming the field and row, never a 5xx and never other row
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
 import os
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -24,14 +22,14 @@ from automlops.config.schema import PredictionLogConfig, ServeConfig
 from automlops.deploy.bundle import Bundle
 from automlops.errors import ConfigError, InputError
 from automlops.data.contract import validate_input
-from automlops.serve.batching import MicroBatcher
-from automlops.serve.bodies import BodyTooLarge, parse_body, read_limited
+from automlops.serve.batching import MicroBatcher, ModelRows
+from automlops.serve.bodies import BodyTooLarge, Rows, TooManyRows, read_limited, read_rows
 from automlops.serve.holder import ModelHolder
-from automlops.serve.telemetry import Metrics, PredictionLog, log_entry, request_id
+from automlops.serve.middleware import Observe
+from automlops.serve.telemetry import Metrics, PredictionLog, log_entry
 
 log = logging.getLogger("automlops.serve")
-OPEN_PATHS = {"/health", "/ready", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect"}  # no token needed
-KNOWN_PATHS = {"/health", "/ready", "/metadata", "/metrics", "/predict", "/invocations"}  # metric labels; others: "other"
+INLINE_BYTES = 16 * 1024  # bodies up to this size are parsed and checked on the event loop, larger ones in a thread
 ENV_SETTINGS = "AUTOMLOPS_SERVE_SETTINGS"  # how `--workers N` hands the model and settings to each worker
 
 
@@ -63,28 +61,7 @@ def create_app(ref: str, cfg: ServeConfig) -> Any:
                   description="Predictions from an automlops bundle. Request bodies are checked against the model's input schema.",
                   lifespan=lifespan)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Response:
-        rid = request_id(request.headers.get("x-request-id"))
-        request.state.request_id = rid
-        started = time.perf_counter()
-        if token and request.url.path not in OPEN_PATHS and not _authorized(request, token):
-            response: Response = JSONResponse({"detail": "authorization: send the header 'Authorization: Bearer <token>' "
-                                               f"(the value of ${cfg.token_env} on the server)", "request_id": rid}, 401,
-                                              headers={"WWW-Authenticate": "Bearer"})
-        else:
-            try:
-                response = await call_next(request)
-            except Exception:  # a bug: the client gets an id to quote, the log gets the traceback
-                log.exception("request %s %s %s failed", rid, request.method, request.url.path)
-                response = JSONResponse({"detail": f"internal error; quote request id {rid} to the operator", "request_id": rid}, 500)
-        elapsed = time.perf_counter() - started
-        endpoint = request.url.path if request.url.path in KNOWN_PATHS else "other"
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint).observe(elapsed)
-        response.headers["X-Request-ID"] = rid
-        log.info("%s %s %s %d %.1f ms", rid, request.method, request.url.path, response.status_code, elapsed * 1000)
-        return response
+    app.add_middleware(Observe, metrics=metrics, token=token, token_env=cfg.token_env)
 
     @app.get("/health", summary="Liveness: the process answers")
     def health() -> dict[str, Any]:
@@ -106,6 +83,16 @@ def create_app(ref: str, cfg: ServeConfig) -> Any:
 
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    def model_rows(body: bytes, content_type: str, bundle: Bundle, mlflow: bool) -> tuple[Rows, ModelRows]:
+        """A body's rows, and what the model takes of them; InputError or TooManyRows when refused."""
+        rows = read_rows(body, content_type, bundle.contract, strict_envelope=mlflow, quick=cfg.unknown_categories == "model")
+        if rows.count > cfg.max_rows:
+            raise TooManyRows(rows.count)
+        if rows.typed is not None:
+            return rows, rows.typed
+        assert rows.frame is not None
+        return rows, validate_input(rows.frame, bundle.contract, cfg.unknown_categories)
+
     async def score(request: Request, mlflow: bool) -> Response:
         rid = request.state.request_id
         bundle = holder.bundle  # this request finishes on this version, whatever a reload does meanwhile
@@ -113,23 +100,24 @@ def create_app(ref: str, cfg: ServeConfig) -> Any:
             body = await read_limited(request, limit)
         except BodyTooLarge:
             return _error(f"body: larger than serve.max_body_mb={cfg.max_body_mb:g} MiB; send fewer rows per request", 413, rid, mlflow)
-        try:
-            frame = parse_body(body, request.headers.get("content-type", ""), bundle.contract, strict_envelope=mlflow)
-            if len(frame) > cfg.max_rows:
-                return _error(f"body: {len(frame)} rows, more than serve.max_rows={cfg.max_rows}; split the request", 413, rid, mlflow)
-            proba = not mlflow and request.query_params.get("proba", "").lower() in ("1", "true", "yes")
-            x = await run_in_threadpool(validate_input, frame, bundle.contract, cfg.unknown_categories)
-            out = await batcher.score(bundle, x, proba)
+        proba = not mlflow and request.query_params.get("proba", "").lower() in ("1", "true", "yes")
+        work = (body, request.headers.get("content-type", ""), bundle, mlflow)
+        try:  # a small body is read here: a thread hop would cost more than the work
+            rows, x = model_rows(*work) if len(body) <= INLINE_BYTES else await run_in_threadpool(model_rows, *work)
+            labels, probabilities = await batcher.score(bundle, x, proba)
+        except TooManyRows as error:
+            return _error(f"body: {error.count} rows, more than serve.max_rows={cfg.max_rows}; split the request", 413, rid, mlflow)
         except InputError as error:
             return _error(str(error), 400 if str(error).startswith("body") else 422, rid, mlflow)
-        metrics.rows.inc(len(out))
-        predictions = _plain(out["prediction"].tolist())
+        metrics.rows.inc(len(labels))
+        predictions = _plain(labels.tolist())
         answer: dict[str, Any] = {"predictions": predictions}
-        probabilities = [c for c in out.columns if c.startswith("proba_")]
-        if probabilities:
-            answer["probabilities"] = out[probabilities].rename(columns=lambda c: c[len("proba_"):]).to_dict("records")
+        if probabilities is not None:
+            classes = [str(label) for label in bundle.model.classes_]
+            answer["probabilities"] = [dict(zip(classes, row)) for row in probabilities.tolist()]
         if prediction_log:
-            prediction_log.add(log_entry(rid, bundle.manifest, _records(frame), predictions))
+            sent = _sent(rows.records) if rows.records is not None else _records(rows.frame)
+            prediction_log.add(log_entry(rid, bundle.manifest, sent, predictions))
         return JSONResponse(answer, headers={"X-Model-Version": str(bundle.manifest.get("version"))})
 
     @app.post("/predict", summary="Predict: JSON records or columns, or CSV (text/csv); ?proba=1 adds class probabilities",
@@ -164,11 +152,6 @@ def _token(cfg: ServeConfig) -> str | None:
     if not value:
         raise ConfigError(f"serve.token_env: environment variable {cfg.token_env} is not set or empty; export it, or set serve.token_env=null")
     return value
-
-
-def _authorized(request: Request, token: str) -> bool:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def _reloaded(metrics: Metrics, result: str, bundle: Bundle | None) -> None:
@@ -222,6 +205,11 @@ def _request_schema(bundle: Bundle, mlflow: bool = False) -> dict[str, Any]:
 
 def _records(frame: Any) -> list[dict[str, Any]]:
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def _sent(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """JSON records as sent, a NaN (JSON's NaN literal) as null, as _records gives it."""
+    return [{k: None if isinstance(v, float) and v != v else v for k, v in record.items()} for record in records]
 
 
 def _plain(values: list[Any]) -> list[Any]:

@@ -2,20 +2,25 @@
 scored together in one call, so the model's fixed cost per call (pipeline transforms, thread
 start-up, AutoGluon's ensemble plumbing) is paid once for all of them. A request that arrives to an
 idle model is scored at once: batching never adds waiting, it only fills the time the model was
-busy anyway. Rows are validated per request first, so one bad request cannot fail its neighbours."""
+busy anyway. Rows are validated per request first, so one bad request cannot fail its neighbours;
+requests typed in plain Python (contract.TypedRows) share one model frame, built once per batch."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from typing import Any, Union
 
+import numpy as np
 import pandas as pd
 
+from automlops.data.contract import TypedRows, typed_frame
 from automlops.deploy.bundle import Bundle
-from automlops.predict import score_rows
+from automlops.predict import score_arrays
 
-Item = tuple[Bundle, pd.DataFrame, bool, "asyncio.Future[pd.DataFrame]"]
+ModelRows = Union[pd.DataFrame, TypedRows]  # validate_input's frame, or rows typed without pandas
+Scores = tuple[np.ndarray, Union[np.ndarray, None]]  # labels, and class probabilities when asked
+Item = tuple[Bundle, ModelRows, bool, "asyncio.Future[Scores]"]
 
 
 class MicroBatcher:
@@ -34,9 +39,9 @@ class MicroBatcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def score(self, bundle: Bundle, x: pd.DataFrame, probabilities: bool) -> pd.DataFrame:
+    async def score(self, bundle: Bundle, x: ModelRows, probabilities: bool) -> Scores:
         assert self._queue is not None, "MicroBatcher.start() runs in the app's lifespan"
-        done: asyncio.Future[pd.DataFrame] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Scores] = asyncio.get_running_loop().create_future()
         await self._queue.put((bundle, x, probabilities, done))
         return await done
 
@@ -46,10 +51,10 @@ class MicroBatcher:
         assert self._queue is not None
         while True:
             batch = [await self._queue.get()]
-            rows = len(batch[0][1])
+            rows = _count(batch[0][1])
             while not self._queue.empty() and rows < self.max_rows:
                 batch.append(self._queue.get_nowait())
-                rows += len(batch[-1][1])
+                rows += _count(batch[-1][1])
             groups: dict[tuple[int, bool], list[Item]] = {}
             for item in batch:  # one model call per served version (a reload may be under way) and answer shape
                 groups.setdefault((id(item[0]), item[2]), []).append(item)
@@ -67,13 +72,26 @@ class MicroBatcher:
                         done.set_result(answer)
 
 
+def _count(x: ModelRows) -> int:
+    return x.count if isinstance(x, TypedRows) else len(x)
+
+
 def _score_together(items: list[Item]) -> list[Any]:
     bundle, _, probabilities, _ = items[0]
-    frames = [x for _, x, _, _ in items]
-    together = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    scored = score_rows(bundle, together, probabilities)
+    parts = [x for _, x, _, _ in items]
+    labels, proba = score_arrays(bundle, _one_frame(parts, bundle), probabilities)
     answers, start = [], 0
-    for x in frames:
-        answers.append(scored.iloc[start:start + len(x)].set_axis(x.index))
-        start += len(x)
+    for part in parts:
+        end = start + _count(part)
+        answers.append((labels[start:end], None if proba is None else proba[start:end]))
+        start = end
     return answers
+
+
+def _one_frame(parts: list[ModelRows], bundle: Bundle) -> pd.DataFrame:
+    """The model frame of every request's rows, in order."""
+    typed = [part for part in parts if isinstance(part, TypedRows)]
+    if len(typed) == len(parts):
+        return typed_frame(typed, bundle.contract)
+    frames = [typed_frame([part], bundle.contract) if isinstance(part, TypedRows) else part for part in parts]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

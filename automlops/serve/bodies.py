@@ -1,27 +1,36 @@
-"""Request bodies to DataFrames: JSON (records, columns, MLflow envelopes) and CSV, typed by the
-bundle's contract like files given to `automlops predict` (JSON is also held to its own types: no
-"42" for a number), and read with a size limit."""
+"""Request bodies to rows: JSON (records, columns, MLflow envelopes) and CSV, typed by the bundle's
+contract like files given to `automlops predict` (JSON is also held to its own types: no "42" for a
+number), and read with a size limit. Small JSON bodies that fit the contract are typed in plain
+Python; anything else becomes a DataFrame for validate_input."""
 
 from __future__ import annotations
 
 import io
 import json
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from automlops.data.contract import CATEGORICAL, MAX_PROBLEMS_SHOWN, NUMERIC, ColumnSpec
+from automlops.data.contract import CATEGORICAL, MAX_PROBLEMS_SHOWN, NUMERIC, ColumnSpec, TypedRows, typed_records
 from automlops.errors import InputError
 from automlops.predict import records_from_json
 
 CSV_TYPES = ("text/csv", "application/csv")
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")  # /invocations: exactly one of these
 ENVELOPES = ("dataframe_split", "dataframe_records", "records", "instances", "inputs")  # /predict: the first one found
+QUICK_ROWS = 1000  # JSON bodies up to this many records are typed in plain Python (pandas only catches up at ~5,000)
 
 
 class BodyTooLarge(Exception):
     pass
+
+
+class TooManyRows(Exception):
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
 
 
 async def read_limited(request: Any, limit: int) -> bytes:
@@ -38,12 +47,28 @@ async def read_limited(request: Any, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_body(body: bytes, content_type: str, contract: list[ColumnSpec], strict_envelope: bool = False) -> pd.DataFrame:
-    """strict_envelope (MLflow's /invocations): JSON must be an object holding exactly one of MLflow's keys."""
+@dataclass
+class Rows:
+    """A request body's rows: `typed` already (small JSON bodies whose every value fits the contract,
+    see contract.typed_records), else `frame` as sent, for validate_input to check and name each
+    problem. `records` are the JSON records as sent (the prediction log's inputs) when typed."""
+
+    count: int
+    typed: TypedRows | None = None
+    frame: pd.DataFrame | None = None
+    records: list[dict[str, Any]] | None = None
+
+
+def read_rows(body: bytes, content_type: str, contract: list[ColumnSpec], strict_envelope: bool = False,
+              quick: bool = True) -> Rows:
+    """strict_envelope (MLflow's /invocations): JSON must be an object holding exactly one of MLflow's
+    keys. quick: type up to QUICK_ROWS JSON records in plain Python (only right when unseen categories
+    are left to the model)."""
     if not body.strip():
         raise InputError('body: empty; send a JSON list of records like [{"column": value, ...}] or CSV with a header row')
     if content_type.split(";")[0].strip().lower() in CSV_TYPES:
-        return _csv(body, contract)
+        frame = _csv(body, contract)
+        return Rows(len(frame), frame=frame)
     try:
         parsed = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -54,12 +79,15 @@ def parse_body(body: bytes, content_type: str, contract: list[ColumnSpec], stric
     records = _records(parsed, strict_envelope)
     if not isinstance(records, list):  # records_from_json would also unwrap an envelope nested in another
         raise InputError('body: expected a JSON list of records like [{"column": value, ...}] (see input_example.json)')
+    typed = typed_records(records, contract) if quick and len(records) <= QUICK_ROWS else None
+    if typed is not None:
+        return Rows(typed.count, typed=typed, records=records)
     frame = records_from_json(records)  # checks that these are records, all with the same fields
     for spec in contract:  # categories as sent: pandas would make [7, null] 7.0 and NaN, and "7.0" is another category
         if spec.kind == CATEGORICAL and spec.name in frame.columns and frame[spec.name].dtype != object:
             frame[spec.name] = pd.Series([record[spec.name] for record in records], index=frame.index, dtype=object)
     _check_json_types(frame, contract)
-    return frame
+    return Rows(len(frame), frame=frame)
 
 
 def _records(parsed: Any, strict_envelope: bool) -> Any:
