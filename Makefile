@@ -21,13 +21,14 @@ $(BIN)/automlops: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-# Benchmarks (benchmarks/README.md): search quality against peers at equal budgets, pipeline scale, then
-# serving latency and throughput. Defaults take hours; pass flags through, e.g.
-# make bench QUALITY_ARGS="--quick" SCALE_ARGS="--quick" SERVING_ARGS="--quick".
+# Benchmarks (benchmarks/README.md): search quality against peers at equal budgets, pipeline scale,
+# serving latency and throughput, then monitoring speed and memory. Defaults take hours; pass flags through, e.g.
+# make bench QUALITY_ARGS="--quick" SCALE_ARGS="--quick" SERVING_ARGS="--quick" MONITOR_ARGS="--quick".
 bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/search_quality.py $(QUALITY_ARGS)
 	$(BIN)/python benchmarks/scale.py $(SCALE_ARGS)
 	$(BIN)/python benchmarks/serving.py $(SERVING_ARGS)
+	$(BIN)/python benchmarks/monitor.py $(MONITOR_ARGS)
 
 $(VENV)/.bench-deps: $(BIN)/automlops
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
@@ -35,6 +36,7 @@ $(VENV)/.bench-deps: $(BIN)/automlops
 
 $(VENV)/.test-deps: $(BIN)/automlops
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	command -v chromium >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the HTML report's browser test will skip"
 	touch $@
 
 clean:

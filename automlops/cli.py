@@ -7,6 +7,8 @@
     automlops predict --model MODEL --input FILE --output FILE [--keep COL ...] [predict.KEY=VALUE ...]
     automlops serve --model MODEL [--host 127.0.0.1] [--port 8080]
     automlops models list|show|promote|rollback ...         the local registry (models/<name>/)
+    automlops monitor --model MODEL --data FILE|DIR [--labels FILE] [monitor.KEY=VALUE ...]
+                                                            drift of a batch against the training snapshot
 
 MODEL is a bundle folder, models/<name> (its champion) or models/<name>@<alias or version>.
 """
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("automlops")
 MODEL_HELP = "a bundle folder, models/<name> (its champion) or models/<name>@<alias|version>"
-STAGE_NAMES = ("check_conf", "prepare", "search", "evaluate", "package", "gate", "deploy")
+STAGE_NAMES = ("check_conf", "prepare", "search", "evaluate", "package", "gate", "deploy", "monitor")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,6 +104,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("overrides", nargs="*", help="serve.* keys, e.g. serve.max_rows=1000 serve.token_env=API_TOKEN")
     serve.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     serve.set_defaults(handler=_serve)
+
+    monitor = commands.add_parser("monitor", help="drift of a batch (file or prediction-log folder) against the model's training snapshot")
+    monitor.add_argument("--model", required=True, help=MODEL_HELP)
+    monitor.add_argument("--data", required=True, type=Path, help=".csv, .parquet, .json or prediction-log .jsonl file, or a folder of them")
+    monitor.add_argument("--labels", type=Path, help="late labels (monitor.id_column + the target) joined to the batch: performance drift")
+    monitor.add_argument("--out", help="folder for monitor.json and monitor.html (default monitor.out: metrics/monitor)")
+    monitor.add_argument("overrides", nargs="*", help="monitor.* keys, e.g. monitor.drift_share=0.3 monitor.method=psi")
+    monitor.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    monitor.set_defaults(handler=_monitor)
 
     models = commands.add_parser("models", help="the local model registry: versions and aliases under deploy.dir")
     actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -308,6 +319,18 @@ def _manifest_summary(manifest: dict[str, Any]) -> str:
 
     keys = ("name", "version", "created_at", "task", "target", "classes", "decision_threshold", "metrics", "model", "blessing", "lineage")
     return json.dumps({k: manifest[k] for k in keys if k in manifest}, indent=2, default=str)
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from automlops.config.compose import runtime_section
+    from automlops.monitor.runner import check_drift, monitor
+
+    cfg = runtime_section("monitor", args.overrides)
+    cfg = replace(cfg, out=args.out) if args.out else cfg
+    check_drift(monitor(args.model, args.data, cfg, args.labels, tuple(args.overrides)), cfg)
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

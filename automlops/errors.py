@@ -46,6 +46,12 @@ class InputError(AutomlopsError):
     """Rows sent for prediction do not fit the model's input schema."""
 
 
+class DriftDetected(AutomlopsError):
+    """Monitoring found dataset or performance drift (the report is written); exit 4 for schedulers and CI."""
+
+    exit_code = 4
+
+
 def did_you_mean(name: str, options: Iterable[str]) -> str:
     """Return ' (did you mean 'x'?)' when a close option exists, else ''."""
     close = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.6)

@@ -22,6 +22,7 @@ from automlops.config.schema import Config
 from automlops.data.contract import contract_from_dicts
 from automlops.errors import AutomlopsError, GateError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
+from automlops.monitor.stats import prediction_statistics, training_statistics
 from automlops.search.engines import SearchData
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,22 @@ DEPLOY_RECORD = Path("metrics/deploy.json")  # what the deploy stage published w
 RELEASE_DIR = STATE_DIR / "release"  # the blessed bundle with its version, card and blessing, as published
 CONF_OK = STATE_DIR / "conf.ok"  # written by the check_conf stage when params.yaml matches conf/
 SPLITS = ("train", "valid", "test")
+VALIDATION_REPORT = Path("metrics/validation.json")  # prepare's validation of the batch against data.schema
+SCHEMA_FILE = "schema.yaml"  # prepare's inferred schema, under data/prepared/: copy it to conf/schema/ to curate it
+STATISTICS_FILE = "statistics.json"  # prepare's per-column statistics of train + valid: the drift reference
 
 
 def run_prepare(config: Config) -> None:
     from automlops.data.prepare import prepare
+    from automlops.data.schema import schema_to_yaml
+    from automlops.data.validation import ValidationFailed
 
-    prepared = prepare(config.data, config.run.seed)
+    try:
+        prepared = prepare(config.data, config.run.seed)
+    except ValidationFailed as failed:  # the report is written; data/prepared/ stays as the last good run left it
+        write_json_atomic(VALIDATION_REPORT, failed.report)
+        raise
+    write_json_atomic(VALIDATION_REPORT, prepared.validation)
     data_config = asdict(config.data)
     data_config["url"] = mask_env(data_config["url"]) if data_config["url"] else None
     prepared.meta["config"] = data_config
@@ -54,6 +65,9 @@ def run_prepare(config: Config) -> None:
         for split in SPLITS:
             getattr(prepared, split).to_parquet(staging / f"{split}.parquet", index=False)
         write_json_atomic(staging / "meta.json", prepared.meta)
+        if prepared.schema is not None:  # inferred, for an analyst to curate (see its header)
+            write_text_atomic(staging / SCHEMA_FILE, schema_to_yaml(prepared.schema, prepared.meta["source"]))
+        write_json_atomic(staging / STATISTICS_FILE, training_statistics(pd.concat([prepared.train, prepared.valid]), prepared.meta))
     log.info("prepared %s: %s rows, task %s", prepared.meta["source"], prepared.meta["rows"], prepared.meta["task"])
 
 
@@ -137,18 +151,33 @@ def run_package(config: Config) -> Path:
 
     frames, meta = load_prepared(("test",))
     example = frames["test"][meta["features"]].head(config.deploy.example_rows)
+    threshold = config.evaluate.threshold if meta["task"] == "binary" else None
+    best = json.loads((SEARCH_DIR / "best.json").read_text())
+    statistics = json.loads((PREPARED_DIR / STATISTICS_FILE).read_text())
+    statistics["prediction"] = prediction_statistics(_test_predictions(best["format"], frames["test"], meta, threshold), meta["task"])
     inputs = PackageInput(
         name=config.run.name,
         model_dir=SEARCH_DIR / "model",
         prepared=meta,
-        search=json.loads((SEARCH_DIR / "best.json").read_text()),
+        search=best,
         metrics=json.loads(TEST_METRICS.read_text()),
         example=example,
-        decision_threshold=config.evaluate.threshold if meta["task"] == "binary" else None,
+        decision_threshold=threshold,
+        statistics=statistics,
     )
     path = write_bundle(inputs, config.deploy, CANDIDATE_DIR)
     log.info("packaged the candidate at %s", path)
     return path
+
+
+def _test_predictions(model_format: str, test: pd.DataFrame, meta: dict[str, Any], threshold: float | None) -> pd.Series:
+    """The candidate's answers on the test rows, as served (decision threshold included)."""
+    from automlops.artifacts import load_model
+    from automlops.evaluate.decision import predict_labels
+
+    model = load_model(model_format, SEARCH_DIR / "model")
+    x = test[meta["features"]]
+    return pd.Series(predict_labels(model, x, meta["task"], threshold), index=x.index)
 
 
 def run_gate(config: Config) -> dict[str, Any]:
@@ -236,6 +265,23 @@ def run_deploy(config: Config) -> dict[str, Any]:
     return result
 
 
+def run_monitor(config: Config) -> dict[str, Any]:
+    """The champion (deploy.dir/run.name@deploy.alias) against the batch in monitor.data; not part of
+    `automlops run`, which trains: monitoring runs on its own schedule (`dvc repro monitor`)."""
+    from automlops.deploy.model_registry import champion
+    from automlops.monitor.runner import REPORT_JSON, check_drift, monitor
+
+    registry = Path(config.deploy.dir) / config.run.name
+    if champion(registry, config.deploy.alias) is None:  # e.g. the gate refused the first model: nothing is serving
+        report = {"batch": {"source": config.monitor.data, "rows": 0}, "drift": False,
+                  "note": f"no model at {registry}@{config.deploy.alias} yet; nothing to monitor"}
+        write_json_atomic(Path(config.monitor.out) / REPORT_JSON, report)
+    else:
+        report = monitor(f"{registry}@{config.deploy.alias}", Path(config.monitor.data), config.monitor)
+    check_drift(report, config.monitor)
+    return report
+
+
 STAGES: dict[str, Callable[[Config], Any]] = {
     "prepare": run_prepare,
     "search": run_search,
@@ -243,6 +289,7 @@ STAGES: dict[str, Callable[[Config], Any]] = {
     "package": run_package,
     "gate": run_gate,
     "deploy": run_deploy,
+    "monitor": run_monitor,
 }
 
 

@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PROJECT_FILES = ("conf", "dvc.yaml", "params.yaml", "data/raw")
+PROJECT_FILES = ("conf", "dvc.yaml", "params.yaml", "data/raw", "data/incoming")
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sklearn.datasets import load_breast_cancer
 from conftest import champion, cli, dvc, new_project, snapshot
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = ["check_conf", "prepare", "search", "evaluate", "package", "gate", "deploy"]
+ALL_STAGES = ["check_conf", "prepare", "search", "evaluate", "package", "gate", "deploy", "monitor"]
 NO_CHANGE_CHECK = "gate.checks=[]"  # these tests are about what reruns; the gate has its own tests
 
 
@@ -46,7 +47,7 @@ def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None
     model_before = (project / "artifacts" / "search" / "model" / "model.joblib").read_bytes()
     ok(cli("compose", "search.n_trials=2", "deploy.example_rows=2", NO_CHANGE_CHECK, cwd=project))
     package_only = ok(dvc("repro", cwd=project))
-    assert stages_run(package_only) == ["package", "gate", "deploy"]
+    assert stages_run(package_only) == ["package", "gate", "deploy", "monitor"]
     assert champion(project, "breast_cancer").name == "2"
     assert len(read_json(champion(project, "breast_cancer") / "input_example.json")) == 2
     assert (project / "artifacts" / "search" / "model" / "model.joblib").read_bytes() == model_before
@@ -55,12 +56,12 @@ def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None
     # a publishing change publishes the same candidate again, nothing upstream reruns
     ok(cli("compose", "search.n_trials=2", "deploy.example_rows=2", "deploy.alias=production", NO_CHANGE_CHECK, cwd=project))
     deploy_only = ok(dvc("repro", cwd=project))
-    assert stages_run(deploy_only) == ["gate", "deploy"]  # the gate compares with deploy.alias's model
+    assert stages_run(deploy_only) == ["gate", "deploy", "monitor"]  # the gate compares with deploy.alias's model
     assert read_json(project / "models" / "breast_cancer" / "aliases.json")["aliases"] == {"champion": 2, "production": 3}
 
     ok(cli("compose", "search.n_trials=3", "deploy.example_rows=2", NO_CHANGE_CHECK, cwd=project))
     search_change = ok(dvc("repro", cwd=project))
-    assert stages_run(search_change) == ["search", "evaluate", "package", "gate", "deploy"]
+    assert stages_run(search_change) == ["search", "evaluate", "package", "gate", "deploy", "monitor"]
     assert read_json(project / "metrics" / "search.json")["trials"] == 3
     assert read_json(champion(project, "breast_cancer") / "manifest.json")["lineage"]["search"]["trials_finished"] == 3
 
@@ -81,6 +82,20 @@ def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None
     recomposed = ok(dvc("repro", cwd=project))
     assert stages_run(recomposed) == ["check_conf"]
     assert snapshot(project, ("models",)) == registry_before
+
+    # a batch lands in data/incoming: only the monitor reruns; drift fails it, after writing its report
+    assert read_json(project / "metrics" / "monitor" / "monitor.json")["batch"]["rows"] == 0  # nothing had arrived
+    rows = load_breast_cancer(as_frame=True).data.sample(200, random_state=0)
+    (rows * 1.5).to_csv(project / "data" / "incoming" / "2026-11-28.csv", index=False)  # every measurement 50 % larger
+    drifted = dvc("repro", cwd=project)
+    assert drifted.returncode != 0 and stages_run(drifted) == ["monitor"]
+    assert "monitor: dataset drift: 30 of 30 input columns drifted" in drifted.stdout + drifted.stderr
+    report = read_json(project / "metrics" / "monitor" / "monitor.json")
+    assert report["dataset_drift"]["drifted"] and len(report["dataset_drift"]["drifted_columns"]) == 30
+    assert (project / "metrics" / "monitor" / "monitor.html").is_file()
+    assert snapshot(project, ("models",)) == registry_before
+    ok(cli("compose", "search.n_trials=3", "deploy.example_rows=2", NO_CHANGE_CHECK, "monitor.fail_on_drift=false", cwd=project))
+    assert stages_run(ok(dvc("repro", cwd=project))) == ["monitor"]  # a monitor setting reruns the monitor alone
 
 
 def test_exp_run_composes_hydra_overrides(project: Path) -> None:

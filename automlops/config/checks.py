@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from automlops.config.schema import SPLIT_STRATEGIES, TASKS, Config, PredictConfig, ServeConfig
+from automlops.config.schema import SPLIT_STRATEGIES, TASKS, Config, MonitorConfig, PredictConfig, ServeConfig
 from automlops.errors import ConfigError, unknown_name
 
 VALIDATION_METHODS = ("holdout", "cv")
@@ -13,7 +13,7 @@ CLASS_WEIGHTS = ("balanced",)
 
 def check_config(config: Config) -> None:
     problems = (_run(config) + _data(config) + _search(config) + _evaluate(config) + _gate(config) + _deploy(config)
-                + _serve(config.serve) + _predict(config.predict))
+                + _serve(config.serve) + _predict(config.predict) + _monitor(config.monitor))
     if problems:
         count = f"{len(problems)} config problems: " if len(problems) > 1 else ""
         raise ConfigError(count + "; ".join(problems))
@@ -52,6 +52,29 @@ def _data(config: Config) -> list[str]:
     for strategy, key in (("time", "time_column"), ("group", "group_column")):
         if split.strategy == strategy and not getattr(split, key):
             problems.append(f"data.split.{key}: required when data.split.strategy={strategy}")
+    return problems + _data_validation(config)
+
+
+def _data_validation(config: Config) -> list[str]:
+    """Severities and thresholds of the validation gate; the curated schema file is read (and checked) here,
+    so a bad one fails before any work starts."""
+    from automlops.data.schema import read_schema
+    from automlops.data.validation import ANOMALY_KINDS, SEVERITIES
+
+    validation, problems = config.data.validation, []
+    for kind in ANOMALY_KINDS:
+        if getattr(validation, kind) not in SEVERITIES:
+            problems.append(unknown_name(f"data.validation.{kind}", getattr(validation, kind), SEVERITIES))
+    for key in ("out_of_range_share", "max_missing_rate_jump"):
+        if not 0 <= getattr(validation, key) <= 1:
+            problems.append(f"data.validation.{key}: must be a share between 0 and 1, got {getattr(validation, key)}")
+    if validation.max_label_shift < 0:
+        problems.append(f"data.validation.max_label_shift: must be >= 0, got {validation.max_label_shift}")
+    if config.data.schema:
+        try:
+            read_schema(config.data.schema)
+        except ConfigError as error:
+            problems.append(str(error))
     return problems
 
 
@@ -170,10 +193,36 @@ def _serve(serve: ServeConfig) -> list[str]:
 
 def check_section(name: str, section: object) -> None:
     """Value checks of a run-time section composed without the rest of the config."""
-    problems = _serve(section) if isinstance(section, ServeConfig) else _predict(section) if isinstance(section, PredictConfig) else []
+    checks = {ServeConfig: _serve, PredictConfig: _predict, MonitorConfig: _monitor}
+    problems = checks[type(section)](section)  # type: ignore[operator]
     if problems:
         raise ConfigError("; ".join(problems))
 
 
 def _predict(predict: PredictConfig) -> list[str]:
     return [f"predict.chunk_rows: must be >= 1 (rows scored at a time), got {predict.chunk_rows}"] if predict.chunk_rows < 1 else []
+
+
+def _monitor(monitor: MonitorConfig) -> list[str]:
+    from automlops.monitor.drift import METHODS
+    from automlops.monitor.runner import RETRAIN_TRIGGERS
+
+    problems = []
+    if monitor.method not in METHODS:
+        problems.append(unknown_name("monitor.method", monitor.method, METHODS))
+    for name, column in monitor.columns.items():
+        if column.method is not None and column.method not in METHODS[1:]:
+            problems.append(unknown_name(f"monitor.columns.{name}.method", column.method, METHODS[1:]))
+        if column.threshold is not None and column.threshold <= 0:
+            problems.append(f"monitor.columns.{name}.threshold: must be > 0, got {column.threshold}")
+    for method, value in vars(monitor.thresholds).items():
+        if not value > 0 or (method in ("ks", "chisquare") and value >= 1):
+            problems.append(f"monitor.thresholds.{method}: must be {'a p-value in (0, 1)' if method in ('ks', 'chisquare') else '> 0'}, got {value}")
+    if not 0 < monitor.drift_share <= 1:
+        problems.append(f"monitor.drift_share: must be in (0, 1] (the share of columns that makes dataset drift), got {monitor.drift_share}")
+    for key in ("max_missing_rate_change", "max_metric_drop"):
+        if getattr(monitor, key) < 0:
+            problems.append(f"monitor.{key}: must be >= 0, got {getattr(monitor, key)}")
+    if monitor.retrain.when not in RETRAIN_TRIGGERS:
+        problems.append(unknown_name("monitor.retrain.when", monitor.retrain.when, RETRAIN_TRIGGERS))
+    return problems

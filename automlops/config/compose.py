@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from automlops.config.resolvers import conf_digest, register_resolvers
-from automlops.config.schema import Config, PredictConfig, ServeConfig
+from automlops.config.schema import Config, MonitorConfig, PredictConfig, ServeConfig
 from automlops.errors import ConfigError, did_you_mean
 from automlops.io import write_text_atomic
 
@@ -56,7 +56,7 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
     return cfg
 
 
-RUNTIME_SECTIONS = {"serve": ServeConfig, "predict": PredictConfig}
+RUNTIME_SECTIONS = {"serve": ServeConfig, "predict": PredictConfig, "monitor": MonitorConfig}
 
 
 def runtime_section(name: str, overrides: list[str]) -> Any:

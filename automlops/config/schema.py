@@ -34,6 +34,24 @@ class SplitConfig:
 
 
 @dataclass
+class DataValidationConfig:
+    """What the validation gate does with each kind of anomaly (error: stop | warn: log and go on |
+    ignore: do not check), and the thresholds below which a statistic is no anomaly."""
+
+    missing_column: str = "error"  # a column the schema lists is not in the data
+    new_column: str = "warn"  # a feature column the schema does not list
+    type_change: str = "error"  # numeric in the schema, text in the data (or the reverse)
+    unexpected_missing: str = "error"  # missing values in a column the schema marks nullable: false
+    new_category: str = "warn"  # a value of a categorical column that the schema's categories do not list
+    out_of_range: str = "warn"  # more than out_of_range_share of the rows fall outside the schema's min/max
+    out_of_range_share: float = 0.01  # share of rows (0-1) allowed outside min/max before out_of_range counts
+    missing_rate_jump: str = "warn"  # a column's share of missing values moved more than max_missing_rate_jump
+    max_missing_rate_jump: float = 0.1  # absolute change of the missing share (0-1), e.g. 0.02 -> 0.12
+    label_shift: str = "warn"  # the target's distribution moved more than max_label_shift from the schema's
+    max_label_shift: float = 0.1  # classes: Jensen-Shannon distance (0-1) of the shares; regression: mean shift in stds
+
+
+@dataclass
 class DataConfig:
     source: str = MISSING  # csv | parquet | sql | builtin
     path: Optional[str] = None  # csv, parquet: the file
@@ -44,6 +62,8 @@ class DataConfig:
     task: str = "auto"  # auto | binary | multiclass | regression
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    schema: Optional[str] = None  # a curated schema (conf/schema/<name>.yaml) each batch is validated against; null: none
+    validation: DataValidationConfig = field(default_factory=DataValidationConfig)
 
 
 @dataclass
@@ -187,6 +207,44 @@ class PredictConfig:
 
 
 @dataclass
+class DriftThresholds:
+    ks: float = 0.05  # p-value under which a numeric column drifted (small references)
+    chisquare: float = 0.05  # p-value under which a categorical column drifted (small references)
+    wasserstein: float = 0.1  # distance, in reference standard deviations, from which a numeric column drifted
+    jensenshannon: float = 0.1  # distance (0-1) from which a categorical column drifted
+    psi: float = 0.1  # population stability index from which a column drifted (0.1-0.2 moderate, above 0.2 major)
+
+
+@dataclass
+class ColumnDriftConfig:
+    method: Optional[str] = None  # null: monitor.method
+    threshold: Optional[float] = None  # null: monitor.thresholds.<method>
+
+
+@dataclass
+class RetrainConfig:
+    when: str = "never"  # never | dataset_drift | performance_drift | any_drift: run the pipeline on the batch
+    overrides: list[str] = field(default_factory=list)  # extra overrides for that run, e.g. [search.n_trials=50]
+
+
+@dataclass
+class MonitorConfig:
+    data: str = "data/incoming"  # the batch `dvc repro monitor` checks: a .csv/.parquet/.json file or a prediction-log folder
+    labels: Optional[str] = None  # a file of late labels (id column + target) joined to the batch by id_column
+    id_column: Optional[str] = None  # the row id shared by the batch and the labels file
+    method: str = "auto"  # auto (by type and reference size) | ks | chisquare | wasserstein | jensenshannon | psi
+    thresholds: DriftThresholds = field(default_factory=DriftThresholds)
+    columns: dict[str, ColumnDriftConfig] = field(default_factory=dict)  # per-column {method, threshold}
+    max_missing_rate_change: float = 0.05  # a column drifted when its missing share moved more than this (absolute)
+    drift_share: float = 0.5  # dataset drift when at least this share of the input columns drifted
+    prediction: bool = True  # also test the model's predictions for drift
+    max_metric_drop: float = 0.05  # with labels: performance drift when the primary metric is this share worse
+    fail_on_drift: bool = True  # exit 4 on dataset or performance drift (for CI and schedulers)
+    out: str = "metrics/monitor"  # monitor.json (DVC metrics) and monitor.html are written here
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -196,4 +254,5 @@ class Config:
     deploy: DeployConfig = field(default_factory=DeployConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     conf_digest: str = ""  # fingerprint of conf/ when params.yaml was composed

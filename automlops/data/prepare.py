@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,7 @@ import pandas as pd
 
 from automlops.config.schema import DataConfig
 from automlops.data.contract import infer_contract, to_model_frame
+from automlops.data.schema import DataSchema, merge_contract, read_schema, target_spec
 from automlops.data.sources import SOURCES, load_table
 from automlops.data.split import split_table
 from automlops.errors import DataError, did_you_mean
@@ -26,9 +27,13 @@ class Prepared:
     valid: pd.DataFrame
     test: pd.DataFrame
     meta: dict[str, Any]  # target, task, classes, input contract, data hash, source
+    schema: DataSchema | None = None  # inferred from this table (data/prepared/schema.yaml), before any curation
+    validation: dict[str, Any] = field(default_factory=dict)  # the validation report (metrics/validation.json)
 
 
 def prepare(cfg: DataConfig, seed: int) -> Prepared:
+    """Load, check, validate against the curated schema (data.schema), type and split the table.
+    Anomalies of severity error raise ValidationFailed (carrying the report) before anything is split."""
     table = load_table(cfg)
     source = SOURCES.get(cfg.source).describe(cfg)
     if cfg.target not in table.columns:
@@ -45,7 +50,10 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
     if table.empty:
         raise DataError(f"data.target: every row of {source} has a missing '{cfg.target}'; fix the data or data.target")
     task = infer_task(table[cfg.target], cfg.task, cfg.target)
-    contract = infer_contract(table[features])
+    curated = read_schema(cfg.schema) if cfg.schema else None
+    report = validate(table, features, cfg, curated)
+    inferred = infer_contract(table[features])
+    contract = merge_contract(inferred, curated) if curated else inferred
     typed = to_model_frame(table, contract)
     typed[cfg.target] = pd.to_numeric(table[cfg.target]) if task == "regression" else table[cfg.target]
     extra = [c for c in (cfg.split.time_column, cfg.split.group_column) if c and c not in features]
@@ -63,8 +71,24 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
         "data_hash": frame_hash(table[features + [cfg.target]]),
         "source": source,
         "rows": {"train": len(train), "valid": len(valid), "test": len(test)},
+        "schema": cfg.schema,  # the curated schema the contract follows; null: inferred only
     }
-    return Prepared(train, valid, test, meta)
+    schema = DataSchema(inferred, target_spec(table[cfg.target], cfg.target, task))
+    return Prepared(train, valid, test, meta, schema, report)
+
+
+def validate(table: pd.DataFrame, features: list[str], cfg: DataConfig, curated: DataSchema | None) -> dict[str, Any]:
+    """The validation gate: the report, with each warning logged; errors stop here, before the split."""
+    from automlops.data.validation import ValidationFailed, validate_batch, validation_report
+
+    anomalies = validate_batch(table, features, cfg.target, curated, cfg.validation) if curated else []
+    report = validation_report(cfg.schema if curated else None, len(table), anomalies)
+    for anomaly in anomalies:
+        if anomaly.severity == "warn":
+            log.warning("data validation (%s): %s", anomaly.kind, anomaly.message)
+    if not report["passed"]:
+        raise ValidationFailed(anomalies, report)
+    return report
 
 
 def select_features(table: pd.DataFrame, cfg: DataConfig) -> list[str]:

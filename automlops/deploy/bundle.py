@@ -31,6 +31,7 @@ MANIFEST = "manifest.json"
 MODEL_DIR = "model"
 EXAMPLE_FILE = "input_example.json"
 REQUIREMENTS = "requirements.txt"
+STATISTICS = "statistics.json"  # the training snapshot's column statistics, for `automlops monitor`
 KEY_PACKAGES = ("automlops", "scikit-learn", "lightgbm", "xgboost", "optuna", "pandas", "numpy", "joblib", "pyarrow",
                 "autogluon.tabular", "fastapi", "uvicorn")
 # libraries whose pickles may not load across versions: a major-version change refuses the bundle
@@ -49,6 +50,7 @@ class PackageInput:
     metrics: dict[str, Any]  # evaluate's test metrics
     example: pd.DataFrame  # raw input rows, target excluded
     decision_threshold: float | None = None  # binary: evaluate.threshold, applied when serving too
+    statistics: dict[str, Any] | None = None  # training columns' and test predictions' statistics (monitoring)
 
 
 def write_bundle(inputs: PackageInput, cfg: DeployConfig, target: Path) -> Path:
@@ -57,6 +59,8 @@ def write_bundle(inputs: PackageInput, cfg: DeployConfig, target: Path) -> Path:
         (staging / EXAMPLE_FILE).write_text(inputs.example.to_json(orient="records", indent=2, double_precision=15) + "\n")
         packages = _versions()
         (staging / REQUIREMENTS).write_text(_requirements(packages))
+        if inputs.statistics is not None:
+            write_json_atomic(staging / STATISTICS, inputs.statistics)
         seal(staging, _manifest(inputs, cfg, packages))
     return target
 
@@ -132,6 +136,13 @@ class Bundle:
     @cached_property
     def contract(self) -> list[ColumnSpec]:  # parsed once: the server asks for it on every request
         return contract_from_dicts(self.manifest["input_schema"])
+
+    @cached_property
+    def statistics(self) -> dict[str, Any] | None:
+        """The training snapshot's statistics (sealed like every file); None in bundles packaged before them."""
+        if STATISTICS not in self.manifest.get("files", {}):
+            return None
+        return dict(json.loads((self.path / STATISTICS).read_text()))
 
 
 def read_manifest(path: Path | str) -> dict[str, Any]:

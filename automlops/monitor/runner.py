@@ -1,0 +1,94 @@
+"""`automlops monitor` and the `monitor` stage: read the batch, build the report, write it, and apply
+the retrain policy. The I/O edge around the pure report."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from automlops.config.schema import MonitorConfig
+from automlops.errors import DriftDetected
+from automlops.io import atomic_file, write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+REPORT_JSON, REPORT_HTML = "monitor.json", "monitor.html"
+RETRAIN_DIR = Path(".automlops/retrain")
+RETRAIN_TRIGGERS = ("never", "dataset_drift", "performance_drift", "any_drift")
+
+
+def monitor(model: str, data: Path, cfg: MonitorConfig, labels: Path | None = None, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The report for one batch, written to cfg.out; a folder with no batch yet gives a short report.
+    `overrides`: the command line's, which a retrain run composes conf/ with again (monitor.* left out)."""
+    from automlops.deploy.bundle import load_bundle
+    from automlops.monitor.batches import join_labels, read_batch
+    from automlops.monitor.html import render_html
+    from automlops.monitor.report import bundle_statistics, monitor_batch, summary
+
+    bundle = load_bundle(model)
+    bundle_statistics(bundle)  # an old bundle is refused before the batch is read
+    batch = read_batch(data)
+    out = Path(cfg.out)
+    if batch is None:
+        report = {"batch": {"source": str(data), "rows": 0}, "drift": False,
+                  "note": f"no batch in {data} yet: drop .csv, .parquet, .json or prediction-log files there"}
+        write_json_atomic(out / REPORT_JSON, report)
+        return report
+    labels = labels or (Path(cfg.labels) if cfg.labels else None)
+    if labels is not None:
+        batch = join_labels(batch, labels, cfg.id_column, bundle.manifest["target"])
+    report = monitor_batch(bundle, batch, cfg, str(data))
+    report["retrain"] = retrain(report, batch, cfg, bundle.manifest["name"], [o for o in overrides if not o.startswith("monitor.")])
+    write_text_atomic(out / REPORT_HTML, render_html(report))
+    write_json_atomic(out / REPORT_JSON, summary(report))  # last: its presence means the report is complete
+    return report
+
+
+def check_drift(report: dict[str, Any], cfg: MonitorConfig) -> None:
+    """Log the verdict; with monitor.fail_on_drift, drift ends the command with exit 4."""
+    if report["batch"]["rows"] == 0:
+        log.info("monitor: %s", report["note"])
+        return
+    dataset, performance = report["dataset_drift"], report.get("performance") or {}
+    verdict = (f"dataset drift: {len(dataset['drifted_columns'])} of {dataset['columns']} input columns drifted "
+               f"({', '.join(dataset['drifted_columns'][:5])}{' ...' if len(dataset['drifted_columns']) > 5 else ''})"
+               f", share {dataset['share']:.2f} vs monitor.drift_share={dataset['threshold']:g}")
+    if performance.get("drifted"):
+        verdict += f"; performance drift: {performance['metric']} {performance['current']:.4f} vs {performance['reference']:.4f} at packaging"
+    where = f"report: {Path(cfg.out) / REPORT_HTML}"
+    if not report["drift"]:
+        log.info("monitor: no drift (%s); %s", verdict.replace("dataset drift: ", ""), where)
+    elif cfg.fail_on_drift:
+        raise DriftDetected(f"monitor: {verdict}; {where}")
+    else:
+        log.warning("monitor: %s; %s", verdict, where)
+
+
+def retrain_due(report: dict[str, Any], when: str) -> bool:
+    dataset = report["dataset_drift"]["drifted"]
+    performance = bool((report.get("performance") or {}).get("drifted"))
+    return {"never": False, "dataset_drift": dataset, "performance_drift": performance,
+            "any_drift": dataset or performance}[when]
+
+
+def retrain(report: dict[str, Any], batch: Any, cfg: MonitorConfig, name: str, overrides: list[str]) -> dict[str, Any]:
+    """The retrain policy: on the declared drift, run the whole pipeline on the batch (it must carry
+    labels) and let the gate decide whether the new model replaces the champion. The run composes
+    conf/ with `overrides`, then points the data at the batch, then applies monitor.retrain.overrides."""
+    if not retrain_due(report, cfg.retrain.when):
+        return {"triggered": False, "when": cfg.retrain.when}
+    target = report["model"]["target"]
+    if target not in batch.columns or batch[target].isna().all():
+        log.warning("retrain: the batch has no labels ('%s'), so it cannot train a model; join them with --labels", target)
+        return {"triggered": False, "when": cfg.retrain.when, "reason": f"the batch has no '{target}' labels"}
+    data_file = RETRAIN_DIR / "batch.parquet"
+    with atomic_file(data_file) as staging:
+        batch[batch[target].notna()].to_parquet(staging, index=False)
+    command = [sys.executable, "-m", "automlops", "run", *overrides, "data.source=parquet", f"data.path={data_file}",
+               f"run.name={name}", *cfg.retrain.overrides]
+    log.info("retrain: %s drift found, running %s", cfg.retrain.when, " ".join(command[2:]))
+    finished = subprocess.run(command, check=False)
+    return {"triggered": True, "when": cfg.retrain.when, "command": command[2:], "exit_code": finished.returncode}
