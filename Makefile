@@ -10,7 +10,7 @@ run: $(BIN)/automlops
 
 test: $(VENV)/.test-deps
 	$(BIN)/python -m mypy
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 setup: $(BIN)/automlops
 setup-test: $(VENV)/.test-deps
