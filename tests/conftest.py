@@ -111,3 +111,11 @@ def penguins_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpro
     result = cli("run", "+experiment=penguins", "search.n_trials=2", cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     return root, result
+
+
+LONGEST_FILES = ("test_dvc.py",)  # minutes of `dvc repro`: started first, so it never runs alone at the end
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With `make test`'s two workers (xdist, whole files each), the longest file starts first."""
+    items.sort(key=lambda item: item.path.name not in LONGEST_FILES)  # stable: the rest keep their order
