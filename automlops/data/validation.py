@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.spatial.distance import jensenshannon
 
 from automlops.config.schema import DataValidationConfig
 from automlops.data.contract import CATEGORICAL, NUMERIC, ColumnSpec
@@ -272,7 +273,7 @@ def _label_shift(target: pd.Series, reference: TargetSpec, limit: float) -> tupl
     total = sum(reference.classes.values()) or 1.0
     p = np.array([reference.classes.get(c, 0.0) / total for c in classes])
     q = np.array([float(shares.get(c, 0.0)) for c in classes])
-    distance = _jensen_shannon(p, q)
+    distance = float(jensenshannon(p, q, base=2))  # as the monitor's drift test: 0 same shares, 1 disjoint
     if distance <= limit:
         return None
     new = [c for c in classes if c not in reference.classes]
@@ -281,14 +282,3 @@ def _label_shift(target: pd.Series, reference: TargetSpec, limit: float) -> tupl
     moved = ", ".join(f"{c} {reference.classes.get(c, 0.0) / total:.0%}->{float(shares.get(c, 0.0)):.0%}" for c in classes[:6])
     return (f"target '{name}': class shares moved ({moved}), Jensen-Shannon distance {distance:.3f} "
             f"(allowed: {limit:g}){detail}", distance)
-
-
-def _jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon distance, base 2: 0 for the same shares, 1 for disjoint ones."""
-    m = (p + q) / 2
-
-    def kl(a: np.ndarray) -> float:
-        mask = a > 0
-        return float(np.sum(a[mask] * np.log2(a[mask] / m[mask])))
-
-    return math.sqrt(max(0.5 * kl(p) + 0.5 * kl(q), 0.0))
