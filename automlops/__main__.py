@@ -1,3 +1,3 @@
-from automlops.cli import main
+from automlops.cli import entry_point
 
-raise SystemExit(main())
+entry_point()

@@ -16,10 +16,12 @@ MODEL is a bundle folder, models/<name> (its champion) or models/<name>@<alias o
 from __future__ import annotations
 
 import argparse
+import atexit
 import itertools
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +59,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
               "(rerun with --verbose for the traceback, and please report it)", file=sys.stderr)
         return 3
+
+
+def entry_point() -> None:
+    """The `automlops` command: `main`, then an exit that skips native teardown.
+
+    Arrow's thread pool (and other native pools) can abort the process while C++ static
+    objects are destroyed after Python has finished (apache/arrow#34314): a run that printed
+    its result would then exit with SIGABRT instead of its own code. By that point every
+    byte is written, so join our threads, run the exit handlers, flush and leave directly.
+    """
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # what interpreter shutdown would run: logging, temp dirs, workers
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed early (e.g. piped into `head`)
+            pass
+    os._exit(code)
 
 
 def _parser() -> argparse.ArgumentParser:

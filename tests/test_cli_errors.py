@@ -4,6 +4,8 @@ or value, no traceback (unless --verbose), and nothing already on disk touched."
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,3 +127,18 @@ def test_a_failing_run_leaves_the_packaged_bundle_byte_identical(project: Path) 
         assert "Traceback" not in result.stderr, result.stderr
         assert snapshot(project, guarded) == before, f"{overrides} changed the bundle or params.yaml"
     assert not [p.name for p in (project / "models").iterdir() if p.name.startswith(".")], "staging folders left behind"
+
+
+def test_the_command_keeps_its_exit_code_and_still_runs_exit_handlers(tmp_path: Path) -> None:
+    """`entry_point` leaves with os._exit (native thread pools can abort a normal teardown), so it
+    must run what teardown would have run: exit handlers and stream flushes, with the real code."""
+    script = ("import atexit, sys\n"
+              "from automlops import cli\n"
+              "atexit.register(lambda: print('handlers ran', flush=True))\n"
+              "sys.stdout.write('buffered, not flushed')\n"
+              "sys.argv = ['automlops', 'models', 'show', '__nope__']\n"
+              "cli.entry_point()\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr  # RegistryError's code
+    assert "buffered, not flushed" in result.stdout and "handlers ran" in result.stdout
+    assert_one_error_line(result.stderr, "__nope__")
