@@ -319,3 +319,101 @@ def test_serve_refuses_a_bad_bundle_with_one_line(bundle: Path, tmp_path: Path, 
     assert "Traceback" not in done.stderr
     if problem == "tampered":
         assert "sha256" in message
+
+
+def _batcher_calls(bundle: Path, example: list[dict], inline_ms: float, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list[tuple[bool, int]]]:
+    """Answers to one request, then one more, then 16 at once, through a real MicroBatcher and the
+    real model; and per model call: (ran on the event loop's thread, rows)."""
+    import asyncio
+    import threading
+
+    from automlops.data.contract import typed_records
+    from automlops.serve import batching
+    from automlops.serve.holder import load_warm
+
+    served = load_warm(bundle)
+    calls: list[tuple[bool, int]] = []
+    real = batching._score_together
+
+    def observed(items: list) -> list:
+        calls.append((threading.current_thread() is threading.main_thread(), sum(batching._count(i[1]) for i in items)))
+        return real(items)
+
+    monkeypatch.setattr(batching, "_score_together", observed)
+    rows = [typed_records([record], served.contract) for record in example]
+
+    async def requests() -> list:
+        batcher = batching.MicroBatcher(max_rows=10000, inline_ms=inline_ms)
+        batcher.start()
+        try:
+            answers = [await batcher.score(served, rows[0], True), await batcher.score(served, rows[1], True)]
+            answers += await asyncio.gather(*(batcher.score(served, rows[i % len(rows)], True) for i in range(16)))
+            return answers
+        finally:
+            await batcher.stop()
+
+    return asyncio.run(requests()), calls
+
+
+def test_a_fast_model_is_scored_on_the_event_loop_and_concurrent_requests_still_share_calls(
+        bundle: Path, example: list[dict], in_memory: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    answers, calls = _batcher_calls(bundle, example, inline_ms=10_000, monkeypatch=monkeypatch)
+    assert calls[0] == (False, 1), "a model's first call goes to a thread: its cost is not known yet"
+    assert calls[1] == (True, 1), "once it is known to be fast, a small call runs on the loop"
+    assert sum(rows for _, rows in calls[2:]) == 16 and len(calls) - 2 < 16, f"16 concurrent requests were not batched: {calls}"
+    labels = [answer[0][0] for answer in answers]
+    order = [0, 1] + [i % len(example) for i in range(16)]
+    assert labels == [in_memory["prediction"].iloc[i] for i in order]
+
+
+@pytest.mark.parametrize("inline_ms", [0.0, 1e-6], ids=["off", "model-slower-than-the-budget"])
+def test_other_models_are_scored_in_worker_threads(bundle: Path, example: list[dict], inline_ms: float,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _, calls = _batcher_calls(bundle, example, inline_ms=inline_ms, monkeypatch=monkeypatch)
+    assert not any(on_loop for on_loop, _ in calls), calls
+
+
+def test_the_server_calls_the_pipeline_step_by_step_with_the_same_answers(penguins_run, bundle: Path) -> None:
+    """serve/direct.py: every prepared row of penguins (gaps included), and each with its categories
+    unseen, scored by the step-by-step pipeline the server uses and by the pipeline itself."""
+    from automlops.data.contract import CATEGORICAL, validate_input
+    from automlops.deploy.bundle import load_bundle
+    from automlops.predict import score_arrays
+    from automlops.serve.direct import DirectPipeline
+    from automlops.serve.holder import load_warm
+
+    root, _ = penguins_run
+    served, plain = load_warm(bundle), load_bundle(bundle)
+    assert isinstance(served.model, DirectPipeline), "an Optuna bundle's pipeline is served step by step"
+    names = [spec.name for spec in plain.contract]
+    rows = pd.concat([pd.read_parquet(root / "data" / "prepared" / f"{split}.parquet")[names] for split in ("train", "valid", "test")],
+                     ignore_index=True)
+    assert rows.isna().any().any(), "the check needs rows with gaps"
+    unseen = rows.copy()
+    for spec in plain.contract:
+        if spec.kind == CATEGORICAL:
+            unseen[spec.name] = "not-a-" + unseen[spec.name].astype(str)
+    for frame in (rows, unseen):
+        x = validate_input(frame, plain.contract, "model")
+        for proba in (False, True):
+            want, got = score_arrays(plain, x, proba), score_arrays(served, x, proba)
+            assert (want[0] == got[0]).all()
+            assert (want[1] is None and got[1] is None) or (want[1] == got[1]).all()
+
+
+def test_a_pipeline_of_another_shape_is_served_as_it_is() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from automlops.data.contract import ColumnSpec
+    from automlops.serve.direct import direct_pipeline
+
+    x = pd.DataFrame({"a": ["x", "y", "x", "y"], "b": ["u", "u", "v", "v"]})
+    y = [0, 0, 1, 1]
+    contract = [ColumnSpec(name, "categorical", "object", nullable=False, categories=sorted(set(x[name]))) for name in ("a", "b")]
+    sparse = Pipeline([("columns", ColumnTransformer([("onehot", OneHotEncoder(), ["a", "b"])], sparse_threshold=1.0)),
+                       ("model", LogisticRegression())]).fit(x, y)
+    assert direct_pipeline(sparse, x, contract) is None, "a sparse ColumnTransformer output is not what the direct path stacks"
+    assert direct_pipeline(LogisticRegression().fit(pd.get_dummies(x, dtype=float), y), x, contract) is None

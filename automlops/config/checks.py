@@ -183,6 +183,8 @@ def _serve(serve: ServeConfig) -> list[str]:
         problems.append(f"serve.max_body_mb: must be > 0 MiB, got {serve.max_body_mb}")
     if not 0 < serve.port < 65536:
         problems.append(f"serve.port: must be a TCP port (1-65535), got {serve.port}")
+    if serve.inline_ms < 0:
+        problems.append(f"serve.inline_ms: must be >= 0 ms (0: always score in a worker thread), got {serve.inline_ms}")
     if serve.reload_interval < 0:
         problems.append(f"serve.reload_interval: must be >= 0 seconds (0: never reload), got {serve.reload_interval}")
     for key in ("max_rows_per_file", "queue_size"):

@@ -196,6 +196,7 @@ class ServeConfig:
     unknown_categories: str = "model"  # a category unseen in training: model (its own unseen-level handling, as
     # `automlops predict` does) | missing (scored as empty) | error (422 naming column and row)
     token_env: Optional[str] = None  # name of an environment variable holding a bearer token; null: no auth
+    inline_ms: float = 5.0  # a model whose last small call (<= 64 rows) took less runs on the event loop (no thread hop); 0: never
     reload_interval: float = 2.0  # seconds between checks of the alias a models/<name>@<alias> server follows; 0: never
     prediction_log: PredictionLogConfig = field(default_factory=PredictionLogConfig)
 

@@ -42,7 +42,7 @@ def create_app(ref: str, cfg: ServeConfig) -> Any:
     _reloaded(metrics, "initial", holder.bundle)
     prediction_log = PredictionLog(cfg.prediction_log, metrics.log_dropped) if cfg.prediction_log.enabled else None
     limit = int(cfg.max_body_mb * 1024 * 1024)
-    batcher = MicroBatcher(cfg.max_rows)
+    batcher = MicroBatcher(cfg.max_rows, cfg.inline_ms)
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:

@@ -3,12 +3,19 @@ scored together in one call, so the model's fixed cost per call (pipeline transf
 start-up, AutoGluon's ensemble plumbing) is paid once for all of them. A request that arrives to an
 idle model is scored at once: batching never adds waiting, it only fills the time the model was
 busy anyway. Rows are validated per request first, so one bad request cannot fail its neighbours;
-requests typed in plain Python (contract.TypedRows) share one model frame, built once per batch."""
+requests typed in plain Python (contract.TypedRows) share one model frame, built once per batch.
+
+A small batch for a model that answers it in a few milliseconds (serve.inline_ms, measured on
+its own recent calls) is scored on the event loop itself: the hop to a worker thread and back
+cost about as much as a LightGBM pipeline's whole one-row prediction, and the loop would only
+wait for it anyway. Slow models (AutoGluon ensembles) and large batches go to worker threads, so
+the loop stays free for probes and for reading the requests that form the next batch."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any, Union
 
 import numpy as np
@@ -21,14 +28,17 @@ from automlops.predict import score_arrays
 ModelRows = Union[pd.DataFrame, TypedRows]  # validate_input's frame, or rows typed without pandas
 Scores = tuple[np.ndarray, Union[np.ndarray, None]]  # labels, and class probabilities when asked
 Item = tuple[Bundle, ModelRows, bool, "asyncio.Future[Scores]"]
+INLINE_ROWS = 64  # batches up to this many rows may be scored on the event loop (serve.inline_ms)
 
 
 class MicroBatcher:
-    def __init__(self, max_rows: int, lanes: int | None = None) -> None:
+    def __init__(self, max_rows: int, inline_ms: float = 0.0, lanes: int | None = None) -> None:
         self.max_rows = max_rows  # rows per model call (serve.max_rows: one request's worth)
+        self.inline_seconds = inline_ms / 1000  # a small call expected under this runs on the loop; 0: never
         self.lanes = lanes or os.cpu_count() or 1  # model calls at once, one thread each
         self._queue: asyncio.Queue[Item] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._small_call: dict[int, tuple[Bundle, float]] = {}  # id(bundle): (bundle, seconds of its last small call)
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -59,8 +69,14 @@ class MicroBatcher:
             for item in batch:  # one model call per served version (a reload may be under way) and answer shape
                 groups.setdefault((id(item[0]), item[2]), []).append(item)
             for items in groups.values():
+                small = sum(_count(item[1]) for item in items) <= INLINE_ROWS
                 try:
-                    answers = await run_in_threadpool(_score_together, items)
+                    if small and self._cheap(items[0][0]):
+                        answers, seconds = _timed_score(items)
+                    else:
+                        answers, seconds = await run_in_threadpool(_timed_score, items)
+                    if small:
+                        self._remember(items[0][0], seconds)
                 except Exception as error:  # reaches each waiting request's own error handling
                     answers = [error] * len(items)
                 for (_, _, _, done), answer in zip(items, answers):
@@ -70,6 +86,24 @@ class MicroBatcher:
                         done.set_exception(answer)
                     else:
                         done.set_result(answer)
+
+
+    def _cheap(self, bundle: Bundle) -> bool:
+        """True when this model's last small call took less than serve.inline_ms (unknown: False)."""
+        last = self._small_call.get(id(bundle))
+        return last is not None and last[0] is bundle and last[1] < self.inline_seconds
+
+    def _remember(self, bundle: Bundle, seconds: float) -> None:
+        if id(bundle) not in self._small_call:  # another version (a reload): forget the others
+            self._small_call = {}
+        self._small_call[id(bundle)] = (bundle, seconds)
+
+
+def _timed_score(items: list[Item]) -> tuple[list[Any], float]:
+    """_score_together and its wall time, measured where it runs (not the hop to a thread)."""
+    started = time.perf_counter()
+    answers = _score_together(items)
+    return answers, time.perf_counter() - started
 
 
 def _count(x: ModelRows) -> int:

@@ -9,10 +9,12 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from automlops.deploy.bundle import EXAMPLE_FILE, Bundle, load_bundle
 from automlops.deploy.model_registry import ALIASES, resolve
+from automlops.serve.direct import direct_pipeline
 
 log = logging.getLogger("automlops.serve")
 
@@ -25,14 +27,21 @@ def follows_alias(ref: str) -> bool:
 
 def load_warm(ref: str | Path) -> Bundle:
     """Load (sha256 checked) and predict the bundle's own input example once, so the first real
-    request does not pay for lazy initialisation."""
+    request does not pay for lazy initialisation. A scikit-learn pipeline is then served step by
+    step (serve/direct.py) when that answers the example exactly as the pipeline does."""
+    from automlops.data.contract import validate_input
     from automlops.predict import predict_frame, records_from_json
 
     bundle = load_bundle(ref)
     _one_thread_per_request(bundle.model)
     example = bundle.path / EXAMPLE_FILE
-    if example.is_file():
-        predict_frame(bundle, records_from_json(json.loads(example.read_text())))
+    if not example.is_file():
+        return bundle
+    frame = records_from_json(json.loads(example.read_text()))
+    direct = direct_pipeline(bundle.model, validate_input(frame, bundle.contract, "model"), bundle.contract)
+    if direct is not None:
+        bundle = replace(bundle, model=direct)
+    predict_frame(bundle, frame)
     return bundle
 
 
