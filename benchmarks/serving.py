@@ -11,14 +11,17 @@ Both bundles are made here, by `automlops run` in a scratch project on the `fair
 AutoGluon search with a small time limit. For each bundle, on the same rows of the test split:
 
 - in process (a child): `bundle.model.predict` on a one-row typed frame (what the model itself
-  costs), `predict_frame` (plus the input contract's validation and the decision rule: what
-  `/predict` runs), and `predict_frame` with probabilities (what MLflow's pyfunc wrapper runs);
-- `automlops serve --model <bundle>` on a free loopback port: POST /predict (a list of records) and
-  /invocations (MLflow's {"dataframe_records": [...]}); an endpoint that answers 404 is skipped;
+  costs), `predict_frame` (plus the input contract's validation and the decision rule, as
+  `automlops predict` runs it), `predict_frame` with probabilities (what MLflow's pyfunc wrapper
+  runs), and the server's model call (score_arrays on the bundle as `automlops serve` loads it:
+  a scikit-learn pipeline is called step by step, serve/direct.py);
+- `automlops serve --model <bundle>` on a free loopback port: GET /health at concurrency 1 (no
+  model, no body: the floor set by HTTP, the client and the ASGI stack), POST /predict (a list of
+  records) and /invocations (MLflow's {"dataframe_records": [...]}); an endpoint that answers 404 is skipped;
 - `mlflow models serve -m models:/<name>@champion --env-manager local` (when mlflow is installed),
   the bundle logged by the project's own mlflow deploy target: POST /invocations.
 
-Load comes from a separate process (asyncio + httpx.AsyncClient, keep-alive connections), one row
+Load comes from a separate process (asyncio + aiohttp, keep-alive connections), one row
 per request, at each concurrency, bounded by a request count and a time limit after a warm-up.
 """
 
@@ -53,9 +56,10 @@ DATASET = "fair"  # benchmarks/_datasets.py: binary, 6,366 rows, numeric and cat
 BUNDLES = ("lightgbm", "autogluon")
 SERVERS = ("automlops", "mlflow")
 # (server, endpoint, body shape): the HTTP cells of one bundle, in the order they run
-ENDPOINTS = (("automlops", "/predict", "records"), ("automlops", "/invocations", "dataframe_records"),
-             ("mlflow", "/invocations", "dataframe_records"))
-IN_PROCESS = ("model.predict", "predict_frame", "predict_frame+proba")
+ENDPOINTS = (("automlops", "/health", "get"), ("automlops", "/predict", "records"),
+             ("automlops", "/invocations", "dataframe_records"), ("mlflow", "/invocations", "dataframe_records"))
+# /health: no model and no body, so its p50 is the floor that HTTP, the client and the ASGI stack set
+IN_PROCESS = ("model.predict", "predict_frame", "predict_frame+proba", "server model call")
 SEED = 42
 SAMPLE_ROWS = 200  # distinct test rows the requests cycle through
 CHECK_ROWS = 20  # rows whose served prediction is compared with predict_frame's before the load
@@ -215,12 +219,27 @@ def child_in_process(args: argparse.Namespace) -> dict[str, Any]:
         "predict_frame": (lambda frame: predict_frame(bundle, frame, probabilities=False, **policy), frames),
         "predict_frame+proba": (lambda frame: predict_frame(bundle, frame, probabilities=True, **policy), frames),
     }
+    served = _served_model_call(Path(args.bundle))
+    if served is not None:
+        calls["server model call"] = (served, typed)
     results = time_calls(calls, args.requests, args.seconds * len(calls), args.warmup)
     for name, r in results.items():
         print(f"  in process {name:20s} p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  {r['rows_per_s']:.0f} rows/s", flush=True)
     return {"load_seconds": load_seconds, "family": bundle.manifest["model"]["family"],
             "format": bundle.manifest["model"]["format"], "features": len(columns), "sample_rows": len(records),
             "test_metrics": bundle.manifest["metrics"]["test"], "predict_frame_options": policy, "calls": results}
+
+
+def _served_model_call(path: Path) -> Callable[[Any], Any] | None:
+    """What `automlops serve` runs per batch of typed rows (score_arrays on the bundle as the server
+    loads it, e.g. a pipeline called step by step), where this automlops has those functions."""
+    try:
+        from automlops.predict import score_arrays
+        from automlops.serve.holder import load_warm
+    except ImportError:
+        return None
+    served = load_warm(path)
+    return lambda x: score_arrays(served, x, False)
 
 
 def _serve_policy() -> dict[str, Any]:
@@ -277,21 +296,23 @@ def child_load(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _load(spec: dict[str, Any]) -> dict[str, Any]:
     """Probe every (server, endpoint) first, then run the cells concurrency by concurrency, each
-    server's endpoints one after the other, so a drift in the machine's load spreads over them."""
-    import httpx
+    server's endpoints one after the other, so a drift in the machine's load spreads over them.
+    aiohttp: per request it costs the client about half of what httpx does, and at concurrency 16
+    the client shares the two cores with the server it measures."""
+    import aiohttp
 
     records = json.loads(Path(spec["rows"]).read_text())
     expected = json.loads(Path(spec["expected"]).read_text())
     top = max(spec["concurrency"])
-    limits = httpx.Limits(max_connections=top, max_keepalive_connections=top)
     out: dict[str, Any] = {"probes": [], "cells": []}
-    clients = {server["name"]: httpx.AsyncClient(base_url=server["url"], limits=limits, timeout=spec["request_timeout"])
+    clients = {server["name"]: aiohttp.ClientSession(base_url=server["url"], connector=aiohttp.TCPConnector(limit=top),
+                                                     timeout=aiohttp.ClientTimeout(total=spec["request_timeout"]))
                for server in spec["servers"]}
     try:
         targets = []
         for server in spec["servers"]:
             for endpoint, shape in server["endpoints"]:
-                bodies = [json.dumps(_body(shape, record)).encode() for record in records]
+                bodies = [None] if shape == "get" else [json.dumps(_body(shape, record)).encode() for record in records]
                 probe = await _probe(clients[server["name"]], endpoint, bodies, expected)
                 out["probes"].append({"server": server["name"], "endpoint": endpoint, **probe})
                 print(f"  {server['name']} {endpoint}: {probe['status']}{' (' + probe['note'] + ')' if probe.get('note') else ''}", flush=True)
@@ -299,6 +320,8 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
                     targets.append((server, endpoint, shape, bodies))
         for concurrency in spec["concurrency"]:
             for server, endpoint, shape, bodies in targets:
+                if shape == "get" and concurrency > 1:  # the floor is a one-request figure
+                    continue
                 client = clients[server["name"]]
                 await _run_load(client, endpoint, bodies, concurrency, spec["warmup"], min(spec["seconds"], 5.0))  # warm-up
                 meter = CpuMeter(server["pid"])
@@ -312,38 +335,50 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
                       f"p99 {cell['p99_ms']} ms, {cell['rows_per_s']} rows/s", flush=True)
     finally:
         for client in clients.values():
-            await client.aclose()
+            await client.close()
     return out
+
+
+async def _send(client: Any, endpoint: str, body: bytes | None) -> tuple[int, str]:
+    """The status and text of one request: a GET without a body, else a JSON POST."""
+    if body is None:
+        async with client.get(endpoint) as answer:
+            return answer.status, await answer.text()
+    async with client.post(endpoint, data=body, headers={"Content-Type": "application/json"}) as answer:
+        return answer.status, await answer.text()
 
 
 def _body(shape: str, record: dict[str, Any]) -> Any:
     return [record] if shape == "records" else {"dataframe_records": [record]}
 
 
-async def _probe(client: Any, endpoint: str, bodies: list[bytes], expected: list[Any]) -> dict[str, Any]:
+async def _probe(client: Any, endpoint: str, bodies: list[bytes | None], expected: list[Any]) -> dict[str, Any]:
     """One request first: 404/405 means the server has no such endpoint (skipped). Then the first
     CHECK_ROWS rows one by one, each answer compared with predict_frame's prediction."""
-    headers = {"Content-Type": "application/json"}
-    first = await client.post(endpoint, content=bodies[0], headers=headers)
-    if first.status_code in (404, 405):
-        return {"status": "absent", "note": f"HTTP {first.status_code}: {first.text[:120]}"}
+    status, text = await _send(client, endpoint, bodies[0])
+    if status in (404, 405):
+        return {"status": "absent", "note": f"HTTP {status}: {text[:120]}"}
+    example_answer = text[:300]
+    if bodies[0] is None:  # a probe endpoint, no predictions to check
+        return {"status": "ok" if status == 200 else "check failed", "checked": 0, "mismatches": 0,
+                "note": "" if status == 200 else f"HTTP {status}", "example_answer": example_answer}
     mismatches, failures = 0, []
     for body, want in zip(bodies, expected):
-        answer = await client.post(endpoint, content=body, headers=headers)
-        if answer.status_code != 200:
-            failures.append(f"HTTP {answer.status_code}: {answer.text[:200]}")
+        status, text = await _send(client, endpoint, body)
+        if status != 200:
+            failures.append(f"HTTP {status}: {text[:200]}")
             continue
         try:
-            got = _first_prediction(answer.json())
+            got = _first_prediction(json.loads(text))
         except (ValueError, KeyError, IndexError, TypeError) as error:
-            failures.append(f"unreadable answer ({type(error).__name__}): {answer.text[:200]}")
+            failures.append(f"unreadable answer ({type(error).__name__}): {text[:200]}")
             continue
         mismatches += not _same(got, want)
     checked = len(expected) - len(failures)
-    status = "ok" if not failures and not mismatches else "check failed"
+    status_word = "ok" if not failures and not mismatches else "check failed"
     note = "; ".join(filter(None, [f"{mismatches}/{checked} predictions differ from predict_frame" if mismatches else "",
                                    f"{len(failures)} failed: {failures[0]}" if failures else ""]))
-    return {"status": status, "checked": checked, "mismatches": mismatches, "note": note, "example_answer": first.text[:300]}
+    return {"status": status_word, "checked": checked, "mismatches": mismatches, "note": note, "example_answer": example_answer}
 
 
 def _first_prediction(body: Any) -> Any:
@@ -358,15 +393,14 @@ def _same(got: Any, want: Any) -> bool:
     return str(got) == str(want)
 
 
-async def _run_load(client: Any, endpoint: str, bodies: list[bytes], concurrency: int, max_requests: int,
+async def _run_load(client: Any, endpoint: str, bodies: list[bytes | None], concurrency: int, max_requests: int,
                     seconds: float) -> tuple[list[float], int, dict[str, int]]:
     """`concurrency` workers send one request at a time each until max_requests have been sent or
     the time is up; a request in flight at the deadline is waited for (bounded by its timeout)."""
     import asyncio
 
-    import httpx
+    import aiohttp
 
-    headers = {"Content-Type": "application/json"}
     latencies: list[float] = []
     examples: dict[str, int] = {}
     state = {"sent": 0, "errors": 0}
@@ -378,9 +412,9 @@ async def _run_load(client: Any, endpoint: str, bodies: list[bytes], concurrency
             state["sent"] += 1
             mark = time.perf_counter()
             try:
-                answer = await client.post(endpoint, content=body, headers=headers)
-                problem = None if answer.status_code == 200 else f"HTTP {answer.status_code}: {answer.text[:160]}"
-            except httpx.HTTPError as error:
+                status, text = await _send(client, endpoint, body)
+                problem = None if status == 200 else f"HTTP {status}: {text[:160]}"
+            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
                 problem = f"{type(error).__name__}: {str(error)[:160]}"
             if problem is None:
                 latencies.append(time.perf_counter() - mark)
@@ -760,7 +794,7 @@ def header(args: argparse.Namespace, machine: dict[str, Any], started_at: str, e
     lines += [f"- run: {started_at}, took {_bench.duration(elapsed)}", f"- command: `{_bench.command_line()}`",
               f"- bounds per cell: {args.requests} requests or {args.seconds:g} s (after a warm-up of {args.warmup} requests), "
               f"concurrency {', '.join(map(str, args.concurrency_list))}; server workers: {args.workers}; "
-              f"load: one asyncio + httpx process on loopback, keep-alive, one row per request"]
+              f"load: one asyncio + aiohttp process on loopback, keep-alive, one row per request"]
     for r in results:
         inproc = r.get("in_process", {})
         m = made.get(r["bundle"], {})
