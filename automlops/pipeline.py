@@ -34,6 +34,7 @@ LEADERBOARD = Path("metrics/leaderboard.csv")
 TEST_METRICS = Path("metrics/test.json")
 SLICE_METRICS = Path("metrics/slices.json")
 PLOTS_DIR = Path("metrics/plots")  # the evaluate stage's DVC plot files (automlops.evaluate.PLOT_FILES)
+ANSWER_STATISTICS = Path("artifacts/evaluate/answers.json")  # statistics of the model's test answers, for package
 STATE_DIR = Path(".automlops")  # Optuna studies live here, outside DVC outputs, so searches resume
 LEADERBOARD_HISTORY = STATE_DIR / "leaderboard.csv"  # every candidate of every run, across engines
 CANDIDATE_DIR = Path("artifacts/bundle")  # the packaged candidate, before the gate
@@ -141,6 +142,7 @@ def run_evaluate(config: Config) -> None:
         for name, table in result.plots.items():
             table.to_csv(staging / name, index=False)
     write_json_atomic(SLICE_METRICS, result.slices)
+    write_json_atomic(ANSWER_STATISTICS, prediction_statistics(result.answers, meta["task"]))
     write_json_atomic(TEST_METRICS, result.metrics)
     log.info("test metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
 
@@ -154,7 +156,7 @@ def run_package(config: Config) -> Path:
     threshold = config.evaluate.threshold if meta["task"] == "binary" else None
     best = json.loads((SEARCH_DIR / "best.json").read_text())
     statistics = json.loads((PREPARED_DIR / STATISTICS_FILE).read_text())
-    statistics["prediction"] = prediction_statistics(_test_predictions(best["format"], frames["test"], meta, threshold), meta["task"])
+    statistics["prediction"] = json.loads(ANSWER_STATISTICS.read_text())  # evaluate's, so the model is not loaded again
     inputs = PackageInput(
         name=config.run.name,
         model_dir=SEARCH_DIR / "model",
@@ -168,16 +170,6 @@ def run_package(config: Config) -> Path:
     path = write_bundle(inputs, config.deploy, CANDIDATE_DIR)
     log.info("packaged the candidate at %s", path)
     return path
-
-
-def _test_predictions(model_format: str, test: pd.DataFrame, meta: dict[str, Any], threshold: float | None) -> pd.Series:
-    """The candidate's answers on the test rows, as served (decision threshold included)."""
-    from automlops.artifacts import load_model
-    from automlops.evaluate.decision import predict_labels
-
-    model = load_model(model_format, SEARCH_DIR / "model")
-    x = test[meta["features"]]
-    return pd.Series(predict_labels(model, x, meta["task"], threshold), index=x.index)
 
 
 def run_gate(config: Config) -> dict[str, Any]:

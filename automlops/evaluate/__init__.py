@@ -26,6 +26,7 @@ class Evaluation:
     metrics: dict[str, float]  # metrics/test.json
     slices: dict[str, dict[str, dict[str, float]]]  # metrics/slices.json: column -> slice -> {rows, metric: value}
     plots: dict[str, pd.DataFrame]  # metrics/plots/<file> for every file of PLOT_FILES
+    answers: pd.Series  # the model's answer per test row, decision threshold included: the bundle's prediction-drift reference
 
 
 def evaluate(model: Any, test: pd.DataFrame, features: Sequence[str], target: str, task: str,
@@ -37,9 +38,10 @@ def evaluate(model: Any, test: pd.DataFrame, features: Sequence[str], target: st
     p = predict(model, x, y, task, threshold)
     metrics = scores(p, task)
     slices = slice_metrics(p, task, test, cfg.slices, cfg.slice_bins, cfg.min_slice_rows)
+    answers = pd.Series(p.predicted, index=x.index)
     if not cfg.plots:
-        return Evaluation(metrics, slices, empty_tables())
+        return Evaluation(metrics, slices, empty_tables(), answers)
     importance = None
     if cfg.importance_repeats and primary_metric(task) in metrics:
         importance = importance_table(model, x, y, task, threshold, cfg.importance_repeats, seed)
-    return Evaluation(metrics, slices, plot_tables(p, task, importance, seed))
+    return Evaluation(metrics, slices, plot_tables(p, task, importance, seed), answers)

@@ -31,8 +31,8 @@ METRICS = {
     "neg_median_absolute_error": "median_absolute_error", "neg_mean_absolute_percentage_error": "mean_absolute_percentage_error",
     "roc_auc_ovr": "roc_auc_ovr_macro",
 }
-LABEL = "__label__"
-REFIT_SHARE_KEPT = 0.75  # of search.timeout given to fit() when refit_full follows  # the target's column name inside AutoGluon, whatever the data calls it
+LABEL = "__label__"  # the target's column name inside AutoGluon, whatever the data calls it
+REFIT_SHARE_KEPT = 0.75  # of search.timeout given to fit() when refit_full follows
 
 
 class AutoGluonModel:
@@ -40,8 +40,9 @@ class AutoGluonModel:
     scikit-learn pipeline, so evaluation, bundles and serving treat both alike. The predictor is
     loaded on first use: the search stage only copies the folder, it never needs to load it."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, scratch: bool = False) -> None:
         self.path = path
+        self.scratch = scratch  # the folder is this model's own throwaway copy: save() moves it instead of copying
         self._predictor: Any = None
 
     @property
@@ -69,7 +70,14 @@ class AutoGluonModel:
         return values / values.sum(axis=1, keepdims=True)  # float32 rounding: rows must sum to one
 
     def save(self, folder: Path) -> None:
-        shutil.copytree(self.path, folder / "predictor", dirs_exist_ok=True)
+        """Into folder/predictor: a rename for a scratch clone (hundreds of MB for forests), else a copy."""
+        target = folder / "predictor"
+        if self.scratch and not target.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            self.path, self.scratch = str(shutil.move(self.path, target)), False
+            self._predictor = None  # it held the old path
+            return
+        shutil.copytree(self.path, target, dirs_exist_ok=True)
 
     @classmethod
     def load(cls, folder: Path) -> AutoGluonModel:
@@ -133,7 +141,7 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
         best_name = predictor.refit_full(model=best_name)[best_name]
         predictor.set_model_best(best_name)
     deployed = predictor.clone_for_deployment(str(root / f"{fit_id}-deploy")) if ag.keep_only_best else predictor.path
-    model = AutoGluonModel(str(deployed))
+    model = AutoGluonModel(str(deployed), scratch=ag.keep_only_best)
     candidates = [_candidate(row, fit_id, predictor.path, len(valid)) for row in board.itertuples(index=False)]
     original = best_name.removesuffix("_FULL")
     winner = next(c for c in candidates if c.family == original)
