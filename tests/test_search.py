@@ -561,3 +561,19 @@ def test_a_search_on_another_validation_split_does_not_resume_the_old_study(
     second = search_optuna(cfg, wider, 0, tmp_path)
     assert second.lineage["study_name"] != first.lineage["study_name"], "the search resumed a study scored on another split"
     assert second.lineage["trials_finished"] == 3
+
+
+def test_autogluon_presets_that_bag_keep_the_validation_split_as_holdout(tmp_path: Path) -> None:
+    """best_quality bags (and checks stacking on a sub-fit) by default: AutoGluon refuses tuning data
+    in bagged mode unless it is the bag holdout, and used to fail with 'Learner is already fit'."""
+    from automlops.config.schema import AutoGluonConfig
+    from automlops.search.autogluon_engine import search_autogluon
+
+    x, y = frames(n=150, seed=3)
+    x["b"] = np.random.default_rng(4).normal(size=len(x))
+    cfg = SearchConfig(engine="autogluon", timeout=20, threads=1,
+                       autogluon=AutoGluonConfig(presets="best_quality", hyperparameters={"GBM": {"num_boost_round": 20}}))
+    result = search_autogluon(cfg, fold_data(x, y, "stratified"), seed=0, state_dir=tmp_path)
+    assert result.lineage["presets"] == "best_quality"
+    assert any("BAG" in c.family for c in result.candidates), [c.family for c in result.candidates]
+    assert result.model.predict(x.head(3)).shape == (3,)

@@ -129,7 +129,7 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
         ).fit(
             train, tuning_data=valid, time_limit=_fit_budget(cfg), presets=ag.presets, hyperparameters=ag.hyperparameters,
             infer_limit=ag.infer_limit, num_bag_folds=ag.num_bag_folds, num_stack_levels=ag.num_stack_levels,
-            use_bag_holdout=bool(ag.num_bag_folds), num_cpus=cfg.threads,
+            use_bag_holdout=True, num_cpus=cfg.threads,  # presets that bag (best_quality...) keep our valid split as holdout
         )
     except (ValueError, KeyError, AssertionError) as error:  # AutoGluon reports bad settings this way
         raise SearchError(f"search.autogluon: AutoGluon refused the settings ({' '.join(str(error).split())[:300]})") from error
