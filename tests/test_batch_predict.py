@@ -196,6 +196,8 @@ def test_cli_failure_is_one_line_and_leaves_the_previous_output(bundle_dir: Path
     ([], "unexpected column(s): id, year"),
     (["predict.chunk_rows=0"], "predict.chunk_rows: must be >= 1"),
     (["data.name=iris"], "override 'data.name=iris': outside a project"),
+    (["predict.chunk_row=5"], "config key 'predict.chunk_row'"),
+    (["predict.chunk_row=5"], "(did you mean 'chunk_rows'?) Fix the predict.* override on the command line."),
 ])
 def test_cli_errors_name_the_key_or_column(bundle_dir: Path, rows: pd.DataFrame, tmp_path: Path, args: list[str], expected: str) -> None:
     source = write_input(rows, tmp_path / "rows.csv")

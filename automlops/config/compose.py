@@ -74,7 +74,7 @@ def runtime_section(name: str, overrides: list[str]) -> Any:
         merged = OmegaConf.merge(OmegaConf.structured(RUNTIME_SECTIONS[name]), OmegaConf.from_dotlist([o[len(prefix):] for o in overrides]))
         section = OmegaConf.to_object(merged)
     except OmegaConfBaseException as error:
-        raise ConfigError(describe_config_error(error)) from error
+        raise ConfigError(describe_config_error(error, section=name)) from error
     check_section(name, section)
     return section
 
@@ -118,8 +118,9 @@ def check_params_fresh(path: Path = PARAMS_FILE, conf_dir: Path = CONF_DIR) -> N
         )
 
 
-def describe_config_error(error: BaseException) -> str:
-    """Flatten a Hydra/OmegaConf error chain into one line that names the key and the fix."""
+def describe_config_error(error: BaseException, section: str = "") -> str:
+    """Flatten a Hydra/OmegaConf error chain into one line that names the key and the fix.
+    `section`: the error comes from that section merged alone (its keys lack the `section.` prefix)."""
     messages: list[str] = []
     full_key = ""
     current: BaseException | None = error
@@ -136,10 +137,14 @@ def describe_config_error(error: BaseException) -> str:
         current = current.__cause__ or current.__context__
     override = re.search(r"Could not (?:override|append to config\.) '([^']+)'", " ".join(messages))
     key = full_key or (override.group(1) if override else "")
+    if section and key and not key.startswith(f"{section}."):
+        key = f"{section}.{key}"
+        messages = [m.replace(f"'{key[len(section) + 1:]}'", f"'{key}'") for m in messages]
     hint = _suggest_key(key) if key else ""
     where = f"config key '{key}': " if key else "config: "
     messages = [re.sub(r"^In '([^']+)': (\w+ raised while composing config:\s*)?", r"in conf/\1.yaml: ", m).strip() for m in messages]
-    fix = " Fix the key or value in conf/ or on the command line (`automlops run --cfg` prints the composed config)."
+    fix = (f" Fix the {section}.* override on the command line." if section else
+           " Fix the key or value in conf/ or on the command line (`automlops run --cfg` prints the composed config).")
     return f"{where}{' '.join(messages).rstrip('.')}.{hint}{fix}"
 
 
