@@ -87,7 +87,6 @@ class MicroBatcher:
                     else:
                         done.set_result(answer)
 
-
     def _cheap(self, bundle: Bundle) -> bool:
         """True when this model's last small call took less than serve.inline_ms (unknown: False)."""
         last = self._small_call.get(id(bundle))
