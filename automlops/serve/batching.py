@@ -38,7 +38,7 @@ class MicroBatcher:
         self.lanes = lanes or os.cpu_count() or 1  # model calls at once, one thread each
         self._queue: asyncio.Queue[Item] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._small_call: dict[int, tuple[Bundle, float]] = {}  # id(bundle): (bundle, seconds of its last small call)
+        self._last_small: tuple[Bundle, float] | None = None  # the served model and the seconds of its last small call
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -89,13 +89,11 @@ class MicroBatcher:
 
     def _cheap(self, bundle: Bundle) -> bool:
         """True when this model's last small call took less than serve.inline_ms (unknown: False)."""
-        last = self._small_call.get(id(bundle))
+        last = self._last_small
         return last is not None and last[0] is bundle and last[1] < self.inline_seconds
 
     def _remember(self, bundle: Bundle, seconds: float) -> None:
-        if id(bundle) not in self._small_call:  # another version (a reload): forget the others
-            self._small_call = {}
-        self._small_call[id(bundle)] = (bundle, seconds)
+        self._last_small = (bundle, seconds)  # a reloaded version replaces the old one's figure
 
 
 def _timed_score(items: list[Item]) -> tuple[list[Any], float]:
