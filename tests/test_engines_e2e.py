@@ -73,6 +73,8 @@ BAD_SEARCH_INPUT = [
     pytest.param(["search.sampler=cmaes", "search.objectives=[model_size]"], ["search.sampler: cmaes is single-objective"],
                  id="cmaes-multi-objective"),
     pytest.param(["search.engine=autogluon", "search.timeout=null"], ["search.timeout", "autogluon"], id="autogluon-without-timeout"),
+    pytest.param(["search=autogluon", "search.autogluon.hyperparameters=zeroshoot"],
+                 ["search.autogluon.hyperparameters", "'zeroshoot'", "did you mean 'zeroshot'"], id="unknown-autogluon-portfolio"),
 ]
 
 

@@ -577,3 +577,36 @@ def test_autogluon_presets_that_bag_keep_the_validation_split_as_holdout(tmp_pat
     assert result.lineage["presets"] == "best_quality"
     assert any("BAG" in c.family for c in result.candidates), [c.family for c in result.candidates]
     assert result.model.predict(x.head(3)).shape == (3,)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_autogluon_labels_from_its_probabilities_equal_its_predict(task: str, tmp_path: Path) -> None:
+    """Evaluation and `?proba=1` take the labels from the probabilities instead of running the
+    ensemble twice: they must be AutoGluon's own predict, threshold included, to the last row. A
+    threshold set to one row's probability checks the strict comparison and the float32 precision."""
+    from automlops.config.schema import AutoGluonConfig
+    from automlops.evaluate.decision import predict_labels
+    from automlops.search.autogluon_engine import AutoGluonModel, search_autogluon
+
+    rng = np.random.default_rng(5)
+    x = pd.DataFrame({"a": rng.normal(size=240), "b": rng.normal(size=240)})
+    score = x["a"] + 0.5 * x["b"] + rng.normal(scale=0.8, size=240)
+    y = pd.Series(np.where(score > 0.6, "yes", "no")) if task == "binary" else pd.Series(pd.cut(score, 3, labels=["lo", "mid", "hi"]).astype(str))
+    cfg = SearchConfig(engine="autogluon", timeout=20, threads=1, metric="f1" if task == "binary" else None,
+                       autogluon=AutoGluonConfig(hyperparameters={"GBM": {"num_boost_round": 30}, "RF": {"n_estimators": 20}}))
+    result = search_autogluon(cfg, fold_data(x, y, "stratified", task=task), seed=0, state_dir=tmp_path)
+    model = result.model
+    assert isinstance(model, AutoGluonModel)
+    thresholds = [None]
+    if task == "binary":
+        thresholds.append(float(model.predictor.predict_proba(x, as_multiclass=True)[model.classes_[1]].iloc[7]))
+    for threshold in thresholds:
+        if threshold is not None:
+            model.predictor.set_decision_threshold(threshold)
+        proba = model.predict_proba(x)
+        assert np.allclose(proba.sum(axis=1), 1.0)
+        expected = model.predict(x)
+        assert np.array_equal(predict_labels(model, x, task, proba=proba), expected), threshold
+    if task == "binary":
+        assert (proba[:, 1].astype(np.float32) == np.float32(threshold)).any()  # the tie row is really there
+

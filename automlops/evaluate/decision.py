@@ -15,9 +15,9 @@ def predict_labels(model: Any, x: pd.DataFrame, task: str, threshold: float | No
 
     Binary with a threshold: `classes_[1]` where its probability is >= threshold, else `classes_[0]`.
     Otherwise the model's own decision. `proba` (the model's predict_proba of `x`, when the caller
-    has it) saves a scikit-learn classifier a second inference: its predict is the argmax (so is a
-    wrapper's that says `argmax_predict`, e.g. serve.direct.DirectPipeline). AutoGluon is always
-    asked for its own predict, which may apply a decision threshold it tuned itself."""
+    has it) saves a second inference: a scikit-learn classifier's predict is the argmax, and a model
+    that knows its own rule says so with `labels_from_proba` (AutoGluon's applies the decision
+    threshold it may have tuned; serve.direct.DirectPipeline's is the argmax)."""
     from sklearn.base import BaseEstimator
 
     if task == "regression":
@@ -26,6 +26,8 @@ def predict_labels(model: Any, x: pd.DataFrame, task: str, threshold: float | No
     if threshold is not None and task == "binary":
         positive = (model.predict_proba(x) if proba is None else proba)[:, 1]
         return np.where(positive >= threshold, classes[1], classes[0])
-    if proba is not None and (isinstance(model, BaseEstimator) or getattr(model, "argmax_predict", False)):
+    if proba is not None and isinstance(model, BaseEstimator):
         return classes[proba.argmax(axis=1)]
+    if proba is not None and hasattr(model, "labels_from_proba"):
+        return np.asarray(model.labels_from_proba(proba))
     return np.asarray(model.predict(x))

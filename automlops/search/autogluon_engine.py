@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from automlops.config.schema import SearchConfig
-from automlops.errors import ConfigError, SearchError
+from automlops.errors import ConfigError, SearchError, unknown_name
 from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, SearchResult
 from automlops.search.metrics import resolve_metric
 
@@ -32,6 +32,7 @@ METRICS = {
     "roc_auc_ovr": "roc_auc_ovr_macro",
 }
 LABEL = "__label__"  # the target's column name inside AutoGluon, whatever the data calls it
+PERSIST_MEMORY_SHARE = 0.4  # of free memory that loaded models may take (AutoGluon's persist() default)
 REFIT_SHARE_KEPT = 0.75  # of search.timeout given to fit() when refit_full follows
 
 
@@ -44,6 +45,7 @@ class AutoGluonModel:
         self.path = path
         self.scratch = scratch  # the folder is this model's own throwaway copy: save() moves it instead of copying
         self._predictor: Any = None
+        self._proba_dtype: np.dtype = np.dtype(float)  # of AutoGluon's probabilities, set by predict_proba
 
     @property
     def predictor(self) -> Any:
@@ -52,7 +54,7 @@ class AutoGluonModel:
 
             _quiet()
             self._predictor = TabularPredictor.load(self.path, verbosity=0, require_py_version_match=False)
-            self._predictor.persist()  # keep models in memory: no reload from disk per prediction
+            _persist(self._predictor)
         return self._predictor
 
     @property
@@ -64,10 +66,23 @@ class AutoGluonModel:
         return self.predictor.predict(x).to_numpy()
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
-        classes = self.classes_
-        proba = self.predictor.predict_proba(x, as_multiclass=True)[list(classes if classes is not None else [])]
-        values = proba.to_numpy(dtype=float)
+        classes = list(self.classes_ if self.classes_ is not None else [])
+        raw = self.predictor.predict_proba(x, as_multiclass=True)[classes].to_numpy()
+        self._proba_dtype = raw.dtype
+        values = raw.astype(float)
+        if len(classes) == 2:  # AutoGluon's own positive-class probability, kept exact for labels_from_proba
+            return np.column_stack([1.0 - values[:, 1], values[:, 1]])
         return values / values.sum(axis=1, keepdims=True)  # float32 rounding: rows must sum to one
+
+    def labels_from_proba(self, proba: np.ndarray) -> np.ndarray:
+        """What predict answers, from predict_proba's answer, without running the models again:
+        AutoGluon's rule, with the decision threshold it may have tuned (compared as AutoGluon does,
+        strictly and in the probabilities' own precision). Row scaling keeps the argmax."""
+        classes = np.asarray(self.classes_)
+        if len(classes) == 2:
+            positive = proba[:, 1].astype(self._proba_dtype)
+            return np.where(positive > self.predictor.decision_threshold, classes[1], classes[0])
+        return classes[proba.argmax(axis=1)]
 
     def save(self, folder: Path) -> None:
         """Into folder/predictor: a rename for a scratch clone (hundreds of MB for forests), else a copy."""
@@ -86,6 +101,20 @@ class AutoGluonModel:
         return model
 
 
+def _persist(predictor: Any) -> None:
+    """Keep the models in memory, so a prediction does not load them from disk again. AutoGluon's own
+    guard pickles every model to size it (about a second per load); their size on disk is the same
+    estimate for free, held to the same limit."""
+    import psutil
+
+    size, available = _disk_size(Path(predictor.path) / "models"), psutil.virtual_memory().available
+    if size > PERSIST_MEMORY_SHARE * available:
+        log.warning("AutoGluon's models (%.0f MB) stay on disk: more than %.0f%% of the %.0f MB of free memory; "
+                    "every prediction loads them again", size / 1e6, 100 * PERSIST_MEMORY_SHARE, available / 1e6)
+        return
+    predictor.persist(max_memory=None)
+
+
 def check_autogluon(cfg: SearchConfig, problems: list[str]) -> None:
     if cfg.timeout is None:
         problems.append("search.timeout: the autogluon engine needs a wall-clock budget in seconds, e.g. search.timeout=60")
@@ -94,8 +123,12 @@ def check_autogluon(cfg: SearchConfig, problems: list[str]) -> None:
     if cfg.objectives:
         problems.append("search.objectives: multi-objective search is an optuna feature; use search.autogluon.infer_limit to bound latency")
     ag = cfg.autogluon
-    if ag.hyperparameters is not None and not isinstance(ag.hyperparameters, dict):
-        problems.append(f"search.autogluon.hyperparameters: expected a mapping of family -> settings (e.g. {{GBM: {{}}, RF: {{}}}}) or null, got {ag.hyperparameters!r}")
+    if isinstance(ag.hyperparameters, str):
+        portfolios = _portfolios()
+        if ag.hyperparameters not in portfolios:
+            problems.append(unknown_name("search.autogluon.hyperparameters", ag.hyperparameters, portfolios))
+    elif ag.hyperparameters is not None and not isinstance(ag.hyperparameters, dict):
+        problems.append(f"search.autogluon.hyperparameters: expected a mapping of family -> settings (e.g. {{GBM: {{}}, RF: {{}}}}), the name of one of AutoGluon's portfolios (e.g. zeroshot) or null, got {ag.hyperparameters!r}")
     for key in ("num_bag_folds", "num_stack_levels"):
         value = getattr(ag, key)
         if value is not None and value < 0:
@@ -155,6 +188,14 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
             "autogluon_config": asdict(ag),
         },
     )
+
+
+def _portfolios() -> list[str]:
+    """AutoGluon's named hyperparameter portfolios ('default', 'zeroshot', ...) in the installed version;
+    imported only when a name is given, since the import costs about two seconds."""
+    from autogluon.tabular.configs.hyperparameter_configs import hyperparameter_config_dict
+
+    return sorted(hyperparameter_config_dict)
 
 
 def _fit_budget(cfg: SearchConfig) -> float | None:

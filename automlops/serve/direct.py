@@ -25,8 +25,6 @@ UNSEEN = "__automlops_unseen_category__"
 class DirectPipeline:
     """`predict` and `predict_proba` of a Pipeline([ColumnTransformer, ..., model]), step by step."""
 
-    argmax_predict = True  # a scikit-learn classifier's predict is the argmax of its predict_proba
-
     def __init__(self, pipeline: Any) -> None:
         (_, columns), *middle, (_, model) = pipeline.steps
         self.pipeline = pipeline
@@ -46,6 +44,10 @@ class DirectPipeline:
 
     def predict(self, x: pd.DataFrame) -> Any:
         return self.model.predict(self.transform(x))
+
+    def labels_from_proba(self, proba: np.ndarray) -> np.ndarray:
+        """A scikit-learn classifier's predict is the argmax of its predict_proba."""
+        return np.asarray(self.classes_)[proba.argmax(axis=1)]
 
 
 def direct_pipeline(model: Any, example: pd.DataFrame, contract: list[ColumnSpec]) -> DirectPipeline | None:
