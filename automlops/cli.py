@@ -252,6 +252,7 @@ def _worker(args: argparse.Namespace) -> int:
     from automlops.config.compose import compose, to_typed
     from automlops.pipeline import STATE_DIR, search_data
     from automlops.search.optuna_engine import FINISHED, plan, run_trials
+    from automlops.search.validation import concrete_validation
 
     config = to_typed(compose(args.overrides))
     if config.search.engine != "optuna":
@@ -259,7 +260,8 @@ def _worker(args: argparse.Namespace) -> int:
     if not config.search.storage:
         log.warning("search.storage is the local sqlite file: only processes on this machine can join; use PostgreSQL for many machines")
     data = search_data(config)
-    study = run_trials(config.search, plan(config.search, data.task), data, config.run.seed, STATE_DIR)
+    search = concrete_validation(config.search, data, config.run.seed)  # as the run that owns the study decides
+    study = run_trials(search, plan(search, data.task), data, config.run.seed, STATE_DIR)
     finished = len([t for t in study.get_trials(deepcopy=False) if t.state.name in FINISHED])
     print(f"study {study.study_name}: {finished} trial(s) finished")
     return 0

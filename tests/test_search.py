@@ -610,3 +610,24 @@ def test_autogluon_labels_from_its_probabilities_equal_its_predict(task: str, tm
     if task == "binary":
         assert (proba[:, 1].astype(np.float32) == np.float32(threshold)).any()  # the tie row is really there
 
+
+def test_auto_validation_cross_validates_small_data_and_keeps_the_holdout_elsewhere(breast_cancer: SearchData, tmp_path: Path) -> None:
+    """auto: k-fold CV where the valid split is too small to rank candidates on, holdout on large
+    data and where the folds cannot be drawn; the search records what it used."""
+    from dataclasses import replace
+
+    from automlops.search.validation import AUTO_CV_MAX_ROWS, concrete_validation
+
+    auto = search_config(n_trials=2, sampler="random", space=LINEAR_ONLY)
+    assert auto.validation.method == "auto", "auto is the default"
+    assert concrete_validation(auto, breast_cancer, 0).validation.method == "cv"
+    rows = AUTO_CV_MAX_ROWS + 1
+    x, y = frames(n=rows)
+    assert concrete_validation(auto, fold_data(x, y, "stratified"), 0).validation.method == "holdout"
+    rare = pd.Series(["a"] * 57 + ["b"] * 3)  # 3 rows of a class cannot fill 5 stratified folds
+    assert concrete_validation(auto, fold_data(frames()[0], rare, "stratified"), 0).validation.method == "holdout"
+    explicit = replace(auto, validation=ValidationConfig("holdout"))
+    assert concrete_validation(explicit, breast_cancer, 0) is explicit
+    result = search_optuna(auto, breast_cancer, 0, tmp_path)
+    assert result.lineage["validation"] == {"method": "cv", "folds": 5}
+    assert any(c.artifact for c in result.candidates), "a kept candidate under cv is its last fold's model"

@@ -7,7 +7,7 @@ import re
 from automlops.config.schema import SPLIT_STRATEGIES, TASKS, Config, MonitorConfig, PredictConfig, ServeConfig
 from automlops.errors import ConfigError, unknown_name
 
-VALIDATION_METHODS = ("holdout", "cv")
+VALIDATION_METHODS = ("auto", "holdout", "cv")
 CLASS_WEIGHTS = ("balanced",)
 
 

@@ -68,7 +68,7 @@ class DataConfig:
 
 @dataclass
 class ValidationConfig:
-    method: str = "holdout"  # holdout: score on the valid split | cv: k folds over train+valid
+    method: str = "auto"  # auto: cv up to 10,000 train+valid rows, else holdout | holdout: the valid split | cv: k folds
     folds: int = 5  # cv: folds follow data.split.strategy (stratified, group, time order, random)
 
 

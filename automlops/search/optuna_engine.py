@@ -98,7 +98,10 @@ def plan(cfg: SearchConfig, task: str) -> Plan:
 
 
 def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Path) -> SearchResult:
+    from automlops.search.validation import concrete_validation
+
     the_plan = plan(cfg, data.task)
+    cfg = concrete_validation(cfg, data, seed)
     study = run_trials(cfg, the_plan, data, seed, state_dir)
     complete = study.get_trials(deepcopy=False, states=_states(("COMPLETE",)))
     if not complete:
@@ -178,7 +181,7 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
             return (float("nan"),) * (1 + len(cfg.objectives)) if multi else float("nan")
         record.update(fit_seconds=round(scored.fit_seconds, 4), predict_seconds_per_row=scored.predict_seconds_per_row,
                       size_bytes=scored.size_bytes)
-        if cfg.validation.method == "holdout" and budget.worth_keeping(scored.score):
+        if budget.worth_keeping(scored.score):  # under cv: the model of the last fold
             import joblib
 
             artifacts.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pickle
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from automlops.errors import ConfigError
 from automlops.search.engines import SearchData
 
 LATENCY_SAMPLE_ROWS = 1000
+AUTO_CV_MAX_ROWS = 10_000  # validation.method=auto: k-fold CV up to this many train+valid rows, holdout above
 Report = Callable[[float, int], None]  # (mean score so far, fold number): may raise optuna.TrialPruned
 
 
@@ -30,6 +31,26 @@ class Scored:
     predict_seconds_per_row: float
     size_bytes: int
     model: Any  # the fitted model scored last (holdout: the candidate itself)
+
+
+def concrete_validation(cfg: SearchConfig, data: SearchData, seed: int) -> SearchConfig:
+    """search.validation.method=auto made concrete for this data. On up to AUTO_CV_MAX_ROWS rows a
+    single valid split is too small to rank hundreds of candidates: the search learns its noise (at
+    60 s, holdout picked a model with test roc_auc 0.966 on breast_cancer, k-fold CV one with 0.998).
+    Above that, holdout is k times cheaper and its noise is small. FLAML decides the same way. Where
+    the folds cannot be drawn (a class or group rarer than the folds), auto keeps the holdout."""
+    if cfg.validation.method != "auto":
+        return cfg
+    method = "holdout"
+    if len(data.x_train) + len(data.x_valid) <= AUTO_CV_MAX_ROWS:
+        x = pd.concat([data.x_train, data.x_valid], ignore_index=True)
+        y = pd.concat([data.y_train, data.y_valid], ignore_index=True)
+        try:
+            fold_indices(data, x, y, cfg.validation.folds, seed)
+            method = "cv"
+        except (ConfigError, ValueError):
+            pass
+    return replace(cfg, validation=replace(cfg.validation, method=method))
 
 
 def score_candidate(build: Callable[[], Any], data: SearchData, cfg: SearchConfig, scorer: Any, seed: int, report: Report) -> Scored:
