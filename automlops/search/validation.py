@@ -43,8 +43,7 @@ def concrete_validation(cfg: SearchConfig, data: SearchData, seed: int) -> Searc
         return cfg
     method = "holdout"
     if len(data.x_train) + len(data.x_valid) <= AUTO_CV_MAX_ROWS:
-        x = pd.concat([data.x_train, data.x_valid], ignore_index=True)
-        y = pd.concat([data.y_train, data.y_valid], ignore_index=True)
+        x, y = _train_and_valid(data)
         try:
             fold_indices(data, x, y, cfg.validation.folds, seed)
             method = "cv"
@@ -56,8 +55,7 @@ def concrete_validation(cfg: SearchConfig, data: SearchData, seed: int) -> Searc
 def score_candidate(build: Callable[[], Any], data: SearchData, cfg: SearchConfig, scorer: Any, seed: int, report: Report) -> Scored:
     if cfg.validation.method == "holdout":
         return _fit_and_score(build, data.x_train, data.y_train, data.x_valid, data.y_valid, cfg, scorer)
-    x = pd.concat([data.x_train, data.x_valid], ignore_index=True)
-    y = pd.concat([data.y_train, data.y_valid], ignore_index=True)
+    x, y = _train_and_valid(data)
     scores, fit_seconds, predict_seconds = [], 0.0, 0.0
     scored = None
     for fold, (train_rows, valid_rows) in enumerate(fold_indices(data, x, y, cfg.validation.folds, seed)):
@@ -68,6 +66,12 @@ def score_candidate(build: Callable[[], Any], data: SearchData, cfg: SearchConfi
         report(float(np.mean(scores)), fold)
     assert scored is not None
     return Scored(float(np.mean(scores)), fit_seconds, predict_seconds / len(scores), scored.size_bytes, scored.model)
+
+
+def _train_and_valid(data: SearchData) -> tuple[pd.DataFrame, pd.Series]:
+    """The rows that k-fold CV draws its folds from, numbered from 0."""
+    return (pd.concat([data.x_train, data.x_valid], ignore_index=True),
+            pd.concat([data.y_train, data.y_valid], ignore_index=True))
 
 
 def fold_indices(data: SearchData, x: pd.DataFrame, y: pd.Series, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
