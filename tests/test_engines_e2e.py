@@ -131,6 +131,9 @@ def test_autogluon_bundle_predicts_and_joins_the_optuna_leaderboard(optuna_run: 
     assert manifest["config"]["search"]["engine"] == "autogluon"
     assert (bundle / "model" / "predictor").is_dir() and not (bundle / "model" / "model.joblib").exists()
     assert manifest["metrics"]["test"]["roc_auc"] > 0.9
+    if manifest["model"]["family"] == "WeightedEnsemble_L2":  # its members and their weights, not its settings
+        weights = manifest["model"]["params"]["ensemble_weights"]
+        assert set(weights) <= AG_FAMILIES - {"WeightedEnsemble_L2"} and sum(weights.values()) == pytest.approx(1, abs=1e-3)
 
     # `automlops predict` on the bundle gives what the bundle's model gives in memory
     rows = pd.DataFrame.from_records(json.loads((bundle / "input_example.json").read_text()))

@@ -178,7 +178,7 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
     candidates = [_candidate(row, fit_id, predictor.path, len(valid)) for row in board.itertuples(index=False)]
     original = best_name.removesuffix("_FULL")
     winner = next(c for c in candidates if c.family == original)
-    winner.params = _plain(predictor.model_hyperparameters(original))  # the winner's settings, for the manifest
+    winner.params = _winner_params(predictor, original)
     return SearchResult(
         model=model, model_format="autogluon", winner=winner, metric=metric, candidates=candidates,
         lineage={
@@ -188,6 +188,21 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
             "autogluon_config": asdict(ag),
         },
     )
+
+
+def _winner_params(predictor: Any, name: str) -> dict[str, Any]:
+    """The winner's settings for the manifest and leaderboard, as AutoGluon's model_hyperparameters gives
+    them, and for a weighted ensemble the weight of each member, which says more about an ensemble than
+    its settings. One model_info call (model_hyperparameters makes the same one; it costs ~0.2 s)."""
+    info = predictor.model_info(name)
+    bagged = info.get("bagged_info")
+    params = dict(bagged["child_hyperparameters_user"] if bagged else info["hyperparameters_user"])
+    if bagged and info["hyperparameters_user"]:  # as model_hyperparameters gives them: enough to fit it again
+        params["ag_args_ensemble"] = info["hyperparameters_user"]
+    weights = [child["model_weights"] for child in info.get("children_info", {}).values() if child.get("model_weights")]
+    if len(weights) == 1:  # a weighted ensemble fits one weighting on its members' predictions
+        params["ensemble_weights"] = {member: round(float(w), 4) for member, w in weights[0].items()}
+    return _plain(params)
 
 
 def _portfolios() -> list[str]:
