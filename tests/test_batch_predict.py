@@ -96,6 +96,19 @@ def read_output(path: Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(json.loads(path.read_text()))
 
 
+def assert_same_text_but_the_last_bits_of_floats(left: Path, right: Path) -> None:
+    """The same rows, columns, order and text, except that probabilities may differ in their last bits:
+    BLAS may sum in another order for another number of rows, and CI once saw it do so."""
+    if left.suffix == ".csv":
+        a, b = (pd.read_csv(p, dtype=str, keep_default_na=False).to_dict("records") for p in (left, right))
+    else:
+        a, b = json.loads(left.read_text()), json.loads(right.read_text())
+    assert [list(r) for r in a] == [list(r) for r in b]  # the same columns, in the same order, on every row
+    probas = [k for k in a[0] if k.startswith("proba_")]
+    assert [{k: v for k, v in r.items() if k not in probas} for r in a] == [{k: v for k, v in r.items() if k not in probas} for r in b]
+    np.testing.assert_allclose([[float(r[k]) for k in probas] for r in a], [[float(r[k]) for k in probas] for r in b], rtol=1e-12, atol=0)
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json"])
 def test_chunked_output_equals_one_chunk_output(bundle: Bundle, rows: pd.DataFrame, suffix: str, tmp_path: Path) -> None:
     note = [None] * len(rows)
@@ -110,7 +123,7 @@ def test_chunked_output_equals_one_chunk_output(bundle: Bundle, rows: pd.DataFra
         assert pq.read_schema(chunked) == pq.read_schema(whole)
         assert pq.ParquetFile(chunked).metadata.num_row_groups == -(-len(rows) // CHUNK)
     else:
-        assert chunked.read_bytes() == whole.read_bytes()
+        assert_same_text_but_the_last_bits_of_floats(chunked, whole)
     out = read_output(chunked)
     pd.testing.assert_frame_equal(out, read_output(whole))
     # the id columns first, in the order asked, row for row as in the input
