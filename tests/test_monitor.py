@@ -115,6 +115,18 @@ def test_wrong_labels_show_performance_drift(bundle: Path, penguins: pd.DataFram
     assert performance["current"] > performance["reference"] * 1.05
 
 
+def test_a_worsening_under_the_noise_floor_is_not_performance_drift(bundle: Path, penguins: pd.DataFrame):
+    flipped = penguins.copy()
+    flipped.loc[flipped.index[:3], "species"] = flipped["species"].iloc[:3].map({"Adelie": "Gentoo"}).fillna("Adelie")
+    model = load_bundle(bundle)
+    default = monitor_batch(model, flipped, MonitorConfig(), "b")["performance"]
+    worse = default["worse"]
+    assert worse == pytest.approx(default["current"] - default["reference"]) and worse > 0
+    floored = monitor_batch(model, flipped, MonitorConfig(max_metric_drop=0.0, min_metric_worse=worse * 1.5), "b")["performance"]
+    assert floored["drop"] > 0 and not floored["drifted"]
+    assert monitor_batch(model, flipped, MonitorConfig(max_metric_drop=0.0, min_metric_worse=worse / 2), "b")["performance"]["drifted"]
+
+
 # ---------------------------------------------------------------- large references: distances
 def reference_frame(rows: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)

@@ -222,7 +222,7 @@ def _monitor(monitor: MonitorConfig) -> list[str]:
             problems.append(f"monitor.thresholds.{method}: must be {'a p-value in (0, 1)' if method in ('ks', 'chisquare') else '> 0'}, got {value}")
     if not 0 < monitor.drift_share <= 1:
         problems.append(f"monitor.drift_share: must be in (0, 1] (the share of columns that makes dataset drift), got {monitor.drift_share}")
-    for key in ("max_missing_rate_change", "max_metric_drop"):
+    for key in ("max_missing_rate_change", "max_metric_drop", "min_metric_worse"):
         if getattr(monitor, key) < 0:
             problems.append(f"monitor.{key}: must be >= 0, got {getattr(monitor, key)}")
     if monitor.retrain.when not in RETRAIN_TRIGGERS:

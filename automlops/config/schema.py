@@ -240,6 +240,7 @@ class MonitorConfig:
     drift_share: float = 0.5  # dataset drift when at least this share of the input columns drifted
     prediction: bool = True  # also test the model's predictions for drift
     max_metric_drop: float = 0.05  # with labels: performance drift when the primary metric is this share worse
+    min_metric_worse: float = 0.0  # ... and at least this much worse in the metric's own units (a noise floor)
     fail_on_drift: bool = True  # exit 4 on dataset or performance drift (for CI and schedulers)
     out: str = "metrics/monitor"  # monitor.json (DVC metrics) and monitor.html are written here
     retrain: RetrainConfig = field(default_factory=RetrainConfig)

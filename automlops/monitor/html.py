@@ -59,6 +59,8 @@ def _header(report: dict[str, Any]) -> str:
     performance = report.get("performance")
     if performance:
         drop = f"; drop {_pct(performance['drop'])}, limit {_pct(performance['threshold'])}" if "drop" in performance else ""
+        if performance.get("min_worse"):
+            drop += f" and at least {_num(performance['min_worse'])} worse"
         verdicts.append(f"Performance drift: {_badge(performance['drifted'])} {escape(performance['metric'])} "
                         f"{_num(performance['reference'])} at packaging, {_num(performance['current'])} on "
                         f"{performance['rows']:,} labelled rows{drop}")

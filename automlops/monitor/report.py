@@ -127,7 +127,9 @@ def _prediction_drift(bundle: Bundle, batch: pd.DataFrame, reference: dict[str, 
 
 
 def _performance(bundle: Bundle, batch: pd.DataFrame, cfg: MonitorConfig, missing: list[str]) -> dict[str, Any] | None:
-    """With labels in the batch: the primary test metric now against the one recorded at packaging."""
+    """With labels in the batch: the primary test metric now against the one recorded at packaging. Drift
+    needs both a relative drop and an absolute worsening: a log loss of 0.003 at packaging would otherwise
+    call 0.0032 drift."""
     from automlops.evaluate.metrics import HIGHER_IS_BETTER, primary_metric, test_metrics
 
     target, task = bundle.manifest["target"], bundle.manifest["task"]
@@ -145,7 +147,8 @@ def _performance(bundle: Bundle, batch: pd.DataFrame, cfg: MonitorConfig, missin
     worse = (recorded - current) if HIGHER_IS_BETTER[metric] else (current - recorded)
     drop = worse / abs(recorded) if recorded else worse
     return {"metric": metric, "reference": recorded, "current": current, "rows": len(labelled), "drop": drop,
-            "threshold": cfg.max_metric_drop, "drifted": drop > cfg.max_metric_drop}
+            "threshold": cfg.max_metric_drop, "worse": worse, "min_worse": cfg.min_metric_worse,
+            "drifted": drop > cfg.max_metric_drop and worse > cfg.min_metric_worse}
 
 
 def _labels(y: pd.Series, task: str, classes: list[Any]) -> pd.Series:
