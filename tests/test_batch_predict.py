@@ -98,7 +98,7 @@ def read_output(path: Path) -> pd.DataFrame:
 
 def assert_same_text_but_the_last_bits_of_floats(left: Path, right: Path) -> None:
     """The same rows, columns, order and text, except that probabilities may differ in their last bits:
-    BLAS may sum in another order for another number of rows, and CI once saw it do so."""
+    BLAS may sum in another order for another number of rows, and a clean-clone run once saw it do so."""
     if left.suffix == ".csv":
         a, b = (pd.read_csv(p, dtype=str, keep_default_na=False).to_dict("records") for p in (left, right))
     else:
