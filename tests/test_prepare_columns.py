@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cli, new_project
+from conftest import champion, cli, new_project
+from test_serve import running_server
 
 from automlops.config.schema import DataConfig, FeaturesConfig, SplitConfig
 from automlops.data.contract import NUMERIC, validate_input
@@ -210,6 +211,9 @@ def test_a_run_on_a_table_with_every_trap_succeeds_and_predicts_on_the_same_csv(
     for name in ("meta.json", "statistics.json"):
         strict_json((root / "data" / "prepared" / name).read_text())
 
+    card = (champion(root, "traps") / "model_card.md").read_text()
+    assert "5 column(s) dropped by prepare" in card and "| customer_id | id-like (300 distinct values in 300 rows)" in card
+
     out = tmp_path / "scored.csv"
     predict = ["predict", "--model", "models/traps", "--output", str(out), "--keep", "y"]
     refused = cli(*predict, "--input", str(data), cwd=root)  # inf: refused when predicting, as it always was
@@ -223,3 +227,11 @@ def test_a_run_on_a_table_with_every_trap_succeeds_and_predicts_on_the_same_csv(
     answers = pd.read_csv(out)
     assert len(answers) == ROWS and answers["prediction"].isin(["yes", "no"]).all()
     assert (answers["prediction"] == answers["y"]).mean() > 0.8  # the clean columns carry the signal
+
+    rows = json.loads(cleaned.drop(columns="y").head(5).to_json(orient="records"))  # dropped columns included
+    with running_server("models/traps", cwd=root, log_file=tmp_path / "serve.log") as (client, _):
+        response = client.post("/predict", json=rows)
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"] == answers["prediction"].head(5).tolist()
+        refused_row = client.post("/predict", json=[{**rows[0], "surprise": 1}])
+        assert refused_row.status_code == 422 and "surprise" in refused_row.text  # other extra columns: refused as before

@@ -77,7 +77,7 @@ def blank_missing_values(frame: pd.DataFrame, contract: list[ColumnSpec]) -> pd.
     frame = frame.copy()
     for name, values in stray.items():
         column = frame[name]
-        if column.dtype == object:
+        if not pd.api.types.is_numeric_dtype(column):  # text arrives as object or a string dtype
             frame[name] = column.where(~column.astype(str).isin(values))
     return frame
 
