@@ -228,10 +228,13 @@ def test_a_run_on_a_table_with_every_trap_succeeds_and_predicts_on_the_same_csv(
     assert len(answers) == ROWS and answers["prediction"].isin(["yes", "no"]).all()
     assert (answers["prediction"] == answers["y"]).mean() > 0.8  # the clean columns carry the signal
 
-    rows = json.loads(cleaned.drop(columns="y").head(5).to_json(orient="records"))  # dropped columns included
+    sent = cleaned.drop(columns="y").head(5).assign(age=lambda t: pd.to_numeric(t["age"], errors="coerce"))
+    rows = json.loads(sent.to_json(orient="records"))  # dropped columns included; JSON sends null for "?"
     with running_server("models/traps", cwd=root, log_file=tmp_path / "serve.log") as (client, _):
         response = client.post("/predict", json=rows)
         assert response.status_code == 200, response.text
         assert response.json()["predictions"] == answers["prediction"].head(5).tolist()
         refused_row = client.post("/predict", json=[{**rows[0], "surprise": 1}])
         assert refused_row.status_code == 422 and "surprise" in refused_row.text  # other extra columns: refused as before
+        text_number = client.post("/predict", json=[{**rows[0], "age": "?"}])
+        assert text_number.status_code == 422 and "expected a number, got a string ('?')" in text_number.text  # JSON has null
