@@ -171,6 +171,18 @@ def test_regression_on_a_boolean_target_is_refused(tmp_path: Path) -> None:
         prepare(DataConfig(source="parquet", path=str(path), target="flag", task="regression"), seed=0)
 
 
+def test_the_model_card_lists_the_dropped_columns(tmp_path: Path) -> None:
+    import copy
+
+    from test_model_card import MANIFEST, write
+
+    manifest = copy.deepcopy(MANIFEST)
+    manifest["dropped_columns"] = [{"column": "customer_id", "reason": "id-like (300 distinct values in 300 rows)"}]
+    markdown, html = write(tmp_path, manifest=manifest)
+    assert "| customer_id | id-like (300 distinct values in 300 rows) |" in markdown and "customer_id" in html
+    assert "dropped by prepare" not in write(tmp_path, manifest=MANIFEST)[0]  # none dropped: no table
+
+
 def strict_json(text: str) -> object:
     def refuse(constant: str) -> None:
         raise ValueError(f"{constant} is not JSON")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
@@ -45,8 +46,8 @@ class Curated:
 
 
 def curate_columns(table: pd.DataFrame, features: list[str], cfg: FeaturesConfig, numeric_columns: list[str]) -> Curated:
-    """Curate `features` of `table` (a copy is changed, never the caller's). `numeric_columns` (e.g. the
-    target of a regression) get the inf rule too."""
+    """Curate `features` of `table` (a copy is changed, never the caller's). `numeric_columns` (the target)
+    get the inf rule too: an infinite regression target is a missing label."""
     table = table.copy(deep=False)  # columns are replaced, never written into: the caller's table stays as it was
     curated = Curated(table, [])
     kept = set(cfg.include)

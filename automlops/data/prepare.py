@@ -45,8 +45,8 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
         )
     check_split_columns(table, cfg, source)
     features = select_features(table, cfg)
-    curated = curate_columns(table, features, cfg.features, [cfg.target])
-    table, features = curated.table, curated.features
+    cleaned = curate_columns(table, features, cfg.features, [cfg.target])
+    table, features = cleaned.table, cleaned.features
     if not features:
         raise DataError("data.features: no feature columns are left after dropping the columns above; "
                         "list the ones to keep in data.features.include")
@@ -57,10 +57,10 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
     if table.empty:
         raise DataError(f"data.target: every row of {source} has a missing '{cfg.target}'; fix the data or data.target")
     task = infer_task(table[cfg.target], cfg.task, cfg.target)
-    schema = read_schema(cfg.schema) if cfg.schema else None
-    report = validate(table, features, cfg, schema)
+    curated = read_schema(cfg.schema) if cfg.schema else None
+    report = validate(table, features, cfg, curated)
     inferred = infer_contract(table[features])
-    contract = with_missing_values(merge_contract(inferred, schema) if schema else inferred, curated.missing_values)
+    contract = with_missing_values(merge_contract(inferred, curated) if curated else inferred, cleaned.missing_values)
     typed = to_model_frame(table, contract)
     typed[cfg.target] = pd.to_numeric(table[cfg.target]) if task == "regression" else table[cfg.target]
     extra = [c for c in (cfg.split.time_column, cfg.split.group_column) if c and c not in features]
@@ -79,11 +79,11 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
         "source": source,
         "rows": {"train": len(train), "valid": len(valid), "test": len(test)},
         "schema": cfg.schema,  # the curated schema the contract follows; null: inferred only
-        "dropped_columns": curated.dropped,  # [{column, reason}]: predict and serve ignore these columns when sent
-        "data_warnings": curated.warnings,  # every column warning prepare logged, for the model card and reports
+        "dropped_columns": cleaned.dropped,  # [{column, reason}]: predict and serve ignore these columns when sent
+        "data_warnings": cleaned.warnings,  # every column warning prepare logged, for the model card and reports
     }
-    inferred_schema = DataSchema(inferred, target_spec(table[cfg.target], cfg.target, task))
-    return Prepared(train, valid, test, meta, inferred_schema, report)
+    schema = DataSchema(inferred, target_spec(table[cfg.target], cfg.target, task))
+    return Prepared(train, valid, test, meta, schema, report)
 
 
 def validate(table: pd.DataFrame, features: list[str], cfg: DataConfig, curated: DataSchema | None) -> dict[str, Any]:
