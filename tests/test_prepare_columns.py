@@ -220,8 +220,10 @@ def test_a_run_on_a_table_with_every_trap_succeeds_and_predicts_on_the_same_csv(
     assert contract == ["income", "visits", "age", "ratio", "color"]
     example = strict_json((bundle / "input_example.json").read_text())
     assert isinstance(example, list) and [list(row) for row in example] == [contract] * len(example)
-    for name in ("meta.json", "statistics.json"):
-        strict_json((root / "data" / "prepared" / name).read_text())
+    written = [*(root / "data" / "prepared").glob("*.json"), *(root / "metrics").rglob("*.json"), *champion(root, "traps").glob("*.json")]
+    assert len(written) > 6
+    for file in written:  # every JSON the pipeline wrote, the released manifest and blessing included
+        strict_json(file.read_text())
 
     card = (champion(root, "traps") / "model_card.md").read_text()
     assert "5 column(s) dropped by prepare" in card and "| customer_id | id-like (300 distinct values in 300 rows)" in card
