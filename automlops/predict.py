@@ -52,7 +52,7 @@ def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = Tru
     missing = [name for name in keep if name not in frame.columns]
     if missing:
         raise InputError(f"--keep: column(s) {', '.join(missing)} not in the input")
-    x = validate_input(frame.drop(columns=list(keep)), bundle.contract, unknown_categories)
+    x = validate_input(bundle.without_dropped(frame.drop(columns=list(keep))), bundle.contract, unknown_categories)
     out = frame[list(keep)].copy()
     for name, values in score_rows(bundle, x, probabilities).items():
         out[name] = values.to_numpy()

@@ -328,16 +328,18 @@ def test_excluding_every_feature_is_refused(small_csv: Path) -> None:
         prepare(csv_config(small_csv, features=FeaturesConfig(exclude=["x", "size", "color"])), seed=0)
 
 
-def test_datetime_feature_is_refused_with_the_way_out(tmp_path: Path) -> None:
+def test_datetime_feature_is_dropped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     frame = small_table()
     frame["when"] = pd.date_range("2021-01-01", periods=len(frame), freq="D")
     path = tmp_path / "dated.parquet"
     frame.to_parquet(path, index=False)
     cfg = DataConfig(source="parquet", path=str(path), target="label")
+    meta = prepare(cfg, seed=0).meta
+    assert "when" not in meta["features"] and "when" not in [spec["name"] for spec in meta["contract"]]
+    assert [item["column"] for item in meta["dropped_columns"]] == ["when"]
+    assert "dates are not features yet" in caplog.text and "'when'" in caplog.text
     with pytest.raises(DataError, match=r"data\.features: column 'when' holds dates.*data\.features\.exclude"):
-        prepare(cfg, seed=0)
-    cfg.features = FeaturesConfig(exclude=["when"])
-    assert "when" not in prepare(cfg, seed=0).meta["features"]
+        prepare(DataConfig(source="parquet", path=str(path), target="label", features=FeaturesConfig(include=["x", "when"])), seed=0)
 
 
 def test_prepare_meta_describes_the_data(small_csv: Path) -> None:

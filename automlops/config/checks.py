@@ -49,6 +49,8 @@ def _data(config: Config) -> list[str]:
             problems.append(f"data.split.{key}: must be between 0 and 1 (a share of rows), got {value}")
     if 0 < split.test_size < 1 and 0 < split.valid_size < 1 and split.test_size + split.valid_size >= 1:
         problems.append("data.split: test_size + valid_size must be < 1 so that rows are left for training")
+    if not 0 < data.features.numeric_share <= 1:
+        problems.append(f"data.features.numeric_share: must be a share in (0, 1], got {data.features.numeric_share}")
     for strategy, key in (("time", "time_column"), ("group", "group_column")):
         if split.strategy == strategy and not getattr(split, key):
             problems.append(f"data.split.{key}: required when data.split.strategy={strategy}")

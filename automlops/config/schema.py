@@ -20,8 +20,10 @@ class RunConfig:
 
 @dataclass
 class FeaturesConfig:
-    include: list[str] = field(default_factory=list)  # empty: every column but the target
+    include: list[str] = field(default_factory=list)  # empty: every column but the target; listed columns are never auto-dropped
     exclude: list[str] = field(default_factory=list)
+    drop_id_like: bool = True  # drop id-like columns (unique text, integers numbering the rows) with a warning
+    numeric_share: float = 0.75  # a text column whose present values are at least this share numbers is numeric, the rest missing
 
 
 @dataclass

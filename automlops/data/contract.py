@@ -7,7 +7,7 @@ check and coerce every batch sent for prediction (CLI and HTTP alike, so CSV and
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ class ColumnSpec:
     min: float | None = None  # numeric: range seen in training
     max: float | None = None
     missing_rate: float | None = None  # share of missing values seen in training (None: unknown, an older bundle)
+    missing_values: list[str] = field(default_factory=list)  # numeric: stray text read as missing (e.g. "?", "n/a")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +61,25 @@ def infer_contract(features: pd.DataFrame) -> list[ColumnSpec]:
             specs.append(ColumnSpec(str(name), NUMERIC, str(column.dtype), bool(missing), min=low, max=high,
                                     missing_rate=round(missing / rows, 6)))
     return specs
+
+
+def with_missing_values(specs: list[ColumnSpec], stray: dict[str, list[str]]) -> list[ColumnSpec]:
+    """Specs with the stray text that prepare read as missing in each mixed numeric column (columns.py),
+    so that predict and serve read the same text as missing instead of refusing it."""
+    return [replace(spec, missing_values=stray[spec.name]) if spec.name in stray else spec for spec in specs]
+
+
+def blank_missing_values(frame: pd.DataFrame, contract: list[ColumnSpec]) -> pd.DataFrame:
+    """`frame` with each numeric column's training-time stray text (spec.missing_values) made missing."""
+    stray = {spec.name: spec.missing_values for spec in contract if spec.missing_values and spec.name in frame.columns}
+    if not stray:
+        return frame
+    frame = frame.copy()
+    for name, values in stray.items():
+        column = frame[name]
+        if not pd.api.types.is_numeric_dtype(column):  # text arrives as object or a string dtype
+            frame[name] = column.where(~column.astype(str).isin(values))
+    return frame
 
 
 def contract_from_dicts(items: list[dict[str, Any]]) -> list[ColumnSpec]:
@@ -118,6 +138,7 @@ def validate_input(frame: pd.DataFrame, contract: list[ColumnSpec], unknown_cate
             "input: " + "; ".join(problems) + "; send exactly the model's input columns (see input_example.json; "
             "`automlops predict --keep COL` carries other columns through to the output)"
         )
+    frame = blank_missing_values(frame, contract)
     fast = _all_numeric_fast_path(frame, contract, expected)
     if fast is not None:
         return fast

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from automlops.config.schema import DataConfig
-from automlops.data.contract import infer_contract, to_model_frame
+from automlops.data.columns import curate_columns
+from automlops.data.contract import infer_contract, to_model_frame, with_missing_values
 from automlops.data.schema import DataSchema, merge_contract, read_schema, target_spec
 from automlops.data.sources import SOURCES, load_table
 from automlops.data.split import split_table
@@ -42,7 +43,13 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
             f"data.target: column '{cfg.target}' is not in {source}{did_you_mean(cfg.target, columns)}; "
             f"columns are: {', '.join(columns[:50])}{' ...' if len(columns) > 50 else ''}"
         )
+    check_split_columns(table, cfg, source)
     features = select_features(table, cfg)
+    cleaned = curate_columns(table, features, cfg.features, [cfg.target])
+    table, features = cleaned.table, cleaned.features
+    if not features:
+        raise DataError("data.features: no feature columns are left after dropping the columns above; "
+                        "list the ones to keep in data.features.include")
     unlabeled = int(table[cfg.target].isna().sum())
     if unlabeled:
         log.warning("dropping %d row(s) whose target '%s' is missing", unlabeled, cfg.target)
@@ -53,7 +60,7 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
     curated = read_schema(cfg.schema) if cfg.schema else None
     report = validate(table, features, cfg, curated)
     inferred = infer_contract(table[features])
-    contract = merge_contract(inferred, curated) if curated else inferred
+    contract = with_missing_values(merge_contract(inferred, curated) if curated else inferred, cleaned.missing_values)
     typed = to_model_frame(table, contract)
     typed[cfg.target] = pd.to_numeric(table[cfg.target]) if task == "regression" else table[cfg.target]
     extra = [c for c in (cfg.split.time_column, cfg.split.group_column) if c and c not in features]
@@ -72,6 +79,8 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
         "source": source,
         "rows": {"train": len(train), "valid": len(valid), "test": len(test)},
         "schema": cfg.schema,  # the curated schema the contract follows; null: inferred only
+        "dropped_columns": cleaned.dropped,  # [{column, reason}]: predict and serve ignore these columns when sent
+        "data_warnings": cleaned.warnings,  # every column warning prepare logged, for the model card and reports
     }
     schema = DataSchema(inferred, target_spec(table[cfg.target], cfg.target, task))
     return Prepared(train, valid, test, meta, schema, report)
@@ -89,6 +98,18 @@ def validate(table: pd.DataFrame, features: list[str], cfg: DataConfig, curated:
     if not report["passed"]:
         raise ValidationFailed(anomalies, report)
     return report
+
+
+def check_split_columns(table: pd.DataFrame, cfg: DataConfig, source: str) -> None:
+    """data.split.time_column and group_column must name columns of the table, checked before any work."""
+    columns = [str(c) for c in table.columns]
+    for key in ("time_column", "group_column"):
+        name = getattr(cfg.split, key)
+        if name and name not in columns:
+            raise DataError(
+                f"data.split.{key}: column '{name}' is not in {source}{did_you_mean(name, columns)}; "
+                f"columns are: {', '.join(columns[:30])}{' ...' if len(columns) > 30 else ''}"
+            )
 
 
 def select_features(table: pd.DataFrame, cfg: DataConfig) -> list[str]:
@@ -113,6 +134,8 @@ def infer_task(target: pd.Series, declared: str, name: str) -> str:
     numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
     levels = target.nunique()
     if declared == "regression":
+        if pd.api.types.is_bool_dtype(target):
+            raise DataError(f"data.task: regression needs a numeric target, but '{name}' holds booleans; set data.task=binary")
         unparsed = target[pd.to_numeric(target, errors="coerce").isna()]
         if not numeric and len(unparsed):
             example = unparsed.iloc[0]
@@ -126,6 +149,8 @@ def infer_task(target: pd.Series, declared: str, name: str) -> str:
             raise DataError(f"data.target: '{name}' has a single class; a classifier needs at least two")
         if declared == "binary" and levels != 2:
             raise DataError(f"data.task: binary needs exactly 2 classes, but '{name}' has {levels}; set data.task=multiclass")
+        if declared == "multiclass" and levels == 2:
+            raise DataError(f"data.task: multiclass needs 3 or more classes, but '{name}' has 2; set data.task=binary")
         return declared
     if levels < 2:
         raise DataError(f"data.target: '{name}' has a single value; nothing to learn")

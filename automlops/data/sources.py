@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +36,26 @@ def _existing_file(cfg: DataConfig) -> Path:
 def _read_csv(cfg: DataConfig) -> pd.DataFrame:
     path = _existing_file(cfg)
     try:
+        _refuse_duplicate_header(path)
         return pd.read_csv(path, float_precision="round_trip")  # exact floats, as `automlops predict` reads them
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as error:
         raise DataError(f"data.path: '{path}' is not a readable CSV file ({str(error).splitlines()[0]})") from error
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+
+
+def _refuse_duplicate_header(path: Path) -> None:
+    """pandas renames a repeated header name x to x.1 without a word; a model would learn from both."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), [])
+    _refuse_duplicates(header, f"csv file {path}", "header")
+
+
+def _refuse_duplicates(names: list[str], where: str, what: str = "columns") -> None:
+    repeated = [name for name, count in Counter(names).items() if count > 1]
+    if repeated:
+        raise DataError(f"data: {where} names column(s) {', '.join(repr(n) for n in repeated)} more than once in its {what}; "
+                        "rename or remove the repeated column(s)")
 
 
 def _read_parquet(cfg: DataConfig) -> pd.DataFrame:
@@ -115,6 +132,7 @@ SOURCES.register("builtin")(Source(("name",), _read_builtin, lambda c: f"builtin
 def load_table(cfg: DataConfig) -> pd.DataFrame:
     source = SOURCES.get(cfg.source)
     frame = source.load(cfg)
+    _refuse_duplicates([str(name) for name in frame.columns], source.describe(cfg))
     if frame.empty or len(frame.columns) == 0:
         raise DataError(f"data: {source.describe(cfg)} has no rows; point data.{source.required[0]} at a non-empty table")
     return frame

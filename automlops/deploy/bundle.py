@@ -85,6 +85,7 @@ def _manifest(inputs: PackageInput, cfg: DeployConfig, packages: dict[str, str])
         "classes": prepared["classes"],
         "decision_threshold": inputs.decision_threshold,
         "input_schema": prepared["contract"],
+        "dropped_columns": prepared.get("dropped_columns", []),  # [{column, reason}]: prepare dropped them; predict ignores them
         "metrics": {"validation": {search["metric"]: search["valid_score"]}, "test": inputs.metrics},
         "model": {"engine": search["engine"], "format": search["format"], "family": search["family"], "params": search["params"]},
         "lineage": {
@@ -136,6 +137,17 @@ class Bundle:
     @cached_property
     def contract(self) -> list[ColumnSpec]:  # parsed once: the server asks for it on every request
         return contract_from_dicts(self.manifest["input_schema"])
+
+    @cached_property
+    def dropped_columns(self) -> frozenset[str]:
+        """Columns prepare dropped (id-like, dates, constant, all missing): sent for prediction, they are ignored."""
+        return frozenset(str(item["column"]) for item in self.manifest.get("dropped_columns", []))
+
+    def without_dropped(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` without the columns prepare dropped: a user may send the table shape the model was
+        trained from, id and date columns included (predict and serve alike)."""
+        ignored = [name for name in frame.columns if name in self.dropped_columns]
+        return frame.drop(columns=ignored) if ignored else frame
 
     @cached_property
     def statistics(self) -> dict[str, Any] | None:

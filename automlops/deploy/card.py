@@ -98,8 +98,12 @@ def _data(manifest: dict[str, Any]) -> Section:
         items.append(("Rows", ", ".join(f"{split} {count}" for split, count in rows.items()) + f" (total {sum(rows.values())})"))
     features = [[c.get("name"), c.get("kind"), c.get("dtype"), "yes" if c.get("nullable") else "no", _values(c)]
                 for c in manifest.get("input_schema", [])]
-    return Section("Data", [Fields(items), Table(["feature", "kind", "dtype", "missing values", "values seen in training"],
-                                                 features, f"{len(features)} input feature(s)")])
+    blocks: list[Block] = [Fields(items), Table(["feature", "kind", "dtype", "missing values", "values seen in training"],
+                                                 features, f"{len(features)} input feature(s)")]
+    dropped = [[item.get("column"), item.get("reason")] for item in manifest.get("dropped_columns", [])]
+    if dropped:  # prepare's column rules: what the model was not given, and why
+        blocks.append(Table(["column", "reason"], dropped, f"{len(dropped)} column(s) dropped by prepare"))
+    return Section("Data", blocks)
 
 
 def _values(column: dict[str, Any]) -> str:

@@ -91,7 +91,7 @@ def create_app(ref: str, cfg: ServeConfig) -> Any:
         if rows.typed is not None:
             return rows, rows.typed
         assert rows.frame is not None
-        return rows, validate_input(rows.frame, bundle.contract, cfg.unknown_categories)
+        return rows, validate_input(bundle.without_dropped(rows.frame), bundle.contract, cfg.unknown_categories)
 
     async def score(request: Request, mlflow: bool) -> Response:
         rid = request.state.request_id

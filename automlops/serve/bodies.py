@@ -150,12 +150,13 @@ def _columns(columns: dict[str, Any], where: str) -> list[dict[str, Any]]:
 
 def _check_json_types(frame: pd.DataFrame, contract: list[ColumnSpec]) -> None:
     """JSON carries types, so hold it to them: a numeric column takes numbers or null (not "42"), and
-    no column takes an array or an object. Wrong column sets are left to validate_input to name."""
+    no column takes an array or an object. Missing columns are left to validate_input to name, and so are
+    extra ones (ignored when prepare dropped them, else refused)."""
     kinds = {spec.name: spec.kind for spec in contract}
-    if set(frame.columns) != set(kinds):
+    if not set(kinds) <= set(frame.columns):
         return
     problems: list[str] = []
-    for name in frame.columns:
+    for name in kinds:
         if frame[name].dtype != object:  # numbers, booleans or all null: nothing JSON-specific to refuse
             continue
         wrong = (list, dict, str) if kinds[name] == NUMERIC else (list, dict)
