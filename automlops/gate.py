@@ -124,6 +124,11 @@ def check_metric_names(cfg: GateConfig, task: str) -> None:
         raise ConfigError("; ".join(problems))
 
 
+def has_change_checks(cfg: GateConfig) -> bool:
+    """Whether the champion needs scoring at all."""
+    return any(check.max_worse is not None or check.max_worse_relative is not None for check in cfg.checks)
+
+
 def run_checks(cfg: GateConfig, task: str, challenger: dict[str, float], comparison: Comparison | None) -> list[CheckResult]:
     """Value checks on the challenger's recorded test metrics; change checks on `comparison` (None: no
     champion yet)."""
@@ -170,7 +175,8 @@ def blessing(checks: list[CheckResult], infra: dict[str, Any] | None, champion_v
         "passed": passed,
         "checks": [{**asdict(c), "summary": c.sentence()} for c in checks],
         "infra": infra,
-        "champion": {"version": champion_version, "scored_on": comparison.sentence()} if champion_version and comparison else None,
+        "champion": {"version": champion_version, "scored_on": comparison.sentence() if comparison else
+                     "not scored (gate.checks has no change check)"} if champion_version else None,
         "comparison": {**asdict(comparison), "passed": comparison.passed, "summary": comparison.sentence()} if comparison else None,
     }
 

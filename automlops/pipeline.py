@@ -13,8 +13,9 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from automlops.config.resolvers import mask_env
@@ -24,6 +25,10 @@ from automlops.errors import AutomlopsError, GateError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
 from automlops.monitor.stats import prediction_statistics, training_statistics
 from automlops.search.engines import SearchData
+
+if TYPE_CHECKING:
+    from automlops.deploy.bundle import Bundle
+    from automlops.gate import Comparison
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +181,7 @@ def run_package(config: Config) -> Path:
     return path
 
 
-def _training_rows(frames: dict[str, pd.DataFrame], meta: dict[str, Any], splits: tuple[str, ...]) -> Any:
+def _training_rows(frames: dict[str, pd.DataFrame], meta: dict[str, Any], splits: tuple[str, ...]) -> np.ndarray:
     """The hashes of the rows the model was fit on, which the gate will never score it on."""
     from automlops.data.row_hashes import row_hashes
 
@@ -188,9 +193,9 @@ def run_gate(config: Config) -> dict[str, Any]:
     """Check the candidate against the gate's thresholds and the champion (both scored on the test
     rows neither trained on), then serve it for real; write the blessing, and stop a required gate
     that failed."""
-    from automlops.deploy.bundle import load_bundle, verify_bundle
+    from automlops.deploy.bundle import load_bundle, read_manifest, verify_bundle
     from automlops.deploy.model_registry import champion
-    from automlops.gate import blessing, check_metric_names, failure_summary, run_checks
+    from automlops.gate import blessing, check_metric_names, failure_summary, has_change_checks, run_checks
     from automlops.infra import validate_serving
 
     manifest = verify_bundle(CANDIDATE_DIR)
@@ -200,9 +205,9 @@ def run_gate(config: Config) -> dict[str, Any]:
     champion_dir = champion(registry, config.deploy.alias)
     comparison, champion_version = None, None
     if champion_dir is not None:
-        champion_bundle = load_bundle(champion_dir)
-        champion_version = champion_bundle.manifest.get("version")
-        comparison = _compare_with_champion(load_bundle(CANDIDATE_DIR), champion_bundle, config)
+        champion_version = read_manifest(champion_dir).get("version")
+    if champion_dir is not None and has_change_checks(config.gate):
+        comparison = _compare_with_champion(load_bundle(CANDIDATE_DIR), load_bundle(champion_dir), config)
         log.info("gate: champion v%s comparison (%s): %s", champion_version, comparison.basis, comparison.sentence())
     checks = run_checks(config.gate, task, manifest["metrics"]["test"], comparison)
     infra = validate_serving(CANDIDATE_DIR, config.gate.infra) if config.gate.infra.enabled else None
@@ -221,7 +226,7 @@ def run_gate(config: Config) -> dict[str, Any]:
     return record
 
 
-def _compare_with_champion(candidate: Any, champion_bundle: Any, config: Config) -> Any:
+def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: Config) -> Comparison:
     """Both models' metrics on the test rows neither trained on (TFX scores the baseline on the same
     data, and a new split puts the champion's training rows in the test set); gate.incomparable decides
     when the champion cannot be scored here, gate.min_rows when too few rows are left."""
@@ -254,14 +259,14 @@ def _compare_with_champion(candidate: Any, champion_bundle: Any, config: Config)
     )
 
 
-def _trained_rows(bundle: Any) -> Any:
+def _trained_rows(bundle: Bundle) -> np.ndarray:
     """The candidate is packaged by this automlops, so it records its training rows."""
     if bundle.training_rows is None:
         raise AutomlopsError(f"{CANDIDATE_DIR}/ records no training rows; repackage it with `automlops stage package`")
     return bundle.training_rows
 
 
-def _metrics_on(bundle: Any, x: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
+def _metrics_on(bundle: Bundle, x: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
     from automlops.evaluate import test_metrics
 
     return test_metrics(bundle.model, x, y, task, bundle.manifest.get("decision_threshold"))

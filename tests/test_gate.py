@@ -20,6 +20,7 @@ from automlops.gate import (
     blessing,
     check_metric_names,
     failure_summary,
+    has_change_checks,
     incomparable,
     run_checks,
     too_few_rows,
@@ -82,6 +83,9 @@ def test_the_blessing_fails_on_any_check_or_on_infra() -> None:
     scored_on = "40 of 50 test rows neither model trained on (10 excluded: 10 the champion trained on, 0 the challenger trained on)"
     assert not record["passed"] and record["champion"] == {"version": 3, "scored_on": scored_on}
     assert failure_summary(record) == "infra validation: p95 latency 900 ms is above gate.infra.p95_ms=500"
+    # no change check configured: the champion is not scored, and the record says so
+    assert not has_change_checks(gate(GateCheck("roc_auc", min=0.9))) and has_change_checks(gate(GateCheck("rmse", max_worse_relative=0)))
+    assert blessing(checks, None, 3, None)["champion"] == {"version": 3, "scored_on": "not scored (gate.checks has no change check)"}
 
 
 def test_a_row_hashes_the_same_whatever_form_it_arrives_in() -> None:

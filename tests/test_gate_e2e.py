@@ -148,6 +148,7 @@ def test_a_champion_that_cannot_score_the_split_fails_the_gate_unless_gate_incom
     assert deployed.returncode == 0, deployed.stderr[-2000:]
     card = (champion(project, "breast_cancer") / "model_card.md").read_text()
     assert "- **Compared on:** not compared (gate.incomparable=skip: it cannot score this test split" in card, card
+    assert "- **Training rows:** 284 rows of train+valid, their hashes in training_rows.npy" in card, card
 
 
 def test_a_champion_packaged_before_training_rows_were_recorded_is_incomparable(two_runs: Path, tmp_path: Path) -> None:
