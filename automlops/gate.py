@@ -66,10 +66,10 @@ def too_few_rows(rows: dict[str, int], min_rows: int) -> Comparison | None:
     """A failed comparison when fewer than gate.min_rows rows are left to compare on."""
     if rows["used"] >= min_rows:
         return None
+    lower = f"accept a noisier comparison with gate.min_rows={rows['used']}, or " if rows["used"] else ""
     return Comparison(FAILED, rows=rows, reason=(
         f"only {rows['used']} of {rows['test']} test rows are unseen by both models ({_excluded(rows)}), fewer than "
-        f"gate.min_rows={min_rows}; accept a noisier comparison with gate.min_rows={max(rows['used'], 1)}, or keep the "
-        "champion's split (the same data, run.seed and data.split)"))
+        f"gate.min_rows={min_rows}; {lower}keep the champion's split (the same data, run.seed and data.split)"))
 
 
 def incomparable(policy: str, why: str, challenger: dict[str, float], champion: dict[str, float]) -> Comparison:

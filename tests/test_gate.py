@@ -132,6 +132,8 @@ def test_change_checks_compare_the_metrics_on_the_unseen_rows_not_the_recorded_o
 def test_too_few_unseen_rows_fail_naming_the_count_and_the_override() -> None:
     rows = {"test": 114, "used": 20, "champion_trained_on": 94, "challenger_trained_on": 0}
     assert too_few_rows(rows, 20) is None
+    none_left = too_few_rows({**rows, "used": 0, "champion_trained_on": 114}, 30)
+    assert none_left is not None and "gate.min_rows=30; keep the champion's split" in none_left.reason  # no override helps
     failed = too_few_rows(rows, 30)
     assert failed is not None and not failed.passed
     record = blessing(run_checks(gate(GateCheck("primary", max_worse=0.0)), "binary", {"roc_auc": 0.99}, failed), None, 1, failed)
