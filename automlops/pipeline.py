@@ -13,8 +13,9 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from automlops.config.resolvers import mask_env
@@ -24,6 +25,10 @@ from automlops.errors import AutomlopsError, GateError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
 from automlops.monitor.stats import prediction_statistics, training_statistics
 from automlops.search.engines import SearchData
+
+if TYPE_CHECKING:
+    from automlops.deploy.bundle import Bundle
+    from automlops.gate import Comparison
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +121,7 @@ def run_search(config: Config) -> None:
         write_json_atomic(staging / "best.json", {
             "engine": winner.engine, "format": result.model_format, "family": winner.family, "params": winner.params,
             "metric": result.metric, "valid_score": winner.score, "lineage": result.lineage,
+            "trained_on": list(result.trained_on),
             "config": {**asdict(config.search), "storage": mask_env(config.search.storage or "") or None},
         })
     table = update_leaderboard(LEADERBOARD_HISTORY, result.candidates, winner, result.metric, data.data_hash)
@@ -151,10 +157,11 @@ def run_package(config: Config) -> Path:
     """The candidate bundle, complete and sealed, waiting for the gate."""
     from automlops.deploy.bundle import PackageInput, write_bundle
 
-    frames, meta = load_prepared(("test",))
+    frames, meta = load_prepared()
     example = frames["test"][meta["features"]].head(config.deploy.example_rows)
     threshold = config.evaluate.threshold if meta["task"] == "binary" else None
     best = json.loads((SEARCH_DIR / "best.json").read_text())
+    trained_on = tuple(best.get("trained_on", ("train", "valid")))  # a search from before the record: all it may have seen
     statistics = json.loads((PREPARED_DIR / STATISTICS_FILE).read_text())
     statistics["prediction"] = json.loads(ANSWER_STATISTICS.read_text())  # evaluate's, so the model is not loaded again
     inputs = PackageInput(
@@ -166,18 +173,29 @@ def run_package(config: Config) -> Path:
         example=example,
         decision_threshold=threshold,
         statistics=statistics,
+        training_rows=_training_rows(frames, meta, trained_on),
+        trained_on=trained_on,
     )
     path = write_bundle(inputs, config.deploy, CANDIDATE_DIR)
     log.info("packaged the candidate at %s", path)
     return path
 
 
+def _training_rows(frames: dict[str, pd.DataFrame], meta: dict[str, Any], splits: tuple[str, ...]) -> np.ndarray:
+    """The hashes of the rows the model was fit on, which the gate will never score it on."""
+    from automlops.data.row_hashes import row_hashes
+
+    rows = pd.concat([frames[split] for split in splits], ignore_index=True)
+    return row_hashes(rows[meta["features"]], rows[meta["target"]], contract_from_dicts(meta["contract"]))
+
+
 def run_gate(config: Config) -> dict[str, Any]:
-    """Check the candidate against the gate's thresholds and the champion (scored on the same test
-    rows), then serve it for real; write the blessing, and stop a required gate that failed."""
-    from automlops.deploy.bundle import load_bundle, verify_bundle
+    """Check the candidate against the gate's thresholds and the champion (both scored on the test
+    rows neither trained on), then serve it for real; write the blessing, and stop a required gate
+    that failed."""
+    from automlops.deploy.bundle import load_bundle, read_manifest, verify_bundle
     from automlops.deploy.model_registry import champion
-    from automlops.gate import blessing, check_metric_names, failure_summary, run_checks
+    from automlops.gate import blessing, check_metric_names, failure_summary, has_change_checks, run_checks
     from automlops.infra import validate_serving
 
     manifest = verify_bundle(CANDIDATE_DIR)
@@ -185,14 +203,15 @@ def run_gate(config: Config) -> dict[str, Any]:
     check_metric_names(config.gate, task)
     registry = Path(config.deploy.dir) / config.run.name
     champion_dir = champion(registry, config.deploy.alias)
-    champion_metrics, scored_on, champion_version = None, None, None
+    comparison, champion_version = None, None
     if champion_dir is not None:
-        champion_bundle = load_bundle(champion_dir)
-        champion_version = champion_bundle.manifest.get("version")
-        champion_metrics, scored_on = _score_champion(champion_bundle, config)
-    checks = run_checks(config.gate, task, manifest["metrics"]["test"], champion_metrics)
+        champion_version = read_manifest(champion_dir).get("version")
+    if champion_dir is not None and has_change_checks(config.gate):
+        comparison = _compare_with_champion(load_bundle(CANDIDATE_DIR), load_bundle(champion_dir), config)
+        log.info("gate: champion v%s comparison (%s): %s", champion_version, comparison.basis, comparison.sentence())
+    checks = run_checks(config.gate, task, manifest["metrics"]["test"], comparison)
     infra = validate_serving(CANDIDATE_DIR, config.gate.infra) if config.gate.infra.enabled else None
-    record = blessing(checks, infra, champion_version, scored_on)
+    record = blessing(checks, infra, champion_version, comparison)
     write_json_atomic(BLESSING, record)
     for check in record["checks"]:
         log.info("gate: %s", check["summary"])
@@ -207,22 +226,50 @@ def run_gate(config: Config) -> dict[str, Any]:
     return record
 
 
-def _score_champion(champion_bundle: Any, config: Config) -> tuple[dict[str, float], str]:
-    """The champion's metrics on today's test rows when its input contract accepts them (TFX
-    evaluates the baseline on the same data); else the metrics recorded when it was packaged."""
+def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: Config) -> Comparison:
+    """Both models' metrics on the test rows neither trained on (TFX scores the baseline on the same
+    data, and a new split puts the champion's training rows in the test set); gate.incomparable decides
+    when the champion cannot be scored here, gate.min_rows when too few rows are left."""
     from automlops.data.contract import validate_input
-    from automlops.evaluate import test_metrics
+    from automlops.data.row_hashes import row_hashes
     from automlops.errors import InputError
+    from automlops.gate import UNSEEN_ROWS, Comparison, incomparable, too_few_rows, unseen_rows
 
     frames, meta = load_prepared(("test",))
-    test = frames["test"]
+    test, target = frames["test"], frames["test"][meta["target"]]
+    recorded = candidate.manifest["metrics"]["test"], champion_bundle.manifest["metrics"]["test"]
+    if champion_bundle.training_rows is None:
+        return incomparable(config.gate.incomparable, "its bundle does not record which rows it trained on "
+                            "(packaged before automlops recorded them)", *recorded)
+    columns = [spec.name for spec in champion_bundle.contract]
     try:
-        x = validate_input(test[[c for c in meta["features"] if c in test.columns]], champion_bundle.contract)
+        champion_x = validate_input(test.reindex(columns=[c for c in columns if c in test.columns]), champion_bundle.contract)
     except InputError as error:
-        log.warning("the champion cannot score this test split (%s); comparing with its recorded test metrics", error)
-        return champion_bundle.manifest["metrics"]["test"], "recorded"
-    threshold = champion_bundle.manifest.get("decision_threshold")
-    return test_metrics(champion_bundle.model, x, test[meta["target"]], meta["task"], threshold), "same test rows"
+        return incomparable(config.gate.incomparable, f"it cannot score this test split ({error})", *recorded)
+    keep, rows = unseen_rows(row_hashes(test, target, champion_bundle.contract), champion_bundle.training_rows,
+                             row_hashes(test, target, candidate.contract), _trained_rows(candidate))
+    failed = too_few_rows(rows, config.gate.min_rows)
+    if failed is not None:
+        return failed
+    candidate_x = validate_input(test[[spec.name for spec in candidate.contract]], candidate.contract)
+    return Comparison(
+        UNSEEN_ROWS, rows=rows,
+        challenger=_metrics_on(candidate, candidate_x[keep], target[keep], meta["task"]),
+        champion=_metrics_on(champion_bundle, champion_x[keep], target[keep], meta["task"]),
+    )
+
+
+def _trained_rows(bundle: Bundle) -> np.ndarray:
+    """The candidate is packaged by this automlops, so it records its training rows."""
+    if bundle.training_rows is None:
+        raise AutomlopsError(f"{CANDIDATE_DIR}/ records no training rows; repackage it with `automlops stage package`")
+    return bundle.training_rows
+
+
+def _metrics_on(bundle: Bundle, x: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
+    from automlops.evaluate import test_metrics
+
+    return test_metrics(bundle.model, x, y, task, bundle.manifest.get("decision_threshold"))
 
 
 def run_deploy(config: Config) -> dict[str, Any]:

@@ -73,7 +73,9 @@ def test_a_better_challenger_is_promoted_with_the_numbers_that_let_it_through(hi
     record = blessing_of(history, 2)
     check = next(c for c in record["checks"] if c["kind"] == "max_worse")
     assert check["metric"] == "roc_auc" and check["value"] > check["champion"], check
-    assert record["champion"] == {"version": 1, "scored_on": "same test rows"}
+    # the same split: no test row was a training row of either, so all of them are compared
+    assert record["champion"] == {"version": 1, "scored_on": "114 of 114 test rows neither model trained on (none excluded)"}
+    assert record["comparison"]["basis"] == "unseen_rows" and record["comparison"]["rows"]["used"] == 114
     manifest = verify_bundle(history / "models" / "breast_cancer" / "versions" / "2")
     assert manifest["version"] == 2 and manifest["blessing"]["passed"]
     # the champion is what `--model models/<name>` and `@champion` resolve to

@@ -631,3 +631,13 @@ def test_auto_validation_cross_validates_small_data_and_keeps_the_holdout_elsewh
     result = search_optuna(auto, breast_cancer, 0, tmp_path)
     assert result.lineage["validation"] == {"method": "cv", "folds": 5}
     assert any(c.artifact for c in result.candidates), "a kept candidate under cv is its last fold's model"
+
+
+# --- the rows the packaged model was fit on (the bundle records them; the gate never scores it on them) ---
+
+
+@pytest.mark.parametrize(("refit", "splits"), [(True, ("train", "valid")), (False, ("train",))])
+def test_the_result_names_the_splits_the_winner_was_fit_on(breast_cancer: SearchData, tmp_path: Path, refit: bool,
+                                                             splits: tuple[str, ...]) -> None:
+    result = search_optuna(search_config(n_trials=1, space=LINEAR_ONLY, refit=refit), breast_cancer, 0, tmp_path)
+    assert result.trained_on == splits and result.lineage["refit_on"] == "+".join(splits)

@@ -151,7 +151,7 @@ def _deploy(config: Config) -> list[str]:
 
 def _gate(config: Config) -> list[str]:
     from automlops.evaluate import metric_names
-    from automlops.gate import PRIMARY
+    from automlops.gate import INCOMPARABLE_CHOICES, PRIMARY
 
     gate, problems = config.gate, []
     known = sorted({PRIMARY, *metric_names("binary"), *metric_names("multiclass"), *metric_names("regression")})
@@ -164,6 +164,10 @@ def _gate(config: Config) -> list[str]:
         for k in ("max_worse", "max_worse_relative"):
             if getattr(check, k) is not None and getattr(check, k) < 0:
                 problems.append(f"{key}.{k}: must be >= 0 (how much worse than the champion is allowed), got {getattr(check, k)}")
+    if gate.min_rows < 1:
+        problems.append(f"gate.min_rows: must be >= 1 (test rows neither model trained on), got {gate.min_rows}")
+    if gate.incomparable not in INCOMPARABLE_CHOICES:
+        problems.append(unknown_name("gate.incomparable", gate.incomparable, list(INCOMPARABLE_CHOICES)))
     infra = gate.infra
     if infra.requests < 1:
         problems.append(f"gate.infra.requests: must be >= 1, got {infra.requests}")

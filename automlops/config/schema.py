@@ -129,7 +129,7 @@ class GateCheck:
     metric: str = MISSING  # a test metric (metrics/test.json) or `primary` (roc_auc | log_loss | rmse by task)
     min: Optional[float] = None  # value threshold: the challenger's metric must be >= min
     max: Optional[float] = None  # value threshold: the challenger's metric must be <= max
-    max_worse: Optional[float] = None  # vs the champion on the same test rows: at most this much worse (0: no worse)
+    max_worse: Optional[float] = None  # vs the champion on test rows neither trained on: at most this much worse (0: no worse)
     max_worse_relative: Optional[float] = None  # vs the champion: at most this share worse (0.01 = 1 %)
 
 
@@ -145,6 +145,8 @@ class InfraConfig:
 class GateConfig:
     required: bool = True  # a failed gate exits non-zero; false: warn and exit 0 (the champion is kept either way)
     checks: list[GateCheck] = field(default_factory=list)
+    min_rows: int = 30  # change checks need this many test rows neither model trained on; fewer: the gate fails
+    incomparable: str = "fail"  # the champion cannot score this split: fail | recorded (its recorded metrics) | skip
     infra: InfraConfig = field(default_factory=InfraConfig)
 
 

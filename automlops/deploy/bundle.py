@@ -16,11 +16,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from automlops import __version__
 from automlops.config.schema import DeployConfig
 from automlops.data.contract import ColumnSpec, contract_from_dicts
+from automlops.data.row_hashes import HASH_METHOD, hash_set
 from automlops.errors import BundleError
 from automlops.io import atomic_dir, sha256_file, write_json_atomic
 
@@ -32,6 +34,7 @@ MODEL_DIR = "model"
 EXAMPLE_FILE = "input_example.json"
 REQUIREMENTS = "requirements.txt"
 STATISTICS = "statistics.json"  # the training snapshot's column statistics, for `automlops monitor`
+TRAINING_ROWS = "training_rows.npy"  # the sorted distinct row hashes of every row the model was fit on, for the gate
 KEY_PACKAGES = ("automlops", "scikit-learn", "lightgbm", "xgboost", "optuna", "pandas", "numpy", "joblib", "pyarrow",
                 "autogluon.tabular", "fastapi", "uvicorn")
 # libraries whose pickles may not load across versions: a major-version change refuses the bundle
@@ -51,6 +54,8 @@ class PackageInput:
     example: pd.DataFrame  # raw input rows, target excluded
     decision_threshold: float | None = None  # binary: evaluate.threshold, applied when serving too
     statistics: dict[str, Any] | None = None  # training columns' and test predictions' statistics (monitoring)
+    training_rows: np.ndarray | None = None  # row hashes (automlops.data.row_hashes) of every row the model was fit on
+    trained_on: tuple[str, ...] = ()  # the splits those rows came from
 
 
 def write_bundle(inputs: PackageInput, cfg: DeployConfig, target: Path) -> Path:
@@ -61,6 +66,8 @@ def write_bundle(inputs: PackageInput, cfg: DeployConfig, target: Path) -> Path:
         (staging / REQUIREMENTS).write_text(_requirements(packages))
         if inputs.statistics is not None:
             write_json_atomic(staging / STATISTICS, inputs.statistics)
+        if inputs.training_rows is not None:
+            np.save(staging / TRAINING_ROWS, hash_set(inputs.training_rows), allow_pickle=False)
         seal(staging, _manifest(inputs, cfg, packages))
     return target
 
@@ -98,6 +105,10 @@ def _manifest(inputs: PackageInput, cfg: DeployConfig, packages: dict[str, str])
             "search": search["lineage"],
         },
         "config": {"data": prepared["config"], "search": search["config"], "deploy": asdict(cfg)},
+        "training_rows": None if inputs.training_rows is None else {
+            "file": TRAINING_ROWS, "rows": len(inputs.training_rows), "distinct": len(hash_set(inputs.training_rows)),
+            "splits": list(inputs.trained_on), "hash": HASH_METHOD,
+        },
     }
 
 
@@ -155,6 +166,15 @@ class Bundle:
         if STATISTICS not in self.manifest.get("files", {}):
             return None
         return dict(json.loads((self.path / STATISTICS).read_text()))
+
+    @cached_property
+    def training_rows(self) -> np.ndarray | None:
+        """The sorted hashes of the rows the model was fit on (sealed like every file); None in bundles
+        packaged before they were recorded, whose training rows are unknown."""
+        record = self.manifest.get("training_rows")
+        if not record or record.get("file") not in self.manifest.get("files", {}):
+            return None
+        return np.asarray(np.load(self.path / record["file"], allow_pickle=False), dtype=np.uint64)
 
 
 def read_manifest(path: Path | str) -> dict[str, Any]:

@@ -143,8 +143,12 @@ def _gate(blessing: dict[str, Any] | None) -> Section:
         return Section("Gate", [Text("not gated: no gate record came with this version.")])
     champion = blessing.get("champion") or {}
     items: list[tuple[str, Any]] = [("Verdict", "passed" if blessing.get("passed") else "FAILED")]
-    items.append(("Compared with", f"champion v{champion['version']} ({champion.get('scored_on')})" if champion.get("version")
-                  else "no champion (first version)"))
+    comparison = blessing.get("comparison")
+    if comparison:  # the gate's decision: the rows both models were scored on, or what gate.incomparable chose
+        items += [("Compared with", f"champion v{champion.get('version')}"), ("Compared on", comparison["summary"])]
+    else:
+        items.append(("Compared with", f"champion v{champion['version']} ({champion.get('scored_on')})" if champion.get("version")
+                      else "no champion (first version)"))
     blocks: list[Block] = [Fields(items)]
     checks = blessing.get("checks") or []
     if checks:
@@ -165,6 +169,9 @@ def _lineage(manifest: dict[str, Any]) -> Section:
     items: list[tuple[str, Any]] = [("Git commit", lineage.get("git_commit") or "not in a git repository"),
                                     ("Python", lineage.get("python"))]
     items += [(f"Search {key.replace('_', ' ')}", value) for key, value in (lineage.get("search") or {}).items()]
+    rows = manifest.get("training_rows")
+    items.append(("Training rows", f"{rows['rows']} rows of {'+'.join(rows['splits'])}, their hashes in {rows['file']} (the gate never "
+                  "scores the model on them)" if rows else "not recorded (packaged before automlops recorded them)"))
     packages = [[name, version] for name, version in (lineage.get("packages") or {}).items()]
     return Section("Lineage", [Fields(items), Table(["package", "version"], packages, "libraries that trained it")])
 

@@ -187,6 +187,8 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
             "models_fitted": len(board), "refit_full": ag.refit_full, "slim_clone": ag.keep_only_best,
             "autogluon_config": asdict(ag),
         },
+        # valid is AutoGluon's tuning_data (early stopping, ensemble weights), and refit_full fits on it too
+        trained_on=("train", "valid"),
     )
 
 

@@ -57,6 +57,7 @@ class SearchResult:
     metric: str
     candidates: list[Candidate]
     lineage: dict[str, Any] = field(default_factory=dict)  # engine-specific trace (study name, trials...)
+    trained_on: tuple[str, ...] = ("train", "valid")  # the splits `model` was fit on: the bundle records their rows
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,7 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
             "objectives": ["score", *cfg.objectives],
             "select": cfg.select,
         },
+        trained_on=("train", "valid") if cfg.refit else ("train",),  # as _fit_winner fits it
     )
 
 
