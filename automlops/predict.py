@@ -192,23 +192,28 @@ def csv_options(contract: list[ColumnSpec], columns: Sequence[str], keep: Sequen
             "na_values": {name: [""] if name in verbatim else list(NA_TOKENS) for name in columns}}
 
 
+def csv_booleans(frame: pd.DataFrame, contract: list[ColumnSpec]) -> pd.DataFrame:
+    """A CSV read with csv_options, its boolean columns' true/TRUE/false/FALSE spelled True/False:
+    training's CSV reader parsed them all as booleans (CSV files and CSV request bodies alike)."""
+    for spec in contract:
+        if spec.kind == CATEGORICAL and spec.categories and set(spec.categories) <= {"False", "True"} and spec.name in frame.columns:
+            column = frame[spec.name]
+            frame[spec.name] = column.mask(column.isin(list(BOOLEAN_TOKENS)), column.map(BOOLEAN_TOKENS))
+    return frame
+
+
 def _csv_input(path: Path, contract: list[ColumnSpec], keep: Sequence[str], chunk_rows: int) -> Input:
     import pyarrow as pa
 
     columns = [str(name) for name in pd.read_csv(path, nrows=0).columns]
     options = csv_options(contract, columns, keep)
-    booleans = [spec.name for spec in contract if spec.kind == CATEGORICAL and spec.categories
-                and set(spec.categories) <= {"False", "True"}]
 
     def chunks() -> Iterator[tuple[pd.DataFrame, int]]:
         with path.open("rb") as handle, pd.read_csv(handle, chunksize=chunk_rows, **options) as reader:
             for frame in reader:
                 if frame.empty:  # a header without rows: reported once, after the loop
                     continue
-                for name in booleans:  # training's reader turned true/TRUE into True
-                    if name in frame.columns:
-                        frame[name] = frame[name].replace(BOOLEAN_TOKENS)
-                yield frame, handle.tell()  # pandas numbers the rows of chunk k on from chunk k-1
+                yield csv_booleans(frame, contract), handle.tell()  # pandas numbers the rows of chunk k on from chunk k-1
 
     numeric = {spec.name for spec in contract if spec.kind != CATEGORICAL}
     types = {name: pa.float64() if name in numeric else pa.string() for name in keep}  # as the model reads them
