@@ -356,7 +356,7 @@ def test_the_input_example_is_answered_as_evaluated(trained: Trained) -> None:
 
 def test_the_recorded_test_metrics_are_those_of_automlops_predict(trained: Trained) -> None:
     """metrics/test.json and the manifest hold what `automlops predict` on the test split gives (to
-    the 6 digits recorded), and monitor, given the labelled test split, measures the same."""
+    the 6 digits recorded), and monitor, given the labelled test split as Parquet or CSV, measures the same."""
     test_split = trained.root / "data" / "prepared" / "test.parquet"
     out = trained.scratch / "test_predictions.parquet"
     done = cli("predict", "--model", str(trained.bundle.path), "--input", str(test_split), "--keep", TARGET,
@@ -370,9 +370,14 @@ def test_the_recorded_test_metrics_are_those_of_automlops_predict(trained: Train
     assert recorded == trained.bundle.manifest["metrics"]["test"]
     assert recomputed == recorded, f"{trained.name}: predict on the test split gives {recomputed}, the bundle records {recorded}"
 
-    from automlops.monitor.batches import read_batch
-    from automlops.monitor.report import monitor_batch
+    from automlops.monitor.runner import monitor
 
-    report = monitor_batch(trained.bundle, read_batch(test_split), MonitorConfig(), str(test_split))
-    performance = report["performance"]
+    def measured(batch: Path) -> dict[str, Any]:
+        return monitor(str(trained.bundle.path), batch, MonitorConfig(out=str(trained.scratch / "monitor")))["performance"]
+
+    performance = measured(test_split)
     assert performance["current"] == performance["reference"], f"{trained.name}: monitor measures {performance}"
+    codes = pd.read_parquet(test_split).query("code != 'x'")  # a text column of digits only: "007", "12", "7"
+    codes.to_parquet(trained.scratch / "codes.parquet", index=False)
+    codes.to_csv(trained.scratch / "codes.csv", index=False)
+    assert measured(trained.scratch / "codes.csv")["current"] == measured(trained.scratch / "codes.parquet")["current"]
