@@ -47,13 +47,14 @@ from automlops.deploy.bundle import Bundle, load_bundle
 from automlops.evaluate.metrics import Predictions, predict, scores
 from automlops.pipeline import load_prepared
 from automlops.predict import NA_TOKENS, predict_file, predict_frame
+from automlops.search.families import FAMILIES
 
 pytestmark = pytest.mark.slow
 
 NAME, TARGET = "parity", "y"
-FAMILIES = ["lightgbm", "xgboost", "hist_gradient_boosting", "random_forest", "extra_trees", "linear"]  # search/families.py
 DEFAULT_SPACE = ("lightgbm", "random_forest", "linear")  # conf/search/optuna.yaml
-INSTALLED = [f for f in FAMILIES if f != "xgboost" or importlib.util.find_spec("xgboost") is not None]
+OPTIONAL = {"xgboost": "xgboost"}  # family -> the package it needs
+INSTALLED = [f for f in FAMILIES.names() if f not in OPTIONAL or importlib.util.find_spec(OPTIONAL[f]) is not None]
 MODELS = [*INSTALLED, "autogluon"]
 COMMON = ["data=penguins_csv", "data.path=data/raw/parity.csv", f"data.target={TARGET}", "data.features.exclude=[]",
           f"run.name={NAME}", "gate.infra.enabled=false", "evaluate.plots=false", "search.progress=false"]
