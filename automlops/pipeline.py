@@ -20,7 +20,7 @@ import pandas as pd
 
 from automlops.config.resolvers import mask_env
 from automlops.config.schema import Config
-from automlops.data.contract import contract_from_dicts
+from automlops.data.contract import ColumnSpec, contract_from_dicts, to_model_frame
 from automlops.errors import AutomlopsError, GateError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
 from automlops.monitor.stats import prediction_statistics, training_statistics
@@ -77,12 +77,24 @@ def run_prepare(config: Config) -> None:
     log.info("prepared %s: %s rows, task %s", prepared.meta["source"], prepared.meta["rows"], prepared.meta["task"])
 
 
-def load_prepared(splits: tuple[str, ...] = SPLITS) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    meta_file = PREPARED_DIR / "meta.json"
+def load_prepared(splits: tuple[str, ...] = SPLITS, folder: Path = PREPARED_DIR) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """The prepared splits with their feature columns in the model-input form (to_model_frame), the
+    form predict and serve hand the model: Parquet gives missing text back as None, which scikit-learn's
+    imputers and encoders treat otherwise than the NaN of a served row, so a model trained and
+    evaluated on the files as read would answer differently once served."""
+    meta_file = folder / "meta.json"
     if not meta_file.is_file():
-        raise AutomlopsError(f"{PREPARED_DIR}/ has no prepared data; run `automlops stage prepare` (or `dvc repro`) first")
+        raise AutomlopsError(f"{folder}/ has no prepared data; run `automlops stage prepare` (or `dvc repro`) first")
     meta = json.loads(meta_file.read_text())
-    return {split: pd.read_parquet(PREPARED_DIR / f"{split}.parquet") for split in splits}, meta
+    contract = contract_from_dicts(meta["contract"])
+    return {split: _typed_features(pd.read_parquet(folder / f"{split}.parquet"), contract) for split in splits}, meta
+
+
+def _typed_features(split: pd.DataFrame, contract: list[ColumnSpec]) -> pd.DataFrame:
+    """`split` with its contract columns as to_model_frame types them; the target and split columns as read."""
+    typed = to_model_frame(split, contract)
+    rest = split.drop(columns=list(typed.columns))
+    return pd.concat([typed, rest], axis=1)[list(split.columns)]
 
 
 def search_data(config: Config) -> SearchData:

@@ -85,21 +85,36 @@ def score_arrays(bundle: Bundle, x: pd.DataFrame, probabilities: bool) -> tuple[
     return labels, proba if probabilities else None
 
 
-def read_table(path: Path, flag: str = "--input") -> pd.DataFrame:
-    """A whole small file as a frame (no contract typing; `predict_file` streams and types large ones)."""
+def read_table(path: Path, flag: str = "--input", contract: list[ColumnSpec] | None = None) -> pd.DataFrame:
+    """A whole small file as a frame (`predict_file` streams large ones). With a `contract`, the
+    model's columns are read as predict_file reads them (monitor's batches: "007" stays "007");
+    without, as pandas reads them (a labels file)."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise InputError(f"{flag}: '{path}' has an unsupported extension; use .csv, .parquet or .json (a list of records)")
     if not path.is_file():
         raise InputError(f"{flag}: file '{path}' not found")
     try:
-        return reader(path)
+        return reader(path) if contract is None else _typed_table(path, contract)
     except pd.errors.EmptyDataError:
         raise InputError(f"{flag}: '{path}' is empty; it needs a header and at least one row") from None
     except InputError as error:
         raise InputError(f"{flag}: {error}") from None
     except Exception as error:  # parser errors come in many types
         raise InputError(f"{flag}: cannot read '{path}' ({str(error).splitlines()[0]})") from error
+
+
+def _typed_table(path: Path, contract: list[ColumnSpec]) -> pd.DataFrame:
+    """A whole file, typed as open_input types each chunk."""
+    kind = SUFFIXES[path.suffix.lower()]
+    if kind == "csv":
+        columns = [str(name) for name in pd.read_csv(path, nrows=0).columns]
+        return csv_booleans(pd.read_csv(path, **csv_options(contract, columns)), contract)
+    if kind == "json":
+        return json_frame(json.loads(path.read_text(encoding="utf-8")), [spec.name for spec in contract if spec.kind == CATEGORICAL])
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pandas(integer_object_nulls=True)
 
 
 def predict_file(bundle: Bundle, source: Path, target: Path, keep: Sequence[str] = (), chunk_rows: int = 100_000,
@@ -192,23 +207,28 @@ def csv_options(contract: list[ColumnSpec], columns: Sequence[str], keep: Sequen
             "na_values": {name: [""] if name in verbatim else list(NA_TOKENS) for name in columns}}
 
 
+def csv_booleans(frame: pd.DataFrame, contract: list[ColumnSpec]) -> pd.DataFrame:
+    """A CSV read with csv_options, its boolean columns' true/TRUE/false/FALSE spelled True/False:
+    training's CSV reader parsed them all as booleans (CSV files and CSV request bodies alike)."""
+    for spec in contract:
+        if spec.kind == CATEGORICAL and spec.categories and set(spec.categories) <= {"False", "True"} and spec.name in frame.columns:
+            column = frame[spec.name]
+            frame[spec.name] = column.mask(column.isin(list(BOOLEAN_TOKENS)), column.map(BOOLEAN_TOKENS))
+    return frame
+
+
 def _csv_input(path: Path, contract: list[ColumnSpec], keep: Sequence[str], chunk_rows: int) -> Input:
     import pyarrow as pa
 
     columns = [str(name) for name in pd.read_csv(path, nrows=0).columns]
     options = csv_options(contract, columns, keep)
-    booleans = [spec.name for spec in contract if spec.kind == CATEGORICAL and spec.categories
-                and set(spec.categories) <= {"False", "True"}]
 
     def chunks() -> Iterator[tuple[pd.DataFrame, int]]:
         with path.open("rb") as handle, pd.read_csv(handle, chunksize=chunk_rows, **options) as reader:
             for frame in reader:
                 if frame.empty:  # a header without rows: reported once, after the loop
                     continue
-                for name in booleans:  # training's reader turned true/TRUE into True
-                    if name in frame.columns:
-                        frame[name] = frame[name].replace(BOOLEAN_TOKENS)
-                yield frame, handle.tell()  # pandas numbers the rows of chunk k on from chunk k-1
+                yield csv_booleans(frame, contract), handle.tell()  # pandas numbers the rows of chunk k on from chunk k-1
 
     numeric = {spec.name for spec in contract if spec.kind != CATEGORICAL}
     types = {name: pa.float64() if name in numeric else pa.string() for name in keep}  # as the model reads them

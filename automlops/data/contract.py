@@ -90,8 +90,13 @@ def contract_from_dicts(items: list[dict[str, Any]]) -> list[ColumnSpec]:
 
 
 def to_model_frame(frame: pd.DataFrame, contract: list[ColumnSpec]) -> pd.DataFrame:
-    """Training-time typing: categoricals as strings (missing stays missing), numerics as float.
-    Columns already numeric are converted in one block: a one-row request costs microseconds."""
+    """The model-input form, the one every path hands a model: numerics as float64 (missing: NaN),
+    categoricals as object columns of str (missing: NaN, never None or pd.NA, which scikit-learn's
+    imputers and encoders treat as another value). Prepare, the prepared splits as read back
+    (pipeline.load_prepared: search, evaluate, the input example, the gate), predict, serve (whose quick
+    path, typed_records, builds the same values) and monitor all go through it, so a model answers a
+    row as it did when evaluated. Idempotent. Columns already numeric are converted in one block: a
+    one-row request costs microseconds."""
     names = [spec.name for spec in contract]
     kinds = {name: dtype.kind for name, dtype in frame.dtypes.items()}
     plain = [spec.name for spec in contract if spec.kind == NUMERIC and kinds[spec.name] in "iuf"]

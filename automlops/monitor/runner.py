@@ -30,7 +30,7 @@ def monitor(model: str, data: Path, cfg: MonitorConfig, labels: Path | None = No
 
     bundle = load_bundle(model)
     bundle_statistics(bundle)  # an old bundle is refused before the batch is read
-    batch = read_batch(data)
+    batch = read_batch(data, contract=bundle.contract)  # typed as `automlops predict` reads files
     out = Path(cfg.out)
     if batch is None:
         report = {"batch": {"source": str(data), "rows": 0}, "drift": False,

@@ -171,10 +171,10 @@ def _check_json_types(frame: pd.DataFrame, contract: list[ColumnSpec]) -> None:
 
 
 def _csv(body: bytes, contract: list[ColumnSpec]) -> pd.DataFrame:
-    from automlops.predict import csv_options
+    from automlops.predict import csv_booleans, csv_options
 
     try:  # typed exactly as `automlops predict` types a CSV file
-        return pd.read_csv(io.BytesIO(body), **csv_options(contract, [spec.name for spec in contract]))
+        return csv_booleans(pd.read_csv(io.BytesIO(body), **csv_options(contract, [spec.name for spec in contract])), contract)
     except pd.errors.EmptyDataError:
         raise InputError("body: the CSV is empty; send a header row and at least one row") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
