@@ -89,7 +89,7 @@ def search_data(config: Config) -> SearchData:
     return SearchData(
         x_train=frames["train"][features], y_train=frames["train"][target],
         x_valid=frames["valid"][features], y_valid=frames["valid"][target],
-        contract=contract_from_dicts(meta["contract"]), task=meta["task"],
+        contract=contract_from_dicts(meta["contract"]), task=meta["task"], positive_class=meta.get("positive_class"),
         data_hash=f"{meta['data_hash']}/split:{_split_fingerprint(frames)}",  # studies and leaderboards never mix splits
         split_strategy=split.strategy,
         groups=both[fold_column] if split.strategy == "group" and both is not None else None,
@@ -137,7 +137,8 @@ def run_evaluate(config: Config) -> None:
     if config.evaluate.threshold is not None and meta["task"] != "binary":
         log.warning("evaluate.threshold=%s ignored: it applies to binary tasks, this one is %s", config.evaluate.threshold, meta["task"])
     model = load_model(json.loads((SEARCH_DIR / "best.json").read_text())["format"], SEARCH_DIR / "model")
-    result = evaluate(model, test, meta["features"], meta["target"], meta["task"], config.evaluate, config.run.seed)
+    result = evaluate(model, test, meta["features"], meta["target"], meta["task"], config.evaluate, config.run.seed,
+                      meta.get("positive_class"))
     with atomic_dir(PLOTS_DIR) as staging:
         for name, table in result.plots.items():
             table.to_csv(staging / name, index=False)
@@ -221,8 +222,11 @@ def _score_champion(champion_bundle: Any, config: Config) -> tuple[dict[str, flo
     except InputError as error:
         log.warning("the champion cannot score this test split (%s); comparing with its recorded test metrics", error)
         return champion_bundle.manifest["metrics"]["test"], "recorded"
-    threshold = champion_bundle.manifest.get("decision_threshold")
-    return test_metrics(champion_bundle.model, x, test[meta["target"]], meta["task"], threshold), "same test rows"
+    threshold, positive = champion_bundle.manifest.get("decision_threshold"), champion_bundle.manifest.get("positive_class")
+    if positive != meta.get("positive_class"):  # each model is scored on its own positive class, as it was evaluated
+        log.warning("the champion's positive class is %r, the candidate's %r: f1, pr_auc and brier measure different classes",
+                    positive, meta.get("positive_class"))
+    return test_metrics(champion_bundle.model, x, test[meta["target"]], meta["task"], threshold, positive), "same test rows"
 
 
 def run_deploy(config: Config) -> dict[str, Any]:
