@@ -27,7 +27,7 @@ from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError
 from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, SearchResult
 from automlops.search.families import build_pipeline
-from automlops.search.metrics import MetricError, check_metric_on_data, get_scorer, resolve_metric
+from automlops.search.metrics import POSITIVE_CLASS_METRICS, MetricError, check_metric_on_data, get_scorer, resolve_metric
 from automlops.search.preprocess import parse_preprocess
 from automlops.search.progress import SearchProgress
 from automlops.search.space import ParamSpec, Space, parse_space
@@ -283,9 +283,11 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
     shape = {
         "space": {f: {p: asdict(s) for p, s in ps.items()} for f, ps in the_plan.space.items()},
         "preprocess": {k: asdict(s) for k, s in the_plan.preprocess.items()},
-        "metric": the_plan.metric, "positive_class": the_plan.positive_class, "objectives": cfg.objectives, "validation": asdict(cfg.validation),
+        "metric": the_plan.metric, "objectives": cfg.objectives, "validation": asdict(cfg.validation),
         "class_weight": cfg.class_weight, "sampler": cfg.sampler, "seed": seed, "data": data_hash,
     }
+    if the_plan.metric in POSITIVE_CLASS_METRICS:  # scores about another class make another study
+        shape["positive_class"] = the_plan.positive_class
     fingerprint = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:12]
     if cfg.storage:
         url = expand_env(cfg.storage, "search.storage")
