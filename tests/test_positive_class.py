@@ -211,6 +211,18 @@ def test_an_optuna_search_on_text_labels_ranks_by_the_positive_class(cancer_sear
     assert result.winner.score == pytest.approx(expected, rel=1e-9)
 
 
+def test_a_trial_whose_metric_fails_is_a_config_error_naming_the_metric(cancer_search_data: SearchData) -> None:
+    """What each trial met on 627fad9: scikit-learn's average_precision (pos_label=1) on text labels."""
+    from automlops.search.families import build_pipeline
+    from automlops.search.validation import score_candidate
+
+    data = cancer_search_data
+    cfg = SearchConfig(metric="average_precision", validation=ValidationConfig(method="holdout"))
+    with pytest.raises(ConfigError, match=r"^search\.metric: 'average_precision' cannot score this binary data \(ValueError: pos_label=1"):
+        score_candidate(lambda: build_pipeline("linear", {}, {}, data.contract, "binary", 0, 1), data, cfg,
+                        sklearn_scorer("average_precision"), 0, lambda score, fold: None)
+
+
 def test_another_positive_class_is_another_study(cancer_search_data: SearchData, tmp_path: Path) -> None:
     """A resumed study must not mix scores about two different classes."""
     import optuna

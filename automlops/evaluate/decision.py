@@ -26,10 +26,11 @@ def predict_labels(model: Any, x: pd.DataFrame, task: str, threshold: float | No
     """The predicted label (regression: value) of each row of `x`.
 
     Binary with a threshold: the positive class (see positive_index) where its probability is >=
-    threshold, else the other class. Otherwise the model's own decision. `proba` (the model's predict_proba of `x`, when the caller
-    has it) saves a second inference: a scikit-learn classifier's predict is the argmax, and a model
-    that knows its own rule says so with `labels_from_proba` (AutoGluon's applies the decision
-    threshold it may have tuned; serve.direct.DirectPipeline's is the argmax)."""
+    threshold, else the other class. Otherwise the model's own decision. `proba` (the model's
+    predict_proba of `x`, when the caller has it) saves a second inference: a scikit-learn
+    classifier's predict is the argmax, and a model that knows its own rule says so with
+    `labels_from_proba` (AutoGluon's applies the decision threshold it may have tuned;
+    serve.direct.DirectPipeline's is the argmax)."""
     from sklearn.base import BaseEstimator
 
     if task == "regression":

@@ -122,6 +122,16 @@ def resolve_metric(name: str | None, task: str) -> str:
     return name
 
 
+class MetricError(ConfigError):
+    """search.metric cannot score this data (raised before the first trial, or by a trial)."""
+
+    def __init__(self, name: str, task: str, error: Exception) -> None:
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+        super().__init__(f"search.metric: '{name}' cannot score this {task} data ({reason}); choose another search.metric "
+                         f"(e.g. {DEFAULT_METRIC[task]}), check data.positive_class, or use search.validation.method=holdout "
+                         "if a fold lacks a class")
+
+
 def check_metric_on_data(name: str, scorer: Any, x: pd.DataFrame, y: pd.Series, task: str) -> None:
     """Score a constant model (the class shares, or the mean) with the search metric before any trial:
     a metric that cannot score this data fails here, once, naming search.metric, instead of failing
@@ -135,13 +145,3 @@ def check_metric_on_data(name: str, scorer: Any, x: pd.DataFrame, y: pd.Series, 
             scorer(model.fit(x, y), x, y)
         except Exception as error:  # whatever scikit-learn raises, the cause is the metric on this data
             raise MetricError(name, task, error) from error
-
-
-class MetricError(ConfigError):
-    """search.metric cannot score this data (raised before the first trial, or by a trial)."""
-
-    def __init__(self, name: str, task: str, error: Exception) -> None:
-        reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
-        super().__init__(f"search.metric: '{name}' cannot score this {task} data ({reason}); choose another search.metric "
-                         f"(e.g. {DEFAULT_METRIC[task]}), check data.positive_class, or use search.validation.method=holdout "
-                         "if a fold lacks a class")
