@@ -261,7 +261,7 @@ def _worker(args: argparse.Namespace) -> int:
         log.warning("search.storage is the local sqlite file: only processes on this machine can join; use PostgreSQL for many machines")
     data = search_data(config)
     search = concrete_validation(config.search, data, config.run.seed)  # as the run that owns the study decides
-    study = run_trials(search, plan(search, data.task), data, config.run.seed, STATE_DIR)
+    study = run_trials(search, plan(search, data.task, data.positive()), data, config.run.seed, STATE_DIR)
     finished = len([t for t in study.get_trials(deepcopy=False) if t.state.name in FINISHED])
     print(f"study {study.study_name}: {finished} trial(s) finished")
     return 0
@@ -342,7 +342,7 @@ def _print_versions(registry: Path) -> None:
 def _manifest_summary(manifest: dict[str, Any]) -> str:
     import json
 
-    keys = ("name", "version", "created_at", "task", "target", "classes", "decision_threshold", "metrics", "model", "blessing", "lineage")
+    keys = ("name", "version", "created_at", "task", "target", "classes", "positive_class", "decision_threshold", "metrics", "model", "blessing", "lineage")
     return json.dumps({k: manifest[k] for k in keys if k in manifest}, indent=2, default=str)
 
 

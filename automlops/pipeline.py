@@ -106,7 +106,7 @@ def search_data(config: Config) -> SearchData:
     return SearchData(
         x_train=frames["train"][features], y_train=frames["train"][target],
         x_valid=frames["valid"][features], y_valid=frames["valid"][target],
-        contract=contract_from_dicts(meta["contract"]), task=meta["task"],
+        contract=contract_from_dicts(meta["contract"]), task=meta["task"], positive_class=meta.get("positive_class"),
         data_hash=f"{meta['data_hash']}/split:{_split_fingerprint(frames)}",  # studies and leaderboards never mix splits
         split_strategy=split.strategy,
         groups=both[fold_column] if split.strategy == "group" and both is not None else None,
@@ -155,7 +155,8 @@ def run_evaluate(config: Config) -> None:
     if config.evaluate.threshold is not None and meta["task"] != "binary":
         log.warning("evaluate.threshold=%s ignored: it applies to binary tasks, this one is %s", config.evaluate.threshold, meta["task"])
     model = load_model(json.loads((SEARCH_DIR / "best.json").read_text())["format"], SEARCH_DIR / "model")
-    result = evaluate(model, test, meta["features"], meta["target"], meta["task"], config.evaluate, config.run.seed)
+    result = evaluate(model, test, meta["features"], meta["target"], meta["task"], config.evaluate, config.run.seed,
+                      meta.get("positive_class"))
     with atomic_dir(PLOTS_DIR) as staging:
         for name, table in result.plots.items():
             table.to_csv(staging / name, index=False)
@@ -264,6 +265,10 @@ def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: C
     if failed is not None:
         return failed
     candidate_x = validate_input(test[[spec.name for spec in candidate.contract]], candidate.contract)
+    positive = champion_bundle.manifest.get("positive_class")
+    if positive != meta.get("positive_class"):  # each model is scored on its own positive class, as it was evaluated
+        log.warning("the champion's positive class is %r, the candidate's %r: f1, pr_auc and brier measure different classes",
+                    positive, meta.get("positive_class"))
     return Comparison(
         UNSEEN_ROWS, rows=rows,
         challenger=_metrics_on(candidate, candidate_x[keep], target[keep], meta["task"]),
@@ -281,7 +286,7 @@ def _trained_rows(bundle: Bundle) -> np.ndarray:
 def _metrics_on(bundle: Bundle, x: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
     from automlops.evaluate import test_metrics
 
-    return test_metrics(bundle.model, x, y, task, bundle.manifest.get("decision_threshold"))
+    return test_metrics(bundle.model, x, y, task, bundle.manifest.get("decision_threshold"), bundle.manifest.get("positive_class"))
 
 
 def run_deploy(config: Config) -> dict[str, Any]:

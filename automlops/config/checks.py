@@ -41,6 +41,10 @@ def _data(config: Config) -> list[str]:
                 problems.append(f"data.{field}: required when data.source={data.source}; set it in conf/data/ or on the command line")
     if data.task not in TASKS:
         problems.append(unknown_name("data.task", data.task, TASKS))
+    if data.positive_class is not None and not isinstance(data.positive_class, (str, int, float, bool)):
+        problems.append(f"data.positive_class: must be one class label (text, a number or true/false), got {data.positive_class!r}")
+    elif data.positive_class is not None and data.task in ("multiclass", "regression"):
+        problems.append(f"data.positive_class: applies to binary tasks only, but data.task={data.task}; remove it or set data.task=binary")
     if split.strategy not in SPLIT_STRATEGIES:
         problems.append(unknown_name("data.split.strategy", split.strategy, SPLIT_STRATEGIES))
     for key in ("test_size", "valid_size"):

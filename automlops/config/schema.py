@@ -62,6 +62,7 @@ class DataConfig:
     name: Optional[str] = None  # builtin: a dataset shipped in an installed package
     target: str = MISSING  # the column to predict
     task: str = "auto"  # auto | binary | multiclass | regression
+    positive_class: Any = None  # binary: the class f1, precision, recall, pr_auc and the threshold are about; null: the second in sorted order
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     schema: Optional[str] = None  # a curated schema (conf/schema/<name>.yaml) each batch is validated against; null: none

@@ -13,6 +13,7 @@ import pandas as pd
 from automlops.config.schema import DataConfig
 from automlops.data.columns import curate_columns
 from automlops.data.contract import infer_contract, to_model_frame, with_missing_values
+from automlops.data.positive import positive_class
 from automlops.data.schema import DataSchema, merge_contract, read_schema, target_spec
 from automlops.data.sources import SOURCES, load_table
 from automlops.data.split import split_table
@@ -27,7 +28,7 @@ class Prepared:
     train: pd.DataFrame
     valid: pd.DataFrame
     test: pd.DataFrame
-    meta: dict[str, Any]  # target, task, classes, input contract, data hash, source
+    meta: dict[str, Any]  # target, task, classes, positive class, input contract, data hash, source
     schema: DataSchema | None = None  # inferred from this table (data/prepared/schema.yaml), before any curation
     validation: dict[str, Any] = field(default_factory=dict)  # the validation report (metrics/validation.json)
 
@@ -57,6 +58,10 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
     if table.empty:
         raise DataError(f"data.target: every row of {source} has a missing '{cfg.target}'; fix the data or data.target")
     task = infer_task(table[cfg.target], cfg.task, cfg.target)
+    positive = positive_class(cfg.positive_class, table[cfg.target], task)
+    if positive is not None:
+        log.info("positive class: %r (%s)", positive, "data.positive_class" if cfg.positive_class is not None
+                 else "data.positive_class is null: the second class in sorted order")
     curated = read_schema(cfg.schema) if cfg.schema else None
     report = validate(table, features, cfg, curated)
     inferred = infer_contract(table[features])
@@ -72,6 +77,7 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
         "target": cfg.target,
         "task": task,
         "classes": classes,
+        "positive_class": positive,  # binary: what f1, pr_auc, brier and the threshold are about; else null
         "features": features,
         "split_columns": extra,  # kept for splitting only, never given to the model
         "contract": [spec.to_dict() for spec in contract],

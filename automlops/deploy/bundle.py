@@ -90,6 +90,7 @@ def _manifest(inputs: PackageInput, cfg: DeployConfig, packages: dict[str, str])
         "task": prepared["task"],
         "target": prepared["target"],
         "classes": prepared["classes"],
+        "positive_class": prepared.get("positive_class"),  # binary: what f1, pr_auc, brier and decision_threshold are about
         "decision_threshold": inputs.decision_threshold,
         "input_schema": prepared["contract"],
         "dropped_columns": prepared.get("dropped_columns", []),  # [{column, reason}]: prepare dropped them; predict ignores them

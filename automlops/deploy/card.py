@@ -74,6 +74,8 @@ def _model(manifest: dict[str, Any]) -> Section:
     ]
     if manifest.get("classes"):
         items.append(("Classes", manifest["classes"]))
+    if manifest.get("positive_class") is not None:
+        items.append(("Positive class", manifest["positive_class"]))
     if manifest.get("decision_threshold") is not None:
         items.append(("Decision threshold", manifest["decision_threshold"]))
     items += [("Engine", model.get("engine")), ("Family", model.get("family")), ("Format", model.get("format")),

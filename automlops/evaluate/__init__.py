@@ -30,12 +30,13 @@ class Evaluation:
 
 
 def evaluate(model: Any, test: pd.DataFrame, features: Sequence[str], target: str, task: str,
-             cfg: EvaluateConfig, seed: int) -> Evaluation:
-    """Score `model` on the prepared test split (features, target and any other columns to slice by)."""
+             cfg: EvaluateConfig, seed: int, positive: Any = None) -> Evaluation:
+    """Score `model` on the prepared test split (features, target and any other columns to slice by);
+    `positive`: the recorded positive class of a binary task (meta.json's positive_class)."""
     check_slice_columns(cfg.slices, [str(c) for c in test.columns])
     threshold = cfg.threshold if task == "binary" else None
     x, y = test[list(features)], test[target]
-    p = predict(model, x, y, task, threshold)
+    p = predict(model, x, y, task, threshold, positive)
     metrics = scores(p, task)
     slices = slice_metrics(p, task, test, cfg.slices, cfg.slice_bins, cfg.min_slice_rows)
     answers = pd.Series(p.predicted, index=x.index)
@@ -43,5 +44,5 @@ def evaluate(model: Any, test: pd.DataFrame, features: Sequence[str], target: st
         return Evaluation(metrics, slices, empty_tables(), answers)
     importance = None
     if cfg.importance_repeats and primary_metric(task) in metrics:
-        importance = importance_table(model, x, y, task, threshold, cfg.importance_repeats, seed)
+        importance = importance_table(model, x, y, task, threshold, cfg.importance_repeats, seed, positive)
     return Evaluation(metrics, slices, plot_tables(p, task, importance, seed), answers)

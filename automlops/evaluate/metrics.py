@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
-from automlops.evaluate.decision import predict_labels
+from automlops.evaluate.decision import positive_index, predict_labels
 
 CALIBRATION_BINS = 10  # equal-width probability bins for ECE and the calibration plot
 HIGHER_IS_BETTER: dict[str, bool] = {
@@ -54,24 +54,34 @@ class Predictions:
     predicted: np.ndarray  # labels (after any decision threshold) or regression values
     proba: np.ndarray | None  # classification: one column per class, in `classes` order
     classes: np.ndarray | None
+    positive: Any = None  # binary: the recorded positive class; None: classes[1] (bundles packaged before it was recorded)
 
     def subset(self, mask: np.ndarray) -> Predictions:
-        return Predictions(self.y[mask], self.predicted[mask], None if self.proba is None else self.proba[mask], self.classes)
+        return Predictions(self.y[mask], self.predicted[mask], None if self.proba is None else self.proba[mask], self.classes,
+                           self.positive)
+
+    def positive_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """Binary: whether each row is of the positive class, and the model's probability that it is."""
+        assert self.proba is not None and self.classes is not None
+        index = positive_index(self.classes, self.positive)
+        return self.y == self.classes[index], self.proba[:, index]
 
 
-def predict(model: Any, x: pd.DataFrame, y: Any, task: str, threshold: float | None = None) -> Predictions:
-    """Predict once; `threshold` as in test_metrics."""
+def predict(model: Any, x: pd.DataFrame, y: Any, task: str, threshold: float | None = None, positive: Any = None) -> Predictions:
+    """Predict once; `threshold` and `positive` as in test_metrics."""
     if task == "regression":
         return Predictions(np.asarray(y, dtype=float), np.asarray(model.predict(x), dtype=float), None, None)
     proba = model.predict_proba(x) if hasattr(model, "predict_proba") else None
-    predicted = predict_labels(model, x, task, threshold, proba)
-    return Predictions(np.asarray(y), predicted, proba, np.asarray(model.classes_))
+    predicted = predict_labels(model, x, task, threshold, proba, positive)
+    return Predictions(np.asarray(y), predicted, proba, np.asarray(model.classes_), positive if task == "binary" else None)
 
 
-def test_metrics(model: Any, x: pd.DataFrame, y: pd.Series, task: str, threshold: float | None = None) -> dict[str, float]:
-    """Flat test metrics of `model` on (x, y), rounded to 6 digits. `threshold` (binary only): predict
-    classes_[1] when its probability is >= threshold, instead of the model's own decision."""
-    return scores(predict(model, x, y, _task(task), threshold), task)
+def test_metrics(model: Any, x: pd.DataFrame, y: pd.Series, task: str, threshold: float | None = None,
+                 positive: Any = None) -> dict[str, float]:
+    """Flat test metrics of `model` on (x, y), rounded to 6 digits. Binary only: `positive` is the
+    recorded positive class (meta.json, the manifest; None: classes_[1]); `threshold` predicts it
+    when its probability is >= threshold, instead of the model's own decision."""
+    return scores(predict(model, x, y, _task(task), threshold, positive), task)
 
 
 test_metrics.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, despite its name
@@ -108,16 +118,17 @@ def _classification(p: Predictions, task: str) -> dict[str, float]:
         result = {
             "accuracy": skm.accuracy_score(p.y, p.predicted),
             "balanced_accuracy": skm.balanced_accuracy_score(p.y, p.predicted),
-            "f1": skm.f1_score(p.y, p.predicted, pos_label=classes[1]) if task == "binary" else math.nan,
+            "f1": skm.f1_score(p.y, p.predicted, pos_label=classes[positive_index(classes, p.positive)]) if task == "binary" else math.nan,
             "f1_macro": skm.f1_score(p.y, p.predicted, average="macro", labels=present, zero_division=0),
         }
     if p.proba is not None:
-        result["log_loss"] = skm.log_loss(p.y, p.proba, labels=classes)
+        order = np.argsort(classes)  # log_loss reads the columns in sorted label order, whatever `labels` says
+        result["log_loss"] = skm.log_loss(p.y, p.proba[:, order], labels=classes[order])
         if task == "binary":
-            positive = (p.y == classes[1]).astype(float)
-            result["roc_auc"] = skm.roc_auc_score(positive, p.proba[:, 1]) if every else math.nan
-            result["pr_auc"] = skm.average_precision_score(positive, p.proba[:, 1]) if every else math.nan
-            result["brier"] = float(np.mean((p.proba[:, 1] - positive) ** 2))
+            hit, score = p.positive_scores()
+            result["roc_auc"] = skm.roc_auc_score(hit, score) if every else math.nan
+            result["pr_auc"] = skm.average_precision_score(hit, score) if every else math.nan
+            result["brier"] = float(np.mean((score - hit) ** 2))
         elif every:
             result["roc_auc_ovr"] = skm.roc_auc_score(p.y, p.proba, multi_class="ovr", labels=classes)
         result["ece"] = expected_calibration_error(calibration_table(p, task))
@@ -133,7 +144,7 @@ def calibration_table(p: Predictions, task: str) -> pd.DataFrame:
     if p.proba is None or p.classes is None:
         return pd.DataFrame(columns=["predicted", "observed", "rows"])
     if task == "binary":
-        score, hit = p.proba[:, 1], p.y == p.classes[1]
+        hit, score = p.positive_scores()
     else:
         score, hit = p.proba.max(axis=1), p.classes[p.proba.argmax(axis=1)] == p.y
     edges = np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)

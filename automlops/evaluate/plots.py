@@ -39,7 +39,7 @@ def plot_tables(p: Predictions, task: str, importance: pd.DataFrame | None = Non
         tables["confusion.csv"] = pd.DataFrame({"actual": p.y, "predicted": p.predicted}).astype(str)
         tables["calibration.csv"] = calibration_table(p, task)
         if task == "binary" and p.proba is not None and p.classes is not None and len(np.unique(p.y)) == 2:
-            tables.update(_curves(p.y == p.classes[1], p.proba[:, 1]))
+            tables.update(_curves(*p.positive_scores()))
     if importance is not None:
         tables["importance.csv"] = importance
     return {name: table[PLOT_FILES[name]].round(6) for name, table in tables.items()}
@@ -67,7 +67,7 @@ class _Fitted:
 
 
 def importance_table(model: Any, x: pd.DataFrame, y: pd.Series, task: str, threshold: float | None,
-                     repeats: int, seed: int) -> pd.DataFrame:
+                     repeats: int, seed: int, positive: Any = None) -> pd.DataFrame:
     """Per feature: how much the primary metric worsens, on average over `repeats` shuffles of that
     column of (x, y), with its standard deviation; most important first. The primary metric must be
     defined on these rows (roc_auc needs both classes)."""
@@ -77,7 +77,7 @@ def importance_table(model: Any, x: pd.DataFrame, y: pd.Series, task: str, thres
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
 
     def scorer(estimator: _Fitted, x_: pd.DataFrame, y_: Any) -> float:
-        return sign * scores(predict(estimator.model, x_, y_, task, threshold), task, digits=None).get(metric, math.nan)
+        return sign * scores(predict(estimator.model, x_, y_, task, threshold, positive), task, digits=None).get(metric, math.nan)
 
     result = permutation_importance(_Fitted(model), x, y, scoring=scorer, n_repeats=repeats, random_state=seed)
     table = pd.DataFrame({"feature": x.columns, "importance": result.importances_mean, "std": result.importances_std})

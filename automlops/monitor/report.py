@@ -141,7 +141,8 @@ def _performance(bundle: Bundle, batch: pd.DataFrame, cfg: MonitorConfig, missin
     metric = primary_metric(task)
     recorded = (bundle.manifest.get("metrics") or {}).get("test", {}).get(metric)
     y = _labels(labelled[target], task, bundle.manifest.get("classes") or [])
-    current = test_metrics(bundle.model, _model_rows(bundle, labelled), y, task, bundle.manifest.get("decision_threshold")).get(metric)
+    current = test_metrics(bundle.model, _model_rows(bundle, labelled), y, task, bundle.manifest.get("decision_threshold"),
+                           bundle.manifest.get("positive_class")).get(metric)
     if recorded is None or current is None:
         return {"metric": metric, "reference": recorded, "current": current, "rows": len(labelled), "drifted": False}
     worse = (recorded - current) if HIGHER_IS_BETTER[metric] else (current - recorded)

@@ -158,6 +158,7 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
     try:
         predictor = TabularPredictor(
             label=LABEL, problem_type=data.task, eval_metric=METRICS[metric], path=str(root / fit_id), verbosity=ag.verbosity,
+            positive_class=data.positive(),  # binary: AutoGluon's f1, precision, average_precision and threshold are about it
             sample_weight="balance_weight" if cfg.class_weight == "balanced" else None,
         ).fit(
             train, tuning_data=valid, time_limit=_fit_budget(cfg), presets=ag.presets, hyperparameters=ag.hyperparameters,

@@ -28,6 +28,16 @@ class SearchData:
     split_strategy: str = "random"  # data.split.strategy: how cross-validation folds are drawn
     groups: pd.Series | None = None  # strategy=group: train+valid rows' groups, in x_train+x_valid order
     time: pd.Series | None = None  # strategy=time: train+valid rows' time, in x_train+x_valid order
+    positive_class: Any = None  # binary: the recorded positive class (meta.json), which the scorer is built on
+
+    def positive(self) -> Any:
+        """Binary: the recorded positive class, else the default rule (the second class in sorted
+        order); None for other tasks."""
+        from automlops.data.positive import positive_class
+
+        if self.task != "binary" or self.positive_class is not None:
+            return self.positive_class
+        return positive_class(None, pd.concat([self.y_train, self.y_valid]), self.task)
 
 
 @dataclass

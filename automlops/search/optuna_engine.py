@@ -27,7 +27,7 @@ from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError
 from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, SearchResult
 from automlops.search.families import build_pipeline
-from automlops.search.metrics import get_scorer, resolve_metric
+from automlops.search.metrics import POSITIVE_CLASS_METRICS, MetricError, check_metric_on_data, get_scorer, resolve_metric
 from automlops.search.preprocess import parse_preprocess
 from automlops.search.progress import SearchProgress
 from automlops.search.space import ParamSpec, Space, parse_space
@@ -49,6 +49,7 @@ class Plan:
     preprocess: dict[str, ParamSpec]
     metric: str
     scorer: Any
+    positive_class: Any = None  # binary: the class the scorer's positive-class metrics are about
 
 
 def check_optuna(cfg: SearchConfig, problems: list[str]) -> None:
@@ -88,19 +89,19 @@ def _parse_and_check(cfg: SearchConfig, problems: list[str]) -> tuple[Space, dic
     return space, preprocess
 
 
-def plan(cfg: SearchConfig, task: str) -> Plan:
+def plan(cfg: SearchConfig, task: str, positive_class: Any = None) -> Plan:
     problems: list[str] = []
     space, preprocess = _parse_and_check(cfg, problems)
     if problems:
         raise ConfigError("; ".join(problems))
     metric = resolve_metric(cfg.metric, task)
-    return Plan(space, preprocess, metric, get_scorer(metric))
+    return Plan(space, preprocess, metric, get_scorer(metric, positive_class), positive_class)
 
 
 def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Path) -> SearchResult:
     from automlops.search.validation import concrete_validation
 
-    the_plan = plan(cfg, data.task)
+    the_plan = plan(cfg, data.task, data.positive())
     cfg = concrete_validation(cfg, data, seed)
     study = run_trials(cfg, the_plan, data, seed, state_dir)
     complete = study.get_trials(deepcopy=False, states=_states(("COMPLETE",)))
@@ -144,6 +145,7 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
     if cfg.n_jobs * cfg.threads > cpus:
         log.warning("search.n_jobs x search.threads = %d threads on %d CPUs: fits will fight for cores; "
                     "lower search.threads (one per trial is best when n_jobs > 1)", cfg.n_jobs * cfg.threads, cpus)
+    check_metric_on_data(the_plan.metric, the_plan.scorer, data.x_valid, data.y_valid, data.task)
     study = open_study(cfg, the_plan, seed, data.data_hash, state_dir)
     finished = study.get_trials(deepcopy=False, states=_states(FINISHED))
     if finished:
@@ -174,7 +176,7 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
                 lambda: build_pipeline(family, params, choices, data.contract, data.task, seed, cfg.threads),
                 data, cfg, the_plan.scorer, seed, report,
             )
-        except optuna.TrialPruned:
+        except (optuna.TrialPruned, MetricError):  # a metric that cannot score is the config's fault: stop here
             raise
         except Exception as error:  # a failing candidate is recorded and the search goes on
             record["error"] = " ".join(f"{type(error).__name__}: {error}".split())[:500]
@@ -285,6 +287,8 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
         "metric": the_plan.metric, "objectives": cfg.objectives, "validation": asdict(cfg.validation),
         "class_weight": cfg.class_weight, "sampler": cfg.sampler, "seed": seed, "data": data_hash,
     }
+    if the_plan.metric in POSITIVE_CLASS_METRICS:  # scores about another class make another study
+        shape["positive_class"] = the_plan.positive_class
     fingerprint = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:12]
     if cfg.storage:
         url = expand_env(cfg.storage, "search.storage")

@@ -18,6 +18,7 @@ from automlops.config.schema import SearchConfig
 from automlops.data.split import time_order
 from automlops.errors import ConfigError
 from automlops.search.engines import SearchData
+from automlops.search.metrics import MetricError, resolve_metric
 
 LATENCY_SAMPLE_ROWS = 1000
 AUTO_CV_MAX_ROWS = 10_000  # validation.method=auto: k-fold CV up to this many train+valid rows, holdout above
@@ -53,13 +54,15 @@ def concrete_validation(cfg: SearchConfig, data: SearchData, seed: int) -> Searc
 
 
 def score_candidate(build: Callable[[], Any], data: SearchData, cfg: SearchConfig, scorer: Any, seed: int, report: Report) -> Scored:
+    """The candidate's score on the search metric (holdout or the mean over folds); a scorer that
+    raises becomes a MetricError naming search.metric."""
     if cfg.validation.method == "holdout":
-        return _fit_and_score(build, data.x_train, data.y_train, data.x_valid, data.y_valid, cfg, scorer)
+        return _fit_and_score(build, data.x_train, data.y_train, data.x_valid, data.y_valid, cfg, scorer, data.task)
     x, y = _train_and_valid(data)
     scores, fit_seconds, predict_seconds = [], 0.0, 0.0
     scored = None
     for fold, (train_rows, valid_rows) in enumerate(fold_indices(data, x, y, cfg.validation.folds, seed)):
-        scored = _fit_and_score(build, x.iloc[train_rows], y.iloc[train_rows], x.iloc[valid_rows], y.iloc[valid_rows], cfg, scorer)
+        scored = _fit_and_score(build, x.iloc[train_rows], y.iloc[train_rows], x.iloc[valid_rows], y.iloc[valid_rows], cfg, scorer, data.task)
         scores.append(scored.score)
         fit_seconds += scored.fit_seconds
         predict_seconds += scored.predict_seconds_per_row
@@ -92,7 +95,7 @@ def fold_indices(data: SearchData, x: pd.DataFrame, y: pd.Series, folds: int, se
 
 
 def _fit_and_score(build: Callable[[], Any], x_fit: pd.DataFrame, y_fit: pd.Series, x_score: pd.DataFrame,
-                   y_score: pd.Series, cfg: SearchConfig, scorer: Any) -> Scored:
+                   y_score: pd.Series, cfg: SearchConfig, scorer: Any, task: str) -> Scored:
     model = build()
     fit_params = {"model__sample_weight": compute_sample_weight("balanced", y_fit)} if cfg.class_weight == "balanced" else {}
     started = time.perf_counter()
@@ -102,5 +105,8 @@ def _fit_and_score(build: Callable[[], Any], x_fit: pd.DataFrame, y_fit: pd.Seri
     started = time.perf_counter()
     model.predict(sample)
     predict_seconds_per_row = (time.perf_counter() - started) / max(1, len(sample))
-    score = float(scorer(model, x_score, y_score))
+    try:
+        score = float(scorer(model, x_score, y_score))
+    except Exception as error:  # the model fitted and predicts: what failed is the metric
+        raise MetricError(resolve_metric(cfg.metric, task), task, error) from error
     return Scored(score, fit_seconds, predict_seconds_per_row, len(pickle.dumps(model)), model)

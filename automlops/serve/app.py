@@ -168,7 +168,8 @@ def _metadata(bundle: Bundle, ref: str, follows: bool) -> dict[str, Any]:
     return {
         "name": manifest["name"], "version": manifest.get("version"), "created_at": manifest.get("created_at"),
         "served_from": ref, "follows_alias": follows, "task": manifest["task"], "target": manifest["target"],
-        "classes": manifest.get("classes"), "decision_threshold": manifest.get("decision_threshold"),
+        "classes": manifest.get("classes"), "positive_class": manifest.get("positive_class"),
+        "decision_threshold": manifest.get("decision_threshold"),
         "metrics": manifest.get("metrics"), "model": {k: manifest["model"][k] for k in ("engine", "format", "family")},
         "input_schema": manifest["input_schema"], "blessing": manifest.get("blessing"),
         "lineage": {"git_commit": lineage.get("git_commit"), "data_hash": lineage.get("data_hash"),
