@@ -5,7 +5,9 @@ and `dvc plots show` draws nothing for it."""
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,8 @@ PLOT_FILES: dict[str, list[str]] = {  # file -> its columns
     "importance.csv": ["feature", "importance", "std"],  # permutation importance on the primary metric
 }
 MAX_POINTS = 5000  # residual points drawn at most; larger test splits are sampled (seeded)
+MIN_IMPORTANCE_ROWS = 200  # the time cap shrinks importance's row sample no further (then it lowers the repeats)
+log = logging.getLogger(__name__)
 
 
 def empty_tables() -> dict[str, pd.DataFrame]:
@@ -67,10 +71,12 @@ class _Fitted:
 
 
 def importance_table(model: Any, x: pd.DataFrame, y: pd.Series, task: str, threshold: float | None,
-                     repeats: int, seed: int) -> pd.DataFrame:
+                     repeats: int, seed: int, max_rows: int | None = None, seconds: float | None = None) -> pd.DataFrame:
     """Per feature: how much the primary metric worsens, on average over `repeats` shuffles of that
     column of (x, y), with its standard deviation; most important first. The primary metric must be
-    defined on these rows (roc_auc needs both classes)."""
+    defined on these rows (roc_auc needs both classes). It runs on a seeded sample of at most
+    `max_rows` rows, cut further (then to fewer repeats) when one scoring pass on the sample shows
+    that the features x repeats passes would take longer than `seconds`."""
     from sklearn.inspection import permutation_importance
 
     metric = primary_metric(task)
@@ -79,6 +85,30 @@ def importance_table(model: Any, x: pd.DataFrame, y: pd.Series, task: str, thres
     def scorer(estimator: _Fitted, x_: pd.DataFrame, y_: Any) -> float:
         return sign * scores(predict(estimator.model, x_, y_, task, threshold), task, digits=None).get(metric, math.nan)
 
+    started = time.perf_counter()
+    rows = len(x) if max_rows is None else min(len(x), max_rows)
+    if seconds is not None:
+        sample_x, sample_y = _sample(x, y, rows, seed)
+        mark = time.perf_counter()
+        scorer(_Fitted(model), sample_x, sample_y)  # one pass, to see what the len(columns) x repeats passes cost
+        passes = len(x.columns) * repeats
+        expected = (time.perf_counter() - mark) * passes
+        if expected > seconds:  # scoring time grows with the rows: fewer rows, then fewer repeats
+            rows = min(rows, max(MIN_IMPORTANCE_ROWS, int(rows * seconds / expected)))
+            at_rows = expected * rows / len(sample_x)
+            if at_rows > seconds:
+                repeats = max(1, int(repeats * seconds / at_rows))
+    x, y = _sample(x, y, rows, seed)
     result = permutation_importance(_Fitted(model), x, y, scoring=scorer, n_repeats=repeats, random_state=seed)
+    log.info("permutation importance: %d features x %d repeats on %d test rows (%.1f s)",
+             len(x.columns), repeats, len(x), time.perf_counter() - started)
     table = pd.DataFrame({"feature": x.columns, "importance": result.importances_mean, "std": result.importances_std})
     return table.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _sample(x: pd.DataFrame, y: pd.Series, rows: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
+    """At most `rows` rows of (x, y), drawn the same way for the same seed."""
+    if rows >= len(x):
+        return x, y
+    picked = np.sort(np.random.default_rng(seed).choice(len(x), size=rows, replace=False))
+    return x.iloc[picked], y.iloc[picked]

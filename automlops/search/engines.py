@@ -59,10 +59,25 @@ class SearchResult:
     lineage: dict[str, Any] = field(default_factory=dict)  # engine-specific trace (study name, trials...)
 
 
+LATER_STAGES_SHARE = 0.1  # of search.timeout kept for evaluate, package and the gate, which follow the search
+
+
 @dataclass(frozen=True)
 class Engine:
     run: Callable[[SearchConfig, SearchData, int, Path], SearchResult]  # (cfg, data, seed, state dir)
     check: Callable[[SearchConfig, list[str]], None]  # appends config problems found before any data is read
+    # what evaluate, package and the gate's serving check take after this engine's search (a fresh
+    # `automlops serve` loading its model is most of it), measured on 2 cores: kept out of the search
+    later_stages_seconds: float = 5.0
+
+
+def search_seconds(timeout: float | None, later_stages_seconds: float) -> float | None:
+    """The part of search.timeout the search itself (trials or fits, and the winner's refit) may
+    spend: search.timeout is the whole run's budget, so the stages after it keep
+    max(LATER_STAGES_SHARE of it, later_stages_seconds), and never more than half of it."""
+    if timeout is None:
+        return None
+    return timeout - min(timeout / 2, max(LATER_STAGES_SHARE * timeout, later_stages_seconds))
 
 
 ENGINES: Registry[Engine] = Registry("search.engine")
