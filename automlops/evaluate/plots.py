@@ -89,15 +89,15 @@ def importance_table(model: Any, x: pd.DataFrame, y: pd.Series, task: str, thres
     rows = len(x) if max_rows is None else min(len(x), max_rows)
     if seconds is not None:
         sample_x, sample_y = _sample(x, y, rows, seed)
-        mark = time.perf_counter()
-        scorer(_Fitted(model), sample_x, sample_y)  # one pass, to see what the len(columns) x repeats passes cost
-        passes = len(x.columns) * repeats
-        expected = (time.perf_counter() - mark) * passes
+        scorer(_Fitted(model), sample_x, sample_y)  # one pass, to see what the 1 + columns x repeats passes cost
+        one_pass = time.perf_counter() - started
+        seconds -= one_pass  # the cap includes this pass
+        expected = one_pass * (1 + len(x.columns) * repeats)
         if expected > seconds:  # scoring time grows with the rows: fewer rows, then fewer repeats
-            rows = min(rows, max(MIN_IMPORTANCE_ROWS, int(rows * seconds / expected)))
+            rows = min(rows, max(MIN_IMPORTANCE_ROWS, int(rows * max(seconds, 0.0) / expected)))
             at_rows = expected * rows / len(sample_x)
             if at_rows > seconds:
-                repeats = max(1, int(repeats * seconds / at_rows))
+                repeats = max(1, int(repeats * max(seconds, 0.0) / at_rows))
     x, y = _sample(x, y, rows, seed)
     result = permutation_importance(_Fitted(model), x, y, scoring=scorer, n_repeats=repeats, random_state=seed)
     log.info("permutation importance: %d features x %d repeats on %d test rows (%.1f s)",
