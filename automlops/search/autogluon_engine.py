@@ -172,6 +172,9 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
         )
     except (ValueError, KeyError, AssertionError) as error:  # AutoGluon reports bad settings this way
         raise SearchError(f"search.autogluon: AutoGluon refused the settings ({' '.join(str(error).split())[:300]})") from error
+    except RuntimeError as error:  # "No models were trained successfully during fit()"
+        raise SearchError(f"search: AutoGluon fitted no model in its {_fit_budget(cfg, limit):.0f} s time_limit (the search's share of "
+                          f"search.timeout={cfg.timeout:g}, less the refit); raise search.timeout") from error
     if not predictor.model_names():
         raise SearchError("search: AutoGluon fitted no model within search.timeout; raise the budget")
     board = predictor.leaderboard(silent=True)  # extra_info would load and pickle every model: seconds per run

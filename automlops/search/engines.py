@@ -66,9 +66,9 @@ LATER_STAGES_SHARE = 0.1  # of search.timeout kept for evaluate, package and the
 class Engine:
     run: Callable[[SearchConfig, SearchData, int, Path], SearchResult]  # (cfg, data, seed, state dir)
     check: Callable[[SearchConfig, list[str]], None]  # appends config problems found before any data is read
-    # what evaluate, package and the gate's serving check take after this engine's search (a fresh
-    # `automlops serve` loading its model is most of it), measured on 2 cores: kept out of the search
-    later_stages_seconds: float = 5.0
+    # what the rest of `automlops run` takes around this engine's search (imports, prepare, evaluate, package,
+    # the gate's serving check: a fresh `automlops serve` loading the model is most of it), measured on 2 cores
+    later_stages_seconds: float = 8.0
 
 
 def search_seconds(timeout: float | None, later_stages_seconds: float) -> float | None:
