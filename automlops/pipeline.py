@@ -296,11 +296,9 @@ def run_all(config: Config) -> dict[str, Any]:
 
     def timed(name: str, stage: Callable[[Config], Any]) -> Any:
         started = time.perf_counter()
-        try:
-            return stage(config)
-        finally:
-            seconds[name] = round(time.perf_counter() - started, 2)
-            write_json_atomic(STAGE_SECONDS, seconds)
+        result = stage(config)
+        seconds[name] = round(time.perf_counter() - started, 2)
+        return result
 
     timed("prepare", run_prepare)
     meta = load_prepared(())[1]
@@ -309,5 +307,6 @@ def run_all(config: Config) -> dict[str, Any]:
     for name in ("search", "evaluate", "package", "gate"):
         timed(name, STAGES[name])
     record = timed("deploy", run_deploy)
+    write_json_atomic(STAGE_SECONDS, seconds)  # only for a run that finished: a failed one leaves .automlops/ as it was
     log.info("stage seconds: %s", ", ".join(f"{name} {s:.1f}" for name, s in seconds.items()))
     return record  # type: ignore[no-any-return]
