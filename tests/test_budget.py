@@ -114,7 +114,7 @@ def test_importance_runs_on_its_row_sample(binary_test: tuple[Any, pd.DataFrame,
     rows, _ = importance_rows(model, x, y, EvaluateConfig(importance_repeats=2, importance_rows=100, importance_seconds=None))
     per_pass = rows.count(len(x))  # the test metrics see every row, in one scoring pass
     assert per_pass and sorted(set(rows)) == [100, len(x)]
-    assert rows.count(100) == per_pass * (1 + 4 * 2)  # permutation_importance's baseline, then features x repeats
+    assert rows.count(100) == per_pass * 2 * (1 + 4)  # per repeat: a baseline pass, then each feature shuffled
 
 
 def test_importance_time_cap_shrinks_the_sample_then_the_repeats(binary_test: tuple[Any, pd.DataFrame, pd.Series]) -> None:
