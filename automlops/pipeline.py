@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -46,6 +47,7 @@ CANDIDATE_DIR = Path("artifacts/bundle")  # the packaged candidate, before the g
 BLESSING = Path("metrics/blessing.json")  # the gate's verdict, every check with its numbers
 DEPLOY_RECORD = Path("metrics/deploy.json")  # what the deploy stage published where
 RELEASE_DIR = STATE_DIR / "release"  # the blessed bundle with its version, card and blessing, as published
+STAGE_SECONDS = STATE_DIR / "stage_seconds.json"  # written by `automlops run`: wall seconds per stage (benchmarks read it)
 CONF_OK = STATE_DIR / "conf.ok"  # written by the check_conf stage when params.yaml matches conf/
 SPLITS = ("train", "valid", "test")
 VALIDATION_REPORT = Path("metrics/validation.json")  # prepare's validation of the batch against data.schema
@@ -354,12 +356,21 @@ def run_all(config: Config) -> dict[str, Any]:
     from automlops.evaluate import check_slice_columns
     from automlops.gate import check_metric_names
 
-    run_prepare(config)
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, stage: Callable[[Config], Any]) -> Any:
+        started = time.perf_counter()
+        result = stage(config)
+        seconds[name] = round(time.perf_counter() - started, 2)
+        return result
+
+    timed("prepare", run_prepare)
     meta = load_prepared(())[1]
     check_metric_names(config.gate, meta["task"])  # a misnamed gate metric or slice column fails before the search
     check_slice_columns(config.evaluate.slices, [*meta["features"], meta["target"], *meta.get("split_columns", [])])
-    run_search(config)
-    run_evaluate(config)
-    run_package(config)
-    run_gate(config)
-    return run_deploy(config)
+    for name in ("search", "evaluate", "package", "gate"):
+        timed(name, STAGES[name])
+    record = timed("deploy", run_deploy)
+    write_json_atomic(STAGE_SECONDS, seconds)  # only for a run that finished: a failed one leaves .automlops/ as it was
+    log.info("stage seconds: %s", ", ".join(f"{name} {s:.1f}" for name, s in seconds.items()))
+    return record  # type: ignore[no-any-return]

@@ -131,6 +131,10 @@ def _evaluate(config: Config) -> list[str]:
         problems.append(f"evaluate.min_slice_rows: must be >= 1, got {evaluate.min_slice_rows}")
     if evaluate.importance_repeats < 0:
         problems.append(f"evaluate.importance_repeats: must be >= 0 (0 skips permutation importance), got {evaluate.importance_repeats}")
+    if evaluate.importance_rows is not None and evaluate.importance_rows < 1:
+        problems.append(f"evaluate.importance_rows: must be >= 1 test row, got {evaluate.importance_rows}; or null for all of them")
+    if evaluate.importance_seconds is not None and evaluate.importance_seconds <= 0:
+        problems.append(f"evaluate.importance_seconds: must be > 0 seconds, got {evaluate.importance_seconds}; or null for no time cap")
     return problems
 
 def _deploy(config: Config) -> list[str]:

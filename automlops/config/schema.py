@@ -123,6 +123,8 @@ class EvaluateConfig:
     min_slice_rows: int = 10  # smaller slices are reported with their size but no metrics
     plots: bool = True  # write DVC plot files (confusion matrix, ROC, PR, calibration, residuals, importance)
     importance_repeats: int = 3  # permutation-importance shuffles per feature on the test split; 0: skip
+    importance_rows: Optional[int] = 5000  # test rows importance runs on (a seeded sample); null: all of them
+    importance_seconds: Optional[float] = 3.0  # time cap (to within one round): fewer rows, then no new repeat past it; null: none
 
 
 @dataclass

@@ -44,5 +44,6 @@ def evaluate(model: Any, test: pd.DataFrame, features: Sequence[str], target: st
         return Evaluation(metrics, slices, empty_tables(), answers)
     importance = None
     if cfg.importance_repeats and primary_metric(task) in metrics:
-        importance = importance_table(model, x, y, task, threshold, cfg.importance_repeats, seed, positive)
+        importance = importance_table(model, x, y, task, threshold, cfg.importance_repeats, seed,
+                                      cfg.importance_rows, cfg.importance_seconds, positive)
     return Evaluation(metrics, slices, plot_tables(p, task, importance, seed), answers)

@@ -5,7 +5,9 @@ and `dvc plots show` draws nothing for it."""
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,8 @@ PLOT_FILES: dict[str, list[str]] = {  # file -> its columns
     "importance.csv": ["feature", "importance", "std"],  # permutation importance on the primary metric
 }
 MAX_POINTS = 5000  # residual points drawn at most; larger test splits are sampled (seeded)
+MIN_IMPORTANCE_ROWS = 200  # the time cap shrinks importance's row sample no further (then it runs fewer repeats)
+log = logging.getLogger(__name__)
 
 
 def empty_tables() -> dict[str, pd.DataFrame]:
@@ -67,10 +71,14 @@ class _Fitted:
 
 
 def importance_table(model: Any, x: pd.DataFrame, y: pd.Series, task: str, threshold: float | None,
-                     repeats: int, seed: int, positive: Any = None) -> pd.DataFrame:
+                     repeats: int, seed: int, max_rows: int | None = None, seconds: float | None = None,
+                     positive: Any = None) -> pd.DataFrame:
     """Per feature: how much the primary metric worsens, on average over `repeats` shuffles of that
     column of (x, y), with its standard deviation; most important first. The primary metric must be
-    defined on these rows (roc_auc needs both classes)."""
+    defined on these rows (roc_auc needs both classes). It runs on a seeded sample of at most
+    `max_rows` rows, fewer when one timed scoring pass shows the whole would take longer than
+    `seconds`; the repeats run one round (every feature shuffled once) at a time, and no round starts
+    after `seconds`, so the cap holds to within one round and at least one round always runs."""
     from sklearn.inspection import permutation_importance
 
     metric = primary_metric(task)
@@ -79,6 +87,35 @@ def importance_table(model: Any, x: pd.DataFrame, y: pd.Series, task: str, thres
     def scorer(estimator: _Fitted, x_: pd.DataFrame, y_: Any) -> float:
         return sign * scores(predict(estimator.model, x_, y_, task, threshold, positive), task, digits=None).get(metric, math.nan)
 
-    result = permutation_importance(_Fitted(model), x, y, scoring=scorer, n_repeats=repeats, random_state=seed)
-    table = pd.DataFrame({"feature": x.columns, "importance": result.importances_mean, "std": result.importances_std})
+    started = time.perf_counter()
+    rows = len(x) if max_rows is None else min(len(x), max_rows)
+    if seconds is not None:
+        sample_x, sample_y = _sample(x, y, rows, seed)
+        scorer(_Fitted(model), sample_x, sample_y)  # one pass, to see what the (1 + columns) x repeats passes cost
+        one_pass = time.perf_counter() - started
+        expected = one_pass * (1 + len(x.columns)) * repeats
+        left = seconds - one_pass  # the cap includes this pass
+        if expected > left:  # scoring time grows with the rows
+            rows = min(rows, max(MIN_IMPORTANCE_ROWS, int(rows * max(left, 0.0) / expected)))
+    x, y = _sample(x, y, rows, seed)
+    rounds: list[np.ndarray] = []
+    while len(rounds) < repeats:
+        round_started = time.perf_counter()
+        result = permutation_importance(_Fitted(model), x, y, scoring=scorer, n_repeats=1, random_state=seed + len(rounds))
+        rounds.append(result.importances[:, 0])
+        now = time.perf_counter()
+        if seconds is not None and now + (now - round_started) > started + seconds:
+            break
+    importances = np.column_stack(rounds)
+    log.info("permutation importance: %d features x %d repeats on %d test rows (%.1f s)",
+             len(x.columns), len(rounds), len(x), time.perf_counter() - started)
+    table = pd.DataFrame({"feature": x.columns, "importance": importances.mean(axis=1), "std": importances.std(axis=1)})
     return table.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _sample(x: pd.DataFrame, y: pd.Series, rows: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
+    """At most `rows` rows of (x, y), drawn the same way for the same seed."""
+    if rows >= len(x):
+        return x, y
+    picked = np.sort(np.random.default_rng(seed).choice(len(x), size=rows, replace=False))
+    return x.iloc[picked], y.iloc[picked]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError, unknown_name
-from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, SearchResult
+from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, SearchResult, search_seconds
 from automlops.search.metrics import resolve_metric
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,12 @@ METRICS = {
 }
 LABEL = "__label__"  # the target's column name inside AutoGluon, whatever the data calls it
 PERSIST_MEMORY_SHARE = 0.4  # of free memory that loaded models may take (AutoGluon's persist() default)
-REFIT_SHARE_KEPT = 0.75  # of search.timeout given to fit() when refit_full follows
+# fit()'s share of the search's time when refit_full follows. refit_full is outside AutoGluon's
+# time_limit and refits every model the best one stands on, on train+valid: measured on 2 cores it
+# took 1.35x the whole fit (54k rows), so fit() gets a bit less than half and the refit the rest
+FIT_SHARE_WITH_REFIT = 0.4
+REFIT_MARGIN = 1.25  # a refit may take this much longer per row than the fit it repeats
+LATER_STAGES_SECONDS = 15.0  # evaluate, package and the serving check (loading a predictor takes seconds): Engine.later_stages_seconds
 
 
 class AutoGluonModel:
@@ -155,25 +160,38 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
     valid = data.x_valid.assign(**{LABEL: data.y_valid.to_numpy()})
     _quiet(ag.verbosity)
     started = time.perf_counter()
+    limit = search_seconds(cfg.timeout, LATER_STAGES_SECONDS)
     try:
         predictor = TabularPredictor(
             label=LABEL, problem_type=data.task, eval_metric=METRICS[metric], path=str(root / fit_id), verbosity=ag.verbosity,
             positive_class=data.positive(),  # binary: AutoGluon's f1, precision, average_precision and threshold are about it
             sample_weight="balance_weight" if cfg.class_weight == "balanced" else None,
         ).fit(
-            train, tuning_data=valid, time_limit=_fit_budget(cfg), presets=ag.presets, hyperparameters=ag.hyperparameters,
+            train, tuning_data=valid, time_limit=_fit_budget(cfg, limit), presets=ag.presets, hyperparameters=ag.hyperparameters,
             infer_limit=ag.infer_limit, num_bag_folds=ag.num_bag_folds, num_stack_levels=ag.num_stack_levels,
             use_bag_holdout=True, num_cpus=cfg.threads,  # presets that bag (best_quality...) keep our valid split as holdout
         )
     except (ValueError, KeyError, AssertionError) as error:  # AutoGluon reports bad settings this way
         raise SearchError(f"search.autogluon: AutoGluon refused the settings ({' '.join(str(error).split())[:300]})") from error
+    except RuntimeError as error:  # "No models were trained successfully during fit()"
+        raise SearchError(f"search: AutoGluon fitted no model in its {_fit_budget(cfg, limit):.0f} s time_limit (the search's share of "
+                          f"search.timeout={cfg.timeout:g}, less the refit); raise search.timeout") from error
     if not predictor.model_names():
         raise SearchError("search: AutoGluon fitted no model within search.timeout; raise the budget")
     board = predictor.leaderboard(silent=True)  # extra_info would load and pickle every model: seconds per run
+    fitted = time.perf_counter() - started
     best_name = predictor.model_best
+    refitted, refit_seconds, estimate = False, 0.0, None
     if ag.refit_full:
-        best_name = predictor.refit_full(model=best_name)[best_name]
-        predictor.set_model_best(best_name)
+        left = None if limit is None else limit - fitted
+        estimate = round(_refit_estimate(board, best_name, len(train) + len(valid), len(train)), 2)
+        if left is None or estimate <= left:
+            best_name = predictor.refit_full(model=best_name)[best_name]
+            predictor.set_model_best(best_name)
+            refitted, refit_seconds = True, round(time.perf_counter() - started - fitted, 2)
+        else:
+            log.warning("search.autogluon.refit_full skipped: refitting %s would take about %.0f s, %.0f s of the search are left; "
+                        "the model fitted on train is packaged (raise search.timeout to refit it)", best_name, estimate, left)
     deployed = predictor.clone_for_deployment(str(root / f"{fit_id}-deploy")) if ag.keep_only_best else predictor.path
     model = AutoGluonModel(str(deployed), scratch=ag.keep_only_best)
     candidates = [_candidate(row, fit_id, predictor.path, len(valid)) for row in board.itertuples(index=False)]
@@ -185,7 +203,12 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
         lineage={
             "engine": "autogluon", "fit_id": fit_id, "best_model": best_name, "presets": ag.presets,
             "time_limit": cfg.timeout, "fit_seconds": round(time.perf_counter() - started, 2),
-            "models_fitted": len(board), "refit_full": ag.refit_full, "slim_clone": ag.keep_only_best,
+            "models_fitted": len(board), "refit_full": refitted, "slim_clone": ag.keep_only_best,
+            "budget": {
+                "timeout": cfg.timeout, "search_limit": limit, "fit_time_limit": _fit_budget(cfg, limit),
+                "fit_seconds": round(fitted, 2), "refit_seconds": refit_seconds, "refit_estimate_seconds": estimate,
+                "left_seconds": None if limit is None else round(limit - (time.perf_counter() - started), 2),
+            },
             "autogluon_config": asdict(ag),
         },
         # valid is AutoGluon's tuning_data (early stopping, ensemble weights), and refit_full fits on it too
@@ -216,12 +239,19 @@ def _portfolios() -> list[str]:
     return sorted(hyperparameter_config_dict)
 
 
-def _fit_budget(cfg: SearchConfig) -> float | None:
-    """AutoGluon's time_limit: the whole search.timeout, less a quarter kept for refit_full so the
-    refit on train+valid happens inside the budget rather than after it."""
-    if cfg.timeout is None:
+def _fit_budget(cfg: SearchConfig, limit: float | None) -> float | None:
+    """AutoGluon's time_limit: the search's share of search.timeout, less what refit_full is likely
+    to need, so the refit on train+valid happens inside the budget rather than after it."""
+    if limit is None:
         return None
-    return cfg.timeout * (REFIT_SHARE_KEPT if cfg.autogluon.refit_full else 1.0)
+    return limit * (FIT_SHARE_WITH_REFIT if cfg.autogluon.refit_full else 1.0)
+
+
+def _refit_estimate(board: pd.DataFrame, model: str, refit_rows: int, fit_rows: int) -> float:
+    """Seconds refit_full is likely to take for `model`: the leaderboard's fit_time (the model and
+    every model it stands on), scaled to train+valid's rows."""
+    fit_time = float(board.loc[board["model"] == model, "fit_time"].iloc[0])
+    return fit_time * refit_rows / max(1, fit_rows) * REFIT_MARGIN
 
 
 def _candidate(row: Any, fit_id: str, path: str, valid_rows: int) -> Candidate:
@@ -255,4 +285,4 @@ def _quiet(verbosity: int = 0) -> None:
         logging.getLogger("autogluon").setLevel(logging.ERROR)
 
 
-ENGINES.register("autogluon")(Engine(run=search_autogluon, check=check_autogluon))
+ENGINES.register("autogluon")(Engine(run=search_autogluon, check=check_autogluon, later_stages_seconds=LATER_STAGES_SECONDS))

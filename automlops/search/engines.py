@@ -70,10 +70,25 @@ class SearchResult:
     trained_on: tuple[str, ...] = ("train", "valid")  # the splits `model` was fit on: the bundle records their rows
 
 
+LATER_STAGES_SHARE = 0.1  # of search.timeout kept for evaluate, package and the gate, which follow the search
+
+
 @dataclass(frozen=True)
 class Engine:
     run: Callable[[SearchConfig, SearchData, int, Path], SearchResult]  # (cfg, data, seed, state dir)
     check: Callable[[SearchConfig, list[str]], None]  # appends config problems found before any data is read
+    # what the rest of `automlops run` takes around this engine's search (imports, prepare, evaluate, package,
+    # the gate's serving check: a fresh `automlops serve` loading the model is most of it), measured on 2 cores
+    later_stages_seconds: float = 8.0
+
+
+def search_seconds(timeout: float | None, later_stages_seconds: float) -> float | None:
+    """The part of search.timeout the search itself (trials or fits, and the winner's refit) may
+    spend: search.timeout is the whole run's budget, so the stages after it keep
+    max(LATER_STAGES_SHARE of it, later_stages_seconds), and never more than half of it."""
+    if timeout is None:
+        return None
+    return timeout - min(timeout / 2, max(LATER_STAGES_SHARE * timeout, later_stages_seconds))
 
 
 ENGINES: Registry[Engine] = Registry("search.engine")

@@ -25,7 +25,7 @@ import pandas as pd
 from automlops.config.resolvers import expand_env, mask_env
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError
-from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, SearchResult
+from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, SearchResult, search_seconds
 from automlops.search.families import build_pipeline
 from automlops.search.metrics import POSITIVE_CLASS_METRICS, MetricError, check_metric_on_data, get_scorer, resolve_metric
 from automlops.search.preprocess import parse_preprocess
@@ -39,6 +39,11 @@ SAMPLERS = ("tpe", "random", "cmaes", "nsga2")
 PRUNERS = ("none", "median", "successive_halving", "hyperband")
 SELECT_RULES = ("best_score", "fastest_within", "smallest_within")
 MIN_TRIALS_FOR_FAILURE_RATE = 5
+REFIT_MARGIN = 1.25  # the winner's refit may take this much longer per row than its trial's fits did
+CUT = "cut:"  # how the record of a trial stopped at the search deadline begins its error
+# the rest of `automlops run` with a scikit-learn model, measured on 2 cores: imports and prepare ~2 s, evaluate
+# ~1.5 s (importance capped), package 0.1 s, the gate's serving check ~3.5 s (Engine.later_stages_seconds)
+LATER_STAGES_SECONDS = 8.0
 
 
 @dataclass
@@ -101,9 +106,11 @@ def plan(cfg: SearchConfig, task: str, positive_class: Any = None) -> Plan:
 def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Path) -> SearchResult:
     from automlops.search.validation import concrete_validation
 
+    started = time.monotonic()  # search.timeout counts from here: trials, then the winner's refit
+    limit = search_seconds(cfg.timeout, LATER_STAGES_SECONDS)
     the_plan = plan(cfg, data.task, data.positive())
     cfg = concrete_validation(cfg, data, seed)
-    study = run_trials(cfg, the_plan, data, seed, state_dir)
+    study = run_trials(cfg, the_plan, data, seed, state_dir, started)
     complete = study.get_trials(deepcopy=False, states=_states(("COMPLETE",)))
     if not complete:
         failed = study.get_trials(deepcopy=False, states=_states(("FAIL",)))
@@ -112,7 +119,13 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
     pareto = {t.number for t in study.best_trials} if cfg.objectives else {study.best_trial.number}
     best = _select(cfg, [t for t in complete if t.number in pareto])
     record = _record(best)
+    searched = time.monotonic() - started
+    refit_estimate = refit_seconds_estimate(record, _refit_rows(cfg, data))
+    if limit is not None and searched + refit_estimate > limit:
+        log.warning("search.timeout=%gs: the winner's refit (about %.1f s) ends after the search's %.1f s; %.1f s of them are left",
+                    cfg.timeout, refit_estimate, limit, limit - searched)
     model = _fit_winner(cfg, data, record["family"], record["params"], record["preprocess"], seed)
+    refit_seconds = time.monotonic() - started - searched
     candidates = [_candidate(t, study.study_name, t.number in pareto and bool(cfg.objectives)) for t in study.get_trials(deepcopy=False)]
     _keep_top_artifacts(candidates, cfg.keep_top)
     winner = next(c for c in candidates if c.trial == best.number)
@@ -128,17 +141,41 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
             "validation": asdict(cfg.validation),
             "objectives": ["score", *cfg.objectives],
             "select": cfg.select,
+            "budget": {
+                "timeout": cfg.timeout, "search_limit": limit,  # the rest of the timeout is kept for the stages after
+                "search_seconds": round(searched, 2), "refit_seconds": round(refit_seconds, 2),
+                "refit_estimate_seconds": round(refit_estimate, 2),
+                "left_seconds": None if limit is None else round(limit - searched - refit_seconds, 2),
+                "trials_cut_at_deadline": sum(bool(c.error.startswith(CUT)) for c in candidates),
+            },
         },
         trained_on=("train", "valid") if cfg.refit else ("train",),  # as _fit_winner fits it
     )
 
 
-def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, state_dir: Path) -> Any:
+def refit_seconds_estimate(record: dict[str, Any], refit_rows: int) -> float:
+    """How long refitting a trial's candidate on `refit_rows` rows takes, from its measured fits:
+    seconds per row of one fit, scaled to the refit's rows, with a margin for fits that grow a
+    little faster than the rows (trees sort them)."""
+    fit_seconds = float(record.get("fit_seconds") or 0.0)
+    fits, fit_rows = int(record.get("fits") or 1), int(record.get("fit_rows") or 0)
+    if not fit_rows:  # a trial recorded before fits and rows were: its summed fit time, as an upper bound
+        return fit_seconds * REFIT_MARGIN
+    return fit_seconds / fits * refit_rows / fit_rows * REFIT_MARGIN
+
+
+def _refit_rows(cfg: SearchConfig, data: SearchData) -> int:
+    return len(data.x_train) + (len(data.x_valid) if cfg.refit else 0)
+
+
+def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, state_dir: Path, started: float | None = None) -> Any:
     """Open (or join) the study and run trials until its budget is spent; no refit, no packaging.
-    This is all an `automlops worker` does."""
+    This is all an `automlops worker` does. `started` (time.monotonic()) is when search.timeout began."""
     import optuna
 
-    from automlops.search.validation import score_candidate
+    from automlops.search.validation import Deadline, DeadlineReached, score_candidate
+
+    started = time.monotonic() if started is None else started
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported by us, on one line
     cpus = os.cpu_count() or 1
@@ -153,7 +190,7 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
     remaining = None if cfg.n_trials is None else max(0, cfg.n_trials - len(finished))
     if remaining == 0:
         return study
-    budget = Budget(cfg, finished)
+    budget = Budget(cfg, finished, started, _refit_rows(cfg, data))
     artifacts = state_dir / "candidates" / study.study_name
     multi = bool(cfg.objectives)
 
@@ -171,19 +208,25 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
                 trial.set_user_attr("record", record)
                 raise optuna.TrialPruned()
 
+        began = time.monotonic()
         try:
             scored = score_candidate(
                 lambda: build_pipeline(family, params, choices, data.contract, data.task, seed, cfg.threads),
-                data, cfg, the_plan.scorer, seed, report,
+                data, cfg, the_plan.scorer, seed, report, Deadline(budget.trial_deadline()),
             )
         except (optuna.TrialPruned, MetricError):  # a metric that cannot score is the config's fault: stop here
             raise
+        except DeadlineReached as cut:  # pruned, never COMPLETE: a half-run trial must not win
+            record.update(error=f"{CUT} {cut}", trial_seconds=round(time.monotonic() - began, 4))
+            trial.set_user_attr("record", record)
+            raise optuna.TrialPruned() from None
         except Exception as error:  # a failing candidate is recorded and the search goes on
             record["error"] = " ".join(f"{type(error).__name__}: {error}".split())[:500]
             trial.set_user_attr("record", record)
             return (float("nan"),) * (1 + len(cfg.objectives)) if multi else float("nan")
-        record.update(fit_seconds=round(scored.fit_seconds, 4), predict_seconds_per_row=scored.predict_seconds_per_row,
-                      size_bytes=scored.size_bytes)
+        record.update(fit_seconds=round(scored.fit_seconds, 4), fits=scored.fits, fit_rows=scored.fit_rows,
+                      trial_seconds=round(time.monotonic() - began, 4),
+                      predict_seconds_per_row=scored.predict_seconds_per_row, size_bytes=scored.size_bytes)
         if budget.worth_keeping(scored.score):  # under cv: the model of the last fold
             import joblib
 
@@ -196,14 +239,16 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
         return (scored.score, *(extra[o] for o in cfg.objectives)) if multi else scored.score
 
     lock = threading.Lock()
-    with SearchProgress(remaining, cfg.timeout, the_plan.metric, cfg.progress) as progress:
+    with SearchProgress(remaining, budget.limit, the_plan.metric, cfg.progress) as progress:
 
         def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             with lock:
                 record = trial.user_attrs.get("record", {})
                 score = trial.values[0] if trial.values and math.isfinite(trial.values[0]) else None
                 progress.trial_finished(trial.number, record.get("family", "?"), trial.state.name, score)
-                if record.get("error"):
+                if record.get("error", "").startswith(CUT):
+                    log.info("trial %d %s", trial.number, record["error"][:200])
+                elif record.get("error"):
                     log.warning("trial %d failed: %s", trial.number, record["error"][:200])
                 if budget.after(trial, score, record):
                     study.stop()
@@ -211,7 +256,7 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
         callbacks = [after_trial]
         if cfg.n_trials is not None:  # the study's total, across every process sharing it
             callbacks.append(optuna.study.MaxTrialsCallback(cfg.n_trials, states=_states(FINISHED)))
-        study.optimize(objective, n_trials=remaining, timeout=cfg.timeout, n_jobs=cfg.n_jobs, callbacks=callbacks, gc_after_trial=False)
+        study.optimize(objective, n_trials=remaining, timeout=budget.limit, n_jobs=cfg.n_jobs, callbacks=callbacks, gc_after_trial=False)
     if budget.stop_reason.startswith("failure"):
         raise SearchError(f"search: {budget.stop_reason}; fix search.space or the data, or raise search.max_failure_rate")
     if budget.stop_reason:
@@ -222,11 +267,14 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
 class Budget:
     """When to stop, decided from counters kept in memory (no re-reading the study per trial):
     too many failures, no improvement for `patience` trials, or a next trial plus the winner's refit
-    that would no longer fit in `timeout`, so the whole search stage keeps to its wall-clock budget."""
+    that would no longer fit in the search's share of search.timeout (`limit`). With a timeout it also
+    sets each trial's deadline, so trials and the refit end within `limit` of `started`."""
 
-    def __init__(self, cfg: SearchConfig, finished: list[Any]) -> None:
+    def __init__(self, cfg: SearchConfig, finished: list[Any], started: float, refit_rows: int) -> None:
         self.cfg = cfg
-        self.started = time.monotonic()
+        self.limit = search_seconds(cfg.timeout, LATER_STAGES_SECONDS)
+        self.started = started
+        self.refit_rows = refit_rows
         self.finished = len(finished)
         self.failed = sum(t.state.name == "FAIL" for t in finished)
         complete = [t for t in finished if t.state.name == "COMPLETE" and t.values]
@@ -234,11 +282,18 @@ class Budget:
         self.best_score = best.values[0] if best else None
         self.best_number = best.number if best else -1
         self.since_best = sum(t.number > self.best_number for t in finished)
-        self.best_fit_seconds = float(best.user_attrs.get("record", {}).get("fit_seconds") or 0.0) if best else 0.0
+        self.best_refit_seconds = refit_seconds_estimate(_record(best), refit_rows) if best else 0.0
         self.first_error = next((t.user_attrs.get("record", {}).get("error", "") for t in finished if t.state.name == "FAIL"), "")
         self.trial_seconds: list[float] = []
         self.kept: list[float] = []  # scores of the candidates whose fitted model is on disk
         self.stop_reason = ""
+
+    def trial_deadline(self) -> float | None:
+        """When a trial starting now must end: the search's limit less the best model's refit. None
+        before the first complete trial (a search must end with a model) or without a timeout."""
+        if self.limit is None or self.best_score is None:
+            return None
+        return self.started + self.limit - self.best_refit_seconds
 
     def worth_keeping(self, score: float) -> bool:
         """Dump a fitted candidate only if it may end up among the best keep_top."""
@@ -249,13 +304,13 @@ class Budget:
 
     def after(self, trial: Any, score: float | None, record: dict[str, Any]) -> str:
         self.finished += 1
-        self.trial_seconds.append(float(record.get("fit_seconds") or 0.0))
+        self.trial_seconds.append(float(record.get("trial_seconds") or record.get("fit_seconds") or 0.0))
         if trial.state.name == "FAIL":
             self.failed += 1
             self.first_error = self.first_error or record.get("error", "no error recorded")
         if score is not None and trial.state.name == "COMPLETE" and (self.best_score is None or score > self.best_score):
             self.best_score, self.best_number, self.since_best = score, trial.number, 0
-            self.best_fit_seconds = float(record.get("fit_seconds") or 0.0)
+            self.best_refit_seconds = refit_seconds_estimate(record, self.refit_rows)
         else:
             self.since_best += 1
         self.stop_reason = self.stop_reason or self._reason()
@@ -268,12 +323,12 @@ class Budget:
                     f"{cfg.max_failure_rate} (first: {self.first_error})")
         if cfg.patience is not None and not cfg.objectives and self.best_number >= 0 and self.since_best >= cfg.patience:
             return f"{self.since_best} finished trials without improving on trial {self.best_number} (search.patience={cfg.patience})"
-        if cfg.timeout is not None and self.trial_seconds:
+        if self.limit is not None and self.trial_seconds:
             typical = sorted(self.trial_seconds)[len(self.trial_seconds) // 2]
-            refit = self.best_fit_seconds * (1.5 if cfg.refit else 1.0)  # train+valid is larger than train
-            left = cfg.timeout - (time.monotonic() - self.started)
-            if typical + refit > left:
-                return f"search.timeout={cfg.timeout:g}s: {left:.1f}s left, not enough for another trial and the winner's refit"
+            left = self.limit - (time.monotonic() - self.started)
+            if typical + self.best_refit_seconds > left:
+                return (f"search.timeout={cfg.timeout:g}s: {left:.1f}s of the search's {self.limit:.1f}s left, "
+                        "not enough for another trial and the winner's refit")
         return ""
 
 
@@ -397,4 +452,4 @@ def _states(names: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(TrialState[n] for n in names)
 
 
-ENGINES.register("optuna")(Engine(run=search_optuna, check=check_optuna))
+ENGINES.register("optuna")(Engine(run=search_optuna, check=check_optuna, later_stages_seconds=LATER_STAGES_SECONDS))

@@ -25,13 +25,41 @@ AUTO_CV_MAX_ROWS = 10_000  # validation.method=auto: k-fold CV up to this many t
 Report = Callable[[float, int], None]  # (mean score so far, fold number): may raise optuna.TrialPruned
 
 
+class DeadlineReached(Exception):
+    """A candidate ran into the search's deadline: it is cut, never scored."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a candidate's fitting must be over (time.monotonic()); None: no deadline. Checked before
+    every fold after the first and between LightGBM's boosting rounds, so an in-flight trial ends
+    at the deadline rather than one whole fit after it."""
+
+    at: float | None = None
+
+    def check(self, next_seconds: float = 0.0) -> None:
+        """Raise DeadlineReached if the deadline has passed, or would pass `next_seconds` from now."""
+        if self.at is not None and time.monotonic() + next_seconds > self.at:
+            raise DeadlineReached(f"a fold of about {next_seconds:.1f} s would end past the search deadline" if next_seconds
+                                  else "the search deadline passed while fitting")
+
+    def fit_params(self, model: Any) -> dict[str, Any]:
+        """A per-round check for estimators that take callbacks (LightGBM)."""
+        estimator = model.steps[-1][1] if hasattr(model, "steps") else model
+        if self.at is None or not type(estimator).__module__.startswith("lightgbm"):
+            return {}
+        return {"model__callbacks": [lambda env: self.check()]}
+
+
 @dataclass
 class Scored:
     score: float
-    fit_seconds: float
+    fit_seconds: float  # summed over the folds
     predict_seconds_per_row: float
     size_bytes: int
     model: Any  # the fitted model scored last (holdout: the candidate itself)
+    fits: int = 1  # models fitted: one per fold
+    fit_rows: int = 0  # rows of one fit (the mean over folds)
 
 
 def concrete_validation(cfg: SearchConfig, data: SearchData, seed: int) -> SearchConfig:
@@ -53,22 +81,29 @@ def concrete_validation(cfg: SearchConfig, data: SearchData, seed: int) -> Searc
     return replace(cfg, validation=replace(cfg.validation, method=method))
 
 
-def score_candidate(build: Callable[[], Any], data: SearchData, cfg: SearchConfig, scorer: Any, seed: int, report: Report) -> Scored:
-    """The candidate's score on the search metric (holdout or the mean over folds); a scorer that
-    raises becomes a MetricError naming search.metric."""
+def score_candidate(build: Callable[[], Any], data: SearchData, cfg: SearchConfig, scorer: Any, seed: int, report: Report,
+                    deadline: Deadline = Deadline()) -> Scored:
+    """The candidate's validation score (holdout or the mean over folds); raises DeadlineReached when
+    `deadline` cuts it, and a MetricError naming search.metric when the scorer raises."""
     if cfg.validation.method == "holdout":
-        return _fit_and_score(build, data.x_train, data.y_train, data.x_valid, data.y_valid, cfg, scorer, data.task)
+        return _fit_and_score(build, data.x_train, data.y_train, data.x_valid, data.y_valid, cfg, scorer, data.task, deadline)
     x, y = _train_and_valid(data)
-    scores, fit_seconds, predict_seconds = [], 0.0, 0.0
+    scores, fit_seconds, predict_seconds, fit_rows = [], 0.0, 0.0, 0
     scored = None
+    started = time.monotonic()
     for fold, (train_rows, valid_rows) in enumerate(fold_indices(data, x, y, cfg.validation.folds, seed)):
-        scored = _fit_and_score(build, x.iloc[train_rows], y.iloc[train_rows], x.iloc[valid_rows], y.iloc[valid_rows], cfg, scorer, data.task)
+        if fold:  # a fold that would end past the deadline is not started
+            deadline.check((time.monotonic() - started) / fold)
+        scored = _fit_and_score(build, x.iloc[train_rows], y.iloc[train_rows], x.iloc[valid_rows], y.iloc[valid_rows], cfg, scorer,
+                                data.task, deadline)
         scores.append(scored.score)
         fit_seconds += scored.fit_seconds
         predict_seconds += scored.predict_seconds_per_row
+        fit_rows += len(train_rows)
         report(float(np.mean(scores)), fold)
     assert scored is not None
-    return Scored(float(np.mean(scores)), fit_seconds, predict_seconds / len(scores), scored.size_bytes, scored.model)
+    return Scored(float(np.mean(scores)), fit_seconds, predict_seconds / len(scores), scored.size_bytes, scored.model,
+                  fits=len(scores), fit_rows=fit_rows // len(scores))
 
 
 def _train_and_valid(data: SearchData) -> tuple[pd.DataFrame, pd.Series]:
@@ -95,9 +130,10 @@ def fold_indices(data: SearchData, x: pd.DataFrame, y: pd.Series, folds: int, se
 
 
 def _fit_and_score(build: Callable[[], Any], x_fit: pd.DataFrame, y_fit: pd.Series, x_score: pd.DataFrame,
-                   y_score: pd.Series, cfg: SearchConfig, scorer: Any, task: str) -> Scored:
+                   y_score: pd.Series, cfg: SearchConfig, scorer: Any, task: str, deadline: Deadline) -> Scored:
     model = build()
     fit_params = {"model__sample_weight": compute_sample_weight("balanced", y_fit)} if cfg.class_weight == "balanced" else {}
+    fit_params.update(deadline.fit_params(model))
     started = time.perf_counter()
     model.fit(x_fit, y_fit, **fit_params)
     fit_seconds = time.perf_counter() - started
@@ -109,4 +145,4 @@ def _fit_and_score(build: Callable[[], Any], x_fit: pd.DataFrame, y_fit: pd.Seri
         score = float(scorer(model, x_score, y_score))
     except Exception as error:  # the model fitted and predicts: what failed is the metric
         raise MetricError(resolve_metric(cfg.metric, task), task, error) from error
-    return Scored(score, fit_seconds, predict_seconds_per_row, len(pickle.dumps(model)), model)
+    return Scored(score, fit_seconds, predict_seconds_per_row, len(pickle.dumps(model)), model, fits=1, fit_rows=len(x_fit))

@@ -1,0 +1,133 @@
+"""search.timeout is a deadline the run keeps: an in-flight trial is cut at it and never counts as
+COMPLETE, the search stage records how it spent the budget, and permutation importance keeps to its
+row sample and time cap. No wall-clock assertions here (they flake on a shared machine): deadlines
+are set in the past, so what is cut is decided by the code, not by the clock. The budget's figures
+live in benchmarks/search_quality.py --budget-table."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from automlops.config.schema import DataConfig, EvaluateConfig, SearchConfig, ValidationConfig
+from automlops.evaluate import evaluate
+from automlops.evaluate.plots import MIN_IMPORTANCE_ROWS
+from automlops.search.engines import SearchData, search_seconds
+from automlops.search.optuna_engine import CUT, plan, refit_seconds_estimate, run_trials, search_optuna
+from tests.test_search import prepared
+
+FOLDS = 5
+SPACES = {  # one fixed candidate per family: the deadline's two checks
+    "lightgbm": {"lightgbm": {"n_estimators": 50, "num_leaves": 7}},  # between boosting rounds
+    "random_forest": {"random_forest": {"n_estimators": 20, "max_depth": 4}},  # between folds
+}
+
+
+@pytest.fixture(scope="module")
+def breast_cancer(tmp_path_factory: pytest.TempPathFactory) -> SearchData:
+    return prepared(tmp_path_factory.mktemp("bc"), DataConfig(source="builtin", name="breast_cancer", target="target"), seed=3)
+
+
+def cv_config(family: str, **kwargs: Any) -> SearchConfig:
+    return SearchConfig(sampler="random", pruner="none", validation=ValidationConfig("cv", FOLDS), space=SPACES[family],
+                        threads=1, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("family", sorted(SPACES))
+def test_a_trial_running_past_the_deadline_is_cut_and_never_complete(breast_cancer: SearchData, tmp_path: Path, family: str) -> None:
+    # a first search (no budget) leaves one COMPLETE trial: the model a cut search still ends with
+    first = cv_config(family, n_trials=1)
+    run_trials(first, plan(first, "binary"), breast_cancer, 0, tmp_path)
+    # the same study resumed with a budget whose deadline has passed: its next trial starts (Optuna's
+    # own timeout counts from now) and must be cut in flight, at the first check it reaches
+    late = cv_config(family, n_trials=3, timeout=30)
+    study = run_trials(late, plan(late, "binary"), breast_cancer, 0, tmp_path, started=time.monotonic() - 60)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED"]  # cut, then the search stopped: no time left
+    cut = trials[1]
+    assert cut.values is None and study.best_trial.number == 0  # it cannot win
+    record = cut.user_attrs["record"]
+    assert record["error"].startswith(CUT) and "deadline" in record["error"], record
+    assert "fit_seconds" not in record  # never scored
+    expected = "while fitting" if family == "lightgbm" else "a fold of about"  # LightGBM: between rounds
+    assert expected in record["error"], record["error"]
+
+
+def test_the_search_records_how_it_spent_the_budget(breast_cancer: SearchData, tmp_path: Path) -> None:
+    cfg = SearchConfig(n_trials=2, timeout=600, sampler="random", space={"linear": {"alpha": 1.0}}, progress=False)
+    budget = search_optuna(cfg, breast_cancer, 0, tmp_path).lineage["budget"]
+    assert budget["timeout"] == 600 and budget["trials_cut_at_deadline"] == 0
+    assert budget["search_limit"] == 540  # a tenth is kept for the rest of the run: evaluate, package, the gate
+    assert budget["search_seconds"] > 0 and budget["refit_seconds"] > 0 and budget["refit_estimate_seconds"] > 0
+    spent = budget["search_seconds"] + budget["refit_seconds"] + budget["left_seconds"]
+    assert spent == pytest.approx(540, abs=0.03)  # three roundings of 0.005 at most
+
+
+def test_the_refit_estimate_scales_one_fit_to_the_refit_rows() -> None:
+    record = {"fit_seconds": 10.0, "fits": 5, "fit_rows": 800}  # five folds of 2 s on 800 rows each
+    assert refit_seconds_estimate(record, 1000) == pytest.approx(2.0 * 1000 / 800 * 1.25)
+    assert refit_seconds_estimate({"fit_seconds": 4.0}, 1000) == pytest.approx(4.0 * 1.25)  # an older record: its total
+
+
+class RowsSeen:
+    """A fitted model that records how many rows each prediction was asked for."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.rows = model, []
+        self.classes_ = model.classes_
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        self.rows.append(len(x))
+        return self.model.predict(x)
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        self.rows.append(len(x))
+        return self.model.predict_proba(x)
+
+
+@pytest.fixture(scope="module")
+def binary_test() -> tuple[Any, pd.DataFrame, pd.Series]:
+    x, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    x = x.iloc[:, :4]
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(x.iloc[:200], y.iloc[:200])
+    return model, x.iloc[200:], y.iloc[200:]  # 369 test rows
+
+
+def importance_rows(model: Any, x: pd.DataFrame, y: pd.Series, cfg: EvaluateConfig) -> tuple[list[int], pd.DataFrame]:
+    seen = RowsSeen(model)
+    plots = evaluate(seen, x.assign(target=y), list(x.columns), "target", "binary", cfg, seed=0).plots
+    assert sorted(plots["importance.csv"]["feature"]) == sorted(x.columns)
+    return seen.rows, plots["importance.csv"]
+
+
+def test_importance_runs_on_its_row_sample(binary_test: tuple[Any, pd.DataFrame, pd.Series]) -> None:
+    model, x, y = binary_test
+    rows, _ = importance_rows(model, x, y, EvaluateConfig(importance_repeats=2, importance_rows=100, importance_seconds=None))
+    per_pass = rows.count(len(x))  # the test metrics see every row, in one scoring pass
+    assert per_pass and sorted(set(rows)) == [100, len(x)]
+    assert rows.count(100) == per_pass * 2 * (1 + 4)  # per repeat: a baseline pass, then each feature shuffled
+
+
+def test_importance_time_cap_shrinks_the_sample_then_the_repeats(binary_test: tuple[Any, pd.DataFrame, pd.Series]) -> None:
+    model, x, y = binary_test
+    # a cap no scoring pass can meet: the sample falls to its floor and the repeats to one
+    cfg = EvaluateConfig(importance_repeats=3, importance_rows=300, importance_seconds=1e-9)
+    rows, _ = importance_rows(model, x, y, cfg)
+    per_pass = rows.count(len(x))
+    assert sorted(set(rows)) == [MIN_IMPORTANCE_ROWS, 300, len(x)]
+    assert rows.count(300) == per_pass  # one pass on the configured sample tells what the whole would cost
+    assert rows.count(MIN_IMPORTANCE_ROWS) == per_pass * (1 + 4 * 1)
+
+
+@pytest.mark.parametrize(("timeout", "later", "limit"), [(60, 5.0, 54.0), (60, 8.0, 52.0), (60, 15.0, 45.0), (300, 15.0, 270.0), (10, 15.0, 5.0), (None, 5.0, None)])
+def test_the_search_keeps_part_of_the_timeout_for_the_stages_after_it(timeout: float | None, later: float, limit: float | None) -> None:
+    assert search_seconds(timeout, later) == limit
