@@ -28,6 +28,7 @@ class Family:
     make: Factory
     defaults: Preprocess  # preprocessing used unless search.preprocess says otherwise
     takes_nan: bool  # the model handles missing numbers itself
+    takes_sparse: bool = True  # the model fits a scipy sparse matrix (one-hot columns stay sparse)
     install_hint: str = ""  # for families whose library is optional
 
     def param_names(self) -> set[str]:
@@ -92,7 +93,7 @@ FAMILIES.register("lightgbm")(Family(_lightgbm, TREES, takes_nan=True))
 FAMILIES.register("xgboost")(Family(
     _xgboost, TREES, takes_nan=True, install_hint="search.space.xgboost: needs the xgboost package; pip install 'automlops[xgboost]'"
 ))
-FAMILIES.register("hist_gradient_boosting")(Family(_hist_gradient_boosting, TREES, takes_nan=True))
+FAMILIES.register("hist_gradient_boosting")(Family(_hist_gradient_boosting, TREES, takes_nan=True, takes_sparse=False))
 FAMILIES.register("random_forest")(Family(_random_forest, FORESTS, takes_nan=False))
 FAMILIES.register("extra_trees")(Family(_extra_trees, FORESTS, takes_nan=False))
 FAMILIES.register("linear")(Family(_linear, LINEAR, takes_nan=False))
@@ -105,5 +106,5 @@ def build_pipeline(
     `preprocess` holds the searched choices; the family's defaults fill in the rest."""
     family = FAMILIES.get(family_name)
     choice = family.defaults.with_choices(preprocess)
-    columns = build_columns(choice, contract, family.takes_nan, task, seed)
+    columns = build_columns(choice, contract, family.takes_nan, family.takes_sparse, task, seed)
     return Pipeline([("preprocess", columns), ("model", family.make(task, params, seed, threads))])

@@ -103,4 +103,23 @@ def _fit_and_score(build: Callable[[], Any], x_fit: pd.DataFrame, y_fit: pd.Seri
     model.predict(sample)
     predict_seconds_per_row = (time.perf_counter() - started) / max(1, len(sample))
     score = float(scorer(model, x_score, y_score))
-    return Scored(score, fit_seconds, predict_seconds_per_row, len(pickle.dumps(model)), model)
+    return Scored(score, fit_seconds, predict_seconds_per_row, pickled_size(model), model)
+
+
+class _ByteCounter:
+    """A write-only file that keeps only the number of bytes written to it."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, chunk: Any) -> int:
+        written = memoryview(chunk).nbytes
+        self.size += written
+        return written
+
+
+def pickled_size(model: Any) -> int:
+    """The model's pickled size, counted as it streams: a forest of hundreds of MB is not copied."""
+    counter = _ByteCounter()
+    pickle.dump(model, counter)
+    return counter.size
