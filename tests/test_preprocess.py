@@ -112,3 +112,15 @@ def test_a_sparse_linear_model_keeps_the_step_by_step_serving_path() -> None:
 
 def test_every_family_is_covered() -> None:
     assert set(FAMILIES.names()) == {"lightgbm", "xgboost", "hist_gradient_boosting", "random_forest", "extra_trees", "linear"}
+
+
+@pytest.mark.parametrize("family", ["random_forest", "extra_trees"])
+def test_a_forest_shares_a_bounded_number_of_leaves_unless_told_otherwise(family: str) -> None:
+    """Fully grown trees hold about one leaf per row: a forest's memory grew with the table."""
+    from automlops.search.families import FOREST_LEAVES
+
+    x, y = many_levels_table()
+    trees = build_pipeline(family, {"n_estimators": 250}, {}, infer_contract(x), "regression", 0, 1).named_steps["model"]
+    assert trees.max_leaf_nodes == FOREST_LEAVES // 250
+    told = build_pipeline(family, {"max_leaf_nodes": None}, {}, infer_contract(x), "regression", 0, 1).named_steps["model"]
+    assert told.max_leaf_nodes is None
