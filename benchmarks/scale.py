@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """How the whole automlops pipeline scales with rows: prepare -> search (Optuna engine, LightGBM
-only, a fixed number of trials) -> evaluate -> package, on generated data of 50 columns (numeric and
+by default, a fixed number of trials) -> evaluate -> package, on generated data of 50 columns (numeric and
 categorical, some missing) written locally as Parquet and read through data.source=parquet.
 
     python benchmarks/scale.py                          # 10k, 100k, 1M rows, 5 trials
@@ -33,7 +33,8 @@ import _bench  # noqa: E402
 SCRIPT = Path(__file__).resolve()
 SEED = 42
 N_NUMERIC = 40
-CATEGORICAL_LEVELS = (2, 3, 5, 8, 12, 20, 50, 100, 500, 2000)  # 10 categorical columns
+CATEGORICAL_LEVELS = (2, 3, 5, 8, 12, 20, 50, 100, 500, 4000)  # 10 categorical columns; the last like issue 13's 3,943-level one
+DEFAULT_FAMILIES = ("lightgbm", "random_forest", "linear")  # conf/search/optuna.yaml's space
 PEAK_RATIO_TARGET = 4.0
 GROWTH_TOLERANCE = 1.15  # "no worse than linear": scaling exponent of non-engine time <= this
 
@@ -81,12 +82,13 @@ def generate(rows: int, path: Path) -> dict[str, Any]:
     }
 
 
-def overrides(trials: int) -> list[str]:
-    return [
+def overrides(trials: int, families: tuple[str, ...] = ("lightgbm",)) -> list[str]:
+    dropped = [f"search.space.{name}=null" for name in DEFAULT_FAMILIES if name not in families]
+    return [*dropped,
         "data.source=parquet", "data.path=data/raw/synthetic.parquet", "data.name=null", "data.target=target",
         "data.task=binary", "data.split.strategy=stratified", "run.name=scale", f"run.seed={SEED}",
         "search=optuna", f"search.n_trials={trials}", "search.timeout=null", "search.progress=false",
-        "search.metric=roc_auc", "search.space.random_forest=null", "search.space.linear=null",
+        "search.metric=roc_auc",
         "search.validation.method=holdout",  # auto would cross-validate the 10k size only: growth in rows would not be like for like
     ]
 
@@ -140,7 +142,7 @@ def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     stages: dict[str, dict[str, float]] = {}
     t0 = time.perf_counter()
     mark = time.perf_counter()
-    config = to_typed(compose(overrides(args.trials)))
+    config = to_typed(compose(overrides(args.trials, tuple(args.families.split(",")))))
     stages["compose"] = {"seconds": time.perf_counter() - mark, "peak_rss": _rss_peak()}
     for name, stage in (("prepare", run_prepare), ("search", run_search), ("evaluate", run_evaluate), ("package", run_package)):
         mark = time.perf_counter()
@@ -177,7 +179,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default=None, help="comma-separated row counts (default 10000,100000,1000000)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1000 and 10000 rows")
-    parser.add_argument("--trials", type=int, default=5, help="Optuna trials per size (LightGBM only)")
+    parser.add_argument("--trials", type=int, default=5, help="Optuna trials per size")
+    parser.add_argument("--families", default="lightgbm", help=f"comma-separated, of the default space's {','.join(DEFAULT_FAMILIES)}")
     parser.add_argument("--timeout", type=float, default=3600.0, help="hard limit per size's pipeline child, s")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temp dir, removed at the end)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
@@ -268,7 +271,7 @@ def header(args: argparse.Namespace, machine: dict[str, Any], started_at: str, e
     lines += [
         f"- run: {started_at}, took {_bench.duration(elapsed)}",
         f"- command: `{_bench.command_line()}`",
-        f"- sizes: {', '.join(f'{s:,}' for s in args.size_list)} rows; {args.trials} Optuna trials, LightGBM only, holdout validation",
+        f"- sizes: {', '.join(f'{s:,}' for s in args.size_list)} rows; {args.trials} Optuna trials, families {args.families}, holdout validation",
         f"- data: {N_NUMERIC} numeric (every 4th with 5-15% missing) + {len(CATEGORICAL_LEVELS)} categorical "
         f"({'/'.join(map(str, CATEGORICAL_LEVELS))} levels, some 8% missing) columns, binary target; Parquet, data.source=parquet",
     ]
@@ -317,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             save(final=False)
             continue
         out = project.parent / f"rows-{rows}-pipeline.json"
-        child = _bench.run_child([str(SCRIPT), "--child", "pipeline", "--trials", str(args.trials), "--project", str(project),
+        child = _bench.run_child([str(SCRIPT), "--child", "pipeline", "--trials", str(args.trials), "--families", args.families, "--project", str(project),
                                   "--out", str(out)], project.parent / f"rows-{rows}-pipeline.log", timeout=args.timeout)
         info = json.loads(out.read_text()) if out.is_file() else {}
         record.update(child_wall_seconds=child.wall_seconds, peak_rss_bytes=child.peak_rss_bytes,

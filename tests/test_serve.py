@@ -401,7 +401,7 @@ def test_the_server_calls_the_pipeline_step_by_step_with_the_same_answers(pengui
             assert (want[1] is None and got[1] is None) or (want[1] == got[1]).all()
 
 
-def test_a_pipeline_of_another_shape_is_served_as_it_is() -> None:
+def test_a_pipeline_of_another_shape_is_served_as_it_is_and_sparse_columns_step_by_step() -> None:
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
@@ -413,7 +413,11 @@ def test_a_pipeline_of_another_shape_is_served_as_it_is() -> None:
     x = pd.DataFrame({"a": ["x", "y", "x", "y"], "b": ["u", "u", "v", "v"]})
     y = [0, 0, 1, 1]
     contract = [ColumnSpec(name, "categorical", "object", nullable=False, categories=sorted(set(x[name]))) for name in ("a", "b")]
+    no_columns = Pipeline([("onehot", OneHotEncoder()), ("model", LogisticRegression())]).fit(x, y)
+    assert direct_pipeline(no_columns, x, contract) is None, "a pipeline that does not start with a ColumnTransformer"
+    assert direct_pipeline(LogisticRegression().fit(pd.get_dummies(x, dtype=float), y), x, contract) is None
     sparse = Pipeline([("columns", ColumnTransformer([("onehot", OneHotEncoder(), ["a", "b"])], sparse_threshold=1.0)),
                        ("model", LogisticRegression())]).fit(x, y)
-    assert direct_pipeline(sparse, x, contract) is None, "a sparse ColumnTransformer output is not what the direct path stacks"
-    assert direct_pipeline(LogisticRegression().fit(pd.get_dummies(x, dtype=float), y), x, contract) is None
+    direct = direct_pipeline(sparse, x, contract)  # sparse one-hot columns are stacked as the ColumnTransformer does
+    assert direct is not None
+    assert (direct.predict_proba(x) == sparse.predict_proba(x)).all()

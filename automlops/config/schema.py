@@ -108,7 +108,7 @@ class SearchConfig:
     threads: int = 2  # threads each model may use while fitting
     keep_top: int = 5  # optuna: fitted candidates kept on disk, best first, traced from the leaderboard
     progress: bool = True  # a live progress bar when stderr is a terminal (never in CI)
-    # optuna: searchable preprocessing, {numeric_imputer, scaler, encoder, rare_min_frequency: spec}
+    # optuna: searchable preprocessing, {numeric_imputer, scaler, encoder, rare_min_frequency, max_levels: spec}
     preprocess: dict[str, Any] = field(default_factory=dict)
     # optuna: family -> {param: spec}; a spec is a scalar (fixed) or {type: int|float|categorical, ...}
     space: dict[str, Any] = field(default_factory=dict)

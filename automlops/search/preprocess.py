@@ -4,9 +4,13 @@
       numeric_imputer: {type: categorical, choices: [median, mean]}
       encoder: {type: categorical, choices: [onehot, ordinal, target]}
       rare_min_frequency: {type: int, low: 1, high: 20}
+      max_levels: 100
 
 A key left out keeps the family's own default (trees: ordinal codes and NaN kept where the model
 handles it; linear models: median imputation, standard scaling, one-hot with rare levels grouped).
+Whatever the encoder, a column with more than `max_levels` levels is target-encoded: a dense one-hot
+of a 3,943-level column in 200k rows held the run at 9.4 GB, and ordinal codes of arbitrary levels
+hid the column from trees (R^2 0.56 against 0.77 target-encoded, on the same table).
 """
 
 from __future__ import annotations
@@ -28,7 +32,11 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "scaler": ("standard", "robust", "minmax", "none"),
     "encoder": ("onehot", "ordinal", "target"),
 }
-INTEGER_KEYS = ("rare_min_frequency",)  # categories seen fewer times than this are grouped into one
+INTEGER_KEYS = (
+    "rare_min_frequency",  # categories seen fewer times than this are grouped into one
+    "max_levels",  # categorical columns with more levels than this are target-encoded, whatever the encoder
+)
+MAX_LEVELS = 100  # the default of search.preprocess.max_levels
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,7 @@ class Preprocess:
     scaler: str = "none"
     encoder: str = "ordinal"
     rare_min_frequency: int = 1
+    max_levels: int = MAX_LEVELS
 
     def with_choices(self, choices: dict[str, Any]) -> Preprocess:
         return replace(self, **choices)
@@ -65,9 +74,16 @@ def parse_preprocess(raw: dict[str, Any], problems: list[str]) -> dict[str, Para
     return specs
 
 
-def build_columns(choice: Preprocess, contract: list[ColumnSpec], model_takes_nan: bool, task: str, seed: int) -> Any:
-    """A ColumnTransformer that turns the contract's raw columns into the model's numeric matrix."""
-    categorical = [c.name for c in contract if c.kind == CATEGORICAL]
+def build_columns(
+    choice: Preprocess, contract: list[ColumnSpec], model_takes_nan: bool, model_takes_sparse: bool, task: str, seed: int
+) -> Any:
+    """A ColumnTransformer that turns the contract's raw columns into the model's numeric matrix.
+
+    Its size stays near the table's: one-hot columns are sparse where the model takes sparse input,
+    and a column with more than `max_levels` levels becomes one target-encoded column (one per class)
+    instead of thousands of codes or indicator columns."""
+    categorical = [c.name for c in contract if c.kind == CATEGORICAL and len(c.categories) <= choice.max_levels]
+    many_levels = [c.name for c in contract if c.kind == CATEGORICAL and len(c.categories) > choice.max_levels]
     numeric = [c.name for c in contract if c.kind != CATEGORICAL]
     steps: list[Any] = []
     if choice.numeric_imputer != "none" or not model_takes_nan:
@@ -76,18 +92,19 @@ def build_columns(choice: Preprocess, contract: list[ColumnSpec], model_takes_na
     if choice.scaler != "none":
         steps.append({"standard": StandardScaler, "robust": RobustScaler, "minmax": MinMaxScaler}[choice.scaler]())
     numeric_steps: Any = make_pipeline(*steps) if steps else "passthrough"
-    return ColumnTransformer(
-        [("numeric", numeric_steps, numeric), ("categorical", _encoder(choice, task, seed), categorical)],
-        verbose_feature_names_out=False,
-    )
+    parts = [("numeric", numeric_steps, numeric), ("categorical", _encoder(choice.encoder, choice, model_takes_sparse, task, seed), categorical)]
+    if many_levels:  # only when there are some: the step-by-step serving path skips no unfitted parts
+        parts.append(("many_levels", _encoder("target", choice, model_takes_sparse, task, seed), many_levels))
+    return ColumnTransformer(parts, verbose_feature_names_out=False)
 
 
-def _encoder(choice: Preprocess, task: str, seed: int) -> Any:
+def _encoder(encoder: str, choice: Preprocess, sparse: bool, task: str, seed: int) -> Any:
     fill = SimpleImputer(strategy="constant", fill_value="__missing__")
     rare = choice.rare_min_frequency if choice.rare_min_frequency > 1 else None
-    if choice.encoder == "onehot":
-        return make_pipeline(fill, OneHotEncoder(handle_unknown="infrequent_if_exist" if rare else "ignore", min_frequency=rare, sparse_output=False))
-    if choice.encoder == "target":
+    if encoder == "onehot":
+        unknown = "infrequent_if_exist" if rare else "ignore"
+        return make_pipeline(fill, OneHotEncoder(handle_unknown=unknown, min_frequency=rare, sparse_output=sparse))
+    if encoder == "target":
         target_type = "continuous" if task == "regression" else ("binary" if task == "binary" else "multiclass")
         return make_pipeline(fill, _target_encoder(target_type, seed))
     return OrdinalEncoder(

@@ -145,4 +145,23 @@ def _fit_and_score(build: Callable[[], Any], x_fit: pd.DataFrame, y_fit: pd.Seri
         score = float(scorer(model, x_score, y_score))
     except Exception as error:  # the model fitted and predicts: what failed is the metric
         raise MetricError(resolve_metric(cfg.metric, task), task, error) from error
-    return Scored(score, fit_seconds, predict_seconds_per_row, len(pickle.dumps(model)), model, fits=1, fit_rows=len(x_fit))
+    return Scored(score, fit_seconds, predict_seconds_per_row, pickled_size(model), model, fits=1, fit_rows=len(x_fit))
+
+
+class _ByteCounter:
+    """A write-only file that keeps only the number of bytes written to it."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, chunk: Any) -> int:
+        written = memoryview(chunk).nbytes
+        self.size += written
+        return written
+
+
+def pickled_size(model: Any) -> int:
+    """The model's pickled size, counted as it streams: a forest of hundreds of MB is not copied."""
+    counter = _ByteCounter()
+    pickle.dump(model, counter)
+    return counter.size

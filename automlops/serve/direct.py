@@ -29,6 +29,7 @@ class DirectPipeline:
         (_, columns), *middle, (_, model) = pipeline.steps
         self.pipeline = pipeline
         self.columns = [(step, list(names)) for _, step, names in columns.transformers_ if not _dropped(step)]
+        self.sparse = bool(getattr(columns, "sparse_output_", False))  # one-hot columns kept sparse for the model
         self.middle = [step for _, step in middle]
         self.model = model
         if hasattr(model, "classes_"):
@@ -36,8 +37,8 @@ class DirectPipeline:
         if hasattr(model, "predict_proba"):
             self.predict_proba = lambda x: self.model.predict_proba(self.transform(x))
 
-    def transform(self, x: pd.DataFrame) -> np.ndarray:
-        out = np.hstack([_apply(step, x[names]) for step, names in self.columns])
+    def transform(self, x: pd.DataFrame) -> Any:
+        out = _stack([_apply(step, x[names]) for step, names in self.columns], self.sparse)
         for step in self.middle:
             out = _apply(step, out)
         return out
@@ -67,6 +68,15 @@ def direct_pipeline(model: Any, example: pd.DataFrame, contract: list[ColumnSpec
         log.debug("serving the pipeline as it is: %s", error)
         return None
     return direct
+
+
+def _stack(parts: list[Any], sparse: bool) -> Any:
+    """The parts side by side, as the ColumnTransformer stacks them: one CSR matrix or one array."""
+    from scipy import sparse as sp
+
+    if sparse:
+        return sp.hstack(parts).tocsr()
+    return np.hstack([part.toarray() if sp.issparse(part) else part for part in parts])
 
 
 def _dropped(step: Any) -> bool:
