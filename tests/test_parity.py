@@ -85,7 +85,7 @@ def training_table(rows: int = 500, seed: int = 0) -> pd.DataFrame:
     logit = (np.nan_to_num(x1) + 1.5 * pd.isna(region) + 0.8 * flag + 0.2 * count - 1.5 * (code == "007")
              + rng.normal(scale=0.8, size=rows) - 1.0)
     return pd.DataFrame({"x1": x1, "count": count, "flag": flag_column, "region": region, "code": code,
-                         TARGET: (logit > 0).astype(int)})  # 0/1: the xgboost family refuses text labels (issue 13, section 2)
+                         TARGET: np.where(logit > 0, "churned", "stayed")})  # text labels, which every family takes
 
 
 @dataclass

@@ -106,13 +106,18 @@ def to_model_frame(frame: pd.DataFrame, contract: list[ColumnSpec]) -> pd.DataFr
             continue
         column = frame[spec.name]
         if spec.kind == CATEGORICAL:
-            values = column.astype(object)
-            # vectorised (millions of rows); every kind of missing (None from JSON, NaN from CSV) becomes NaN,
-            # so a served row is encoded exactly as the same row was in training
-            out[spec.name] = values.astype(str).where(values.notna(), np.nan)
+            out[spec.name] = as_text(column)
         else:
             out[spec.name] = pd.to_numeric(column, errors="coerce").astype(float)
     return out[names] if list(out.columns) != names else out
+
+
+def as_text(column: pd.Series) -> pd.Series:
+    """A categorical's model-input form, vectorised (millions of rows): values as str, and every kind of
+    missing (None from JSON, NaN from CSV, pd.NA) as NaN, so a served row is encoded exactly as the
+    same row was in training."""
+    values = column.astype(object)
+    return values.astype(str).where(values.notna(), np.nan)
 
 
 UNKNOWN_CATEGORY_POLICIES = ("model", "missing", "error")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from automlops.data.contract import ColumnSpec, to_model_frame
+from automlops.data.contract import ColumnSpec, as_text, to_model_frame
 
 HASH_METHOD = "pandas.util.hash_pandas_object(to_model_frame(features) + target, index=False), uint64"
 TARGET_COLUMN = "__target__"  # the target's column in the hashed frame; a name no feature takes
@@ -27,7 +27,7 @@ def _canonical_target(target: pd.Series) -> pd.Series:
     dtype one file or split happened to give the column."""
     if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
         return target.astype(float)
-    return target.astype(object).astype(str).where(target.notna(), np.nan)
+    return as_text(target)
 
 
 def hash_set(hashes: np.ndarray) -> np.ndarray:

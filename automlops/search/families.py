@@ -54,8 +54,11 @@ def _lightgbm(task: str, params: dict[str, Any], seed: int, threads: int) -> Est
 def _xgboost(task: str, params: dict[str, Any], seed: int, threads: int) -> Estimator:
     import xgboost
 
-    cls = xgboost.XGBRegressor if task == "regression" else xgboost.XGBClassifier
-    return cls(random_state=seed, n_jobs=threads, verbosity=0, **params)
+    if task == "regression":
+        return xgboost.XGBRegressor(random_state=seed, n_jobs=threads, verbosity=0, **params)
+    from automlops.search.xgboost_labels import LabelledXGBClassifier
+
+    return LabelledXGBClassifier(random_state=seed, n_jobs=threads, verbosity=0, **params)
 
 
 def _hist_gradient_boosting(task: str, params: dict[str, Any], seed: int, threads: int) -> Estimator:
