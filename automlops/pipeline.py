@@ -230,7 +230,7 @@ def run_gate(config: Config) -> dict[str, Any]:
         comparison = _compare_with_champion(load_bundle(CANDIDATE_DIR, keys=keys), load_bundle(champion_dir, keys=keys), config)
         log.info("gate: champion v%s comparison (%s): %s", champion_version, comparison.basis, comparison.sentence())
     checks = run_checks(config.gate, task, manifest["metrics"]["test"], comparison)
-    infra = validate_serving(CANDIDATE_DIR, config.gate.infra, keys) if config.gate.infra.enabled else None
+    infra = validate_serving(CANDIDATE_DIR, config.gate.infra, keys=keys) if config.gate.infra.enabled else None
     record = blessing(checks, infra, champion_version, comparison)
     write_json_atomic(BLESSING, record)
     for check in record["checks"]:

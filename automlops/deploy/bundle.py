@@ -256,6 +256,6 @@ def load_bundle(path: Path | str, keys: TrustedKeys = NO_KEYS) -> Bundle:
     from automlops.deploy.model_registry import resolve
 
     folder = resolve(path)
-    manifest = verify_bundle(folder, keys)
+    manifest = verify_bundle(folder, keys=keys)
     check_versions(manifest)
     return Bundle(folder, manifest, load_model(manifest["model"]["format"], folder / MODEL_DIR))

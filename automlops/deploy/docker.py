@@ -77,7 +77,7 @@ def build_context(release: Release, cfg: DeployConfig) -> dict[str, Any]:
         bundle = staging / BUNDLE_DIR
         shutil.copytree(release.bundle, bundle)
         verify_bundle(bundle, keys=keys)  # the copy is what the image serves: it must still match its seal
-        pins, from_bundle = serving_requirements(bundle, keys)
+        pins, from_bundle = serving_requirements(bundle, keys=keys)
         system = sorted({apt for name in pins for apt in SYSTEM_PACKAGES.get(_canonical(name), ())})
         (staging / "requirements.txt").write_text(_requirements_text(release, pins, from_bundle))
         (staging / WHEEL_DIR).mkdir()
@@ -103,7 +103,7 @@ def serving_requirements(bundle: Path, keys: TrustedKeys = NO_KEYS) -> tuple[dic
     manifest = read_manifest(bundle)
     # load_bundle checks the installed version of each of these that trained the model, used or not
     checked = {name for name in PICKLE_PACKAGES.get(manifest["model"]["format"], ()) if name in manifest["lineage"].get("packages", {})}
-    roots = set(SERVE_PACKAGES) | checked | set(probe_engine(bundle, keys))
+    roots = set(SERVE_PACKAGES) | checked | set(probe_engine(bundle, keys=keys))
     trained = _bundle_pins(bundle / "requirements.txt")
     pins: dict[str, str] = {}
     from_bundle = 0
