@@ -19,10 +19,10 @@ import numpy as np
 
 from automlops.config.schema import InfraConfig
 from automlops.deploy.bundle import EXAMPLE_FILE
-from automlops.deploy.signing import TrustedKeys, keys_override
+from automlops.deploy.signing import NO_KEYS, TrustedKeys, keys_override
 
 
-def validate_serving(bundle: Path, cfg: InfraConfig, keys: TrustedKeys) -> dict[str, Any]:
+def validate_serving(bundle: Path, cfg: InfraConfig, keys: TrustedKeys = NO_KEYS) -> dict[str, Any]:
     """`keys`: the gate's deploy.signing.public_keys, handed to the server so it verifies the candidate as the gate did."""
     example = json.loads((bundle / EXAMPLE_FILE).read_text())
     port = _free_port()

@@ -92,6 +92,7 @@ def test_keys_generate_writes_a_private_key_only_its_owner_reads_and_prints_the_
     assert f"private_key: {tmp_path / 'k' / 'signing.key'}" in made.stdout and f"public_keys: [{tmp_path / 'k' / 'signing.pub'}]" in made.stdout
 
 
+@pytest.mark.slow  # the session's penguins run
 def test_a_signed_bundle_loads_and_each_tampering_is_refused_before_unpickling(signed: Path, keys, tmp_path: Path) -> None:
     trusted = trusting(keys["new"][1])
     assert load_bundle(signed, keys=trusted).manifest["name"] == "penguins"
@@ -128,6 +129,7 @@ def test_a_signed_bundle_loads_and_each_tampering_is_refused_before_unpickling(s
     assert verify_bundle(signed)["name"] == "penguins"
 
 
+@pytest.mark.slow  # the session's penguins run
 def test_rotation_old_key_verifies_while_listed_and_is_refused_once_removed(signed: Path, keys) -> None:
     sign(signed, keys["old"][0])
     assert load_bundle(signed, keys=trusting(keys["old"][1], keys["new"][1]))
@@ -151,6 +153,7 @@ def test_key_config_errors_name_the_key(keys, tmp_path: Path) -> None:
         del os.environ["AUTOMLOPS_TEST_KEY"]
 
 
+@pytest.mark.slow  # the session's penguins run
 def test_predict_refuses_the_planted_model_and_never_runs_it(signed: Path, keys, tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
     example = str(signed / "input_example.json")
@@ -163,6 +166,7 @@ def test_predict_refuses_the_planted_model_and_never_runs_it(signed: Path, keys,
     assert line.startswith(f"error: bundle {signed}: manifest.sig does not match its manifest.json") and not (tmp_path / "q.csv").exists()
 
 
+@pytest.mark.slow  # the session's penguins run
 def test_serve_refuses_a_planted_model_and_serves_a_signed_one(signed: Path, keys, tmp_path: Path) -> None:
     unsigned = tmp_path / "unsigned"
     shutil.copytree(signed, unsigned)
@@ -176,6 +180,7 @@ def test_serve_refuses_a_planted_model_and_serves_a_signed_one(signed: Path, key
         assert answer.status_code == 200 and len(answer.json()["predictions"]) > 0
 
 
+@pytest.mark.slow  # the session's penguins run
 def test_hot_reload_and_promote_refuse_an_unsigned_version(penguins_run, keys, tmp_path: Path) -> None:
     root, _ = penguins_run
     registry = tmp_path / "models" / "penguins"
@@ -206,6 +211,7 @@ def test_hot_reload_and_promote_refuse_an_unsigned_version(penguins_run, keys, t
     assert monitored.returncode == 1 and "manifest.sig does not match" in monitored.stderr and not marker.exists()
 
 
+@pytest.mark.slow  # the session's penguins run
 def test_gate_and_deploy_sign_verify_and_refuse_planted_models(penguins_run, keys, tmp_path: Path) -> None:
     root, _ = penguins_run
     project = tmp_path / "project"
