@@ -175,7 +175,9 @@ def test_serve_refuses_a_planted_model_and_serves_a_signed_one(signed: Path, key
     plant(unsigned, marker)
     refused = cli("serve", "--model", str(unsigned), "--port", "8099", keys_arg(keys["new"][1]), cwd=tmp_path, timeout=60)
     assert refused.returncode == 1 and "not signed (no manifest.sig)" in refused.stderr and not marker.exists()
-    with running_server(signed, keys_arg(keys["old"][1], keys["new"][1]), cwd=tmp_path, log_file=tmp_path / "serve.log") as (client, _):
+    # two workers: each verifies the bundle again with the keys the parent hands them
+    with running_server(signed, "--workers", "2", keys_arg(keys["old"][1], keys["new"][1]), cwd=tmp_path,
+                        log_file=tmp_path / "serve.log") as (client, _):
         answer = client.post("/predict", json=json.loads((signed / "input_example.json").read_text()))
         assert answer.status_code == 200 and len(answer.json()["predictions"]) > 0
 
