@@ -7,6 +7,7 @@
     automlops predict --model MODEL --input FILE --output FILE [--keep COL ...] [predict.KEY=VALUE ...]
     automlops serve --model MODEL [--host 127.0.0.1] [--port 8080]
     automlops models list|show|promote|rollback ...         the local registry (models/<name>/)
+    automlops keys generate DIR | keys sign MODEL           Ed25519 keys that sign bundles (deploy.signing)
     automlops monitor --model MODEL --data FILE|DIR [--labels FILE] [monitor.KEY=VALUE ...]
                                                             drift of a batch against the training snapshot
 
@@ -115,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True, type=Path, help=".csv, .parquet or .json (list of records) with the model's input columns")
     predict.add_argument("--output", required=True, type=Path, help=".csv, .parquet or .json to write predictions to")
     predict.add_argument("--keep", nargs="+", default=[], metavar="COL", help="input columns to copy to the output (ids, labels), after predict.id_columns")
-    predict.add_argument("overrides", nargs="*", help="predict.* keys, e.g. predict.chunk_rows=20000 'predict.id_columns=[id]'")
+    predict.add_argument("overrides", nargs="*", help="predict.* and deploy.signing.* keys, e.g. predict.chunk_rows=20000 'predict.id_columns=[id]'")
     predict.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     predict.set_defaults(handler=_predict)
 
@@ -124,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default serve.host: 127.0.0.1, loopback only)")
     serve.add_argument("--port", type=int, help="default serve.port: 8080")
     serve.add_argument("--workers", type=int, help="server processes (default serve.workers: 1)")
-    serve.add_argument("overrides", nargs="*", help="serve.* keys, e.g. serve.max_rows=1000 serve.token_env=API_TOKEN")
+    serve.add_argument("overrides", nargs="*", help="serve.* and deploy.signing.* keys, e.g. serve.max_rows=1000 serve.token_env=API_TOKEN")
     serve.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     serve.set_defaults(handler=_serve)
 
@@ -133,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     monitor.add_argument("--data", required=True, type=Path, help=".csv, .parquet, .json or prediction-log .jsonl file, or a folder of them")
     monitor.add_argument("--labels", type=Path, help="late labels (monitor.id_column + the target) joined to the batch: performance drift")
     monitor.add_argument("--out", help="folder for monitor.json and monitor.html (default monitor.out: metrics/monitor)")
-    monitor.add_argument("overrides", nargs="*", help="monitor.* keys, e.g. monitor.drift_share=0.3 monitor.method=psi")
+    monitor.add_argument("overrides", nargs="*", help="monitor.* and deploy.signing.* keys, e.g. monitor.drift_share=0.3 monitor.method=psi")
     monitor.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     monitor.set_defaults(handler=_monitor)
 
@@ -146,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     promote = actions.add_parser("promote", help="point an alias at a version (the model is verified first)")
     promote.add_argument("name")
     promote.add_argument("version", type=int)
+    promote.add_argument("overrides", nargs="*", help="deploy.signing.* keys: the version must be signed by deploy.signing.public_keys")
     rollback = actions.add_parser("rollback", help="point an alias back at the version it held before")
     rollback.add_argument("name")
     for action in (listing, show, promote, rollback):
@@ -154,6 +156,17 @@ def _parser() -> argparse.ArgumentParser:
     for action in (promote, rollback):
         action.add_argument("--alias", default="champion", help="default: champion")
     models.set_defaults(handler=_models)
+
+    keys = commands.add_parser("keys", help="Ed25519 keys that sign bundles and verify them before loading (deploy.signing)")
+    key_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    generate = key_actions.add_parser("generate", help="write a new key pair to DIR (private 0600) and print the config lines")
+    generate.add_argument("dir", type=Path)
+    sign = key_actions.add_parser("sign", help="sign a bundle you trust (e.g. one published before signing) with deploy.signing's private key")
+    sign.add_argument("model", help=MODEL_HELP)
+    sign.add_argument("overrides", nargs="*", help="deploy.signing.* keys, e.g. deploy.signing.private_key=keys/signing.key")
+    for action in (generate, sign):
+        action.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    keys.set_defaults(handler=_keys)
     return parser
 
 
@@ -270,14 +283,15 @@ def _worker(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     """Score a file in chunks of predict.chunk_rows rows; predict.* comes from conf/ and the overrides
     in a project, from the schema's defaults and the overrides elsewhere (a container with a bundle)."""
-    from automlops.config.compose import runtime_section
+    from automlops.config.compose import runtime_config
     from automlops.deploy.bundle import load_bundle
+    from automlops.deploy.signing import trusted_keys
     from automlops.predict import predict_file
 
     # `--keep a b predict.chunk_rows=10`: argparse hands trailing overrides to --keep
     overrides = args.overrides + [item for item in args.keep if "=" in item]
-    settings = runtime_section("predict", overrides)
-    bundle = load_bundle(args.model)
+    settings, signing = runtime_config("predict", overrides)
+    bundle = load_bundle(args.model, keys=trusted_keys(signing))
     keep = [*settings.id_columns, *(item for item in args.keep if "=" not in item)]
     rows = predict_file(bundle, args.input, args.output, keep, settings.chunk_rows, progress=not args.quiet)
     print(f"wrote {rows} prediction(s) to {args.output}")
@@ -307,9 +321,12 @@ def _models(args: argparse.Namespace) -> int:
 
         print(_manifest_summary(read_manifest(f"{registry}@{alias}" if alias else registry)))
     elif args.action == "promote":
+        from automlops.config.compose import runtime_config
         from automlops.deploy.bundle import verify_bundle
+        from automlops.deploy.signing import trusted_keys
 
-        verify_bundle(reg.resolve(f"{registry}@{args.version}"))  # never point an alias at a modified bundle
+        keys = trusted_keys(runtime_config(None, args.overrides)[1])
+        verify_bundle(reg.resolve(f"{registry}@{args.version}"), keys=keys)  # never point an alias at a modified bundle
         previous = reg.promote(registry, args.version, args.alias)
         print(f"{registry.name}: {args.alias} -> v{args.version}" + (f" (was v{previous})" if previous else ""))
     else:
@@ -349,22 +366,50 @@ def _manifest_summary(manifest: dict[str, Any]) -> str:
 def _monitor(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from automlops.config.compose import runtime_section
+    from automlops.config.compose import runtime_config
+    from automlops.deploy.signing import trusted_keys
     from automlops.monitor.runner import check_drift, monitor
 
-    cfg = runtime_section("monitor", args.overrides)
+    cfg, signing = runtime_config("monitor", args.overrides)
     cfg = replace(cfg, out=args.out) if args.out else cfg
-    check_drift(monitor(args.model, args.data, cfg, args.labels, tuple(args.overrides)), cfg)
+    check_drift(monitor(args.model, args.data, cfg, args.labels, tuple(args.overrides), keys=trusted_keys(signing)), cfg)
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from automlops.config.compose import runtime_section
+    from automlops.config.compose import runtime_config
+    from automlops.deploy.signing import trusted_keys
     from automlops.serve import serve
 
-    cfg = runtime_section("serve", args.overrides)
+    cfg, signing = runtime_config("serve", args.overrides)
     flags = {"host": args.host, "port": args.port, "workers": args.workers}
-    serve(args.model, replace(cfg, **{k: v for k, v in flags.items() if v is not None}))
+    serve(args.model, replace(cfg, **{k: v for k, v in flags.items() if v is not None}), keys=trusted_keys(signing))
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from automlops.deploy import signing as sig
+
+    if args.action == "generate":
+        private, public, kid = sig.generate_keys(args.dir)
+        print(f"wrote {private} (private, mode 600: keep it secret and out of git) and {public} (public), key id {kid}\n"
+              "add to your deploy config (conf/deploy/bundle.yaml):\n"
+              "  signing:\n"
+              f"    private_key: {private}  # or leave null and export AUTOMLOPS_SIGNING_KEY=\"$(cat {private})\"\n"
+              f"    public_keys: [{public}]  # rotation: add the new key's .pub, drop the old one once nothing it signed is served")
+        return 0
+    from automlops.config.compose import runtime_config
+    from automlops.deploy.bundle import MANIFEST, verify_bundle
+    from automlops.deploy.model_registry import resolve
+
+    signing = sig.signer(runtime_config(None, args.overrides)[1])
+    if signing is None:
+        raise ConfigError("keys sign: no private key; set deploy.signing.private_key (or put the PEM in $AUTOMLOPS_SIGNING_KEY), "
+                          "e.g. `automlops keys sign MODEL deploy.signing.private_key=keys/signing.key`")
+    folder = resolve(args.model)
+    verify_bundle(folder, keys=sig.NO_KEYS)  # every sha256 must match: signing vouches for the files as they are; any old signature is replaced
+    sig.sign_manifest(folder / MANIFEST, signing)
+    print(f"signed {folder}/{MANIFEST} with key {signing.key_id} ({sig.SIGNATURE})")
     return 0

@@ -19,16 +19,19 @@ import numpy as np
 
 from automlops.config.schema import InfraConfig
 from automlops.deploy.bundle import EXAMPLE_FILE
+from automlops.deploy.signing import NO_KEYS, TrustedKeys, keys_override
 
 
-def validate_serving(bundle: Path, cfg: InfraConfig) -> dict[str, Any]:
+def validate_serving(bundle: Path, cfg: InfraConfig, keys: TrustedKeys = NO_KEYS) -> dict[str, Any]:
+    """`keys`: the gate's deploy.signing.public_keys, handed to the server so it verifies the candidate as the gate did."""
     example = json.loads((bundle / EXAMPLE_FILE).read_text())
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     record: dict[str, Any] = {"passed": False, "requests": cfg.requests, "rows_per_request": len(example), "p95_limit_ms": cfg.p95_ms}
     with tempfile.TemporaryFile("w+") as log_file:
         server = subprocess.Popen(
-            [sys.executable, "-m", "automlops", "serve", "--model", str(bundle), "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "automlops", "serve", "--model", str(bundle), "--host", "127.0.0.1", "--port", str(port),
+             keys_override(keys)],
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         try:

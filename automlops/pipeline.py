@@ -169,8 +169,11 @@ def run_evaluate(config: Config) -> None:
 
 
 def run_package(config: Config) -> Path:
-    """The candidate bundle, complete and sealed, waiting for the gate."""
+    """The candidate bundle, complete and sealed (and signed, with a deploy.signing key), waiting for the gate."""
     from automlops.deploy.bundle import PackageInput, write_bundle
+    from automlops.deploy.signing import check_signing
+
+    signing = check_signing(config.deploy.signing)  # before any work: a key problem is a one-line config error
 
     frames, meta = load_prepared()
     example = frames["test"][meta["features"]].head(config.deploy.example_rows)
@@ -191,8 +194,8 @@ def run_package(config: Config) -> Path:
         training_rows=_training_rows(frames, meta, trained_on),
         trained_on=trained_on,
     )
-    path = write_bundle(inputs, config.deploy, CANDIDATE_DIR)
-    log.info("packaged the candidate at %s", path)
+    path = write_bundle(inputs, config.deploy, CANDIDATE_DIR, signing)
+    log.info("packaged the candidate at %s%s", path, f" (signed by key {signing.key_id})" if signing else "")
     return path
 
 
@@ -210,10 +213,12 @@ def run_gate(config: Config) -> dict[str, Any]:
     that failed."""
     from automlops.deploy.bundle import load_bundle, read_manifest, verify_bundle
     from automlops.deploy.model_registry import champion
+    from automlops.deploy.signing import trusted_keys
     from automlops.gate import blessing, check_metric_names, failure_summary, has_change_checks, run_checks
     from automlops.infra import validate_serving
 
-    manifest = verify_bundle(CANDIDATE_DIR)
+    keys = trusted_keys(config.deploy.signing)  # the candidate and the champion are both checked against them
+    manifest = verify_bundle(CANDIDATE_DIR, keys=keys)
     task = manifest["task"]
     check_metric_names(config.gate, task)
     registry = Path(config.deploy.dir) / config.run.name
@@ -222,10 +227,10 @@ def run_gate(config: Config) -> dict[str, Any]:
     if champion_dir is not None:
         champion_version = read_manifest(champion_dir).get("version")
     if champion_dir is not None and has_change_checks(config.gate):
-        comparison = _compare_with_champion(load_bundle(CANDIDATE_DIR), load_bundle(champion_dir), config)
+        comparison = _compare_with_champion(load_bundle(CANDIDATE_DIR, keys=keys), load_bundle(champion_dir, keys=keys), config)
         log.info("gate: champion v%s comparison (%s): %s", champion_version, comparison.basis, comparison.sentence())
     checks = run_checks(config.gate, task, manifest["metrics"]["test"], comparison)
-    infra = validate_serving(CANDIDATE_DIR, config.gate.infra) if config.gate.infra.enabled else None
+    infra = validate_serving(CANDIDATE_DIR, config.gate.infra, keys=keys) if config.gate.infra.enabled else None
     record = blessing(checks, infra, champion_version, comparison)
     write_json_atomic(BLESSING, record)
     for check in record["checks"]:
@@ -297,6 +302,7 @@ def run_deploy(config: Config) -> dict[str, Any]:
     from automlops.deploy.bundle import seal, verify_bundle
     from automlops.deploy.card import write_model_card
     from automlops.deploy.model_registry import next_version
+    from automlops.deploy.signing import check_signing, trusted_keys
 
     record = json.loads(BLESSING.read_text()) if BLESSING.is_file() else None
     if record is None or not record["passed"]:
@@ -304,7 +310,8 @@ def run_deploy(config: Config) -> dict[str, Any]:
         write_json_atomic(DEPLOY_RECORD, skipped)
         log.warning("deploy: nothing published (%s)", skipped["reason"])
         return skipped
-    manifest = verify_bundle(CANDIDATE_DIR)
+    signing = check_signing(config.deploy.signing)
+    manifest = verify_bundle(CANDIDATE_DIR, keys=trusted_keys(config.deploy.signing))
     version = next_version(Path(config.deploy.dir) / config.run.name)
     slices = json.loads(SLICE_METRICS.read_text()) if SLICE_METRICS.is_file() else None
     with atomic_dir(RELEASE_DIR) as staging:
@@ -312,7 +319,7 @@ def run_deploy(config: Config) -> dict[str, Any]:
         write_json_atomic(staging / "blessing.json", record)
         manifest = {**manifest, "version": version, "blessing": {"passed": True, "checks": [c["summary"] for c in record["checks"]]}}
         write_model_card(staging, manifest, record, slices, config.deploy.card)
-        manifest = seal(staging, manifest)
+        manifest = seal(staging, manifest, signing)  # the version and the card change the manifest: signed again
     release = Release(name=config.run.name, bundle=RELEASE_DIR, manifest=manifest, alias=config.deploy.alias)
     targets: dict[str, Any] = {}
     for name in config.deploy.targets:
@@ -327,6 +334,7 @@ def run_monitor(config: Config) -> dict[str, Any]:
     """The champion (deploy.dir/run.name@deploy.alias) against the batch in monitor.data; not part of
     `automlops run`, which trains: monitoring runs on its own schedule (`dvc repro monitor`)."""
     from automlops.deploy.model_registry import champion
+    from automlops.deploy.signing import trusted_keys
     from automlops.monitor.runner import REPORT_JSON, check_drift, monitor
 
     registry = Path(config.deploy.dir) / config.run.name
@@ -335,7 +343,8 @@ def run_monitor(config: Config) -> dict[str, Any]:
                   "note": f"no model at {registry}@{config.deploy.alias} yet; nothing to monitor"}
         write_json_atomic(Path(config.monitor.out) / REPORT_JSON, report)
     else:
-        report = monitor(f"{registry}@{config.deploy.alias}", Path(config.monitor.data), config.monitor)
+        report = monitor(f"{registry}@{config.deploy.alias}", Path(config.monitor.data), config.monitor,
+                         keys=trusted_keys(config.deploy.signing))
     check_drift(report, config.monitor)
     return report
 
@@ -353,6 +362,7 @@ STAGES: dict[str, Callable[[Config], Any]] = {
 
 def run_all(config: Config) -> dict[str, Any]:
     """Every stage in order; returns the deploy record (what was published where)."""
+    from automlops.deploy.signing import check_signing
     from automlops.evaluate import check_slice_columns
     from automlops.gate import check_metric_names
 
@@ -368,6 +378,7 @@ def run_all(config: Config) -> dict[str, Any]:
     meta = load_prepared(())[1]
     check_metric_names(config.gate, meta["task"])  # a misnamed gate metric or slice column fails before the search
     check_slice_columns(config.evaluate.slices, [*meta["features"], meta["target"], *meta.get("split_columns", [])])
+    check_signing(config.deploy.signing)  # a missing or untrusted signing key fails before the search, not at package
     for name in ("search", "evaluate", "package", "gate"):
         timed(name, STAGES[name])
     record = timed("deploy", run_deploy)

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from automlops.config.resolvers import conf_digest, register_resolvers
-from automlops.config.schema import Config, MonitorConfig, PredictConfig, ServeConfig
+from automlops.config.schema import Config, MonitorConfig, PredictConfig, ServeConfig, SigningConfig
 from automlops.errors import ConfigError, did_you_mean
 from automlops.io import write_text_atomic
 
@@ -57,26 +57,41 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
 
 
 RUNTIME_SECTIONS = {"serve": ServeConfig, "predict": PredictConfig, "monitor": MonitorConfig}
+SIGNING = "deploy.signing"  # every run-time command loads a bundle, so it needs the keys that verify it
 
 
 def runtime_section(name: str, overrides: list[str]) -> Any:
-    """A run-time section (serve, predict) from the project's conf/ and overrides; outside a project
-    (e.g. a container holding only a bundle) from the schema's defaults and `<name>.*` overrides."""
+    """A run-time section (serve, predict, monitor): runtime_config without the signing section."""
+    return runtime_config(name, overrides)[0]
+
+
+def runtime_config(name: str | None, overrides: list[str]) -> tuple[Any, SigningConfig]:
+    """A run-time section (serve, predict, monitor; None: none) and deploy.signing, from the project's
+    conf/ and overrides in one composition; outside a project (e.g. a container holding only a bundle)
+    from the schema's defaults and `<name>.*` and `deploy.signing.*` overrides."""
     from automlops.config.checks import check_section
 
     if (CONF_DIR / f"{CONFIG_NAME}.yaml").is_file():
-        return getattr(to_typed(compose(overrides)), name)
-    prefix = f"{name}."
-    foreign = [o for o in overrides if not o.startswith(prefix)]
+        config = to_typed(compose(overrides))
+        return (getattr(config, name) if name else None), config.deploy.signing
+    prefixes = (*([f"{name}."] if name else []), f"{SIGNING}.")
+    foreign = [o for o in overrides if not o.startswith(prefixes)]
     if foreign:
-        raise ConfigError(f"override '{foreign[0]}': outside a project (no {CONF_DIR}/{CONFIG_NAME}.yaml here) only {prefix}* keys apply")
+        raise ConfigError(f"override '{foreign[0]}': outside a project (no {CONF_DIR}/{CONFIG_NAME}.yaml here) only "
+                          f"{' and '.join(p + '*' for p in prefixes)} keys apply")
+    section = None
+    if name:
+        section = _section(name, RUNTIME_SECTIONS[name], [o for o in overrides if o.startswith(f"{name}.")])
+        check_section(name, section)
+    return section, _section(SIGNING, SigningConfig, [o for o in overrides if o.startswith(f"{SIGNING}.")])
+
+
+def _section(name: str, schema: type, overrides: list[str]) -> Any:
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(RUNTIME_SECTIONS[name]), OmegaConf.from_dotlist([o[len(prefix):] for o in overrides]))
-        section = OmegaConf.to_object(merged)
+        merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist([o[len(name) + 1:] for o in overrides]))
+        return OmegaConf.to_object(merged)
     except OmegaConfBaseException as error:
         raise ConfigError(describe_config_error(error, section=name)) from error
-    check_section(name, section)
-    return section
 
 
 def to_typed(cfg: DictConfig) -> Config:

@@ -175,6 +175,13 @@ class CardConfig:
 
 
 @dataclass
+class SigningConfig:
+    private_key: Optional[str] = None  # Ed25519 private key file (PEM) package and deploy sign with; null: private_key_env
+    private_key_env: str = "AUTOMLOPS_SIGNING_KEY"  # environment variable holding the private key PEM, used when private_key is null
+    public_keys: list[str] = field(default_factory=list)  # public key files (PEM) a bundle must be signed by to load; several: rotation; []: sha256 only
+
+
+@dataclass
 class DeployConfig:
     targets: list[str] = field(default_factory=lambda: ["bundle"])  # bundle | mlflow | docker, several allowed
     dir: str = "models"  # the local registry: <dir>/<run.name>/versions/<n>/ and aliases.json
@@ -183,6 +190,7 @@ class DeployConfig:
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     docker: DockerConfig = field(default_factory=DockerConfig)
     card: CardConfig = field(default_factory=CardConfig)
+    signing: SigningConfig = field(default_factory=SigningConfig)
 
 
 @dataclass

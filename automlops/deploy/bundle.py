@@ -1,6 +1,7 @@
 """The bundle: a folder with the fitted model, its input example, the pinned requirements that
-trained it and a manifest that describes, checks and traces it. Written atomically; read back only
-after every file's sha256 matches and the key libraries' versions fit."""
+trained it and a manifest that describes, checks and traces it, optionally signed (signing.py).
+Written atomically; read back (load_bundle, the one path every consumer takes) only after the
+signature, when public keys are configured, every file's sha256 and the key libraries' versions fit."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from automlops import __version__
 from automlops.config.schema import DeployConfig
 from automlops.data.contract import ColumnSpec, contract_from_dicts
 from automlops.data.row_hashes import HASH_METHOD, hash_set
+from automlops.deploy.signing import NO_KEYS, SIGNATURE, Signer, TrustedKeys, sign_manifest, verify_signature
 from automlops.errors import BundleError
 from automlops.io import atomic_dir, sha256_file, write_json_atomic
 
@@ -58,7 +60,7 @@ class PackageInput:
     trained_on: tuple[str, ...] = ()  # the splits those rows came from
 
 
-def write_bundle(inputs: PackageInput, cfg: DeployConfig, target: Path) -> Path:
+def write_bundle(inputs: PackageInput, cfg: DeployConfig, target: Path, signing: Signer | None = None) -> Path:
     with atomic_dir(target) as staging:
         shutil.copytree(inputs.model_dir, staging / MODEL_DIR)
         (staging / EXAMPLE_FILE).write_text(inputs.example.to_json(orient="records", indent=2, double_precision=15) + "\n")
@@ -68,16 +70,23 @@ def write_bundle(inputs: PackageInput, cfg: DeployConfig, target: Path) -> Path:
             write_json_atomic(staging / STATISTICS, inputs.statistics)
         if inputs.training_rows is not None:
             np.save(staging / TRAINING_ROWS, hash_set(inputs.training_rows), allow_pickle=False)
-        seal(staging, _manifest(inputs, cfg, packages))
+        seal(staging, _manifest(inputs, cfg, packages), signing)
     return target
 
 
-def seal(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Write manifest.json with the sha256 of every other file in the folder, as it is now."""
+def seal(folder: Path, manifest: dict[str, Any], signing: Signer | None = None) -> dict[str, Any]:
+    """Write manifest.json with the sha256 of every other file in the folder, as it is now, and sign
+    it (manifest.sig) with `signing`; without one, a stale signature is removed."""
     manifest = {**manifest, "files": {p.relative_to(folder).as_posix(): sha256_file(p)
-                                      for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}}
+                                      for p in sorted(folder.rglob("*")) if p.is_file() and not _unsealed(folder, p)}}
     write_json_atomic(folder / MANIFEST, manifest)
+    sign_manifest(folder / MANIFEST, signing)
     return manifest
+
+
+def _unsealed(folder: Path, file: Path) -> bool:
+    """The manifest and its signature, which cannot list their own sha256."""
+    return file.parent == folder and file.name in (MANIFEST, SIGNATURE)
 
 
 def _manifest(inputs: PackageInput, cfg: DeployConfig, packages: dict[str, str]) -> dict[str, Any]:
@@ -178,28 +187,33 @@ class Bundle:
         return np.asarray(np.load(self.path / record["file"], allow_pickle=False), dtype=np.uint64)
 
 
-def read_manifest(path: Path | str) -> dict[str, Any]:
-    """The bundle's metadata, without loading (or trusting) the model. `path` may also be a
-    registry reference: models/<name> (its champion) or models/<name>@<alias or version>."""
+def read_manifest(path: Path | str, keys: TrustedKeys = NO_KEYS) -> dict[str, Any]:
+    """The bundle's metadata, without loading the model; with `keys`, only when one of them signed it.
+    `path` may also be a registry reference: models/<name> (its champion) or models/<name>@<alias or version>."""
     from automlops.deploy.model_registry import resolve
 
-    manifest_file = resolve(path) / MANIFEST
+    folder = resolve(path)
+    manifest_file = folder / MANIFEST
+    data = manifest_file.read_bytes()  # the bytes verified are the bytes parsed
+    verify_signature(folder, data, keys)
     try:
-        manifest = json.loads(manifest_file.read_text())
-    except json.JSONDecodeError as error:
+        manifest = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BundleError(f"--model: {manifest_file} is not valid JSON ({error}); repackage with `dvc repro package`") from error
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"--model: bundle format {manifest.get('format_version')} is not {FORMAT_VERSION}; repackage it with this automlops")
     return manifest
 
 
-def verify_bundle(path: Path | str) -> dict[str, Any]:
-    """Check every file against its sha256 in the manifest, and that no file is unlisted; nothing
-    is unpickled. Returns the manifest."""
+def verify_bundle(path: Path | str, keys: TrustedKeys = NO_KEYS) -> dict[str, Any]:
+    """Check the manifest's signature against `keys` (none: not checked), then every file against its
+    sha256 in the manifest, and that no file is unlisted; nothing is unpickled. Returns the manifest.
+    Consumers pass the configured keys (deploy.signing.public_keys): tests/test_signing.py checks that
+    every call in automlops/ does."""
     from automlops.deploy.model_registry import resolve
 
     path = resolve(path)
-    manifest = read_manifest(path)
+    manifest = read_manifest(path, keys)
     listed = manifest.get("files", {})
     for name, expected in listed.items():
         file = path / name
@@ -207,7 +221,7 @@ def verify_bundle(path: Path | str) -> dict[str, Any]:
             raise BundleError(f"--model: bundle file {file} is missing; repackage with `dvc repro package` or `automlops run`")
         if sha256_file(file) != expected:
             raise BundleError(f"--model: {file} does not match its sha256 in {MANIFEST} (modified or corrupt); refusing to load it")
-    present = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() and p.name != MANIFEST}
+    present = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() and not _unsealed(path, p)}
     if not any(name.startswith(MODEL_DIR + "/") for name in present) or present - set(listed):
         unlisted = sorted(present - set(listed))[:3] or [MODEL_DIR + "/"]
         raise BundleError(f"--model: {', '.join(unlisted)} not covered by the sha256 list in {MANIFEST}; refusing to load it")
@@ -234,13 +248,14 @@ def check_versions(manifest: dict[str, Any]) -> None:
                         name, trained[name], installed)
 
 
-def load_bundle(path: Path | str) -> Bundle:
-    """Verify every file's sha256 and the library versions first, then unpickle: a modified
-    bundle is never loaded."""
+def load_bundle(path: Path | str, keys: TrustedKeys = NO_KEYS) -> Bundle:
+    """Verify the signature (with `keys`, deploy.signing.public_keys), every file's sha256 and the
+    library versions first, then unpickle: a modified bundle is never loaded, and with keys neither
+    is one whose manifest was rewritten to match."""
     from automlops.artifacts import load_model
     from automlops.deploy.model_registry import resolve
 
     folder = resolve(path)
-    manifest = verify_bundle(folder)
+    manifest = verify_bundle(folder, keys=keys)
     check_versions(manifest)
     return Bundle(folder, manifest, load_model(manifest["model"]["format"], folder / MODEL_DIR))

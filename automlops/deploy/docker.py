@@ -40,6 +40,7 @@ from typing import Any
 
 from automlops.config.schema import DeployConfig
 from automlops.deploy import TARGETS, Release
+from automlops.deploy.signing import NO_KEYS, TrustedKeys
 from automlops.errors import BundleError
 from automlops.io import atomic_dir
 
@@ -51,7 +52,8 @@ WHEEL_DIR = "wheels"
 USER, UID = "automlops", 10001
 # What `automlops serve` imports whatever the model (automlops.serve, .predict, .deploy, .config.schema);
 # tests/test_docker_target.py serves a bundle from a venv holding only the pinned packages to prove it.
-SERVE_PACKAGES = ("fastapi", "uvicorn", "pandas", "numpy", "omegaconf", "prometheus-client", "pyyaml")
+SERVE_PACKAGES = ("fastapi", "uvicorn", "pandas", "numpy", "omegaconf", "prometheus-client", "pyyaml",
+                  "cryptography")  # verifies a bundle's signature when the container is given deploy.signing.public_keys
 # Debian packages a distribution's native code links from the system: LightGBM's wheels use the
 # system OpenMP runtime (libgomp.so.1), which slim images lack. Other wheels vendor theirs.
 SYSTEM_PACKAGES = {"lightgbm": ("libgomp1",)}
@@ -63,8 +65,10 @@ NOT_PINNED = {"automlops", "pip", "setuptools", "wheel"}  # shipped separately, 
 @TARGETS.register("docker")
 def build_context(release: Release, cfg: DeployConfig) -> dict[str, Any]:
     from automlops.deploy.bundle import verify_bundle
+    from automlops.deploy.signing import trusted_keys
 
     docker = cfg.docker
+    keys = trusted_keys(cfg.signing)
     target = Path(docker.dir) / release.name
     version = release.manifest.get("version")
     tag = f"{_repository(release.name)}:{f'v{version}' if version is not None else 'latest'}"  # docker's tag grammar
@@ -72,8 +76,8 @@ def build_context(release: Release, cfg: DeployConfig) -> dict[str, Any]:
     with atomic_dir(target) as staging:
         bundle = staging / BUNDLE_DIR
         shutil.copytree(release.bundle, bundle)
-        verify_bundle(bundle)  # the copy is what the image serves: it must still match its seal
-        pins, from_bundle = serving_requirements(bundle)
+        verify_bundle(bundle, keys=keys)  # the copy is what the image serves: it must still match its seal
+        pins, from_bundle = serving_requirements(bundle, keys=keys)
         system = sorted({apt for name in pins for apt in SYSTEM_PACKAGES.get(_canonical(name), ())})
         (staging / "requirements.txt").write_text(_requirements_text(release, pins, from_bundle))
         (staging / WHEEL_DIR).mkdir()
@@ -90,15 +94,16 @@ def build_context(release: Release, cfg: DeployConfig) -> dict[str, Any]:
 # ---- requirements -------------------------------------------------------------------------------
 
 
-def serving_requirements(bundle: Path) -> tuple[dict[str, str], int]:
+def serving_requirements(bundle: Path, keys: TrustedKeys = NO_KEYS) -> tuple[dict[str, str], int]:
     """{distribution: version} that serving this bundle needs, and how many versions came from the
-    bundle's requirements.txt (the rest are this environment's)."""
+    bundle's requirements.txt (the rest are this environment's). `keys`: the probe loads the bundle
+    only when one of them signed it (deploy.signing.public_keys)."""
     from automlops.deploy.bundle import PICKLE_PACKAGES, read_manifest
 
     manifest = read_manifest(bundle)
     # load_bundle checks the installed version of each of these that trained the model, used or not
     checked = {name for name in PICKLE_PACKAGES.get(manifest["model"]["format"], ()) if name in manifest["lineage"].get("packages", {})}
-    roots = set(SERVE_PACKAGES) | checked | set(probe_engine(bundle))
+    roots = set(SERVE_PACKAGES) | checked | set(probe_engine(bundle, keys=keys))
     trained = _bundle_pins(bundle / "requirements.txt")
     pins: dict[str, str] = {}
     from_bundle = 0
@@ -111,12 +116,12 @@ def serving_requirements(bundle: Path) -> tuple[dict[str, str], int]:
     return dict(sorted(pins.items(), key=lambda item: _canonical(item[0]))), from_bundle
 
 
-def probe_engine(bundle: Path) -> list[str]:
+def probe_engine(bundle: Path, keys: TrustedKeys = NO_KEYS) -> list[str]:
     """The distributions that loading the bundle and predicting its input example imports, beyond
     `automlops serve` itself: run in a subprocess, so this process imports no model library."""
-    code = "import sys; from automlops.deploy.docker import _probe; _probe(sys.argv[1])"
+    code = "import sys; from automlops.deploy.docker import _probe; _probe(sys.argv[1], sys.argv[2:])"
     try:
-        out = subprocess.run([sys.executable, "-c", code, str(bundle)], capture_output=True, text=True, timeout=900)
+        out = subprocess.run([sys.executable, "-c", code, str(bundle), *keys.paths], capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
         raise BundleError(f"deploy.targets: 'docker' could not load {bundle} within 900 s to find the libraries it needs") from None
     if out.returncode != 0:
@@ -126,16 +131,19 @@ def probe_engine(bundle: Path) -> list[str]:
     return list(json.loads(out.stdout.splitlines()[-1]))
 
 
-def _probe(path: str) -> None:
+def _probe(path: str, public_keys: list[str]) -> None:
     """Runs in the probe subprocess: prints the distributions the model imports, as JSON."""
     import automlops.cli  # noqa: F401  (the server as `automlops serve` starts it: not the model's own needs)
     import automlops.serve  # noqa: F401
     import uvicorn  # noqa: F401
+    from automlops.config.schema import SigningConfig
     from automlops.deploy.bundle import EXAMPLE_FILE, load_bundle
+    from automlops.deploy.signing import trusted_keys
     from automlops.predict import predict_frame, records_from_json
 
+    keys = trusted_keys(SigningConfig(public_keys=public_keys))  # before `before`: cryptography is the server's, not the model's
     before = set(sys.modules)
-    bundle = load_bundle(Path(path))
+    bundle = load_bundle(Path(path), keys=keys)
     example = records_from_json(json.loads((Path(path) / EXAMPLE_FILE).read_text()))
     predict_frame(bundle, example, probabilities=bundle.manifest["task"] != "regression")
     print(json.dumps(sorted(_owners([sys.modules[name] for name in set(sys.modules) - before]))))

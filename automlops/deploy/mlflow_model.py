@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from automlops.deploy.bundle import Bundle, load_bundle
+from automlops.deploy.signing import NO_KEYS
 from automlops.errors import InputError
 from automlops.predict import predict_frame
 
@@ -28,7 +29,8 @@ class BundleModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         self.bundle: Bundle | None = None  # loaded in load_context; never pickled with the model
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:  # type: ignore[name-defined]
-        self.bundle = load_bundle(Path(context.artifacts[BUNDLE_ARTIFACT]))
+        # MLflow's loader has no automlops config: sha256 only here; the mlflow target checked the signature before logging
+        self.bundle = load_bundle(Path(context.artifacts[BUNDLE_ARTIFACT]), keys=NO_KEYS)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         if self.bundle is None:

@@ -62,11 +62,12 @@ def publish_mlflow(release: Release, cfg: DeployConfig) -> dict[str, Any]:
             raise ConfigError(MISSING_EXTRA) from None
         raise
     from automlops.deploy.bundle import load_bundle
+    from automlops.deploy.signing import trusted_keys
     from automlops.predict import predict_frame
 
     written = tracking_uri(cfg)
     uri = expand_env(written, "deploy.mlflow.tracking_uri")
-    bundle = load_bundle(release.bundle)  # verified before anything leaves the machine
+    bundle = load_bundle(release.bundle, keys=trusted_keys(cfg.signing))  # verified (signature too) before anything leaves the machine
     example = _input_example(release.bundle)
     signature = mlflow.models.ModelSignature(
         inputs=_input_schema(bundle.contract), outputs=mlflow.models.infer_signature(model_output=predict_frame(bundle, example)).outputs

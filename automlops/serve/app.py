@@ -18,8 +18,9 @@ from typing import Any
 from fastapi import Request  # module level: the endpoints' string annotations (PEP 563) resolve in these globals
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from automlops.config.schema import PredictionLogConfig, ServeConfig
+from automlops.config.schema import PredictionLogConfig, ServeConfig, SigningConfig
 from automlops.deploy.bundle import Bundle
+from automlops.deploy.signing import NO_KEYS, TrustedKeys
 from automlops.errors import ConfigError, InputError
 from automlops.data.contract import validate_input
 from automlops.serve.batching import MicroBatcher, ModelRows
@@ -33,12 +34,13 @@ INLINE_BYTES = 16 * 1024  # bodies up to this size are parsed and checked on the
 ENV_SETTINGS = "AUTOMLOPS_SERVE_SETTINGS"  # how `--workers N` hands the model and settings to each worker
 
 
-def create_app(ref: str, cfg: ServeConfig) -> Any:
+def create_app(ref: str, cfg: ServeConfig, keys: TrustedKeys = NO_KEYS) -> Any:
+    """`keys`: deploy.signing.public_keys; the first bundle and every reloaded one must be signed by one."""
     from fastapi import FastAPI
 
     token = _token(cfg)
     metrics = Metrics()
-    holder = ModelHolder(ref, cfg.reload_interval, on_reload=lambda result, bundle: _reloaded(metrics, result, bundle))
+    holder = ModelHolder(ref, cfg.reload_interval, on_reload=lambda result, bundle: _reloaded(metrics, result, bundle), keys=keys)
     _reloaded(metrics, "initial", holder.bundle)
     prediction_log = PredictionLog(cfg.prediction_log, metrics.log_dropped) if cfg.prediction_log.enabled else None
     limit = int(cfg.max_body_mb * 1024 * 1024)
@@ -219,21 +221,24 @@ def _plain(values: list[Any]) -> list[Any]:
 
 def app_from_environment() -> Any:
     """The app factory each `--workers N` process calls (uvicorn imports it by name)."""
+    from automlops.deploy.signing import trusted_keys
+
     settings = json.loads(os.environ[ENV_SETTINGS])
     # a spawned worker starts with bare logging: without this its request lines (with their ids) are lost
     logging.basicConfig(level=settings["log_level"], format="%(message)s", stream=sys.stderr)
     raw = settings["config"]
     cfg = ServeConfig(**{**raw, "prediction_log": PredictionLogConfig(**raw["prediction_log"])})
-    return create_app(settings["ref"], cfg)
+    return create_app(settings["ref"], cfg, keys=trusted_keys(SigningConfig(public_keys=settings["public_keys"])))
 
 
-def serve(ref: str, cfg: ServeConfig) -> None:
+def serve(ref: str, cfg: ServeConfig, keys: TrustedKeys = NO_KEYS) -> None:
     import uvicorn
 
     if cfg.workers > 1:
-        os.environ[ENV_SETTINGS] = json.dumps({"ref": ref, "config": asdict(cfg), "log_level": logging.getLogger().getEffectiveLevel()})
-        create_app(ref, cfg)  # fail here, with one line, on a bad bundle or token, not in every worker
+        os.environ[ENV_SETTINGS] = json.dumps({"ref": ref, "config": asdict(cfg), "public_keys": list(keys.paths),
+                                               "log_level": logging.getLogger().getEffectiveLevel()})
+        create_app(ref, cfg, keys=keys)  # fail here, with one line, on a bad bundle or token, not in every worker
         uvicorn.run("automlops.serve.app:app_from_environment", factory=True, host=cfg.host, port=cfg.port,
                     workers=cfg.workers, log_level="warning", access_log=False)
         return
-    uvicorn.run(create_app(ref, cfg), host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+    uvicorn.run(create_app(ref, cfg, keys=keys), host=cfg.host, port=cfg.port, log_level="warning", access_log=False)

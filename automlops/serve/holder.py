@@ -14,6 +14,7 @@ from pathlib import Path
 
 from automlops.deploy.bundle import EXAMPLE_FILE, Bundle, load_bundle
 from automlops.deploy.model_registry import ALIASES, resolve
+from automlops.deploy.signing import NO_KEYS, TrustedKeys
 from automlops.serve.direct import direct_pipeline
 
 log = logging.getLogger("automlops.serve")
@@ -25,14 +26,14 @@ def follows_alias(ref: str) -> bool:
     return (Path(base) / ALIASES).is_file() and not alias.removeprefix("v").isdigit()
 
 
-def load_warm(ref: str | Path) -> Bundle:
-    """Load (sha256 checked) and predict the bundle's own input example once, so the first real
+def load_warm(ref: str | Path, keys: TrustedKeys = NO_KEYS) -> Bundle:
+    """Load (signature with `keys`, and sha256, checked) and predict the bundle's own input example once, so the first real
     request does not pay for lazy initialisation. A scikit-learn pipeline is then served step by
     step (serve/direct.py) when that answers the example exactly as the pipeline does."""
     from automlops.data.contract import validate_input
     from automlops.predict import predict_frame, records_from_json
 
-    bundle = load_bundle(ref)
+    bundle = load_bundle(ref, keys=keys)
     _one_thread_per_request(bundle.model)
     example = bundle.path / EXAMPLE_FILE
     if not example.is_file():
@@ -54,9 +55,11 @@ def _one_thread_per_request(model: object) -> None:
 
 
 class ModelHolder:
-    def __init__(self, ref: str, reload_interval: float, on_reload: Callable[[str, Bundle | None], None] | None = None) -> None:
+    def __init__(self, ref: str, reload_interval: float, on_reload: Callable[[str, Bundle | None], None] | None = None,
+                 keys: TrustedKeys = NO_KEYS) -> None:
         self.ref = ref
-        self.bundle = load_warm(ref)  # the one shared reference; replaced, never mutated
+        self.keys = keys  # deploy.signing.public_keys: every version the alias moves to must be signed by one
+        self.bundle = load_warm(ref, keys=keys)  # the one shared reference; replaced, never mutated
         self._interval = reload_interval if follows_alias(ref) else 0.0
         self._on_reload = on_reload or (lambda result, bundle: None)
         self._failed: Path | None = None  # a version that failed to load is not retried until the alias moves again
@@ -87,7 +90,7 @@ class ModelHolder:
         if target.resolve() == self.bundle.path.resolve() or target == self._failed:
             return
         try:
-            fresh = load_warm(target)
+            fresh = load_warm(target, keys=self.keys)
         except Exception as error:
             self._failed = target
             log.error("reload: %s failed to load (%s); still serving %s", target, error, self.bundle.path)
