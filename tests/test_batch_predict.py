@@ -204,6 +204,18 @@ def test_cli_failure_is_one_line_and_leaves_the_previous_output(bundle_dir: Path
     assert target.read_text() == "previous output\n" and sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "scored.csv"]
 
 
+@pytest.mark.parametrize(("column", "words"), [("body_mass_g", "expected a finite number"), ("island", "expected a category")])
+def test_cli_names_the_column_of_an_integer_past_the_int_string_limit(bundle_dir: Path, column: str, words: str, tmp_path: Path) -> None:
+    """json.loads refuses an integer of more than 4,300 digits with a ValueError naming no field."""
+    record = json.loads((bundle_dir / "input_example.json").read_text())[0]
+    source = tmp_path / "huge.json"
+    source.write_text(json.dumps([record, {**record, column: 0}]).replace(f'"{column}": 0', f'"{column}": 1{"0" * 5000}'))
+    done = cli("predict", "--model", str(bundle_dir), "--input", str(source), "--output", str(tmp_path / "out.csv"), cwd=tmp_path)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"error: --input '{source}': column '{column}' row 1: {words}" in done.stderr, done.stderr
+    assert "digits" not in done.stderr.split(words)[0] and not (tmp_path / "out.csv").exists()
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["--keep", "idd"], "id column(s) idd (predict.id_columns or --keep) not in the file (did you mean 'id'?)"),
     ([], "unexpected column(s): id, year"),
