@@ -222,7 +222,7 @@ def test_cli_names_the_column_of_an_integer_past_the_int_string_limit(bundle_dir
     (["predict.chunk_rows=0"], "predict.chunk_rows: must be >= 1"),
     (["data.name=iris"], "override 'data.name=iris': outside a project"),
     (["predict.chunk_row=5"], "config key 'predict.chunk_row'"),
-    (["predict.chunk_row=5"], "(did you mean 'chunk_rows'?) Fix the predict.* override on the command line."),
+    (["predict.chunk_row=5"], "(did you mean 'predict.chunk_rows'?) Fix the predict.* override on the command line."),
 ])
 def test_cli_errors_name_the_key_or_column(bundle_dir: Path, rows: pd.DataFrame, tmp_path: Path, args: list[str], expected: str) -> None:
     source = write_input(rows, tmp_path / "rows.csv")
