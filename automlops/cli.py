@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automlops.errors import AutomlopsError, ConfigError, RegistryError
+from automlops.urls import mask_secrets
 
 if TYPE_CHECKING:
     from automlops.config.schema import Config
@@ -43,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     try:
         return int(args.handler(args) or 0)
-    except AutomlopsError as error:
+    except AutomlopsError as error:  # with --verbose, the traceback too; the exit code is the same either way (a contract)
         if verbose:
-            raise
+            _print_traceback()
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
@@ -56,10 +57,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as error:  # a bug, not a user mistake: still no traceback unless asked
         if verbose:
-            raise
-        print(f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
-              "(rerun with --verbose for the traceback, and please report it)", file=sys.stderr)
+            _print_traceback()
+        text = mask_secrets(str(error).splitlines()[0]) if str(error) else ""
+        print(f"internal error: {type(error).__name__}: {text} "
+              f"({'please report it with the traceback above' if verbose else 'rerun with --verbose for the traceback, and please report it'})",
+              file=sys.stderr)
         return 3
+
+
+def _print_traceback() -> None:
+    """The current exception's traceback on stderr, with any password a URL spells out masked."""
+    import traceback
+
+    print(mask_secrets(traceback.format_exc()).rstrip("\n"), file=sys.stderr)
 
 
 def entry_point() -> None:

@@ -36,7 +36,26 @@ BOOLEAN_TOKENS = {"true": "True", "TRUE": "True", "false": "False", "FALSE": "Fa
 
 
 def _read_json(path: Path) -> pd.DataFrame:
-    return records_from_json(json.loads(path.read_text()))
+    return records_from_json(parse_json(path.read_text()))
+
+
+def parse_json(text: str | bytes) -> Any:
+    """json.loads, except that an integer literal past Python's int-string limit (4,300 digits), which
+    json.loads refuses with a ValueError naming no field, is read as the float it overflows to (±inf, as
+    1e400 is): the input checks then name its column and row."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise
+    except ValueError:  # the int-string limit; the second parse pays for the hook only on such bodies
+        return json.loads(text, parse_int=_long_int)
+
+
+def _long_int(literal: str) -> int | float:
+    try:
+        return int(literal)
+    except ValueError:
+        return float(literal)
 
 
 READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
@@ -111,7 +130,7 @@ def _typed_table(path: Path, contract: list[ColumnSpec]) -> pd.DataFrame:
         columns = [str(name) for name in pd.read_csv(path, nrows=0).columns]
         return csv_booleans(pd.read_csv(path, **csv_options(contract, columns)), contract)
     if kind == "json":
-        return json_frame(json.loads(path.read_text(encoding="utf-8")), [spec.name for spec in contract if spec.kind == CATEGORICAL])
+        return json_frame(parse_json(path.read_text(encoding="utf-8")), [spec.name for spec in contract if spec.kind == CATEGORICAL])
     import pyarrow.parquet as pq
 
     return pq.read_table(path).to_pandas(integer_object_nulls=True)
@@ -257,7 +276,7 @@ def _parquet_input(path: Path, contract: list[ColumnSpec], keep: Sequence[str], 
 
 def _json_input(path: Path, contract: list[ColumnSpec], keep: Sequence[str], chunk_rows: int) -> Input:
     """Read whole (a JSON document cannot be parsed in pieces), then scored in chunks."""
-    body = json.loads(path.read_text(encoding="utf-8"))
+    body = parse_json(path.read_text(encoding="utf-8"))
     as_sent = [spec.name for spec in contract if spec.kind == CATEGORICAL] + list(keep)
     frame = json_frame(body, as_sent)
     types = {name: _arrow(frame[name]).type for name in keep if name in frame.columns}

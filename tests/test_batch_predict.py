@@ -204,13 +204,25 @@ def test_cli_failure_is_one_line_and_leaves_the_previous_output(bundle_dir: Path
     assert target.read_text() == "previous output\n" and sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "scored.csv"]
 
 
+@pytest.mark.parametrize(("column", "words"), [("body_mass_g", "expected a finite number"), ("island", "expected a category")])
+def test_cli_names_the_column_of_an_integer_past_the_int_string_limit(bundle_dir: Path, column: str, words: str, tmp_path: Path) -> None:
+    """json.loads refuses an integer of more than 4,300 digits with a ValueError naming no field."""
+    record = json.loads((bundle_dir / "input_example.json").read_text())[0]
+    source = tmp_path / "huge.json"
+    source.write_text(json.dumps([record, {**record, column: 0}]).replace(f'"{column}": 0', f'"{column}": 1{"0" * 5000}'))
+    done = cli("predict", "--model", str(bundle_dir), "--input", str(source), "--output", str(tmp_path / "out.csv"), cwd=tmp_path)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"error: --input '{source}': column '{column}' row 1: {words}" in done.stderr, done.stderr
+    assert "digits" not in done.stderr.split(words)[0] and not (tmp_path / "out.csv").exists()
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["--keep", "idd"], "id column(s) idd (predict.id_columns or --keep) not in the file (did you mean 'id'?)"),
     ([], "unexpected column(s): id, year"),
     (["predict.chunk_rows=0"], "predict.chunk_rows: must be >= 1"),
     (["data.name=iris"], "override 'data.name=iris': outside a project"),
     (["predict.chunk_row=5"], "config key 'predict.chunk_row'"),
-    (["predict.chunk_row=5"], "(did you mean 'chunk_rows'?) Fix the predict.* override on the command line."),
+    (["predict.chunk_row=5"], "(did you mean 'predict.chunk_rows'?) Fix the predict.* override on the command line."),
 ])
 def test_cli_errors_name_the_key_or_column(bundle_dir: Path, rows: pd.DataFrame, tmp_path: Path, args: list[str], expected: str) -> None:
     source = write_input(rows, tmp_path / "rows.csv")

@@ -18,7 +18,7 @@ BAD_INPUTS = [
     pytest.param(["search.engine=__nope__"], ["search.engine", "__nope__", "optuna"], id="unknown-engine"),
     pytest.param(["+experiment=__nope__"], ["experiment", "__nope__"], id="unknown-experiment"),
     pytest.param(["search.n_trials=abc"], ["search.n_trials", "abc"], id="wrong-type"),
-    pytest.param(["serch.n_trials=3"], ["serch", "did you mean 'search'"], id="misspelled-key"),
+    pytest.param(["serch.n_trials=3"], ["serch", "did you mean 'search.n_trials'"], id="misspelled-key"),
     pytest.param(["search.n_trials=-5"], ["search.n_trials", "-5"], id="negative-trials"),
     pytest.param(["data.source=csv", "data.path=missing.csv"], ["data.path", "missing.csv"], id="missing-csv"),
     pytest.param(["search.space.linear.alpha.low=1000"], ["search.space.linear.alpha", "low=1000"], id="low-above-high"),
@@ -80,6 +80,74 @@ def test_verbose_shows_the_traceback(prepared_project: Path, position: str) -> N
     assert result.returncode != 0
     assert "Traceback (most recent call last)" in result.stderr
     assert "ConfigError: search.n_trials: must be >= 1, got -5" in result.stderr
+
+
+@pytest.mark.parametrize("spelling", ["", "+", "++"])
+@pytest.mark.parametrize(("key", "suggestion"), [("search.n_trialz", "search.n_trials"), ("zzz", None), ("serch.n_trials", "search.n_trials")])
+def test_an_unknown_key_is_refused_however_it_is_spelled(prepared_project: Path, spelling: str, key: str, suggestion: str | None) -> None:
+    """Hydra's + and ++ add a key the schema lacks, and compose wrote it to params.yaml."""
+    before = snapshot(prepared_project, GUARDED)
+    result = cli("compose", f"{spelling}{key}=50", cwd=prepared_project)
+    assert result.returncode == 2, result.stderr
+    line = assert_one_error_line(result.stderr, f"config key '{key}'")
+    if suggestion:
+        assert f"(did you mean '{suggestion}'?)" in line, line  # the whole key, ready to use
+    assert f"+{key}" not in line and f"+{suggestion}" not in line, f"the message suggests adding the key: {line}"
+    assert snapshot(prepared_project, GUARDED) == before
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["run", "search.n_trials=-5"], 2),  # a config error
+    (["run", "data.source=csv", "data.path=missing.csv"], 1),  # a data error
+    (["models", "show", "__nope__"], 1),  # a registry error
+])
+def test_verbose_adds_the_traceback_and_keeps_the_exit_code(prepared_project: Path, args: list[str], code: int) -> None:
+    """Exit codes are a contract: --verbose raised the error out of main, and Python exits 1 on that."""
+    quiet, verbose = cli(*args, cwd=prepared_project), cli("--verbose", *args, cwd=prepared_project)
+    assert quiet.returncode == verbose.returncode == code, (quiet.stderr[-500:], verbose.stderr[-2000:])
+    assert "Traceback (most recent call last)" in verbose.stderr and "Traceback" not in quiet.stderr
+    assert verbose.stderr.strip().splitlines()[-1] == quiet.stderr.strip().splitlines()[-1]  # the same error line, last
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_an_internal_error_exits_3_with_or_without_verbose_and_masks_passwords(verbose: bool, monkeypatch: pytest.MonkeyPatch,
+                                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from automlops import cli as command_line
+
+    def bug(_: object) -> int:
+        raise RuntimeError("cannot reach postgresql://analyst:p@ss:w@rd@db.internal/warehouse")
+
+    monkeypatch.setattr(command_line, "_models", bug)
+    assert command_line.main([*(["--verbose"] if verbose else []), "models", "list"]) == 3
+    stderr = capsys.readouterr().err
+    assert ("Traceback (most recent call last)" in stderr) == verbose
+    assert stderr.strip().splitlines()[-1].startswith("internal error: RuntimeError: cannot reach postgresql://analyst:***@db.internal")
+    assert not [fragment for fragment in ("p@ss", "ss:w", "w@rd") if fragment in stderr], stderr
+
+
+PASSWORD = "p@ss:w@rd"  # no fragment of it may be printed: 'ss:w', 'w@rd', 'rd@db' ...
+FRAGMENTS = ("p@ss", "ss:w", "w@rd", "rd@")
+
+
+@pytest.mark.parametrize("verbose", [[], ["--verbose"]])
+@pytest.mark.parametrize("override", [
+    f"data.url=postgresql+psycopg://analyst:{PASSWORD}@127.0.0.1:5432/test",  # in clear: refused by the config check
+    "data.url=${oc.env:AUTOMLOPS_TEST_DB}",  # the whole URL from the environment: refused where it is used
+    "search.storage=${oc.env:AUTOMLOPS_TEST_DB}",
+])
+def test_a_password_holding_at_or_colon_is_a_clear_error_quoting_no_fragment(prepared_project: Path, override: str,
+                                                                              verbose: list[str]) -> None:
+    """SQLAlchemy read 'ss' as the host and 'w@rd@127.0.0.1' as the port, and the CLI printed its
+    ValueError: `internal error: ValueError: invalid literal for int() with base 10: 'w@rd@127.0.0.1'`."""
+    data = ["data=penguins_sql"] if override.startswith("data.") else []
+    result = cli(*verbose, "run", *data, override, "search.n_trials=2", cwd=prepared_project,
+                 env={"AUTOMLOPS_TEST_DB": f"postgresql+psycopg://analyst:{PASSWORD}@127.0.0.1:5432/test"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {override.split('=')[0]}: cannot tell the URL's user, password, host and port apart"), last
+    assert "%40" in last and "${oc.env:VAR}" in last
+    leaked = [fragment for fragment in FRAGMENTS if fragment in result.stderr + result.stdout]
+    assert not leaked, f"{leaked} printed:\n{result.stderr[-3000:]}"
 
 
 def test_outside_a_project_the_error_says_where_to_run(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from automlops.search.optuna_engine import SAMPLERS
 from automlops.config.compose import compose, load_params, to_typed, write_params
 from automlops.config.resolvers import expand_env, mask_env
+from automlops.urls import connect_url
 from automlops.data.sources import SOURCES
 from automlops.deploy import TARGETS
 from automlops.errors import ConfigError
@@ -91,13 +92,13 @@ def test_committed_params_yaml_is_what_compose_produces(in_repo: Path) -> None:
 def test_misspelled_top_level_key_names_it_and_suggests_the_right_one(in_repo: Path) -> None:
     with pytest.raises(ConfigError, match=r"serch") as caught:
         compose(["serch.n_trials=3"])
-    assert "did you mean 'search'" in str(caught.value)
+    assert "did you mean 'search.n_trials'" in str(caught.value)  # the whole key
 
 
 def test_misspelled_nested_key_suggests_the_right_one(in_repo: Path) -> None:
     with pytest.raises(ConfigError, match=r"search\.n_trial") as caught:
         compose(["search.n_trial=3"])
-    assert "did you mean 'n_trials'" in str(caught.value)
+    assert "did you mean 'search.n_trials'" in str(caught.value)
 
 
 def test_wrong_type_names_the_key_and_the_value(in_repo: Path) -> None:
@@ -136,7 +137,7 @@ def test_misspelled_key_in_a_data_file_names_the_key_and_the_file(project: Path,
         compose(["data=typo"])
     message = str(caught.value)
     assert "data/typo" in message
-    assert "did you mean 'target'" in message
+    assert "did you mean 'data.target'" in message
 
 
 def test_wrong_type_in_a_data_file_names_the_key_and_the_file(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -469,6 +470,44 @@ def test_mask_env_hides_the_password_only() -> None:
     assert mask_env(f"cannot connect to {SECRET_URL} (timeout)") == (
         "cannot connect to postgresql+psycopg://analyst:***@db.internal:5432/warehouse (timeout)"
     )
+
+
+@pytest.mark.parametrize("password", ["p@ss:w@rd", "a/b?c#d%e", "plain", "@:/?#%[] "])
+def test_a_password_from_the_environment_may_hold_any_character(password: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """${oc.env:VAR} in a URL's user or password part is filled in percent-encoded, and SQLAlchemy (which
+    Optuna's storage and MLflow's database stores use too) reads back the very value."""
+    from sqlalchemy.engine import make_url
+
+    monkeypatch.setenv("AUTOMLOPS_TEST_USER", "analyst@corp")
+    monkeypatch.setenv("AUTOMLOPS_TEST_PW", password)
+    written = "postgresql+psycopg://${oc.env:AUTOMLOPS_TEST_USER}:${oc.env:AUTOMLOPS_TEST_PW}@db.internal:5432/warehouse"
+    for key in ("data.url", "search.storage", "deploy.mlflow.tracking_uri"):
+        url = make_url(connect_url(written, key))
+        assert (url.username, url.password, url.host, url.port, url.database) == ("analyst@corp", password, "db.internal", 5432, "warehouse")
+    assert mask_env(written) == written  # references are no secrets
+    assert connect_url("postgresql://h/${oc.env:AUTOMLOPS_TEST_PW}", "data.url").endswith(password)  # elsewhere: as it is
+
+
+@pytest.mark.parametrize("url", ["postgresql://analyst:p@ss:w@rd@db.internal/warehouse", "postgresql://analyst:ab/cd@db.internal/warehouse",
+                                 "mysql://analyst:x@y@db.internal:3306/warehouse"])
+@pytest.mark.parametrize("key", ["data.url", "search.storage", "deploy.mlflow.tracking_uri"])
+def test_a_url_whose_parts_cannot_be_told_apart_is_refused_quoting_none_of_it(in_repo: Path, url: str, key: str) -> None:
+    overrides = ["data=penguins_sql"] if key == "data.url" else []
+    with pytest.raises(ConfigError) as caught:
+        typed(*overrides, f"{key}={url}")
+    message = str(caught.value)
+    assert message.startswith(f"{key}: cannot tell the URL's user, password, host and port apart") and "%40" in message
+    assert "analyst" not in message and "db.internal" not in message, message
+    with pytest.raises(ConfigError) as caught:
+        connect_url(url, key)
+    assert "analyst" not in str(caught.value) and "db.internal" not in str(caught.value)
+
+
+def test_mask_env_hides_a_password_that_holds_at_signs() -> None:
+    assert mask_env("postgresql://analyst:p@ss:w@rd@db.internal/w") == "postgresql://analyst:***@db.internal/w"
+    assert mask_env("postgresql://analyst@corp:p@ss@db/w (refused)") == "postgresql://analyst@corp:***@db/w (refused)"
+    assert mask_env("postgresql://${oc.env:U}:${oc.env:P}@db/w") == "postgresql://${oc.env:U}:${oc.env:P}@db/w"
+    assert mask_env("sqlite:////data/x@y.db") == "sqlite:////data/x@y.db"
 
 
 # --- the stale-params guard (real CLI) ---------------------------------------------------------

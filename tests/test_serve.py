@@ -170,6 +170,7 @@ def test_openapi_request_bodies_come_from_the_bundles_input_schema(server: httpx
     for column in contract:
         kind = {"type": "number"} if column["kind"] == "numeric" else {"type": "string", "examples": column["categories"][:5]}
         assert row["properties"][column["name"]] == ({"anyOf": [kind, {"type": "null"}]} if column["nullable"] else kind)
+    assert body["application/json"]["example"] == json.loads((bundle / "input_example.json").read_text())  # no token: the real example
     envelopes = paths["/invocations"]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
     assert [next(iter(e["properties"])) for e in envelopes] == ["dataframe_split", "dataframe_records", "instances", "inputs"]
     assert envelopes[1]["properties"]["dataframe_records"] == rows

@@ -5,6 +5,7 @@ hypothesis beyond it) finds no 5xx."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -36,6 +37,11 @@ def _json(value: object) -> tuple[str, bytes]:
     return "application/json", json.dumps(value).encode()
 
 
+def _literal(records: list[dict], text: str) -> tuple[str, bytes]:
+    """The records as JSON with every 0 (the cells to spoil) written as `text`: a literal json.dumps cannot write."""
+    return "application/json", json.dumps(records).replace(": 0,", f": {text},").replace(": 0}", f": {text}}}").encode()
+
+
 def _malformed(example: list[dict]) -> dict[str, tuple[tuple[str, bytes], int, list[str]]]:
     """case -> ((content type, body), status, words the error must contain)"""
     columns = list(example[0])
@@ -63,6 +69,10 @@ def _malformed(example: list[dict]) -> dict[str, tuple[tuple[str, bytes], int, l
         "number_too_large_for_a_float": (
             ("application/json", json.dumps([{**row, "body_mass_g": 0}]).replace('"body_mass_g": 0', '"body_mass_g": 1' + "0" * 400).encode()),
             422, ["body_mass_g", "row 0", "too large"]),
+        "integer_of_5000_digits": (_literal([row, {**row, "body_mass_g": 0}], "1" + "0" * 5000), 422, ["body_mass_g", "row 1", "finite"]),
+        "integer_of_5000_digits_in_a_category": (_literal([{**row, "island": 0}], "-1" + "0" * 5000), 422, ["island", "row 0", "category"]),
+        "integer_of_5000_digits_in_a_nullable_category": (_literal([{**row, "sex": 0}], "9" * 5000), 422, ["sex", "row 0", "category"]),
+        "infinity_in_a_category": (_literal([{**row, "sex": 0}], "Infinity"), 422, ["sex", "row 0", "category"]),
         "array_in_a_cell": (_json([row, {**row, "island": ["Dream"]}]), 422, ["island", "row 1", "array"]),
         "object_in_a_cell": (_json([{**row, "bill_length_mm": {"value": 40}}]), 422, ["bill_length_mm", "row 0", "object"]),
         "columns_of_unequal_length": (_json({c: [row[c]] * (2 if c == "sex" else 1) for c in columns}), 400, ["one length"]),
@@ -79,7 +89,8 @@ def _malformed(example: list[dict]) -> dict[str, tuple[tuple[str, bytes], int, l
 MALFORMED = ["empty_body", "not_json", "nested_too_deep", "unknown_object", "empty_list", "not_records", "nested_envelopes",
              "column_missing", "column_missing_in_one_record", "extra_column", "text_in_numeric_column",
              "numeric_text_in_numeric_column", "boolean_in_numeric_column", "null_in_non_nullable_column",
-             "nan_in_non_nullable_column", "infinity", "number_too_large_for_a_float", "array_in_a_cell", "object_in_a_cell",
+             "nan_in_non_nullable_column", "infinity", "number_too_large_for_a_float", "integer_of_5000_digits",
+             "integer_of_5000_digits_in_a_category", "integer_of_5000_digits_in_a_nullable_category", "infinity_in_a_category", "array_in_a_cell", "object_in_a_cell",
              "columns_of_unequal_length", "split_with_duplicate_column", "split_with_a_short_row", "split_with_odd_column_names",
              "csv_text_in_numeric_column", "csv_header_only", "csv_not_utf8"]
 
@@ -171,8 +182,25 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(server: httpx.Client) 
     assert statuses[200] and (statuses[400] or statuses[422]), statuses  # it reached the model and the validation
 
 
+LITERAL = re.compile(r'"@@literal:([^@"]*)@@"')
+ODD_NUMBERS = ["1e400", "-1e400", "1E5", "-0", "-0.0", "+1", "+0.5", ".5", "1.", "01", "0x1F", "1e", "--1", "NaN", "-NaN",
+               "Infinity", "-Infinity", "inf", "nan", "5e-324", "1e-400", "1.7976931348623157e308", "1" + "0" * 4300, "1" + "0" * 4301]
+
+
+def _literals() -> st.SearchStrategy:
+    """Numbers as raw JSON text, valid or not (a leading +, a hex number, NaN), including integers past
+    Python's 4,300-digit int-string limit; written into the body by _dumps."""
+    texts = st.one_of(st.sampled_from(ODD_NUMBERS), st.integers(4000, 6000).map(lambda n: "-" * (n % 2) + "7" * n))
+    return texts.map(lambda text: f"@@literal:{text}@@")
+
+
+def _dumps(body: object) -> bytes:
+    return LITERAL.sub(lambda m: m.group(1), json.dumps(body)).encode("utf-8", "surrogatepass")
+
+
 def _cells() -> st.SearchStrategy:
-    scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**400), max_value=10**400), st.floats(), st.text(max_size=20))
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**400), max_value=10**400), st.floats(), st.text(max_size=20),
+                        _literals())
     return st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
                         max_leaves=8)
 
@@ -201,11 +229,12 @@ def _raw_bodies(draw: st.DrawFn, example: list[dict]) -> tuple[str, bytes]:
             "instances": {"instances": rows}, "inputs": {"inputs": by_column}, "columns": by_column}.get(form) or draw(_cells())
     if draw(st.integers(0, 3)) == 0:  # one envelope inside another
         body = {draw(st.sampled_from(["dataframe_split", "dataframe_records", "records", "instances", "inputs"])): body}
-    return "application/json", json.dumps(body).encode("utf-8", "surrogatepass")
+    return "application/json", _dumps(body)
 
 
 def test_fuzzing_raw_bodies_finds_no_server_error(server: httpx.Client, example: list[dict]) -> None:
-    """hypothesis, beyond the schema: wrong types in cells, huge numbers, NaN, odd unicode, nested
+    """hypothesis, beyond the schema: wrong types in cells, huge numbers (past Python's int-string
+    limit too), odd numeric literals (1e400, -0, 1E5, a leading +, NaN, Infinity), odd unicode, nested
     values, broken envelopes, random bytes."""
     statuses: Counter[int] = Counter()
 
@@ -221,3 +250,17 @@ def test_fuzzing_raw_bodies_finds_no_server_error(server: httpx.Client, example:
     assert statuses[200] and statuses[400] and statuses[422], statuses
 
 
+def test_nan_is_a_missing_value_in_a_nullable_column_and_refused_elsewhere(server: httpx.Client, example: list[dict]) -> None:
+    """NaN is what json.dumps writes for a float NaN (a pandas user's missing value): in a column that
+    had missing values in training it is scored as null is; elsewhere it is a 422 naming the cell."""
+    row = example[0]
+    answers = {}
+    for name, value in (("null", "null"), ("NaN", "NaN")):
+        body = json.dumps([{**row, "body_mass_g": 0, "sex": 0}]).replace(": 0", f": {value}")
+        response = server.post("/predict?proba=1", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 200, response.text
+        answers[name] = response.json()
+    assert answers["NaN"] == answers["null"]
+    response = server.post("/predict", content=json.dumps([{**row, "island": 0}]).replace(": 0", ": NaN"),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "column 'island' must not be empty (row 0)" in response.json()["detail"]

@@ -56,6 +56,23 @@ def test_probes_metrics_and_docs_stay_open(server: httpx.Client, path: str) -> N
     assert server.get(path).status_code == 200
 
 
+def test_with_a_token_the_open_docs_show_no_real_row(server: httpx.Client, example: list[dict]) -> None:
+    """The docs stay open for people and tools, but their examples were the input example's five real
+    test rows: with a token they are one row built from the input schema, which the model answers."""
+    paths = server.get("/openapi.json").json()["paths"]  # no token
+    shown = {path: paths[path]["post"]["requestBody"]["content"]["application/json"]["example"] for path in ("/predict", "/invocations")}
+    assert shown["/invocations"] == {"dataframe_records": shown["/predict"]} and len(shown["/predict"]) == 1
+    row = shown["/predict"][0]
+    assert list(row) == list(example[0])
+    for name in row:
+        if isinstance(row[name], float):
+            assert row[name] not in [record[name] for record in example], f"{name}: {row[name]} is a real value"
+    assert row not in example
+    for path, body in shown.items():
+        answer = server.post(path, json=body, headers=AUTH)
+        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 1, answer.text
+
+
 @pytest.mark.parametrize("endpoint", ["/predict", "/invocations"])
 def test_too_many_rows_is_a_413(server: httpx.Client, example: list[dict], endpoint: str) -> None:
     body = {"dataframe_records": example[:4]} if endpoint == "/invocations" else example[:4]

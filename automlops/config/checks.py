@@ -13,10 +13,19 @@ CLASS_WEIGHTS = ("balanced",)
 
 def check_config(config: Config) -> None:
     problems = (_run(config) + _data(config) + _search(config) + _evaluate(config) + _gate(config) + _deploy(config)
-                + _serve(config.serve) + _predict(config.predict) + _monitor(config.monitor))
+                + _serve(config.serve) + _predict(config.predict) + _monitor(config.monitor) + _urls(config))
     if problems:
         count = f"{len(problems)} config problems: " if len(problems) > 1 else ""
         raise ConfigError(count + "; ".join(problems))
+
+
+def _urls(config: Config) -> list[str]:
+    """URLs that may hold a password, checked before any work (and again, filled in, where they are used)."""
+    from automlops.urls import url_problem
+
+    urls = {"data.url": config.data.url, "search.storage": config.search.storage,
+            "deploy.mlflow.tracking_uri": config.deploy.mlflow.tracking_uri}
+    return [problem for key, url in urls.items() if url and (problem := url_problem(url, key))]
 
 
 def _run(config: Config) -> list[str]:

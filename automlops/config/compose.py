@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from automlops.config.resolvers import conf_digest, register_resolvers
 from automlops.config.schema import Config, MonitorConfig, PredictConfig, ServeConfig, SigningConfig
-from automlops.errors import ConfigError, did_you_mean
+from automlops.errors import ConfigError
 from automlops.io import write_text_atomic
 
 CONF_DIR = Path("conf")
@@ -75,6 +77,7 @@ def runtime_config(name: str | None, overrides: list[str]) -> tuple[Any, Signing
         config = to_typed(compose(overrides))
         return (getattr(config, name) if name else None), config.deploy.signing
     prefixes = (*([f"{name}."] if name else []), f"{SIGNING}.")
+    overrides = [o.lstrip("+") for o in overrides]  # +serve.x=1 and ++serve.x=1 set a key that must exist, as serve.x=1 does
     foreign = [o for o in overrides if not o.startswith(prefixes)]
     if foreign:
         raise ConfigError(f"override '{foreign[0]}': outside a project (no {CONF_DIR}/{CONFIG_NAME}.yaml here) only "
@@ -98,12 +101,46 @@ def to_typed(cfg: DictConfig) -> Config:
     from automlops.config.checks import check_config
 
     try:
-        config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))
+        merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
+        assert isinstance(merged, DictConfig)
+        _refuse_unknown_keys(merged)
+        config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as error:
         raise ConfigError(describe_config_error(error)) from error
     assert isinstance(config, Config)
     check_config(config)
     return config
+
+
+def _refuse_unknown_keys(cfg: DictConfig) -> None:
+    """Hydra's `+key=value` and `++key=value` add a key the schema does not have (plain `key=value` is
+    refused by Hydra itself), and OmegaConf then sets it as a stray attribute: refuse it, as a typo."""
+    unknown = _unknown_keys(cfg)
+    if unknown:
+        shown = "; ".join(f"config key '{key}': not in the schema{_suggest_key(key)}" for key in unknown[:5])
+        raise ConfigError(f"{shown}. An override may only set a key that exists (with or without + or ++); fix the key in "
+                          "conf/ or on the command line (`automlops run --cfg` prints the composed config).")
+
+
+def _unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Keys of structured nodes that their dataclass lacks, depth first; free-form dicts
+    (search.space, hyperparameters) hold any key, though structured values inside them are checked."""
+    kind = OmegaConf.get_type(node)
+    known = {f.name for f in fields(kind)} if kind is not None and is_dataclass(kind) else None
+    unknown = []
+    for key in node.keys():
+        path, child = f"{prefix}{key!s}", node._get_node(key)
+        nested = child if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing() else None
+        if known is not None and key not in known:
+            unknown += _leaves(nested, f"{path}.") if nested is not None and len(nested) else [path]  # +serch.n_trials=3: 'serch.n_trials'
+        elif nested is not None:
+            unknown += _unknown_keys(nested, f"{path}.")
+    return unknown
+
+
+def _leaves(node: Any, prefix: str) -> list[str]:
+    return [leaf for key in node.keys() for leaf in
+            (_leaves(node[key], f"{prefix}{key}.") if isinstance(node[key], DictConfig) and len(node[key]) else [f"{prefix}{key}"])]
 
 
 def write_params(cfg: DictConfig, path: Path = PARAMS_FILE) -> None:
@@ -151,7 +188,9 @@ def describe_config_error(error: BaseException, section: str = "") -> str:
                     messages.append(line)
         current = current.__cause__ or current.__context__
     override = re.search(r"Could not (?:override|append to config\.) '([^']+)'", " ".join(messages))
-    key = full_key or (override.group(1) if override else "")
+    overridden = override.group(1).lstrip("+~") if override else ""
+    # the override's whole key ('serch.n_trials', where the error names 'serch'), so that did-you-mean names it whole
+    key = overridden if overridden.startswith(full_key) else full_key
     if section and key and not key.startswith(f"{section}."):
         key = f"{section}.{key}"
         messages = [m.replace(f"'{key[len(section) + 1:]}'", f"'{key}'") for m in messages]
@@ -164,11 +203,18 @@ def describe_config_error(error: BaseException, section: str = "") -> str:
 
 
 def _suggest_key(key: str) -> str:
+    """' (did you mean 'search.n_trials'?)' for 'serch.n_trials' or 'search.n_trialz': the whole key,
+    each misspelled part replaced by the closest one the schema has; '' when a part has none close."""
     node: object = OmegaConf.to_container(OmegaConf.structured(Config))  # MISSING values keep their keys
-    for part in key.split("."):
-        if not isinstance(node, dict) or part in ("", "space"):
-            return ""
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, dict) or not node:  # a leaf or a free-form dict (search.space): any key below
+            break
         if part not in node:
-            return did_you_mean(part, [str(k) for k in node])
-        node = node[part]
-    return ""
+            close = difflib.get_close_matches(part, [str(k) for k in node], n=1, cutoff=0.6)
+            if not close:
+                return ""
+            parts[i] = close[0]
+        node = node[parts[i]]
+    suggestion = ".".join(parts)
+    return f" (did you mean '{suggestion}'?)" if suggestion != key else ""

@@ -165,6 +165,9 @@ def validate_input(frame: pd.DataFrame, contract: list[ColumnSpec], unknown_cate
     for name in empty.columns[empty.any().to_numpy()]:
         rows = [str(i) for i in frame.index[empty[name].to_numpy()]]
         problems.append(f"column '{name}' must not be empty (row {', '.join(rows[:MAX_PROBLEMS_SHOWN])})")
+    for spec in contract:
+        if spec.kind == CATEGORICAL:
+            problems += _category_problems(spec.name, frame[spec.name])
     unseen = _unseen_categories(frame, contract) if unknown_categories != "model" else {}
     if unknown_categories == "error":
         problems += [f"column '{name}' row {row}: category {str(frame.at[row, name])[:40]!r} was not seen in training"
@@ -265,8 +268,8 @@ def _typed_categories(values: list[Any], nullable: bool) -> list[Any] | None:
             if not nullable:
                 return None
             out.append(np.nan)
-        elif type(value) in (str, int, float, bool):  # as to_model_frame's astype(str): 7 -> "7", True -> "True"
-            out.append(str(value))
+        elif type(value) is str or type(value) is bool or (type(value) in (int, float) and _finite(value)):
+            out.append(str(value))  # as to_model_frame's astype(str): 7 -> "7", True -> "True"
         else:  # arrays and objects
             return None
     return out
@@ -281,6 +284,43 @@ def typed_frame(parts: list[TypedRows], contract: list[ColumnSpec]) -> pd.DataFr
     return pd.DataFrame(data)
 
 
+def _finite(number: Any) -> bool:
+    """A number a float holds: not ±inf, not an integer beyond float range (NaN counts: it is missing)."""
+    try:
+        return not math.isinf(number)
+    except OverflowError:
+        return False
+
+
+def _overflows(text: Any) -> bool:
+    try:
+        return math.isinf(float(str(text).strip()))
+    except ValueError:
+        return False
+
+
+def _category_problems(name: str, column: pd.Series) -> list[str]:
+    """A category sent as a number (JSON's 7 is the category "7") must be one a float holds: ±inf
+    (JSON's Infinity or 1e400) or an integer beyond float range is refused, as in a numeric column."""
+    if column.dtype.kind == "f":
+        rows = column.index[np.isinf(column.to_numpy())]
+    elif column.dtype != object or pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty", "boolean"):
+        return []  # text (every CSV), booleans, integers of a numpy dtype: nothing beyond float range
+    else:
+        rows = column.index[column.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and not _finite(v)).to_numpy(dtype=bool)]
+    return [f"column '{name}' row {row}: expected a category, got {_number(column[row])}; send categories as text"
+            for row in rows[:MAX_PROBLEMS_SHOWN]]
+
+
+def _number(value: Any) -> str:
+    """A number as a message shows it: inf, not np.float64(inf); an integer's size, not its digits."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return f"an integer of {len(str(abs(int(value))))} digits" if abs(int(value)) > 10**15 else str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value)!r} (a number beyond float range, or Infinity)" if math.isinf(value) else repr(float(value))
+    return repr(value)
+
+
 def _numeric_problems(name: str, column: pd.Series) -> list[str]:
     """Vectorised: a batch of millions of rows is checked at pandas speed, not value by value."""
     if pd.api.types.is_bool_dtype(column):
@@ -288,7 +328,7 @@ def _numeric_problems(name: str, column: pd.Series) -> list[str]:
     if pd.api.types.is_numeric_dtype(column):
         values = column.to_numpy(dtype=float, na_value=np.nan)
         rows = column.index[np.isinf(values)]
-        return [f"column '{name}' row {row}: expected a finite number, got {column[row]!r}" for row in rows[:MAX_PROBLEMS_SHOWN]]
+        return [f"column '{name}' row {row}: expected a finite number, got {_number(column[row])}" for row in rows[:MAX_PROBLEMS_SHOWN]]
     present = column.notna()
     booleans = column.map(lambda v: isinstance(v, (bool, np.bool_))) & present
     numbers = pd.to_numeric(column.where(~booleans), errors="coerce")
@@ -297,10 +337,13 @@ def _numeric_problems(name: str, column: pd.Series) -> list[str]:
         value = column[row]
         if isinstance(value, (bool, np.bool_)):
             problems.append(f"column '{name}' row {row}: expected a number, got a boolean")
-        elif pd.isna(numbers[row]):
+        elif pd.isna(numbers[row]) and not _overflows(value):
             problems.append(f"column '{name}' row {row}: expected a number, got {str(value)[:40]!r}")
+        elif pd.isna(numbers[row]):  # text that pandas cannot parse: a number too long for it (CSV)
+            problems.append(f"column '{name}' row {row}: expected a finite number, got a number beyond float range "
+                            f"({len(str(value))} characters)")
         else:
-            problems.append(f"column '{name}' row {row}: expected a finite number, got {value!r}")
+            problems.append(f"column '{name}' row {row}: expected a finite number, got {_number(value)}")
         if len(problems) >= MAX_PROBLEMS_SHOWN:
             break
     return problems

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from automlops.config.resolvers import expand_env, mask_env
+from automlops.urls import connect_url, expand_env, mask_secrets as mask_env, scrub
 from automlops.config.schema import DataConfig
 from automlops.errors import ConfigError, DataError, unknown_name
 from automlops.registry import Registry
@@ -69,21 +69,22 @@ def _read_parquet(cfg: DataConfig) -> pd.DataFrame:
 def _read_sql(cfg: DataConfig) -> pd.DataFrame:
     import sqlalchemy
 
-    url = expand_env(str(cfg.url), "data.url")
+    url = connect_url(str(cfg.url), "data.url")
     shown = mask_env(str(cfg.url))
     try:
         engine = sqlalchemy.create_engine(url)
-    except (sqlalchemy.exc.ArgumentError, ImportError) as error:
-        raise ConfigError(f"data.url: '{shown}' is not a usable SQLAlchemy URL ({error})") from error
+    except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as error:  # ValueError: e.g. a port that is no number
+        reason = scrub(str(error).splitlines()[0], url) if str(error) else type(error).__name__
+        raise ConfigError(f"data.url: '{shown}' is not a usable SQLAlchemy URL ({reason})") from None  # no cause: it may quote the URL
     try:
         with engine.connect() as connection:
             return pd.read_sql_query(sqlalchemy.text(str(cfg.query)), connection)
     except sqlalchemy.exc.OperationalError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else "connection failed"
+        reason = scrub(str(error.orig).strip().splitlines()[0], url) if error.orig else "connection failed"
         raise DataError(f"data.url: cannot run data.query on '{shown}' ({reason}); check the URL, server and query") from error
     except (sqlalchemy.exc.SQLAlchemyError, pd.errors.DatabaseError) as error:  # pandas >= 3 wraps query errors
         cause = error.__cause__ if isinstance(error, pd.errors.DatabaseError) and error.__cause__ else error
-        reason = str(getattr(cause, "orig", None) or cause).strip().splitlines()[0]
+        reason = scrub(str(getattr(cause, "orig", None) or cause).strip().splitlines()[0], url)
         raise DataError(f"data.query: failed on '{shown}' ({reason}); fix the query") from error
     finally:
         engine.dispose()

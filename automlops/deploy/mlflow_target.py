@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from automlops.config.resolvers import expand_env, mask_env
+from automlops.urls import connect_url, mask_secrets as mask_env, scrub
 from automlops.config.schema import DeployConfig
 from automlops.data.contract import NUMERIC, ColumnSpec
 from automlops.deploy import TARGETS, Release
@@ -66,7 +66,7 @@ def publish_mlflow(release: Release, cfg: DeployConfig) -> dict[str, Any]:
     from automlops.predict import predict_frame
 
     written = tracking_uri(cfg)
-    uri = expand_env(written, "deploy.mlflow.tracking_uri")
+    uri = connect_url(written, "deploy.mlflow.tracking_uri")
     bundle = load_bundle(release.bundle, keys=trusted_keys(cfg.signing))  # verified (signature too) before anything leaves the machine
     example = _input_example(release.bundle)
     signature = mlflow.models.ModelSignature(
@@ -81,8 +81,8 @@ def publish_mlflow(release: Release, cfg: DeployConfig) -> dict[str, Any]:
         mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(release.name, release.alias, version)
     except MlflowException as error:
         first = str(error.message).strip().splitlines()[0] if str(error.message).strip() else type(error).__name__
-        raise DeployError(mask_env(f"deploy.mlflow.tracking_uri: publishing to MLflow at {written} failed ({first[:300]}); "
-                                      "check the URI and that the store is reachable")) from error  # mask_env: no password shown
+        raise DeployError(f"deploy.mlflow.tracking_uri: publishing to MLflow at {mask_env(written)} failed ({scrub(first, uri)[:300]}); "
+                          "check the URI and that the store is reachable") from None  # no cause: it may quote the URL
     return {
         "tracking_uri": mask_env(written), "experiment": cfg.mlflow.experiment, "run_id": run.info.run_id,
         "model_uri": info.model_uri, "registered_model": release.name, "version": int(version),

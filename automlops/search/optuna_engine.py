@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from automlops.config.resolvers import expand_env, mask_env
+from automlops.urls import connect_url, mask_secrets as mask_env, scrub
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError
 from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, SearchResult, search_seconds
@@ -346,7 +346,7 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
         shape["positive_class"] = the_plan.positive_class
     fingerprint = hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:12]
     if cfg.storage:
-        url = expand_env(cfg.storage, "search.storage")
+        url = connect_url(cfg.storage, "search.storage")
     else:
         state_dir.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{state_dir / 'optuna.db'}"
@@ -365,8 +365,8 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
         optuna.storages.fail_stale_trials(study)  # trials of a killed run stop showing as RUNNING
     except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError, ImportError) as error:
         cause = getattr(error, "orig", None) or error  # the driver's words, without SQLAlchemy's link footer
-        reason = " ".join(str(cause).split())[:200]
-        raise ConfigError(f"search.storage: cannot open Optuna storage '{mask_env(cfg.storage or url)}' ({reason}); check the URL and that the server is up") from error
+        reason = scrub(" ".join(str(cause).split()), url)[:200]
+        raise ConfigError(f"search.storage: cannot open Optuna storage '{mask_env(cfg.storage or url)}' ({reason}); check the URL and that the server is up") from None
     # offset the seed by the trials already there: a resumed search continues, not replays, its sampling
     study.sampler = _sampler(cfg, seed + len(study.get_trials(deepcopy=False)))
     study.pruner = _pruner(cfg)

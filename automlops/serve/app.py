@@ -22,7 +22,7 @@ from automlops.config.schema import PredictionLogConfig, ServeConfig, SigningCon
 from automlops.deploy.bundle import Bundle
 from automlops.deploy.signing import NO_KEYS, TrustedKeys
 from automlops.errors import ConfigError, InputError
-from automlops.data.contract import validate_input
+from automlops.data.contract import NUMERIC, ColumnSpec, validate_input
 from automlops.serve.batching import MicroBatcher, ModelRows
 from automlops.serve.bodies import BodyTooLarge, Rows, TooManyRows, read_limited, read_rows
 from automlops.serve.holder import ModelHolder
@@ -123,12 +123,12 @@ def create_app(ref: str, cfg: ServeConfig, keys: TrustedKeys = NO_KEYS) -> Any:
         return JSONResponse(answer, headers={"X-Model-Version": str(bundle.manifest.get("version"))})
 
     @app.post("/predict", summary="Predict: JSON records or columns, or CSV (text/csv); ?proba=1 adds class probabilities",
-              openapi_extra={"requestBody": _request_schema(holder.bundle)})
+              openapi_extra={"requestBody": _request_schema(holder.bundle, synthetic=token is not None)})
     async def predict(request: Request) -> Response:
         return await score(request, mlflow=False)
 
     @app.post("/invocations", summary="MLflow scoring protocol: dataframe_split, dataframe_records, instances, inputs, or text/csv",
-              openapi_extra={"requestBody": _request_schema(holder.bundle, mlflow=True)})
+              openapi_extra={"requestBody": _request_schema(holder.bundle, mlflow=True, synthetic=token is not None)})
     async def invocations(request: Request) -> Response:
         return await score(request, mlflow=True)
 
@@ -179,9 +179,11 @@ def _metadata(bundle: Bundle, ref: str, follows: bool) -> dict[str, Any]:
     }
 
 
-def _request_schema(bundle: Bundle, mlflow: bool = False) -> dict[str, Any]:
+def _request_schema(bundle: Bundle, mlflow: bool = False, synthetic: bool = False) -> dict[str, Any]:
     """The OpenAPI request body, generated from the bundle's input contract: a list of records for
-    /predict, MLflow's envelopes around it for /invocations."""
+    /predict, MLflow's envelopes around it for /invocations. Its example is the bundle's input example
+    (real test rows), or with `synthetic` (a token is set: the docs stay open, the rows must not leak)
+    one row built from the contract alone."""
     properties: dict[str, Any] = {}
     for spec in bundle.contract:
         kind: dict[str, Any] = {"type": "number"} if spec.kind == "numeric" else {"type": "string"}
@@ -191,7 +193,7 @@ def _request_schema(bundle: Bundle, mlflow: bool = False) -> dict[str, Any]:
     row = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
     rows = {"type": "array", "items": row, "minItems": 1}
     example_file = bundle.path / "input_example.json"
-    example = json.loads(example_file.read_text()) if example_file.is_file() else []
+    example = [synthetic_row(bundle.contract)] if synthetic else json.loads(example_file.read_text()) if example_file.is_file() else []
     schema: dict[str, Any] = rows
     if mlflow:
         split = {"type": "object", "required": ["columns", "data"], "properties": {
@@ -204,6 +206,20 @@ def _request_schema(bundle: Bundle, mlflow: bool = False) -> dict[str, Any]:
         "application/json": {"schema": schema, "example": example},
         "text/csv": {"schema": {"type": "string"}},
     }}
+
+
+def synthetic_row(contract: list[ColumnSpec]) -> dict[str, Any]:
+    """A row no one sent: each number the middle of its training range to two significant digits (0
+    without one), each category the first level seen in training. It fits the contract, so the docs'
+    "Try it out" answers."""
+    row: dict[str, Any] = {}
+    for spec in contract:
+        if spec.kind == NUMERIC:
+            middle = (spec.min + spec.max) / 2 if spec.min is not None and spec.max is not None else 0.0
+            row[spec.name] = float(f"{middle:.2g}") if math.isfinite(middle) else 0.0
+        else:
+            row[spec.name] = spec.categories[0] if spec.categories else "unknown"
+    return row
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:

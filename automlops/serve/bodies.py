@@ -15,7 +15,7 @@ import pandas as pd
 
 from automlops.data.contract import CATEGORICAL, MAX_PROBLEMS_SHOWN, NUMERIC, ColumnSpec, TypedRows, typed_records
 from automlops.errors import InputError
-from automlops.predict import records_from_json
+from automlops.predict import parse_json, records_from_json
 
 CSV_TYPES = ("text/csv", "application/csv")
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")  # /invocations: exactly one of these
@@ -70,7 +70,7 @@ def read_rows(body: bytes, content_type: str, contract: list[ColumnSpec], strict
         frame = _csv(body, contract)
         return Rows(len(frame), frame=frame)
     try:
-        parsed = json.loads(body)
+        parsed = parse_json(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"body: not valid JSON ({type(error).__name__} at char {getattr(error, 'pos', '?')}); "
                          "send a list of records, or CSV with Content-Type: text/csv") from None
