@@ -20,11 +20,13 @@ import atexit
 import itertools
 import logging
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from automlops.children import Terminated, install_handlers
 from automlops.errors import AutomlopsError, ConfigError, RegistryError
 
 if TYPE_CHECKING:
@@ -50,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume (finished search trials are kept)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP as children.Terminated
+        signum = interrupt.signum if isinstance(interrupt, Terminated) else signal.SIGINT
+        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        print(f"{how}; run the same command again to resume (finished search trials are kept)", file=sys.stderr)
+        return 128 + signum  # 130, 143 (SIGTERM), 129 (SIGHUP): what a shell reports for a signal
     except Exception as error:  # a bug, not a user mistake: still no traceback unless asked
         if verbose:
             raise
@@ -68,7 +72,9 @@ def entry_point() -> None:
     objects are destroyed after Python has finished (apache/arrow#34314): a run that printed
     its result would then exit with SIGABRT instead of its own code. By that point every
     byte is written, so join our threads, run the exit handlers, flush and leave directly.
+    SIGTERM and SIGHUP stop the command as Ctrl-C does (automlops.children), so its cleanup runs.
     """
+    install_handlers()
     code = main()
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:

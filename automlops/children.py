@@ -1,0 +1,95 @@
+"""No child process outlives the command that started it.
+
+Two mechanisms, one per way a run can end:
+
+- SIGTERM, SIGHUP and SIGINT become a `Terminated` exception in the main thread (a KeyboardInterrupt,
+  so Optuna records the trial in flight as failed, as on Ctrl-C). Every `finally` and context manager
+  then runs: the gate stops the server it started, staging folders are removed, and the command exits
+  128 + the signal's number (143, 129, 130).
+- SIGKILL runs no Python code, so every child is started through `popen` or `run`, which ask Linux to
+  SIGKILL the child when its parent dies (prctl PR_SET_PDEATHSIG). That holds however the parent ends.
+  Elsewhere (macOS, Windows) only the first mechanism applies.
+
+A child started here must be started from the main thread: Linux sends the signal when the thread that
+forked the child ends, not the process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class Terminated(KeyboardInterrupt):
+    """The command was asked to stop by a signal; raised where the main thread is."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def install_handlers() -> None:
+    """Turn SIGTERM, SIGHUP and SIGINT into `Terminated` (call once, from the main thread)."""
+    for signum in STOPPING_SIGNALS:
+        signal.signal(signum, _stop)
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    # A second signal while cleaning up is ignored, so the cleanup finishes (each of its waits is
+    # bounded); a Python handler, unlike SIG_IGN, is not inherited by a child started meanwhile.
+    for other in STOPPING_SIGNALS:
+        signal.signal(other, _already_stopping)
+    raise Terminated(signum)
+
+
+def _already_stopping(signum: int, frame: FrameType | None) -> None:
+    pass
+
+
+def popen(args: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
+    """subprocess.Popen, with the child killed when this process dies."""
+    return subprocess.Popen(args, preexec_fn=_die_with_parent(), **kwargs)
+
+
+def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    """subprocess.run, with the child killed when this process dies (an exception, Terminated
+    included, already kills it: subprocess.run does)."""
+    return subprocess.run(args, preexec_fn=_die_with_parent(), **kwargs)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """The function the forked child runs before exec: it asks for SIGKILL when its parent dies,
+    then checks that the parent is still the one that forked it (it may have died in between)."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+    kill = int(signal.SIGKILL)
+
+    def preexec() -> None:  # in the child, between fork and exec: no imports, no allocation to speak of
+        prctl(PR_SET_PDEATHSIG, kill, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), kill)
+
+    return preexec
+
+
+@functools.cache
+def _prctl() -> Any:
+    """libc's prctl, looked up in the parent (never after fork), or None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
