@@ -38,6 +38,9 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+_received: list[int] = []  # the signal the handlers turned into Terminated, if any
+
+
 def install_handlers() -> None:
     """Turn SIGTERM, SIGHUP and SIGINT into `Terminated` (call once, from the main thread)."""
     for signum in STOPPING_SIGNALS:
@@ -49,11 +52,26 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     # bounded); a Python handler, unlike SIG_IGN, is not inherited by a child started meanwhile.
     for other in STOPPING_SIGNALS:
         signal.signal(other, _already_stopping)
+    _received.append(signum)
     raise Terminated(signum)
 
 
 def _already_stopping(signum: int, frame: FrameType | None) -> None:
     pass
+
+
+def stop_signal(error: BaseException) -> int | None:
+    """The signal that stopped the command, when `error` comes from one: a Terminated or Ctrl-C, or any
+    exception raised while one was unwinding (Optuna, interrupted while it records a trial, raises an
+    AssertionError from its `finally`), or after the handlers caught a signal."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, Terminated):
+            return seen.signum
+        if isinstance(seen, KeyboardInterrupt):
+            return int(signal.SIGINT)
+        seen = seen.__context__
+    return _received[0] if _received else None
 
 
 def popen(args: list[str], **kwargs: Any) -> subprocess.Popen[Any]:

@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automlops.children import Terminated, install_handlers
+from automlops.children import install_handlers, stop_signal
 from automlops.errors import AutomlopsError, ConfigError, RegistryError
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except AutomlopsError as error:
+        if stop_signal(error) is not None:
+            return _stopped(error)
         if verbose:
             raise
         print(f"error: {error}", file=sys.stderr)
@@ -52,17 +54,24 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP as children.Terminated
-        signum = interrupt.signum if isinstance(interrupt, Terminated) else signal.SIGINT
-        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-        print(f"{how}; run the same command again to resume (finished search trials are kept)", file=sys.stderr)
-        return 128 + signum  # 130, 143 (SIGTERM), 129 (SIGHUP): what a shell reports for a signal
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM or SIGHUP (automlops.children.Terminated)
+        return _stopped(interrupt)
     except Exception as error:  # a bug, not a user mistake: still no traceback unless asked
+        if stop_signal(error) is not None:
+            return _stopped(error)
         if verbose:
             raise
         print(f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
               "(rerun with --verbose for the traceback, and please report it)", file=sys.stderr)
         return 3
+
+
+def _stopped(error: BaseException) -> int:
+    """A signal stopped the command, even when a library's cleanup raised something else meanwhile."""
+    signum = stop_signal(error) or signal.SIGINT
+    how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    print(f"{how}; run the same command again to resume (finished search trials are kept)", file=sys.stderr)
+    return 128 + signum  # 130, 143 (SIGTERM), 129 (SIGHUP): what a shell reports for a signal
 
 
 def entry_point() -> None:
