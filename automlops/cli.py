@@ -185,14 +185,55 @@ def _run(args: argparse.Namespace) -> int:
         for _, cfg in composed:
             print(OmegaConf.to_yaml(cfg))
         return 0
-    for (job, cfg), config in zip(composed, configs):
-        if len(jobs) > 1:
-            log.info("=== run %s", " ".join(job) or "(defaults)")
-        record = run_all(config)
-        if len(jobs) == 1:
-            write_params(cfg)  # after success only: `dvc repro` then reproduces this very run
-        _print_next_steps(record, config)
-    return 0
+    if not args.multirun:
+        record = run_all(configs[0])
+        write_params(composed[0][1])  # after success only: `dvc repro` then reproduces this very run
+        _print_next_steps(record, configs[0])
+        return 0
+    return _run_jobs(jobs, configs)
+
+
+def _run_jobs(jobs: list[list[str]], configs: list[Config]) -> int:
+    """A sweep runs every job, whatever the others did; a table of outcomes ends it, and the exit
+    code is the first failed job's (0 when all succeeded). Ctrl-C or a signal stops the whole sweep."""
+    from automlops.pipeline import run_all
+
+    outcomes: list[tuple[str, int, str]] = []
+    varying = [i for i in range(len(jobs[0])) if len({job[i] for job in jobs}) > 1]  # the swept overrides name a job
+    try:
+        for job, config in zip(jobs, configs):
+            shown = " ".join(job[i] for i in varying) or " ".join(job) or "(defaults)"
+            log.info("=== run %s", shown)
+            try:
+                record = run_all(config)
+            except AutomlopsError as error:
+                if stop_signal(error) is not None:
+                    raise
+                print(f"error: {error}", file=sys.stderr)
+                outcomes.append((shown, error.exit_code, f"error: {str(error).splitlines()[0]}"))
+                continue
+            except Exception as error:  # a bug in one job: the others still run
+                if stop_signal(error) is not None:
+                    raise
+                log.debug("job %s failed", shown, exc_info=True)
+                first = str(error).splitlines()[0] if str(error) else ""
+                print(f"internal error: {type(error).__name__}: {first} (rerun the job with --verbose for the traceback)", file=sys.stderr)
+                outcomes.append((shown, 3, f"internal error: {type(error).__name__}: {first}"))
+                continue
+            _print_next_steps(record, config)
+            published = f"{config.run.name} v{record['version']} is the {record['alias']}" if record.get("published") else None
+            outcomes.append((shown, 0, published or f"not published ({record.get('reason')})"))
+    finally:
+        _print_sweep(outcomes, len(jobs))
+    return next((code for _, code, _ in outcomes if code), 0)
+
+
+def _print_sweep(outcomes: list[tuple[str, int, str]], total: int) -> None:
+    failed = sum(code != 0 for _, code, _ in outcomes)
+    width = max([len("job"), *(len(job) for job, _, _ in outcomes)])
+    lines = [f"\nsweep: {len(outcomes)} of {total} job(s) ran, {failed} failed", f"  {'job':{width}}  exit  outcome"]
+    lines += [f"  {job:{width}}  {code:>4}  {outcome}" for job, code, outcome in outcomes]
+    print("\n".join(lines))
 
 
 def sweep(overrides: list[str]) -> list[list[str]]:
