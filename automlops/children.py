@@ -5,7 +5,7 @@ Two mechanisms, one per way a run can end:
 - SIGTERM, SIGHUP and SIGINT become a `Terminated` exception in the main thread (a KeyboardInterrupt,
   so Optuna records the trial in flight as failed, as on Ctrl-C). Every `finally` and context manager
   then runs: the gate stops the server it started, staging folders are removed, and the command exits
-  128 + the signal's number (143, 129, 130).
+  128 + the signal's number (143, 129, 130). A second signal during that cleanup exits at once.
 - SIGKILL runs no Python code, so every child is started through `popen` or `run`, which ask Linux to
   SIGKILL the child when its parent dies (prctl PR_SET_PDEATHSIG). That holds however the parent ends.
   Elsewhere (macOS, Windows) only the first mechanism applies.
@@ -48,16 +48,17 @@ def install_handlers() -> None:
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
-    # A second signal while cleaning up is ignored, so the cleanup finishes (each of its waits is
-    # bounded); a Python handler, unlike SIG_IGN, is not inherited by a child started meanwhile.
     for other in STOPPING_SIGNALS:
-        signal.signal(other, _already_stopping)
+        signal.signal(other, _stop_now)
     _received.append(signum)
     raise Terminated(signum)
 
 
-def _already_stopping(signum: int, frame: FrameType | None) -> None:
-    pass
+def _stop_now(signum: int, frame: FrameType | None) -> None:
+    """A second signal while the first one's cleanup runs (e.g. Ctrl-C twice): leave at once. The
+    children still die: they were started to die with this process."""
+    os.write(2, f"\nstopped by a second {signal.Signals(signum).name}, without cleanup\n".encode())
+    os._exit(128 + signum)
 
 
 def stop_signal(error: BaseException) -> int | None:

@@ -46,6 +46,7 @@ class Kill:
     signal: str
     exit_code: int | None = None
     seconds_to_stage: float | None = None
+    children: list[str] = field(default_factory=list)  # the run's descendants seen up to the signal
     survivors: list[str] = field(default_factory=list)  # processes of the run alive after it ended
     port: int | None = None  # the candidate server's, when one was up
     health_after: bool = False  # something still answered /health on that port after the run ended
@@ -71,7 +72,7 @@ def kill_run(project: Path, stage: str, name: str, env: dict[str, str], timeout:
                 raise AssertionError(f"the run did not reach {stage} in {timeout:g} s:\n{log_file.read_text()[-3000:]}")
             time.sleep(0.05)
         result.seconds_to_stage = round(time.monotonic() - started, 2)
-        _descendants(run, seen)
+        result.children = [" ".join(_cmdline(child)[1:6]) for child in _descendants(run, seen)]
         process.send_signal(SIGNALS[name])
         process.wait(timeout=60)
     finally:

@@ -75,3 +75,9 @@ def test_sigterm_stops_the_command_as_ctrl_c_does() -> None:
             "    print('cleaned up', stop.signum); sys.exit(128 + stop.signum)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (143, "cleaned up 15"), done.stderr
+
+    # a second signal while cleaning up (Ctrl-C twice) leaves at once, with its own code
+    twice = code.replace("print('cleaned up'", "os.kill(os.getpid(), signal.SIGHUP); time.sleep(5); print('cleaned up'")
+    done = subprocess.run([sys.executable, "-c", twice], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (129, ""), done.stderr
+    assert "stopped by a second SIGHUP, without cleanup" in done.stderr
