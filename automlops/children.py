@@ -75,6 +75,30 @@ def stop_signal(error: BaseException) -> int | None:
     return _received[0] if _received else None
 
 
+def stop_descendants(timeout: float = 3.0) -> None:
+    """After a signal stopped the command: end any descendant still running, including those a library
+    started on its own rather than through `popen` or `run` (SIGTERM, then SIGKILL after `timeout`)."""
+    if not _received:
+        return
+    import psutil
+
+    try:
+        left = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for child in left:
+        try:
+            child.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(left, timeout=timeout)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+
+
 def popen(args: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
     """subprocess.Popen, with the child killed when this process dies."""
     return subprocess.Popen(args, preexec_fn=_die_with_parent(), **kwargs)

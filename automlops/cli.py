@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automlops.children import install_handlers, stop_signal
+from automlops.children import install_handlers, stop_descendants, stop_signal
 from automlops.errors import AutomlopsError, ConfigError, RegistryError
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except AutomlopsError as error:
         if stop_signal(error) is not None:
-            return _stopped(error)
+            return _stopped(error, args.command)
         if verbose:
             raise
         print(f"error: {error}", file=sys.stderr)
@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM or SIGHUP (automlops.children.Terminated)
-        return _stopped(interrupt)
+        return _stopped(interrupt, args.command)
     except Exception as error:  # a bug, not a user mistake: still no traceback unless asked
         if stop_signal(error) is not None:
-            return _stopped(error)
+            return _stopped(error, args.command)
         if verbose:
             raise
         print(f"internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
@@ -66,11 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         return 3
 
 
-def _stopped(error: BaseException) -> int:
+def _stopped(error: BaseException, command: str) -> int:
     """A signal stopped the command, even when a library's cleanup raised something else meanwhile."""
     signum = stop_signal(error) or signal.SIGINT
     how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-    print(f"{how}; run the same command again to resume (finished search trials are kept)", file=sys.stderr)
+    resume = "; run the same command again to resume (finished search trials are kept)" if command in ("run", "stage", "worker") else ""
+    print(how + resume, file=sys.stderr)
     return 128 + signum  # 130, 143 (SIGTERM), 129 (SIGHUP): what a shell reports for a signal
 
 
@@ -85,6 +86,7 @@ def entry_point() -> None:
     """
     install_handlers()
     code = main()
+    stop_descendants()  # after a signal only: what a library started on its own goes too
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:
             thread.join()
