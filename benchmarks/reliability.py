@@ -48,6 +48,17 @@ def _short(command: str) -> str:
     return command.removeprefix("-m ").split(" --")[0]
 
 
+def code_under_test() -> str:
+    """Which automlops the runs import (PYTHONPATH decides), and its git commit."""
+    import subprocess
+
+    import automlops
+
+    folder = Path(automlops.__file__).resolve().parent.parent
+    done = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return f"{folder} at git {done.stdout.strip() or '?'}"
+
+
 def row(kill: Kill, repeat: int) -> list[Any]:
     expected = EXPECTED_CODE[kill.signal]
     registry = "consistent" if not kill.registry_problems else "; ".join(kill.registry_problems)[:120]
@@ -66,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signals", default=",".join(SIGNALS), help=f"comma-separated, of: {', '.join(SIGNALS)}")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (projects and run logs)")
-    parser.add_argument("--results", default=str(_bench.RESULTS), help="where reliability.md/.json go")
+    parser.add_argument("--results", default=str(_bench.RESULTS), help="where <name>.md/.json go")
+    parser.add_argument("--name", default="reliability", help="results file stem (e.g. reliability_before for older code on PYTHONPATH)")
     parser.add_argument("--note", default="", help="a line for the results header (e.g. 'machine shared')")
     args = parser.parse_args(argv)
     stages, signals = args.stages.split(","), args.signals.split(",")
@@ -104,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"- run: {started_at}, took {_bench.duration(time.monotonic() - started)}",
         f"- command: `{_bench.command_line()}`",
+        f"- automlops under test: {code_under_test()}",
         "- stages: search (trials running), gate (the candidate server answers /health), deploy (the docker target's probe child runs);"
         " the run's overrides are tests/kills.py's `STAGES`",
         "- survivors: the run's descendants, or any process in its project folder, alive 5 s after it ended;"
@@ -120,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         table,
         "",
     ])
-    _bench.write_text(results / "reliability.md", text)
-    _bench.write_json(results / "reliability.json", {
-        "machine": info, "command": _bench.command_line(), "started": started_at, "note": args.note,
+    _bench.write_text(results / f"{args.name}.md", text)
+    _bench.write_json(results / f"{args.name}.json", {
+        "machine": info, "command": _bench.command_line(), "code": code_under_test(), "started": started_at, "note": args.note,
         "kills": [{**asdict(kill), "repeat": repeat, "expected_exit_code": EXPECTED_CODE[kill.signal], "log": kill.log[-2000:]}
                   for repeat, kill in kills],
     })
