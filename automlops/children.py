@@ -75,6 +75,11 @@ def stop_signal(error: BaseException) -> int | None:
     return _received[0] if _received else None
 
 
+def stopped() -> bool:
+    """Whether a signal has asked this command to stop."""
+    return bool(_received)
+
+
 def stop_descendants(timeout: float = 3.0) -> None:
     """After a signal stopped the command: end any descendant still running, including those a library
     started on its own rather than through `popen` or `run` (SIGTERM, then SIGKILL after `timeout`)."""

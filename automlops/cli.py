@@ -23,10 +23,11 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automlops.children import install_handlers, stop_descendants, stop_signal
+from automlops.children import install_handlers, stop_descendants, stop_signal, stopped
 from automlops.errors import AutomlopsError, ConfigError, RegistryError
 
 if TYPE_CHECKING:
@@ -87,9 +88,12 @@ def entry_point() -> None:
     install_handlers()
     code = main()
     stop_descendants()  # after a signal only: what a library started on its own goes too
+    # after a signal, a thread may never end (Optuna's heartbeat thread, when the signal lands before
+    # it is told to stop): wait a little, then leave anyway
+    deadline = time.monotonic() + 5 if stopped() else None
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
     atexit._run_exitfuncs()  # what interpreter shutdown would run: logging, temp dirs, workers
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import _bench  # noqa: E402
-from kills import EXPECTED_CODE, SIGNALS, STAGES, Kill, kill_run, plain_project  # noqa: E402
+from kills import EXIT_TIMEOUT, EXPECTED_CODE, SIGNALS, STAGES, Kill, kill_run, plain_project  # noqa: E402
 
 
 def run_env() -> dict[str, str]:
@@ -66,7 +66,8 @@ def row(kill: Kill, repeat: int) -> list[Any]:
         kill.stage, f"SIG{kill.signal}", repeat + 1, f"{kill.seconds_to_stage:.1f}",
         ", ".join(_short(c) for c in kill.children) or "none",
         len(kill.survivors), "n/a" if kill.port is None else ("yes" if kill.health_after else "no"), registry,
-        f"{kill.exit_code}" + ("" if kill.exit_code == expected else f" (expected {expected})"),
+        (f"hung: no exit {EXIT_TIMEOUT:g} s after the signal" if kill.hung else
+         f"{kill.exit_code}" + ("" if kill.exit_code == expected else f" (expected {expected})")),
     ]
 
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     header = ["stage", "signal", "#", "s to stage", "children at the signal", "survivors", "/health after", "registry", "exit code"]
     rows = [row(kill, repeat) for repeat, kill in kills]
-    bad = [k for _, k in kills if k.survivors or k.health_after or k.registry_problems or k.exit_code != EXPECTED_CODE[k.signal]]
+    bad = [k for _, k in kills if k.hung or k.survivors or k.health_after or k.registry_problems or k.exit_code != EXPECTED_CODE[k.signal]]
     verdict = (f"{len(kills)} kills: {len(kills) - len(bad)} with no survivor, no server answering, a consistent registry "
                f"and the expected exit code; {len(bad)} not")
     table = _bench.md_table(header, rows)

@@ -30,6 +30,7 @@ STAGES: dict[str, list[str]] = {
 }
 SIGNALS = {"TERM": signal.SIGTERM, "INT": signal.SIGINT, "HUP": signal.SIGHUP, "KILL": signal.SIGKILL}
 EXPECTED_CODE = {"TERM": 143, "INT": 130, "HUP": 129, "KILL": -signal.SIGKILL}
+EXIT_TIMEOUT = 60.0  # seconds a signalled run may take to exit
 TRIAL_LINE = re.compile(r"^trial \d+ ", re.MULTILINE)
 
 
@@ -45,6 +46,7 @@ class Kill:
     stage: str
     signal: str
     exit_code: int | None = None
+    hung: bool = False  # still running EXIT_TIMEOUT s after the signal
     seconds_to_stage: float | None = None
     children: list[str] = field(default_factory=list)  # the run's descendants seen up to the signal
     survivors: list[str] = field(default_factory=list)  # processes of the run alive after it ended
@@ -74,7 +76,10 @@ def kill_run(project: Path, stage: str, name: str, env: dict[str, str], timeout:
         result.seconds_to_stage = round(time.monotonic() - started, 2)
         result.children = [" ".join(_cmdline(child)[1:6]) for child in _descendants(run, seen)]
         process.send_signal(SIGNALS[name])
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            result.hung = True  # killed below: exit_code is then -9
     finally:
         if process.poll() is None:
             process.kill()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, run_env
-from kills import EXPECTED_CODE, SIGNALS, STAGES, Kill, kill_run, plain_project
+from kills import EXIT_TIMEOUT, EXPECTED_CODE, SIGNALS, STAGES, Kill, kill_run, plain_project
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 
@@ -25,7 +25,8 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def problems(kill: Kill) -> list[str]:
-    found = [f"outlived the run: {line}" for line in kill.survivors]
+    found = [f"still running {EXIT_TIMEOUT:g} s after the signal"] if kill.hung else []
+    found += [f"outlived the run: {line}" for line in kill.survivors]
     if kill.health_after:
         found.append(f"the candidate server on port {kill.port} still answers /health")
     if kill.exit_code != EXPECTED_CODE[kill.signal]:
@@ -81,3 +82,20 @@ def test_sigterm_stops_the_command_as_ctrl_c_does() -> None:
     done = subprocess.run([sys.executable, "-c", twice], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (129, ""), done.stderr
     assert "stopped by a second SIGHUP, without cleanup" in done.stderr
+
+
+@linux_only
+def test_a_thread_that_never_ends_does_not_keep_a_stopped_command_alive() -> None:
+    """Optuna's heartbeat thread (not a daemon) runs forever when the signal lands before it is told to stop."""
+    code = ("import os, signal, threading, time\n"
+            "import automlops.cli as cli\n"
+            "def main():\n"
+            "    threading.Thread(target=threading.Event().wait).start()\n"
+            "    try:\n"
+            "        os.kill(os.getpid(), signal.SIGINT); time.sleep(60)\n"
+            "    except KeyboardInterrupt:\n"
+            "        return 130\n"
+            "cli.main = main\n"
+            "cli.entry_point()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=40)
+    assert done.returncode == 130, done.stderr
