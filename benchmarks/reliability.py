@@ -5,7 +5,7 @@ docker target's probe child is running) and every signal (TERM, INT, HUP, KILL),
 scratch project (one project per signal, reused across stages, as tests/test_signals.py does) is
 stopped, then:
 
-- survivors: the run's descendants (and any process working in the project folder) still alive 5 s
+- survivors: the run's descendants (and any process working in the project folder) still alive 1 s
   after it ended; orphans of a gate are also looked for on the candidate port (/health answering);
 - registry: every alias names an existing version, and every version's files match its manifest;
 - exit code: 128 + the signal for TERM/INT/HUP (the cleanup ran), -9 for KILL.
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- automlops under test: {code_under_test()}",
         "- stages: search (trials running), gate (the candidate server answers /health), deploy (the docker target's probe child runs);"
         " the run's overrides are tests/kills.py's `STAGES`",
-        "- survivors: the run's descendants, or any process in its project folder, alive 5 s after it ended;"
+        "- survivors: the run's descendants, or any process in its project folder, alive 1 s after it ended"
+        " (a child killed with its parent is gone in milliseconds);"
         " /health after: whether the candidate port still answered; registry: aliases name existing versions,"
         " every version's files match its manifest",
         *([f"- **note: {args.note}**"] if args.note else []),

@@ -144,7 +144,7 @@ def answers_health(port: int) -> bool:
         return False
 
 
-def survivors(seen: dict[int, psutil.Process], project: Path, grace: float = 5.0) -> list[str]:
+def survivors(seen: dict[int, psutil.Process], project: Path, grace: float = 1.0) -> list[str]:
     """The run's descendants (seen while it ran, or any process working in the project folder) still
     alive `grace` seconds after it ended; a zombie is dead."""
     deadline = time.monotonic() + grace
