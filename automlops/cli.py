@@ -90,7 +90,7 @@ def entry_point() -> None:
     stop_descendants()  # after a signal only: what a library started on its own goes too
     # after a signal, a thread may never end (Optuna's heartbeat thread, when the signal lands before
     # it is told to stop): wait a little, then leave anyway
-    deadline = time.monotonic() + 5 if stopped() else None
+    deadline = time.monotonic() + 3 if stopped() else None
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
