@@ -22,8 +22,8 @@ $(BIN)/automlops: pyproject.toml
 	touch $@
 
 # Benchmarks (benchmarks/README.md): search quality against peers at equal budgets, pipeline scale,
-# serving latency and throughput, monitoring speed and memory, then serving under hostile load. Defaults take
-# hours; pass flags through, e.g.
+# serving latency and throughput, monitoring speed and memory, serving under hostile load, then kills at each
+# stage x signal. Defaults take hours; pass flags through, e.g.
 # make bench QUALITY_ARGS="--quick" SCALE_ARGS="--quick" SERVING_ARGS="--quick" MONITOR_ARGS="--quick" HOSTILE_ARGS="--quick".
 bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/search_quality.py $(QUALITY_ARGS)
@@ -31,6 +31,7 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/serving.py $(SERVING_ARGS)
 	$(BIN)/python benchmarks/monitor.py $(MONITOR_ARGS)
 	$(BIN)/python benchmarks/hostile_load.py $(HOSTILE_ARGS)
+	$(BIN)/python benchmarks/reliability.py $(RELIABILITY_ARGS)
 
 $(VENV)/.bench-deps: $(BIN)/automlops
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

@@ -21,11 +21,14 @@ import atexit
 import itertools
 import logging
 import os
+import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from automlops.children import install_handlers, stop_descendants, stop_signal, stopped
 from automlops.errors import AutomlopsError, ConfigError, RegistryError
 from automlops.urls import mask_secrets
 
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except AutomlopsError as error:  # with --verbose, the traceback too; the exit code is the same either way (a contract)
+        if stop_signal(error) is not None:
+            return _stopped(error, args.command)
         if verbose:
             _print_traceback()
         print(f"error: {error}", file=sys.stderr)
@@ -52,10 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume (finished search trials are kept)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM or SIGHUP (automlops.children.Terminated)
+        return _stopped(interrupt, args.command)
     except Exception as error:  # a bug, not a user mistake: still no traceback unless asked
+        if stop_signal(error) is not None:
+            return _stopped(error, args.command)
         if verbose:
             _print_traceback()
         text = mask_secrets(str(error).splitlines()[0]) if str(error) else ""
@@ -70,6 +76,13 @@ def _print_traceback() -> None:
     import traceback
 
     print(mask_secrets(traceback.format_exc()).rstrip("\n"), file=sys.stderr)
+def _stopped(error: BaseException, command: str) -> int:
+    """A signal stopped the command, even when a library's cleanup raised something else meanwhile."""
+    signum = stop_signal(error) or signal.SIGINT
+    how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    resume = "; run the same command again to resume (finished search trials are kept)" if command in ("run", "stage", "worker") else ""
+    print(how + resume, file=sys.stderr)
+    return 128 + signum  # 130, 143 (SIGTERM), 129 (SIGHUP): what a shell reports for a signal
 
 
 def entry_point() -> None:
@@ -79,11 +92,17 @@ def entry_point() -> None:
     objects are destroyed after Python has finished (apache/arrow#34314): a run that printed
     its result would then exit with SIGABRT instead of its own code. By that point every
     byte is written, so join our threads, run the exit handlers, flush and leave directly.
+    SIGTERM and SIGHUP stop the command as Ctrl-C does (automlops.children), so its cleanup runs.
     """
+    install_handlers()
     code = main()
+    stop_descendants()  # after a signal only: what a library started on its own goes too
+    # after a signal, a thread may never end (Optuna's heartbeat thread, when the signal lands before
+    # it is told to stop): wait a little, then leave anyway
+    deadline = time.monotonic() + 3 if stopped() else None
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
     atexit._run_exitfuncs()  # what interpreter shutdown would run: logging, temp dirs, workers
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -193,14 +212,55 @@ def _run(args: argparse.Namespace) -> int:
         for _, cfg in composed:
             print(OmegaConf.to_yaml(cfg))
         return 0
-    for (job, cfg), config in zip(composed, configs):
-        if len(jobs) > 1:
-            log.info("=== run %s", " ".join(job) or "(defaults)")
-        record = run_all(config)
-        if len(jobs) == 1:
-            write_params(cfg)  # after success only: `dvc repro` then reproduces this very run
-        _print_next_steps(record, config)
-    return 0
+    if not args.multirun:
+        record = run_all(configs[0])
+        write_params(composed[0][1])  # after success only: `dvc repro` then reproduces this very run
+        _print_next_steps(record, configs[0])
+        return 0
+    return _run_jobs(jobs, configs)
+
+
+def _run_jobs(jobs: list[list[str]], configs: list[Config]) -> int:
+    """A sweep runs every job, whatever the others did; a table of outcomes ends it, and the exit
+    code is the first failed job's (0 when all succeeded). Ctrl-C or a signal stops the whole sweep."""
+    from automlops.pipeline import run_all
+
+    outcomes: list[tuple[str, int, str]] = []
+    varying = [i for i in range(len(jobs[0])) if len({job[i] for job in jobs}) > 1]  # the swept overrides name a job
+    try:
+        for job, config in zip(jobs, configs):
+            shown = " ".join(job[i] for i in varying) or " ".join(job) or "(defaults)"
+            log.info("=== run %s", shown)
+            try:
+                record = run_all(config)
+            except AutomlopsError as error:
+                if stop_signal(error) is not None:
+                    raise
+                print(f"error: {error}", file=sys.stderr)
+                outcomes.append((shown, error.exit_code, f"error: {str(error).splitlines()[0]}"))
+                continue
+            except Exception as error:  # a bug in one job: the others still run
+                if stop_signal(error) is not None:
+                    raise
+                log.debug("job %s failed", shown, exc_info=True)
+                first = str(error).splitlines()[0] if str(error) else ""
+                print(f"internal error: {type(error).__name__}: {first} (rerun the job with --verbose for the traceback)", file=sys.stderr)
+                outcomes.append((shown, 3, f"internal error: {type(error).__name__}: {first}"))
+                continue
+            _print_next_steps(record, config)
+            published = f"{config.run.name} v{record['version']} is the {record['alias']}" if record.get("published") else None
+            outcomes.append((shown, 0, published or f"not published ({record.get('reason')})"))
+    finally:
+        _print_sweep(outcomes, len(jobs))
+    return next((code for _, code, _ in outcomes if code), 0)
+
+
+def _print_sweep(outcomes: list[tuple[str, int, str]], total: int) -> None:
+    failed = sum(code != 0 for _, code, _ in outcomes)
+    width = max([len("job"), *(len(job) for job, _, _ in outcomes)])
+    lines = [f"\nsweep: {len(outcomes)} of {total} job(s) ran, {failed} failed", f"  {'job':{width}}  exit  outcome"]
+    lines += [f"  {job:{width}}  {code:>4}  {outcome}" for job, code, outcome in outcomes]
+    print("\n".join(lines))
 
 
 def sweep(overrides: list[str]) -> list[list[str]]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from automlops import children
 from automlops.config.schema import InfraConfig
 from automlops.deploy.bundle import EXAMPLE_FILE
 from automlops.deploy.signing import NO_KEYS, TrustedKeys, keys_override
@@ -29,8 +30,9 @@ def validate_serving(bundle: Path, cfg: InfraConfig, keys: TrustedKeys = NO_KEYS
     url = f"http://127.0.0.1:{port}"
     record: dict[str, Any] = {"passed": False, "requests": cfg.requests, "rows_per_request": len(example), "p95_limit_ms": cfg.p95_ms}
     with tempfile.TemporaryFile("w+") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "automlops", "serve", "--model", str(bundle), "--host", "127.0.0.1", "--port", str(port),
+        # one worker: no grandchildren; children.popen: the server dies with this process, even on SIGKILL
+        server = children.popen(
+            [sys.executable, "-m", "automlops", "serve", "--model", str(bundle), "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
              keys_override(keys)],
             stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
@@ -57,7 +59,7 @@ def validate_serving(bundle: Path, cfg: InfraConfig, keys: TrustedKeys = NO_KEYS
                 return record
             record["passed"] = True
             return record
-        finally:
+        finally:  # also on Ctrl-C, SIGTERM and SIGHUP (children.Terminated)
             server.terminate()
             try:
                 server.wait(timeout=15)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from automlops import __version__
+from automlops import __version__, children
 from automlops.config.schema import DeployConfig
 from automlops.data.contract import ColumnSpec, contract_from_dicts
 from automlops.data.row_hashes import HASH_METHOD, hash_set
@@ -124,12 +124,12 @@ def _manifest(inputs: PackageInput, cfg: DeployConfig, packages: dict[str, str])
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        out = children.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:
         return None
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    dirty = children.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 

@@ -38,6 +38,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from automlops import children
 from automlops.config.schema import DeployConfig
 from automlops.deploy import TARGETS, Release
 from automlops.deploy.signing import NO_KEYS, TrustedKeys
@@ -121,7 +122,7 @@ def probe_engine(bundle: Path, keys: TrustedKeys = NO_KEYS) -> list[str]:
     `automlops serve` itself: run in a subprocess, so this process imports no model library."""
     code = "import sys; from automlops.deploy.docker import _probe; _probe(sys.argv[1], sys.argv[2:])"
     try:
-        out = subprocess.run([sys.executable, "-c", code, str(bundle), *keys.paths], capture_output=True, text=True, timeout=900)
+        out = children.run([sys.executable, "-c", code, str(bundle), *keys.paths], capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
         raise BundleError(f"deploy.targets: 'docker' could not load {bundle} within 900 s to find the libraries it needs") from None
     if out.returncode != 0:

@@ -4,11 +4,11 @@ the retrain policy. The I/O edge around the pure report."""
 from __future__ import annotations
 
 import logging
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from automlops import children
 from automlops.config.schema import MonitorConfig
 from automlops.deploy.signing import NO_KEYS, TrustedKeys
 from automlops.errors import DriftDetected
@@ -93,5 +93,5 @@ def retrain(report: dict[str, Any], batch: Any, cfg: MonitorConfig, name: str, o
     command = [sys.executable, "-m", "automlops", "run", *overrides, "data.source=parquet", f"data.path={data_file}",
                f"run.name={name}", *cfg.retrain.overrides]
     log.info("retrain: %s drift found, running %s", cfg.retrain.when, " ".join(command[2:]))
-    finished = subprocess.run(command, check=False)
+    finished = children.run(command, check=False)
     return {"triggered": True, "when": cfg.retrain.when, "command": command[2:], "exit_code": finished.returncode}
