@@ -4,6 +4,7 @@ after every file's sha256 matches and the key libraries' versions fit."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import platform
@@ -78,6 +79,18 @@ def seal(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
                                       for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}}
     write_json_atomic(folder / MANIFEST, manifest)
     return manifest
+
+
+SERVING_FIELDS = ("task", "classes", "positive_class", "decision_threshold", "input_schema", "dropped_columns")
+
+
+def model_digest(manifest: dict[str, Any]) -> str:
+    """What the bundle answers with: the sha256 of its model files and of the manifest fields that
+    change an answer (threshold, classes, input contract). Equal digests mean the same model, whatever
+    the timestamps, metrics or lineage say; the deploy stage publishes no new version for it."""
+    content = {"model": {name: sha for name, sha in sorted(manifest.get("files", {}).items()) if name.startswith(MODEL_DIR + "/")},
+               **{key: manifest.get(key) for key in SERVING_FIELDS}}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _manifest(inputs: PackageInput, cfg: DeployConfig, packages: dict[str, str]) -> dict[str, Any]:
