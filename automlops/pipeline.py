@@ -284,12 +284,12 @@ def judge(config: Config, manifest: dict[str, Any], champion_dir: Path | None, s
 def blessing_record(judged: Judged, infra: dict[str, Any] | None, manifest: dict[str, Any]) -> dict[str, Any]:
     """The gate's record (automlops.gate.blessing) plus which candidate it judged: the sha256 of its
     manifest (which lists every file's sha256), so the deploy stage publishes only that bundle."""
-    from automlops.deploy.bundle import MANIFEST, model_digest
+    from automlops.deploy.bundle import MANIFEST, content_digest
     from automlops.gate import blessing
     from automlops.io import sha256_file
 
     record = blessing(judged.checks, infra, judged.champion_version, judged.comparison)
-    record["candidate"] = {"sha256": sha256_file(CANDIDATE_DIR / MANIFEST), "model_digest": model_digest(manifest)}
+    record["candidate"] = {"sha256": sha256_file(CANDIDATE_DIR / MANIFEST), "content_digest": content_digest(manifest)}
     record["rechecked"] = False  # the deploy stage judged it again against a newer champion
     return record
 
@@ -349,10 +349,10 @@ def run_deploy(config: Config) -> dict[str, Any]:
 
     One critical section under the model's registry lock, from the champion check to the last target:
     a champion that changed since the gate (another run published meanwhile) is judged against again,
-    and a worse candidate is refused; a candidate with the champion's model digest publishes nothing.
+    and a worse candidate is refused; a candidate with the champion's content digest publishes nothing.
     metrics/deploy.json says "in progress" until the final record replaces it, so a killed deploy
     never leaves it naming an older release."""
-    from automlops.deploy.bundle import MANIFEST, model_digest, read_manifest, verify_bundle
+    from automlops.deploy.bundle import MANIFEST, content_digest, read_manifest, verify_bundle
     from automlops.deploy.model_registry import champion, locked
     from automlops.io import sha256_file
 
@@ -372,10 +372,10 @@ def run_deploy(config: Config) -> dict[str, Any]:
         with locked(registry):
             current_dir = champion(registry, config.deploy.alias)
             current = read_manifest(current_dir).get("version") if current_dir is not None else None
-            if current_dir is not None and model_digest(read_manifest(current_dir)) == model_digest(manifest):
+            if current_dir is not None and content_digest(read_manifest(current_dir)) == content_digest(manifest):
                 return _finish_deploy(config, {
                     "published": False, "unchanged": True, "version": current, "alias": config.deploy.alias,
-                    "reason": f"the candidate is the model of {config.deploy.alias} v{current} (same model digest); no new version"})
+                    "reason": f"the candidate equals {config.deploy.alias} v{current} (same content digest); no new version"})
             record = _recheck(config, record, manifest, current_dir, current)
             if not record["passed"]:
                 return _refuse(config, record, current)

@@ -119,7 +119,7 @@ def test_a_champion_published_between_gate_and_deploy_is_judged_again(template: 
     gated = json.loads((good / "metrics" / "blessing.json").read_text())
     assert blessing["candidate"]["sha256"] == gated["candidate"]["sha256"] and gated["champion"] is None
 
-    # the same release again: same model digest as the champion, so no new version
+    # the same release again: same content digest as the champion, so no new version
     again = stages(good, monkeypatch, ("deploy",), "+experiment=lin", to)
     assert again["unchanged"] and again["version"] == 2 and not again["published"] and list_versions(registry) == [1, 2]
     assert json.loads((good / "metrics" / "deploy.json").read_text())["unchanged"]

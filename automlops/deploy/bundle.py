@@ -82,13 +82,16 @@ def seal(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 SERVING_FIELDS = ("task", "classes", "positive_class", "decision_threshold", "input_schema", "dropped_columns")
+RELEASE_FILES = ("blessing.json", "model_card.md", "model_card.html")  # what the deploy stage adds to the candidate
 
 
-def model_digest(manifest: dict[str, Any]) -> str:
-    """What the bundle answers with: the sha256 of its model files and of the manifest fields that
-    change an answer (threshold, classes, input contract). Equal digests mean the same model, whatever
-    the timestamps, metrics or lineage say; the deploy stage publishes no new version for it."""
-    content = {"model": {name: sha for name, sha in sorted(manifest.get("files", {}).items()) if name.startswith(MODEL_DIR + "/")},
+def content_digest(manifest: dict[str, Any]) -> str:
+    """What the bundle is, without when it was made: the sha256 of its files as packaged (model,
+    input example, requirements, statistics, training rows; not what deploy adds) and of the manifest
+    fields that change an answer. Two runs of an unchanged pipeline give equal digests whatever the
+    timestamps say, and the deploy stage publishes no new version for the second; a packaging change
+    (deploy.example_rows) or another threshold is a new release."""
+    content = {"files": {name: sha for name, sha in sorted(manifest.get("files", {}).items()) if name not in RELEASE_FILES},
                **{key: manifest.get(key) for key in SERVING_FIELDS}}
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
