@@ -373,13 +373,13 @@ def run_deploy(config: Config) -> dict[str, Any]:
             current_dir = champion(registry, config.deploy.alias)
             current = read_manifest(current_dir).get("version") if current_dir is not None else None
             if current_dir is not None and content_digest(read_manifest(current_dir)) == content_digest(manifest):
-                return _finish_deploy(config, {
+                return _finish_deploy({
                     "published": False, "unchanged": True, "version": current, "alias": config.deploy.alias,
                     "reason": f"the candidate equals {config.deploy.alias} v{current} (same content digest); no new version"})
             record = _recheck(config, record, manifest, current_dir, current)
             if not record["passed"]:
                 return _refuse(config, record, current)
-            return _finish_deploy(config, _publish(config, record, manifest, registry, current))
+            return _finish_deploy(_publish(config, record, manifest, registry, current))
     except BaseException as error:
         if json.loads(DEPLOY_RECORD.read_text()).get("state") == "in progress":
             write_json_atomic(DEPLOY_RECORD, {"published": None, "state": "failed", "error": str(error) or type(error).__name__})
@@ -404,7 +404,7 @@ def _refuse(config: Config, record: dict[str, Any], current: int | None) -> dict
 
     reason = (f"the champion changed to v{current} after the gate, and the candidate does not pass against it "
               f"({failure_summary(record)}); champion v{current} stays")
-    result = _finish_deploy(config, {"published": False, "reason": reason, "rechecked": True, "compared_with": current})
+    result = _finish_deploy({"published": False, "reason": reason, "rechecked": True, "compared_with": current})
     if config.gate.required:
         raise GateError(f"deploy: {reason}; the candidate is in {CANDIDATE_DIR}/")
     log.warning("deploy: %s (gate.required=false: exit 0)", reason)
@@ -435,7 +435,7 @@ def _publish(config: Config, record: dict[str, Any], manifest: dict[str, Any], r
             "compared_with": current, "rechecked": record["rechecked"], "candidate_sha256": record["candidate"]["sha256"]}
 
 
-def _finish_deploy(config: Config, result: dict[str, Any]) -> dict[str, Any]:
+def _finish_deploy(result: dict[str, Any]) -> dict[str, Any]:
     write_json_atomic(DEPLOY_RECORD, {**result, "finished_at": _now()})
     if result.get("unchanged"):
         log.info("deploy: %s", result["reason"])
