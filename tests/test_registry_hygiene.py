@@ -142,11 +142,12 @@ def test_a_champion_published_between_gate_and_deploy_is_judged_again(template: 
 
 # ---- real concurrent runs ----
 
-def launch(project: Path, *overrides: str) -> subprocess.Popen[str]:
-    """A run whose gate serves the candidate (seconds between the gate's champion check and the publish: the race's window)."""
-    return subprocess.Popen([sys.executable, "-m", "automlops", "run", *FAST, "gate.infra.enabled=true", "gate.infra.requests=3",
-                             *overrides], cwd=project, env=run_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def launch(project: Path, log: Path, *overrides: str) -> subprocess.Popen[bytes]:
+    """A run whose gate serves the candidate (seconds between the gate's champion check and the publish:
+    the race's window). Output goes to `log`: a full pipe must not stall a run that holds a lock."""
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "automlops", "run", *FAST, "gate.infra.enabled=true", "gate.infra.requests=3",
+                                 *overrides], cwd=project, env=run_env(), stdout=out, stderr=subprocess.STDOUT)
 
 
 @pytest.mark.parametrize("plan", [
@@ -158,8 +159,9 @@ def test_concurrent_runs_never_make_the_champion_worse(template: Path, tmp_path:
     checkout ("a") take turns (they share its data/prepared, artifacts/ and metrics/)."""
     shared = tmp_path / "models"
     projects = {where: checkout(template, tmp_path / where) for where in dict(plan)}
-    running = [launch(projects[where], f"+experiment={name}", f"deploy.dir={shared}") for where, name in plan]
-    finished = [(process.wait(timeout=300), process.communicate()[1]) for process in running]
+    logs = [tmp_path / f"run{i}.log" for i in range(len(plan))]
+    running = [launch(projects[where], log, f"+experiment={name}", f"deploy.dir={shared}") for (where, name), log in zip(plan, logs)]
+    finished = [(process.wait(timeout=300), log.read_text()) for process, log in zip(running, logs)]
     candidates = []
     for (code, err), (where, name) in zip(finished, plan):
         assert code in (0, 1) and "internal error" not in err, f"{name} in {where}: exit {code}\n{err[-2000:]}"
