@@ -143,24 +143,25 @@ def test_a_champion_published_between_gate_and_deploy_is_judged_again(template: 
 # ---- real concurrent runs ----
 
 def launch(project: Path, log: Path, *overrides: str) -> subprocess.Popen[bytes]:
-    """A run whose gate serves the candidate (seconds between the gate's champion check and the publish:
-    the race's window). Output goes to `log`: a full pipe must not stall a run that holds a lock."""
+    """A real run; its output goes to `log` (a full pipe must not stall a run that holds a lock)."""
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "automlops", "run", *FAST, "gate.infra.enabled=true", "gate.infra.requests=3",
-                                 *overrides], cwd=project, env=run_env(), stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, "-m", "automlops", "run", *FAST, *overrides], cwd=project, env=run_env(),
+                                stdout=out, stderr=subprocess.STDOUT)
 
 
-@pytest.mark.parametrize("plan", [
-    pytest.param([("a", "weak"), ("b", "lin")], id="2-checkouts"),
-    pytest.param([("a", "weak"), ("a", "lin"), ("b", "forest"), ("c", "weak")], id="4-runs-3-checkouts"),
+# the 2-run case serves each candidate at the gate: seconds between its champion check and the publish, the race's window
+@pytest.mark.parametrize(("plan", "infra"), [
+    pytest.param([("a", "weak"), ("b", "lin")], "gate.infra.enabled=true", id="2-checkouts"),
+    pytest.param([("a", "weak"), ("a", "lin"), ("b", "forest"), ("c", "weak")], "gate.infra.enabled=false", id="4-runs-3-checkouts"),
 ])
-def test_concurrent_runs_never_make_the_champion_worse(template: Path, tmp_path: Path, plan: list[tuple[str, str]]) -> None:
+def test_concurrent_runs_never_make_the_champion_worse(template: Path, tmp_path: Path, plan: list[tuple[str, str]], infra: str) -> None:
     """Runs in separate checkouts share deploy.dir and meet at the registry lock; two runs in one
     checkout ("a") take turns (they share its data/prepared, artifacts/ and metrics/)."""
     shared = tmp_path / "models"
     projects = {where: checkout(template, tmp_path / where) for where in dict(plan)}
     logs = [tmp_path / f"run{i}.log" for i in range(len(plan))]
-    running = [launch(projects[where], log, f"+experiment={name}", f"deploy.dir={shared}") for (where, name), log in zip(plan, logs)]
+    running = [launch(projects[where], log, f"+experiment={name}", f"deploy.dir={shared}", infra, "gate.infra.requests=3")
+               for (where, name), log in zip(plan, logs)]
     finished = [(process.wait(timeout=300), log.read_text()) for process, log in zip(running, logs)]
     candidates = []
     for (code, err), (where, name) in zip(finished, plan):
