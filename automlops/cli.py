@@ -6,7 +6,7 @@
     automlops worker [overrides ...]                        join a shared Optuna study and run trials
     automlops predict --model MODEL --input FILE --output FILE [--keep COL ...] [predict.KEY=VALUE ...]
     automlops serve --model MODEL [--host 127.0.0.1] [--port 8080]
-    automlops models list|show|promote|rollback ...         the local registry (models/<name>/)
+    automlops models list|show|promote|rollback|delete|prune ...   the local registry (models/<name>/)
     automlops keys generate DIR | keys sign MODEL           Ed25519 keys that sign bundles (deploy.signing)
     automlops monitor --model MODEL --data FILE|DIR [--labels FILE] [monitor.KEY=VALUE ...]
                                                             drift of a batch against the training snapshot
@@ -179,7 +179,13 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("overrides", nargs="*", help="deploy.signing.* keys: the version must be signed by deploy.signing.public_keys")
     rollback = actions.add_parser("rollback", help="point an alias back at the version it held before")
     rollback.add_argument("name")
-    for action in (listing, show, promote, rollback):
+    delete = actions.add_parser("delete", help="remove one version (never an alias's target); its number is not reused")
+    delete.add_argument("name")
+    delete.add_argument("version", type=int)
+    prune = actions.add_parser("prune", help="remove all but the newest versions; alias targets are always kept")
+    prune.add_argument("name")
+    prune.add_argument("--keep", type=int, required=True, metavar="N", help="how many of the newest versions to keep")
+    for action in (listing, show, promote, rollback, delete, prune):
         action.add_argument("--dir", default="models", help="the registry root, deploy.dir (default: models)")
         action.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     for action in (promote, rollback):
@@ -289,6 +295,9 @@ def _print_next_steps(record: dict[str, Any], config: Config) -> None:
 
     metrics = json.loads(TEST_METRICS.read_text()) if TEST_METRICS.is_file() else {}
     shown = ", ".join(f"{k}={v:.4f}" for k, v in list(metrics.items())[:3])
+    if record.get("unchanged"):
+        print(f"\nunchanged: {record['reason']}  test: {shown}")
+        return
     if not record.get("published"):
         print(f"\nnot published ({record.get('reason')}); the candidate is in {CANDIDATE_DIR}/  test: {shown}")
         return
@@ -322,9 +331,11 @@ def _stage(args: argparse.Namespace) -> int:
         check_params_fresh()
         write_text_atomic(CONF_OK, "params.yaml matches conf/\n")  # constant: downstream stages rerun only on their own params
         return 0
-    from automlops.pipeline import STAGES
+    from automlops.pipeline import STAGES, workspace_lock
 
-    STAGES[args.name](load_params())
+    config = load_params()
+    with workspace_lock():
+        STAGES[args.name](config)
     return 0
 
 
@@ -399,10 +410,23 @@ def _models(args: argparse.Namespace) -> int:
         verify_bundle(reg.resolve(f"{registry}@{args.version}"), keys=keys)  # never point an alias at a modified bundle
         previous = reg.promote(registry, args.version, args.alias)
         print(f"{registry.name}: {args.alias} -> v{args.version}" + (f" (was v{previous})" if previous else ""))
-    else:
+    elif args.action == "rollback":
         version = reg.rollback(registry, args.alias)
         print(f"{registry.name}: {args.alias} rolled back to v{version}")
+    elif args.action == "delete":
+        reg.delete_version(registry, args.version)
+        print(f"{registry.name}: deleted v{args.version}")
+    else:
+        deleted, kept = reg.prune(registry, args.keep)
+        print(f"{registry.name}: deleted {', '.join(f'v{v}' for v in deleted) or 'nothing'}; kept the newest {args.keep}"
+              + (f" and alias target(s) {', '.join(f'v{v} ({_aliases_of(registry, v)})' for v in kept)}" if kept else ""))
     return 0
+
+
+def _aliases_of(registry: Path, version: int) -> str:
+    from automlops.deploy import model_registry as reg
+
+    return ", ".join(reg.alias_targets(registry).get(version, []))
 
 
 def _print_versions(registry: Path) -> None:

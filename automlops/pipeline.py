@@ -6,15 +6,18 @@ one process. Both call these same functions with the same paths, so both give th
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,14 +25,15 @@ import pandas as pd
 from automlops.config.resolvers import mask_env
 from automlops.config.schema import Config
 from automlops.data.contract import ColumnSpec, contract_from_dicts, to_model_frame
-from automlops.errors import AutomlopsError, GateError
+from automlops.errors import AutomlopsError, DeployError, GateError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
 from automlops.monitor.stats import prediction_statistics, training_statistics
 from automlops.search.engines import SearchData
 
 if TYPE_CHECKING:
     from automlops.deploy.bundle import Bundle
-    from automlops.gate import Comparison
+    from automlops.deploy.signing import Signer, TrustedKeys
+    from automlops.gate import CheckResult, Comparison
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +52,33 @@ BLESSING = Path("metrics/blessing.json")  # the gate's verdict, every check with
 DEPLOY_RECORD = Path("metrics/deploy.json")  # what the deploy stage published where
 RELEASE_DIR = STATE_DIR / "release"  # the blessed bundle with its version, card and blessing, as published
 STAGE_SECONDS = STATE_DIR / "stage_seconds.json"  # written by `automlops run`: wall seconds per stage (benchmarks read it)
+RUN_LOCK = STATE_DIR / "run.lock"  # held by `automlops run` and `automlops stage`: one run at a time per project
 CONF_OK = STATE_DIR / "conf.ok"  # written by the check_conf stage when params.yaml matches conf/
 SPLITS = ("train", "valid", "test")
 VALIDATION_REPORT = Path("metrics/validation.json")  # prepare's validation of the batch against data.schema
 SCHEMA_FILE = "schema.yaml"  # prepare's inferred schema, under data/prepared/: copy it to conf/schema/ to curate it
 STATISTICS_FILE = "statistics.json"  # prepare's per-column statistics of train + valid: the drift reference
+
+
+@contextmanager
+def workspace_lock() -> Iterator[None]:
+    """Runs in one project hand their results on through the same files (data/prepared/, artifacts/,
+    metrics/): two at once would mix them (one run's evaluate scoring the other's model, its package
+    sealing the other's metrics). So `automlops run` and `automlops stage` take turns; a second run
+    waits here and says so. Runs in other checkouts that share deploy.dir meet at the registry lock."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(RUN_LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            log.warning("waiting for another automlops run in this project (%s) to finish: runs in one project share "
+                        "data/prepared/, artifacts/ and metrics/, so they take turns", handle.read().strip() or "pid unknown")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        yield
 
 
 def run_prepare(config: Config) -> None:
@@ -211,38 +237,66 @@ def run_gate(config: Config) -> dict[str, Any]:
     """Check the candidate against the gate's thresholds and the champion (both scored on the test
     rows neither trained on), then serve it for real; write the blessing, and stop a required gate
     that failed."""
-    from automlops.deploy.bundle import load_bundle, read_manifest, verify_bundle
+    from automlops.deploy.bundle import verify_bundle
     from automlops.deploy.model_registry import champion
     from automlops.deploy.signing import trusted_keys
-    from automlops.gate import blessing, check_metric_names, failure_summary, has_change_checks, run_checks
+    from automlops.gate import check_metric_names, failure_summary
     from automlops.infra import validate_serving
 
     keys = trusted_keys(config.deploy.signing)  # the candidate and the champion are both checked against them
     manifest = verify_bundle(CANDIDATE_DIR, keys=keys)
-    task = manifest["task"]
-    check_metric_names(config.gate, task)
+    check_metric_names(config.gate, manifest["task"])
     registry = Path(config.deploy.dir) / config.run.name
-    champion_dir = champion(registry, config.deploy.alias)
-    comparison, champion_version = None, None
-    if champion_dir is not None:
-        champion_version = read_manifest(champion_dir).get("version")
-    if champion_dir is not None and has_change_checks(config.gate):
-        comparison = _compare_with_champion(load_bundle(CANDIDATE_DIR, keys=keys), load_bundle(champion_dir, keys=keys), config)
-        log.info("gate: champion v%s comparison (%s): %s", champion_version, comparison.basis, comparison.sentence())
-    checks = run_checks(config.gate, task, manifest["metrics"]["test"], comparison)
+    judged = judge(config, manifest, champion(registry, config.deploy.alias), "gate", keys)
     infra = validate_serving(CANDIDATE_DIR, config.gate.infra, keys=keys) if config.gate.infra.enabled else None
-    record = blessing(checks, infra, champion_version, comparison)
+    record = blessing_record(judged, infra, manifest)
     write_json_atomic(BLESSING, record)
     for check in record["checks"]:
         log.info("gate: %s", check["summary"])
     if infra:
         log.info("gate: infra validation %s (p95 %s ms)", "passed" if infra["passed"] else "FAILED", infra.get("p95_ms"))
     if not record["passed"]:
+        champion_version = judged.champion_version
         kept = f"champion v{champion_version} stays" if champion_version else "nothing is published"
         message = f"gate: the candidate was not blessed ({failure_summary(record)}); {kept}; the candidate is in {CANDIDATE_DIR}/"
         if config.gate.required:
             raise GateError(message)
         log.warning("%s (gate.required=false: exit 0)", message)
+    return record
+
+
+class Judged(NamedTuple):
+    checks: list[CheckResult]
+    comparison: Comparison | None  # None: no champion, or no change checks
+    champion_version: int | None
+
+
+def judge(config: Config, manifest: dict[str, Any], champion_dir: Path | None, stage: str, keys: TrustedKeys) -> Judged:
+    """The gate's checks of the candidate (CANDIDATE_DIR, whose verified manifest is `manifest`) against
+    the champion in `champion_dir` (None: no champion yet). The gate runs it, and the deploy stage runs
+    it again under the registry lock when the champion changed in between: one function, one decision."""
+    from automlops.deploy.bundle import load_bundle, read_manifest
+    from automlops.gate import has_change_checks, run_checks
+
+    comparison, champion_version = None, None
+    if champion_dir is not None:
+        champion_version = read_manifest(champion_dir).get("version")
+    if champion_dir is not None and has_change_checks(config.gate):
+        comparison = _compare_with_champion(load_bundle(CANDIDATE_DIR, keys=keys), load_bundle(champion_dir, keys=keys), config)
+        log.info("%s: champion v%s comparison (%s): %s", stage, champion_version, comparison.basis, comparison.sentence())
+    return Judged(run_checks(config.gate, manifest["task"], manifest["metrics"]["test"], comparison), comparison, champion_version)
+
+
+def blessing_record(judged: Judged, infra: dict[str, Any] | None, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The gate's record (automlops.gate.blessing) plus which candidate it judged: the sha256 of its
+    manifest (which lists every file's sha256), so the deploy stage publishes only that bundle."""
+    from automlops.deploy.bundle import MANIFEST, content_digest
+    from automlops.gate import blessing
+    from automlops.io import sha256_file
+
+    record = blessing(judged.checks, infra, judged.champion_version, judged.comparison)
+    record["candidate"] = {"sha256": sha256_file(CANDIDATE_DIR / MANIFEST), "content_digest": content_digest(manifest)}
+    record["rechecked"] = False  # the deploy stage judged it again against a newer champion
     return record
 
 
@@ -297,12 +351,17 @@ def _metrics_on(bundle: Bundle, x: pd.DataFrame, y: pd.Series, task: str) -> dic
 
 
 def run_deploy(config: Config) -> dict[str, Any]:
-    """Publish a blessed candidate to every target in deploy.targets, as the next version."""
-    from automlops.deploy import TARGETS, Release
-    from automlops.deploy.bundle import seal, verify_bundle
-    from automlops.deploy.card import write_model_card
-    from automlops.deploy.model_registry import next_version
+    """Publish the blessed candidate to every target in deploy.targets as the next version.
+
+    One critical section under the model's registry lock, from the champion check to the last target:
+    a champion that changed since the gate (another run published meanwhile) is judged against again,
+    and a worse candidate is refused; a candidate with the champion's content digest publishes nothing.
+    metrics/deploy.json says "in progress" until the final record replaces it, so a killed deploy
+    never leaves it naming an older release."""
+    from automlops.deploy.bundle import MANIFEST, content_digest, read_manifest, verify_bundle
+    from automlops.deploy.model_registry import champion, locked
     from automlops.deploy.signing import check_signing, trusted_keys
+    from automlops.io import sha256_file
 
     record = json.loads(BLESSING.read_text()) if BLESSING.is_file() else None
     if record is None or not record["passed"]:
@@ -310,9 +369,66 @@ def run_deploy(config: Config) -> dict[str, Any]:
         write_json_atomic(DEPLOY_RECORD, skipped)
         log.warning("deploy: nothing published (%s)", skipped["reason"])
         return skipped
-    signing = check_signing(config.deploy.signing)
-    manifest = verify_bundle(CANDIDATE_DIR, keys=trusted_keys(config.deploy.signing))
-    version = next_version(Path(config.deploy.dir) / config.run.name)
+    write_json_atomic(DEPLOY_RECORD, {"published": None, "state": "in progress", "started_at": _now()})
+    try:
+        signing = check_signing(config.deploy.signing)
+        keys = trusted_keys(config.deploy.signing)
+        manifest = verify_bundle(CANDIDATE_DIR, keys=keys)
+        if (record.get("candidate") or {}).get("sha256") != sha256_file(CANDIDATE_DIR / MANIFEST):
+            raise DeployError(f"deploy: {CANDIDATE_DIR}/ is not the bundle the gate blessed (its {MANIFEST} does not match "
+                              f"candidate.sha256 in {BLESSING}); run the gate again: `automlops stage gate` or `dvc repro -s gate`")
+        registry = Path(config.deploy.dir) / config.run.name
+        with locked(registry):
+            current_dir = champion(registry, config.deploy.alias)
+            current = read_manifest(current_dir).get("version") if current_dir is not None else None
+            if current_dir is not None and content_digest(read_manifest(current_dir)) == content_digest(manifest):
+                return _finish_deploy({
+                    "published": False, "unchanged": True, "version": current, "alias": config.deploy.alias,
+                    "reason": f"the candidate equals {config.deploy.alias} v{current} (same content digest); no new version"})
+            record = _recheck(config, record, manifest, current_dir, current, keys)
+            if not record["passed"]:
+                return _refuse(config, record, current)
+            return _finish_deploy(_publish(config, record, manifest, registry, current, signing))
+    except BaseException as error:
+        if json.loads(DEPLOY_RECORD.read_text()).get("state") == "in progress":
+            write_json_atomic(DEPLOY_RECORD, {"published": None, "state": "failed", "error": str(error) or type(error).__name__})
+        raise
+
+
+def _recheck(config: Config, record: dict[str, Any], manifest: dict[str, Any], current_dir: Path | None,
+             current: int | None, keys: TrustedKeys) -> dict[str, Any]:
+    """The blessing as it holds now: the gate's when the champion is the one it judged against,
+    otherwise judged again against the current champion."""
+    gated = (record.get("champion") or {}).get("version")
+    if current == gated:
+        return record
+    log.warning("deploy: the champion is %s now, the gate judged against %s (published meanwhile): judging the candidate again",
+                f"v{current}" if current else "none", f"v{gated}" if gated else "none")
+    return {**blessing_record(judge(config, manifest, current_dir, "deploy", keys), record.get("infra"), manifest), "rechecked": True}
+
+
+def _refuse(config: Config, record: dict[str, Any], current: int | None) -> dict[str, Any]:
+    """The rechecked candidate fails against the new champion: nothing is published, as at the gate."""
+    from automlops.gate import failure_summary
+
+    reason = (f"the champion changed to v{current} after the gate, and the candidate does not pass against it "
+              f"({failure_summary(record)}); champion v{current} stays")
+    result = _finish_deploy({"published": False, "reason": reason, "rechecked": True, "compared_with": current})
+    if config.gate.required:
+        raise GateError(f"deploy: {reason}; the candidate is in {CANDIDATE_DIR}/")
+    log.warning("deploy: %s (gate.required=false: exit 0)", reason)
+    return result
+
+
+def _publish(config: Config, record: dict[str, Any], manifest: dict[str, Any], registry: Path, current: int | None,
+             signing: Signer | None) -> dict[str, Any]:
+    """Under the registry lock: seal the release with its version, blessing and card; hand it to every target."""
+    from automlops.deploy import TARGETS, Release
+    from automlops.deploy.bundle import seal
+    from automlops.deploy.card import write_model_card
+    from automlops.deploy.model_registry import next_version
+
+    version = next_version(registry)
     slices = json.loads(SLICE_METRICS.read_text()) if SLICE_METRICS.is_file() else None
     with atomic_dir(RELEASE_DIR) as staging:
         shutil.copytree(CANDIDATE_DIR, staging, dirs_exist_ok=True)
@@ -325,9 +441,21 @@ def run_deploy(config: Config) -> dict[str, Any]:
     for name in config.deploy.targets:
         targets[name] = TARGETS.get(name)(release, config.deploy)
         log.info("deploy: %s -> %s", name, targets[name])
-    result: dict[str, Any] = {"published": True, "version": version, "alias": config.deploy.alias, "targets": targets}
-    write_json_atomic(DEPLOY_RECORD, result)
+    return {"published": True, "version": version, "alias": config.deploy.alias, "targets": targets,
+            "compared_with": current, "rechecked": record["rechecked"], "candidate_sha256": record["candidate"]["sha256"]}
+
+
+def _finish_deploy(result: dict[str, Any]) -> dict[str, Any]:
+    write_json_atomic(DEPLOY_RECORD, {**result, "finished_at": _now()})
+    if result.get("unchanged"):
+        log.info("deploy: %s", result["reason"])
     return result
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def run_monitor(config: Config) -> dict[str, Any]:
@@ -361,7 +489,12 @@ STAGES: dict[str, Callable[[Config], Any]] = {
 
 
 def run_all(config: Config) -> dict[str, Any]:
-    """Every stage in order; returns the deploy record (what was published where)."""
+    """Every stage in order, one run at a time per project; returns the deploy record (what was published where)."""
+    with workspace_lock():
+        return _run_all(config)
+
+
+def _run_all(config: Config) -> dict[str, Any]:
     from automlops.deploy.signing import check_signing
     from automlops.evaluate import check_slice_columns
     from automlops.gate import check_metric_names

@@ -63,7 +63,9 @@ def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None
     search_change = ok(dvc("repro", cwd=project))
     assert stages_run(search_change) == ["search", "evaluate", "package", "gate", "deploy", "monitor"]
     assert read_json(project / "metrics" / "search.json")["trials"] == 3
-    assert read_json(champion(project, "breast_cancer") / "manifest.json")["lineage"]["search"]["trials_finished"] == 3
+    assert read_json(project / "artifacts" / "bundle" / "manifest.json")["lineage"]["search"]["trials_finished"] == 3
+    # the third trial did not beat the first two: the same model, packaged the same way, adds no version
+    assert read_json(project / "metrics" / "deploy.json")["unchanged"] and champion(project, "breast_cancer").name == "2"
 
     # conf/ edited but params.yaml not recomposed: stop before any work, saying how to fix it
     optuna_yaml = project / "conf" / "search" / "optuna.yaml"

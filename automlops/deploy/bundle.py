@@ -5,6 +5,7 @@ signature, when public keys are configured, every file's sha256 and the key libr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import platform
@@ -87,6 +88,19 @@ def seal(folder: Path, manifest: dict[str, Any], signing: Signer | None = None) 
 def _unsealed(folder: Path, file: Path) -> bool:
     """The manifest and its signature, which cannot list their own sha256."""
     return file.parent == folder and file.name in (MANIFEST, SIGNATURE)
+SERVING_FIELDS = ("task", "classes", "positive_class", "decision_threshold", "input_schema", "dropped_columns")
+RELEASE_FILES = ("blessing.json", "model_card.md", "model_card.html")  # what the deploy stage adds to the candidate
+
+
+def content_digest(manifest: dict[str, Any]) -> str:
+    """What the bundle is, without when it was made: the sha256 of its files as packaged (model,
+    input example, requirements, statistics, training rows; not what deploy adds) and of the manifest
+    fields that change an answer. Two runs of an unchanged pipeline give equal digests whatever the
+    timestamps say, and the deploy stage publishes no new version for the second; a packaging change
+    (deploy.example_rows) or another threshold is a new release."""
+    content = {"files": {name: sha for name, sha in sorted(manifest.get("files", {}).items()) if name not in RELEASE_FILES},
+               **{key: manifest.get(key) for key in SERVING_FIELDS}}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _manifest(inputs: PackageInput, cfg: DeployConfig, packages: dict[str, str]) -> dict[str, Any]:

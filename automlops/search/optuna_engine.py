@@ -8,6 +8,7 @@ killed search resumes with every finished trial, raising n_trials extends the sa
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -16,6 +17,8 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -355,11 +358,15 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
     try:
         for attempt in range(3):
             try:
-                storage = optuna.storages.RDBStorage(url, heartbeat_interval=15, grace_period=45) if "://" in url else url
-                study = optuna.create_study(study_name=f"automlops-{fingerprint}", storage=storage, directions=directions, load_if_exists=True)
+                with _creating(state_dir if not cfg.storage else None):
+                    storage = optuna.storages.RDBStorage(url, heartbeat_interval=15, grace_period=45) if "://" in url else url
+                    study = optuna.create_study(study_name=f"automlops-{fingerprint}", storage=storage, directions=directions,
+                                                load_if_exists=True)
                 break
-            except sqlalchemy.exc.IntegrityError:  # workers starting together race to create the schema or the study
-                if attempt == 2:
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as error:
+                # processes starting together race to create the schema or the study (SQLite: "table ... already exists")
+                racing = isinstance(error, sqlalchemy.exc.IntegrityError) or "already exists" in str(error) or "locked" in str(error)
+                if attempt == 2 or not racing:
                     raise
                 time.sleep(0.5 + attempt)
         optuna.storages.fail_stale_trials(study)  # trials of a killed run stop showing as RUNNING
@@ -371,6 +378,19 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
     study.sampler = _sampler(cfg, seed + len(study.get_trials(deepcopy=False)))
     study.pruner = _pruner(cfg)
     return study
+
+
+@contextmanager
+def _creating(state_dir: Path | None) -> Iterator[None]:
+    """The local SQLite file (state_dir/optuna.db) is created by one process at a time: runs and
+    `automlops worker` processes starting together would otherwise each create its tables, and all
+    but one fail with "table ... already exists". A shared storage (search.storage) is retried instead."""
+    if state_dir is None:
+        yield
+        return
+    with open(state_dir / "optuna.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _sampler(cfg: SearchConfig, seed: int) -> Any:
