@@ -219,7 +219,8 @@ def test_gate_and_deploy_sign_verify_and_refuse_planted_models(penguins_run, key
     project = tmp_path / "project"
     shutil.copytree(root, project, symlinks=True)
     common = ("+experiment=penguins", "search.n_trials=2", "gate.infra.requests=2", keys_arg(keys["old"][1], keys["new"][1]))
-    assert cli("compose", *common, f"deploy.signing.private_key={keys['new'][0]}", cwd=project).returncode == 0
+    # another input example: a candidate with v1's content would publish no new version (deploy's content digest)
+    assert cli("compose", *common, "deploy.example_rows=3", f"deploy.signing.private_key={keys['new'][0]}", cwd=project).returncode == 0
     packaged = cli("stage", "package", cwd=project)
     assert packaged.returncode == 0, packaged.stderr
     assert (project / "artifacts" / "bundle" / SIGNATURE).is_file()
