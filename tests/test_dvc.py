@@ -89,7 +89,7 @@ def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None
     (rows * 1.5).to_csv(project / "data" / "incoming" / "2026-11-28.csv", index=False)  # every measurement 50 % larger
     drifted = dvc("repro", cwd=project)
     assert drifted.returncode != 0 and stages_run(drifted) == ["monitor"]
-    assert "monitor: dataset drift: 30 of 30 input columns drifted" in drifted.stdout + drifted.stderr
+    assert "monitor: drift: dataset drifted (30 of 30 input columns drifted" in drifted.stdout + drifted.stderr
     report = read_json(project / "metrics" / "monitor" / "monitor.json")
     assert report["dataset_drift"]["drifted"] and len(report["dataset_drift"]["drifted_columns"]) == 30
     assert (project / "metrics" / "monitor" / "monitor.html").is_file()
