@@ -97,6 +97,10 @@ def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None
     ok(cli("compose", "search.n_trials=3", "deploy.example_rows=2", NO_CHANGE_CHECK, "monitor.fail_on_drift=false", cwd=project))
     assert stages_run(ok(dvc("repro", cwd=project))) == ["monitor"]  # a monitor setting reruns the monitor alone
 
+    # after a manual promote or rollback, the README's command re-checks the candidate and retrains nothing
+    ok(cli("models", "rollback", "breast_cancer", cwd=project))
+    assert stages_run(ok(dvc("repro", "-f", "-s", "gate", cwd=project))) == ["gate"]
+
 
 def test_exp_run_composes_hydra_overrides(project: Path) -> None:
     ok(dvc("exp", "run", "-S", "+experiment=diabetes", "-S", "search.n_trials=2", cwd=project))
