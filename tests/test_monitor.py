@@ -20,7 +20,7 @@ from automlops.monitor.drift import ColumnTest, column_drift
 from automlops.monitor.report import monitor_batch, summary
 from automlops.monitor.stats import table_statistics
 from automlops.monitor.verdict import decide
-from conftest import champion, cli, new_project
+from conftest import champion, cli
 from test_serve import running_server
 
 FEATURES = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex"]
@@ -323,15 +323,14 @@ def test_bad_monitor_input_gets_one_line(bundle: Path, penguins: pd.DataFrame, t
 
 # ---------------------------------------------------------------- the retrain policy
 @pytest.mark.slow
-def test_the_retrain_policy_runs_the_pipeline_on_a_drifted_labelled_batch(tmp_path: Path, penguins: pd.DataFrame):
-    root = new_project(tmp_path / "project")
-    first = cli("run", "+experiment=penguins", "search.n_trials=2", cwd=root)
-    assert first.returncode == 0, first.stderr[-2000:]
+def test_the_retrain_policy_runs_the_pipeline_on_a_drifted_labelled_batch(penguins_run, tmp_path: Path, penguins: pd.DataFrame):
+    root = tmp_path / "project"
+    shutil.copytree(penguins_run[0], root, symlinks=True)  # the session's trained project, changed here: a copy
     heavier = penguins.assign(body_mass_g=penguins["body_mass_g"] * 1.5, flipper_length_mm=penguins["flipper_length_mm"] * 1.2,
                               bill_length_mm=penguins["bill_length_mm"] * 1.2)
     heavier.to_csv(root / "new.csv", index=False)  # every column of the training data, year too: the retrain reads them all
     done = cli("monitor", "--model", "models/penguins", "--data", "new.csv", "+experiment=penguins",
-               "monitor.retrain.when=dataset_drift", "monitor.fail_on_drift=false", 'monitor.retrain.overrides=["search.n_trials=2"]',
+               "monitor.retrain.when=dataset_drift", "monitor.fail_on_drift=false", 'monitor.retrain.overrides=["search.n_trials=1"]',
                cwd=root)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((root / "metrics" / "monitor" / "monitor.json").read_text())
