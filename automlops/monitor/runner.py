@@ -12,7 +12,7 @@ from typing import Any
 from automlops.config.schema import MonitorConfig
 from automlops.errors import DriftDetected
 from automlops.io import atomic_file, write_json_atomic, write_text_atomic
-from automlops.monitor.verdict import Verdict
+from automlops.monitor.verdict import Verdict, nothing_to_judge
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ def monitor(model: str, data: Path, cfg: MonitorConfig, labels: Path | None = No
 def write_nothing_to_judge(out: Path, source: str, note: str, cfg: MonitorConfig) -> dict[str, Any]:
     """The short report for a run with nothing to judge (no batch, no model yet): it passes."""
     from automlops.monitor.report import summary
-    from automlops.monitor.verdict import nothing_to_judge
 
     report = {"batch": {"source": source, "rows": 0}, "drift": False, "note": note, "verdict": nothing_to_judge(note, cfg)}
     write_json_atomic(out / REPORT_JSON, summary(report))
