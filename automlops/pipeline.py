@@ -463,13 +463,12 @@ def run_monitor(config: Config) -> dict[str, Any]:
     `automlops run`, which trains: monitoring runs on its own schedule (`dvc repro monitor`)."""
     from automlops.deploy.model_registry import champion
     from automlops.deploy.signing import trusted_keys
-    from automlops.monitor.runner import REPORT_JSON, check_drift, monitor
+    from automlops.monitor.runner import check_drift, monitor, write_nothing_to_judge
 
     registry = Path(config.deploy.dir) / config.run.name
     if champion(registry, config.deploy.alias) is None:  # e.g. the gate refused the first model: nothing is serving
-        report = {"batch": {"source": config.monitor.data, "rows": 0}, "drift": False,
-                  "note": f"no model at {registry}@{config.deploy.alias} yet; nothing to monitor"}
-        write_json_atomic(Path(config.monitor.out) / REPORT_JSON, report)
+        report = write_nothing_to_judge(Path(config.monitor.out), config.monitor.data,
+                                        f"no model at {registry}@{config.deploy.alias} yet; nothing to monitor", config.monitor)
     else:
         report = monitor(f"{registry}@{config.deploy.alias}", Path(config.monitor.data), config.monitor,
                          keys=trusted_keys(config.deploy.signing))

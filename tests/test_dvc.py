@@ -91,13 +91,17 @@ def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None
     (rows * 1.5).to_csv(project / "data" / "incoming" / "2026-11-28.csv", index=False)  # every measurement 50 % larger
     drifted = dvc("repro", cwd=project)
     assert drifted.returncode != 0 and stages_run(drifted) == ["monitor"]
-    assert "monitor: dataset drift: 30 of 30 input columns drifted" in drifted.stdout + drifted.stderr
+    assert "monitor: drift: dataset drifted (30 of 30 input columns drifted" in drifted.stdout + drifted.stderr
     report = read_json(project / "metrics" / "monitor" / "monitor.json")
     assert report["dataset_drift"]["drifted"] and len(report["dataset_drift"]["drifted_columns"]) == 30
     assert (project / "metrics" / "monitor" / "monitor.html").is_file()
     assert snapshot(project, ("models",)) == registry_before
     ok(cli("compose", "search.n_trials=3", "deploy.example_rows=2", NO_CHANGE_CHECK, "monitor.fail_on_drift=false", cwd=project))
     assert stages_run(ok(dvc("repro", cwd=project))) == ["monitor"]  # a monitor setting reruns the monitor alone
+
+    # after a manual promote or rollback, the README's command re-checks the candidate and retrains nothing
+    ok(cli("models", "rollback", "breast_cancer", cwd=project))
+    assert stages_run(ok(dvc("repro", "-f", "-s", "gate", cwd=project))) == ["gate"]
 
 
 def test_exp_run_composes_hydra_overrides(project: Path) -> None:
@@ -114,13 +118,14 @@ def test_exp_run_composes_hydra_overrides(project: Path) -> None:
     assert set(read_json(project / "metrics" / "test.json")) == {"rmse", "mae", "r2", "mape"}
 
 
-def test_repro_reproduces_automlops_run(project: Path, tmp_path: Path) -> None:
-    """The in-process `automlops run` and the stage-by-stage `dvc repro`, each in a fresh project,
-    compose the same params.yaml and arrive at the same model and test metrics."""
-    ok(cli("run", "+experiment=penguins", "search.n_trials=3", cwd=project))
+def test_repro_reproduces_automlops_run(penguins_run, tmp_path: Path) -> None:
+    """The in-process `automlops run` (the session's `+experiment=penguins search.n_trials=2`) and the
+    stage-by-stage `dvc repro`, each in a fresh project, compose the same params.yaml and arrive at the
+    same model and test metrics."""
+    project, _ = penguins_run
 
     other = new_project(tmp_path / "other")
-    ok(cli("compose", "+experiment=penguins", "search.n_trials=3", cwd=other))
+    ok(cli("compose", "+experiment=penguins", "search.n_trials=2", cwd=other))
     assert stages_run(ok(dvc("repro", cwd=other))) == ALL_STAGES
 
     assert (project / "params.yaml").read_text() == (other / "params.yaml").read_text()
@@ -131,5 +136,5 @@ def test_repro_reproduces_automlops_run(project: Path, tmp_path: Path) -> None:
     assert read_json(project / "metrics" / "test.json") == read_json(other / "metrics" / "test.json")
     # every trial alike, bar its fit time
     boards = [pd.read_csv(root / "metrics" / "leaderboard.csv").drop(columns=["fit_seconds", "predict_seconds_per_row", "recorded_at", "artifact"]) for root in (project, other)]
-    assert len(boards[0]) == 3
+    assert len(boards[0]) == 2
     pd.testing.assert_frame_equal(boards[0], boards[1])

@@ -19,7 +19,8 @@ from automlops.monitor.batches import read_batch
 from automlops.monitor.drift import ColumnTest, column_drift
 from automlops.monitor.report import monitor_batch, summary
 from automlops.monitor.stats import table_statistics
-from conftest import champion, cli, new_project
+from automlops.monitor.verdict import decide
+from conftest import champion, cli
 from test_serve import running_server
 
 FEATURES = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex"]
@@ -195,6 +196,49 @@ def test_monitor_command_writes_reports_and_exits_4_on_drift(bundle: Path, pengu
     assert relaxed.returncode == 0, relaxed.stderr
 
 
+@pytest.mark.parametrize("shifted, labels, dataset, code, share", [
+    (("body_mass_g", "bill_depth_mm", "flipper_length_mm"), None, True, 4, "0.5 >="),  # 3 of 6: exactly at monitor.drift_share
+    (("body_mass_g", "bill_depth_mm", "flipper_length_mm", "bill_length_mm"), None, True, 4, "0.67 >="),  # above
+    (("body_mass_g", "bill_depth_mm"), None, False, 0, "0.33 <"),  # below
+    (("body_mass_g", "bill_depth_mm"), "shuffled", False, 4, "0.33 <"),  # below, but wrong labels: performance drift decides
+], ids=["at-threshold", "above", "below", "below-with-performance-drift"])
+def test_exit_code_line_json_and_html_render_one_verdict(bundle: Path, penguins: pd.DataFrame, tmp_path: Path,
+                                                         shifted: tuple[str, ...], labels: str | None, dataset: bool, code: int,
+                                                         share: str):
+    from html import escape
+
+    batch = penguins[FEATURES].assign(**{name: penguins[name] * 2 for name in shifted})
+    if labels:
+        batch["species"] = penguins["species"].sample(frac=1.0, random_state=1).to_numpy()
+    batch.to_csv(tmp_path / "batch.csv", index=False)
+    done = cli("monitor", "--model", str(bundle), "--data", str(tmp_path / "batch.csv"), "--out", str(tmp_path / "out"),
+               "monitor.drift_share=0.5", cwd=tmp_path)
+    report = json.loads((tmp_path / "out" / "monitor.json").read_text())
+    assert done.returncode == code and report["drift"] is (code == 4), done.stderr
+    assert report["dataset_drift"]["drifted"] is dataset
+    assert report["dataset_drift"]["share"] == len(shifted) / 6 and len(report["dataset_drift"]["drifted_columns"]) == len(shifted)
+    assert (report["performance"] or {}).get("drifted", False) is bool(labels)
+    printed = [line.removeprefix("error: ") for line in done.stderr.splitlines() if "monitor: " in line and "drift" in line]
+    assert len(printed) == 1, done.stderr
+    assert f"dataset {'drifted' if dataset else 'did not drift'} ({len(shifted)} of 6 input columns drifted" in printed[0]
+    assert f"share {share} monitor.drift_share=0.5" in printed[0]
+    assert ("performance drifted" in printed[0]) is bool(labels)
+    assert printed[0].startswith("monitor: drift: " if code == 4 else "monitor: no drift: ")
+    verdict = report["verdict"]  # the one decision: the line, the exit code and the verdicts above come from it
+    assert printed == [f"monitor: {verdict['line']}; report: {tmp_path / 'out' / 'monitor.html'}"]
+    assert (verdict["exit_code"], verdict["drift"], verdict["dataset"], bool(verdict["performance"])) == (code, code == 4, dataset, bool(labels))
+    assert escape(verdict["line"]) in (tmp_path / "out" / "monitor.html").read_text()
+
+
+def test_the_line_never_rounds_a_share_onto_an_unequal_threshold():
+    below = decide([f"c{i}" for i in range(999)], 2000, None, MonitorConfig(drift_share=0.5))  # 0.4995: "0.50" would read as drift
+    assert not below.dataset and "share 0.499 < monitor.drift_share=0.5" in below.line()
+    at = decide(["a", "b"], 6, None, MonitorConfig(drift_share=2 / 6))
+    assert at.dataset and at.exit_code == 4 and "share 0.333333 >= monitor.drift_share=0.333333" in at.line()
+    quiet = decide(["a", "b"], 6, None, MonitorConfig(drift_share=0.3, fail_on_drift=False))
+    assert quiet.drift and quiet.exit_code == 0 and quiet.line().startswith("drift (exit 0: monitor.fail_on_drift is false): ")
+
+
 def test_a_prediction_log_folder_is_monitored_with_the_answers_logged(bundle: Path, penguins: pd.DataFrame, tmp_path: Path):
     from automlops.serve.telemetry import log_entry
 
@@ -279,15 +323,14 @@ def test_bad_monitor_input_gets_one_line(bundle: Path, penguins: pd.DataFrame, t
 
 # ---------------------------------------------------------------- the retrain policy
 @pytest.mark.slow
-def test_the_retrain_policy_runs_the_pipeline_on_a_drifted_labelled_batch(tmp_path: Path, penguins: pd.DataFrame):
-    root = new_project(tmp_path / "project")
-    first = cli("run", "+experiment=penguins", "search.n_trials=2", cwd=root)
-    assert first.returncode == 0, first.stderr[-2000:]
+def test_the_retrain_policy_runs_the_pipeline_on_a_drifted_labelled_batch(penguins_run, tmp_path: Path, penguins: pd.DataFrame):
+    root = tmp_path / "project"
+    shutil.copytree(penguins_run[0], root, symlinks=True)  # the session's trained project, changed here: a copy
     heavier = penguins.assign(body_mass_g=penguins["body_mass_g"] * 1.5, flipper_length_mm=penguins["flipper_length_mm"] * 1.2,
                               bill_length_mm=penguins["bill_length_mm"] * 1.2)
     heavier.to_csv(root / "new.csv", index=False)  # every column of the training data, year too: the retrain reads them all
     done = cli("monitor", "--model", "models/penguins", "--data", "new.csv", "+experiment=penguins",
-               "monitor.retrain.when=dataset_drift", "monitor.fail_on_drift=false", 'monitor.retrain.overrides=["search.n_trials=2"]',
+               "monitor.retrain.when=dataset_drift", "monitor.fail_on_drift=false", 'monitor.retrain.overrides=["search.n_trials=1"]',
                cwd=root)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((root / "metrics" / "monitor" / "monitor.json").read_text())

@@ -15,9 +15,11 @@ import pandas as pd
 import pytest
 from conftest import champion
 
+from automlops.config.schema import MonitorConfig
 from automlops.monitor.drift import ColumnTest, column_drift
 from automlops.monitor.html import CURRENT_COLOUR, HEIGHT, REFERENCE_COLOUR, render_html
 from automlops.monitor.stats import CATEGORICAL, NUMERIC, categorical_statistics, table_statistics
+from automlops.monitor.verdict import decide
 
 ODD = "<b>x</b>&"  # a column name that breaks the page unless escaped
 KINDS = {"age": NUMERIC, ODD: CATEGORICAL}
@@ -44,18 +46,20 @@ def build_report(batch: pd.DataFrame | None = None, source: str = "data/<incomin
     prediction = column_drift("prediction", CATEGORICAL, {**ref_predictions, "rows": 400}, predictions,
                               ColumnTest("chisquare", 0.05), 0.05)
     drifted = [name for name, entry in columns.items() if entry["drifted"]]
+    performance = {"metric": "accuracy", "reference": 0.91, "current": 0.78, "rows": 120, "drop": 0.143, "threshold": 0.05, "worse": 0.13}
+    verdict = decide(drifted, 2, performance, MonitorConfig())
     return {
         "created_at": "2024-05-01T12:00:00+00:00",
         "model": {"name": "people", "version": 3, "task": "binary", "target": "label"},
         "reference": {"rows": len(reference_frame), "data_hash": "abc123def4567890"},
         "batch": {"source": source, "rows": len(batch)},
-        "dataset_drift": {"drifted": len(drifted) / 2 >= 0.5, "share": len(drifted) / 2, "threshold": 0.5,
+        "dataset_drift": {"drifted": verdict.dataset, "share": verdict.share, "threshold": verdict.threshold,
                           "drifted_columns": drifted, "missing_columns": [], "columns": 2},
         "columns": columns,
         "prediction_drift": prediction,
-        "performance": {"metric": "accuracy", "reference": 0.91, "current": 0.78, "rows": 120, "drop": 0.143,
-                        "threshold": 0.05, "drifted": True},
-        "drift": True,
+        "performance": performance | {"drifted": verdict.performance},
+        "drift": verdict.drift,
+        "verdict": verdict,
     }
 
 
@@ -180,7 +184,6 @@ def test_headless_chromium_draws_the_bars(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_real_bundles_report_renders(penguins_run: tuple[Path, Any]) -> None:
     """monitor_batch on a packaged bundle and a shifted batch: a chart for every input column and the predictions."""
-    from automlops.config.schema import MonitorConfig
     from automlops.deploy.bundle import load_bundle
     from automlops.monitor.report import monitor_batch
 

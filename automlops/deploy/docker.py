@@ -338,7 +338,7 @@ a proxy that adds it.
 
 def _make_readable(folder: Path) -> None:
     """Files 644, folders 755: COPY keeps modes, and the non-root user must read the bundle
-    (atomic writes create 600 files)."""
+    (files written under a strict umask such as 077 are 600)."""
     for path in [folder, *folder.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
 

@@ -27,7 +27,7 @@ from typing import IO, Any
 from automlops.config.schema import DeployConfig
 from automlops.deploy import TARGETS, Release
 from automlops.errors import BundleError, RegistryError, did_you_mean
-from automlops.io import write_json_atomic
+from automlops.io import temp_dir, write_json_atomic
 
 ALIASES = "aliases.json"
 VERSIONS = "versions"
@@ -133,7 +133,7 @@ def add_version(registry: Path, source: Path, version: int) -> Path:
         if target.exists():
             raise RegistryError(f"{registry}: version {version} was registered meanwhile by another run; rerun the deploy stage")
         target.parent.mkdir(exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".staging", dir=target.parent))
+        staging = temp_dir(target.parent, f".{version}.", ".staging")
         try:
             shutil.copytree(source, staging, dirs_exist_ok=True)
             os.rename(staging, target)

@@ -12,6 +12,7 @@ from typing import Any
 
 from automlops.monitor.drift import P_VALUE_METHODS
 from automlops.monitor.stats import NUMERIC, OTHER
+from automlops.monitor.verdict import Verdict
 
 REFERENCE_COLOUR, CURRENT_COLOUR = "#4c78a8", "#f58518"  # the bars; the screenshot test looks for them
 TOP_LEVELS = 20  # categories drawn one bar each; rarer ones share one bar
@@ -45,6 +46,7 @@ def render_html(report: dict[str, Any]) -> str:
 
 def _header(report: dict[str, Any]) -> str:
     model, batch, reference, dataset = report["model"], report["batch"], report["reference"], report["dataset_drift"]
+    verdict: Verdict = report["verdict"]
     lines = [
         f"model <b>{escape(str(model.get('name')))}</b> v{escape(str(model.get('version')))} "
         f"({escape(str(model.get('task')))}, target {escape(str(model.get('target')))})",
@@ -53,7 +55,7 @@ def _header(report: dict[str, Any]) -> str:
         f"created {escape(str(report.get('created_at', '')))}",
     ]
     share = f"{len(dataset['drifted_columns'])} of {dataset['columns']} columns drifted ({_pct(dataset['share'])}; threshold {_pct(dataset['threshold'])})"
-    verdicts = [f"Dataset drift: {_badge(dataset['drifted'])} {share}"]
+    verdicts = [f"Dataset drift: {_badge(verdict.dataset)} {share}"]
     if dataset["missing_columns"]:
         verdicts.append("Missing from the batch: " + ", ".join(f"<code>{escape(n)}</code>" for n in dataset["missing_columns"]))
     performance = report.get("performance")
@@ -61,16 +63,17 @@ def _header(report: dict[str, Any]) -> str:
         drop = f"; drop {_pct(performance['drop'])}, limit {_pct(performance['threshold'])}" if "drop" in performance else ""
         if performance.get("min_worse"):
             drop += f" and at least {_num(performance['min_worse'])} worse"
-        verdicts.append(f"Performance drift: {_badge(performance['drifted'])} {escape(performance['metric'])} "
+        verdicts.append(f"Performance drift: {_badge(bool(verdict.performance))} {escape(performance['metric'])} "
                         f"{_num(performance['reference'])} at packaging, {_num(performance['current'])} on "
                         f"{performance['rows']:,} labelled rows{drop}")
     prediction = report.get("prediction_drift")
     if prediction and "skipped" not in prediction:
         verdicts.append(f"Prediction drift: {_badge(prediction['drifted'])} {_statistic(prediction)}")
-    status = "bad" if report["drift"] else ""
-    overall = "DRIFT DETECTED" if report["drift"] else "No drift detected"
-    return (f'<p class="meta">{"<br>".join(lines)}</p><div class="verdict {status}"><b>{overall}</b><br>'
-            + "<br>".join(verdicts) + "</div>")
+    status = "bad" if verdict.drift else ""
+    overall = "DRIFT DETECTED" if verdict.drift else "No drift detected"
+    exit_code = f" (exit code {verdict.exit_code})"
+    return (f'<p class="meta">{"<br>".join(lines)}</p><div class="verdict {status}"><b>{overall}</b>{exit_code}<br>'
+            + "<br>".join(verdicts) + f'<p class="meta line">{escape(verdict.line())}</p></div>')
 
 
 def _summary(report: dict[str, Any], columns: list[dict[str, Any]]) -> str:

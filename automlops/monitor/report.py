@@ -2,7 +2,8 @@
 
 Data drift per input column, dataset drift when a declared share of them drifted, prediction drift
 on the model's answers, and performance drift when the batch carries labels. Pure: a bundle, a frame
-and the config in, a JSON-ready dict out (`monitor.json` holds its summary, the HTML report all of it)."""
+and the config in, a dict out whose `verdict` is the one decision (`monitor.json` holds its summary, the
+HTML report all of it)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from automlops.deploy.bundle import Bundle
 from automlops.errors import BundleError, ConfigError, InputError, did_you_mean
 from automlops.monitor.drift import ColumnTest, choose_method, column_drift
 from automlops.monitor.stats import CATEGORICAL, NUMERIC
+from automlops.monitor.verdict import decide
 
 PREDICTION = "prediction"  # the statistics' entry for the model's answers
 LOGGED_ANSWERS = "__prediction__"  # the column a prediction log's answers are read into (never an input's name)
@@ -39,20 +41,23 @@ def monitor_batch(bundle: Bundle, batch: pd.DataFrame, cfg: MonitorConfig, sourc
                for spec in contract if spec.name in present}
     missing = [name for name in names if name not in present]
     drifted = [name for name, result in columns.items() if result["drifted"]] + missing
-    share = len(drifted) / len(names)
-    report: dict[str, Any] = {
+    performance = _performance(bundle, batch, cfg, missing)
+    verdict = decide(drifted, len(names), performance, cfg)  # the one decision every output renders
+    if performance is not None:
+        performance["drifted"] = bool(verdict.performance)
+    return {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": {key: bundle.manifest.get(key) for key in ("name", "version", "task", "target")},
         "reference": {"rows": reference["rows"], "data_hash": reference.get("data_hash")},
         "batch": {"source": source, "rows": len(batch)},
-        "dataset_drift": {"drifted": share >= cfg.drift_share, "share": share, "threshold": cfg.drift_share,
+        "dataset_drift": {"drifted": verdict.dataset, "share": verdict.share, "threshold": verdict.threshold,
                           "drifted_columns": drifted, "missing_columns": missing, "columns": len(names)},
         "columns": columns,
         "prediction_drift": _prediction_drift(bundle, batch, reference, cfg, missing),
-        "performance": _performance(bundle, batch, cfg, missing),
+        "performance": performance,
+        "drift": verdict.drift,
+        "verdict": verdict,
     }
-    report["drift"] = bool(report["dataset_drift"]["drifted"] or (report["performance"] or {}).get("drifted"))
-    return report
 
 
 def bundle_statistics(bundle: Bundle) -> dict[str, Any]:
@@ -77,10 +82,14 @@ def check_column_settings(cfg: MonitorConfig, names: list[str]) -> None:
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
     """monitor.json: numbers and verdicts only, per column by name (what `dvc metrics show` lists)."""
+    verdict = report["verdict"].to_json()
+    if "columns" not in report:  # nothing was judged (no batch, no model yet)
+        return report | {"verdict": verdict}
     columns = {name: {key: result[key] for key in ("method", "statistic", "threshold", "drifted")} | {"missing_change": result["missing"]["change"]}
                for name, result in report["columns"].items()}
     prediction = report["prediction_drift"]
     return {key: report.get(key) for key in ("created_at", "model", "reference", "batch", "dataset_drift", "performance", "drift", "retrain")} | {
+        "verdict": verdict,
         "prediction_drift": None if prediction is None or "skipped" in prediction else
         {key: prediction[key] for key in ("method", "statistic", "threshold", "drifted")},
         "columns": columns,
@@ -144,12 +153,11 @@ def _performance(bundle: Bundle, batch: pd.DataFrame, cfg: MonitorConfig, missin
     current = test_metrics(bundle.model, _model_rows(bundle, labelled), y, task, bundle.manifest.get("decision_threshold"),
                            bundle.manifest.get("positive_class")).get(metric)
     if recorded is None or current is None:
-        return {"metric": metric, "reference": recorded, "current": current, "rows": len(labelled), "drifted": False}
+        return {"metric": metric, "reference": recorded, "current": current, "rows": len(labelled)}
     worse = (recorded - current) if HIGHER_IS_BETTER[metric] else (current - recorded)
     drop = worse / abs(recorded) if recorded else worse
     return {"metric": metric, "reference": recorded, "current": current, "rows": len(labelled), "drop": drop,
-            "threshold": cfg.max_metric_drop, "worse": worse, "min_worse": cfg.min_metric_worse,
-            "drifted": drop > cfg.max_metric_drop and worse > cfg.min_metric_worse}
+            "threshold": cfg.max_metric_drop, "worse": worse, "min_worse": cfg.min_metric_worse}  # drifted: verdict.decide
 
 
 def _labels(y: pd.Series, task: str, classes: list[Any]) -> pd.Series:

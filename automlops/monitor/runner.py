@@ -13,6 +13,7 @@ from automlops.config.schema import MonitorConfig
 from automlops.deploy.signing import NO_KEYS, TrustedKeys
 from automlops.errors import DriftDetected
 from automlops.io import atomic_file, write_json_atomic, write_text_atomic
+from automlops.monitor.verdict import Verdict, nothing_to_judge
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,7 @@ def monitor(model: str, data: Path, cfg: MonitorConfig, labels: Path | None = No
     batch = read_batch(data, contract=bundle.contract)  # typed as `automlops predict` reads files
     out = Path(cfg.out)
     if batch is None:
-        report = {"batch": {"source": str(data), "rows": 0}, "drift": False,
-                  "note": f"no batch in {data} yet: drop .csv, .parquet, .json or prediction-log files there"}
-        write_json_atomic(out / REPORT_JSON, report)
-        return report
+        return write_nothing_to_judge(out, str(data), f"no batch in {data} yet: drop .csv, .parquet, .json or prediction-log files there", cfg)
     labels = labels or (Path(cfg.labels) if cfg.labels else None)
     if labels is not None:
         batch = join_labels(batch, labels, cfg.id_column, bundle.manifest["target"])
@@ -50,31 +48,31 @@ def monitor(model: str, data: Path, cfg: MonitorConfig, labels: Path | None = No
     return report
 
 
+def write_nothing_to_judge(out: Path, source: str, note: str, cfg: MonitorConfig) -> dict[str, Any]:
+    """The short report for a run with nothing to judge (no batch, no model yet): it passes."""
+    from automlops.monitor.report import summary
+
+    report = {"batch": {"source": source, "rows": 0}, "drift": False, "note": note, "verdict": nothing_to_judge(note, cfg)}
+    write_json_atomic(out / REPORT_JSON, summary(report))
+    return report
+
+
 def check_drift(report: dict[str, Any], cfg: MonitorConfig) -> None:
-    """Log the verdict; with monitor.fail_on_drift, drift ends the command with exit 4."""
-    if report["batch"]["rows"] == 0:
-        log.info("monitor: %s", report["note"])
+    """Log the verdict's line; its exit code (4 on drift with monitor.fail_on_drift) ends the command."""
+    verdict: Verdict = report["verdict"]
+    if verdict.note is not None:
+        log.info("monitor: %s", verdict.line())
         return
-    dataset, performance = report["dataset_drift"], report.get("performance") or {}
-    verdict = (f"dataset drift: {len(dataset['drifted_columns'])} of {dataset['columns']} input columns drifted "
-               f"({', '.join(dataset['drifted_columns'][:5])}{' ...' if len(dataset['drifted_columns']) > 5 else ''})"
-               f", share {dataset['share']:.2f} vs monitor.drift_share={dataset['threshold']:g}")
-    if performance.get("drifted"):
-        verdict += f"; performance drift: {performance['metric']} {performance['current']:.4f} vs {performance['reference']:.4f} at packaging"
-    where = f"report: {Path(cfg.out) / REPORT_HTML}"
-    if not report["drift"]:
-        log.info("monitor: no drift (%s); %s", verdict.replace("dataset drift: ", ""), where)
-    elif cfg.fail_on_drift:
-        raise DriftDetected(f"monitor: {verdict}; {where}")
-    else:
-        log.warning("monitor: %s; %s", verdict, where)
+    text = f"monitor: {verdict.line()}; report: {Path(cfg.out) / REPORT_HTML}"
+    if verdict.exit_code:
+        raise DriftDetected(text)
+    (log.warning if verdict.drift else log.info)("%s", text)
 
 
 def retrain_due(report: dict[str, Any], when: str) -> bool:
-    dataset = report["dataset_drift"]["drifted"]
-    performance = bool((report.get("performance") or {}).get("drifted"))
-    return {"never": False, "dataset_drift": dataset, "performance_drift": performance,
-            "any_drift": dataset or performance}[when]
+    verdict: Verdict = report["verdict"]
+    return {"never": False, "dataset_drift": verdict.dataset, "performance_drift": bool(verdict.performance),
+            "any_drift": verdict.drift}[when]
 
 
 def retrain(report: dict[str, Any], batch: Any, cfg: MonitorConfig, name: str, overrides: list[str]) -> dict[str, Any]:
