@@ -28,7 +28,7 @@ import pandas as pd
 from automlops.urls import connect_url, mask_secrets as mask_env, scrub
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError
-from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, SearchResult, search_seconds
+from automlops.search.base import Candidate, SearchData, SearchResult, search_seconds
 from automlops.search.families import build_pipeline
 from automlops.search.metrics import POSITIVE_CLASS_METRICS, MetricError, check_metric_on_data, get_scorer, resolve_metric
 from automlops.search.preprocess import parse_preprocess
@@ -470,6 +470,3 @@ def _states(names: tuple[str, ...]) -> tuple[Any, ...]:
     from optuna.trial import TrialState
 
     return tuple(TrialState[n] for n in names)
-
-
-ENGINES.register("optuna")(Engine(run=search_optuna, check=check_optuna, later_stages_seconds=LATER_STAGES_SECONDS))
