@@ -11,7 +11,7 @@ import yaml
 from conftest import REPO, cli
 from omegaconf import OmegaConf
 
-from automlops.search.optuna_engine import SAMPLERS
+from automlops.search.samplers import SAMPLERS
 from automlops.config.compose import compose, load_params, to_typed, write_params
 from automlops.config.resolvers import expand_env, mask_env
 from automlops.urls import connect_url
@@ -190,7 +190,7 @@ def test_timeout_must_be_positive(in_repo: Path) -> None:
     [
         ("search.engine=grid", "search.engine", ENGINES.names()),
         ("data.source=xlsx", "data.source", SOURCES.names()),
-        ("search.sampler=grid", "search.sampler", list(SAMPLERS)),
+        ("search.sampler=grid", "search.sampler", SAMPLERS.names()),
         ("deploy.targets=[kubernetes]", "deploy.targets", TARGETS.names()),
         ("data.split.strategy=kfold", "data.split.strategy", ["random", "stratified", "time", "group"]),
         ("data.task=ranking", "data.task", ["auto", "binary", "multiclass", "regression"]),

@@ -534,6 +534,22 @@ def test_cmaes_with_objectives_is_a_config_error() -> None:
         plan(cfg, "binary")
 
 
+@pytest.mark.parametrize(("key", "value"), [("sampler", "grid"), ("pruner", "patient")])
+def test_an_unknown_sampler_or_pruner_is_a_config_error_not_tpe(tmp_path: Path, key: str, value: str) -> None:
+    """The study is opened from a checked plan, then asked for search.sampler's sampler: an unknown name
+    there (a worker, or a caller that skipped the checks) names the key instead of searching with TPE."""
+    from dataclasses import replace
+
+    from automlops.search.optuna_engine import open_study
+    from automlops.search.samplers import PRUNERS, SAMPLERS
+
+    cfg = search_config(n_trials=1, space=LINEAR_ONLY)
+    the_plan = plan(cfg, "binary")
+    valid = {"sampler": SAMPLERS, "pruner": PRUNERS}[key].names()
+    with pytest.raises(ConfigError, match=rf"^search\.{key}: unknown value '{value}'; choose one of: {', '.join(valid)}$"):
+        open_study(replace(cfg, **{key: value}), the_plan, 0, "data", tmp_path)
+
+
 def test_the_same_config_and_seed_give_the_same_search(breast_cancer: SearchData, tmp_path: Path) -> None:
     cfg = search_config(n_trials=5, sampler="tpe", space=MIXED_SPACE)
     first = search_optuna(cfg, breast_cancer, 7, tmp_path / "first")
