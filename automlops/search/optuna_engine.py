@@ -29,12 +29,12 @@ from automlops.urls import connect_url, mask_secrets as mask_env, scrub
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError
 from automlops.search.base import Candidate, SearchData, SearchResult, search_seconds
-from automlops.search.families import build_pipeline
+from automlops.search.families import Space, build_pipeline, parse_space
 from automlops.search.metrics import POSITIVE_CLASS_METRICS, MetricError, check_metric_on_data, get_scorer, resolve_metric
 from automlops.search.preprocess import parse_preprocess
 from automlops.search.progress import SearchProgress
 from automlops.search.samplers import PRUNERS, SAMPLERS, SINGLE_OBJECTIVE_SAMPLERS, make_pruner
-from automlops.search.space import ParamSpec, Space, parse_space
+from automlops.search.space import Param, spec_record, suggest
 
 log = logging.getLogger(__name__)
 FINISHED = ("COMPLETE", "FAIL", "PRUNED")
@@ -53,7 +53,7 @@ class Plan:
     """The parsed, checked search: what every trial samples and how it is scored."""
 
     space: Space
-    preprocess: dict[str, ParamSpec]
+    preprocess: dict[str, Param]
     metric: str
     scorer: Any
     positive_class: Any = None  # binary: the class the scorer's positive-class metrics are about
@@ -64,7 +64,7 @@ def check_optuna(cfg: SearchConfig, problems: list[str]) -> None:
     _parse_and_check(cfg, problems)
 
 
-def _parse_and_check(cfg: SearchConfig, problems: list[str]) -> tuple[Space, dict[str, ParamSpec]]:
+def _parse_and_check(cfg: SearchConfig, problems: list[str]) -> tuple[Space, dict[str, Param]]:
     """Parse the space and preprocessing once, appending every config problem found."""
     from automlops.errors import unknown_name
 
@@ -198,8 +198,8 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
 
     def objective(trial: optuna.Trial) -> Any:
         family = trial.suggest_categorical("family", sorted(the_plan.space))
-        params = {p: spec.suggest(trial, f"{family}.{p}") for p, spec in the_plan.space[family].items()}
-        choices = {k: spec.suggest(trial, f"preprocess.{k}") for k, spec in the_plan.preprocess.items()}
+        params = {p: suggest(trial, f"{family}.{p}", param) for p, param in the_plan.space[family].items()}
+        choices = {k: suggest(trial, f"preprocess.{k}", param) for k, param in the_plan.preprocess.items()}
         record: dict[str, Any] = {"family": family, "params": params, "preprocess": choices}
 
         def report(score: float, fold: int) -> None:
@@ -340,8 +340,8 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
 
     make_sampler, pruner = SAMPLERS.get(cfg.sampler), make_pruner(cfg)  # an unknown name fails before the storage opens
     shape = {
-        "space": {f: {p: asdict(s) for p, s in ps.items()} for f, ps in the_plan.space.items()},
-        "preprocess": {k: asdict(s) for k, s in the_plan.preprocess.items()},
+        "space": {f: {p: spec_record(s) for p, s in ps.items()} for f, ps in cfg.space.items() if ps is not None},
+        "preprocess": {k: spec_record(s) for k, s in (cfg.preprocess or {}).items()},
         "metric": the_plan.metric, "objectives": cfg.objectives, "validation": asdict(cfg.validation),
         "class_weight": cfg.class_weight, "sampler": cfg.sampler, "seed": seed, "data": data_hash,
     }
