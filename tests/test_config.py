@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 from conftest import REPO, cli
 from omegaconf import OmegaConf
 
-from automlops.search.optuna_engine import SAMPLERS
+from automlops.search.samplers import SAMPLERS
 from automlops.config.compose import compose, load_params, to_typed, write_params
 from automlops.config.resolvers import expand_env, mask_env
 from automlops.urls import connect_url
@@ -19,8 +20,8 @@ from automlops.data.sources import SOURCES
 from automlops.deploy import TARGETS
 from automlops.errors import ConfigError
 from automlops.search.engines import ENGINES
-from automlops.search.families import FAMILIES
-from automlops.search.space import ParamSpec, parse_space
+from automlops.search.families import FAMILIES, parse_space
+from automlops.search.space import Fixed, suggest
 
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
 DATA_OPTIONS = sorted(p.stem for p in (REPO / "conf" / "data").glob("*.yaml"))
@@ -190,7 +191,7 @@ def test_timeout_must_be_positive(in_repo: Path) -> None:
     [
         ("search.engine=grid", "search.engine", ENGINES.names()),
         ("data.source=xlsx", "data.source", SOURCES.names()),
-        ("search.sampler=grid", "search.sampler", list(SAMPLERS)),
+        ("search.sampler=grid", "search.sampler", SAMPLERS.names()),
         ("deploy.targets=[kubernetes]", "deploy.targets", TARGETS.names()),
         ("data.split.strategy=kfold", "data.split.strategy", ["random", "stratified", "time", "group"]),
         ("data.task=ranking", "data.task", ["auto", "binary", "multiclass", "regression"]),
@@ -282,7 +283,7 @@ def test_the_default_space_parses_cleanly(in_repo: Path) -> None:
     space, problems = parse(typed().search.space)
     assert problems == []
     assert set(space) <= set(FAMILIES.names()) and space
-    assert space["lightgbm"]["learning_rate"] == ParamSpec("float", low=0.01, high=0.3, log=True)
+    assert space["lightgbm"]["learning_rate"] == optuna.distributions.FloatDistribution(0.01, 0.3, log=True)
 
 
 def test_unknown_family_is_named_with_a_suggestion_and_the_families() -> None:
@@ -330,7 +331,7 @@ def test_int_parameter_needs_whole_numbers(low: float, high: float, step: float 
 
 def test_int_parameter_accepts_whole_floats() -> None:
     space, problems = parse({"lightgbm": {"num_leaves": {"type": "int", "low": 8.0, "high": 16.0}}})
-    assert problems == [] and space["lightgbm"]["num_leaves"].type == "int"
+    assert problems == [] and space["lightgbm"]["num_leaves"] == optuna.distributions.IntDistribution(8, 16)
 
 
 def test_number_bounds_must_be_numbers() -> None:
@@ -362,12 +363,12 @@ def test_scalar_is_a_fixed_value_and_specs_suggest_within_bounds() -> None:
     })
     assert problems == []
     specs = space["lightgbm"]
-    assert specs["n_estimators"] == ParamSpec("fixed", value=100)
+    assert specs["n_estimators"] == Fixed(100)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):
         trial = study.ask()
-        drawn = {name: spec.suggest(trial, name) for name, spec in specs.items()}
+        drawn = {name: suggest(trial, name, spec) for name, spec in specs.items()}
         study.tell(trial, 0.0)
         assert drawn["n_estimators"] == 100
         assert drawn["boosting_type"] in ("gbdt", "dart")

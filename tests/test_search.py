@@ -534,6 +534,78 @@ def test_cmaes_with_objectives_is_a_config_error() -> None:
         plan(cfg, "binary")
 
 
+@pytest.mark.parametrize(("key", "value"), [("sampler", "grid"), ("pruner", "patient")])
+def test_an_unknown_sampler_or_pruner_is_a_config_error_not_tpe(tmp_path: Path, key: str, value: str) -> None:
+    """The study is opened from a checked plan, then asked for search.sampler's sampler: an unknown name
+    there (a worker, or a caller that skipped the checks) names the key instead of searching with TPE."""
+    from dataclasses import replace
+
+    from automlops.search.optuna_engine import open_study
+    from automlops.search.samplers import PRUNERS, SAMPLERS
+
+    cfg = search_config(n_trials=1, space=LINEAR_ONLY)
+    the_plan = plan(cfg, "binary")
+    valid = {"sampler": SAMPLERS, "pruner": PRUNERS}[key].names()
+    with pytest.raises(ConfigError, match=rf"^search\.{key}: unknown value '{value}'; choose one of: {', '.join(valid)}$"):
+        open_study(replace(cfg, **{key: value}), the_plan, 0, "data", tmp_path)
+
+
+ALL_KINDS = {  # every kind of parameter spec, in two families (a conditional space)
+    "lightgbm": {"n_estimators": {"type": "int", "low": 10, "high": 50, "step": 10},
+                 "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+                 "reg_alpha": {"type": "float", "low": 0, "high": 1},
+                 "boosting_type": {"type": "categorical", "choices": ["gbdt", "goss"]}, "subsample_freq": 1},
+    "linear": {"alpha": {"type": "float", "low": 0.1, "high": 10.0, "step": 0.1}},
+}
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_the_space_as_optuna_distributions_samples_what_suggest_calls_sampled(sampler: str) -> None:
+    """The YAML space becomes Optuna distributions; for a seed, trials draw exactly the values the
+    hand-written suggest_* calls (the code before) drew, so seeded searches repeat across the change."""
+    from automlops.search.space import suggest
+
+    cfg = search_config(space=ALL_KINDS, sampler=sampler)
+    the_plan = plan(cfg, "regression")
+
+    def by_plan(trial: optuna.Trial) -> list:
+        family = trial.suggest_categorical("family", sorted(the_plan.space))
+        return [family, {p: suggest(trial, f"{family}.{p}", d) for p, d in the_plan.space[family].items()}]
+
+    def by_hand(trial: optuna.Trial) -> list:
+        family = trial.suggest_categorical("family", ["lightgbm", "linear"])
+        if family == "linear":
+            return [family, {"alpha": trial.suggest_float("linear.alpha", 0.1, 10.0, step=0.1)}]
+        return [family, {"n_estimators": trial.suggest_int("lightgbm.n_estimators", 10, 50, step=10),
+                         "learning_rate": trial.suggest_float("lightgbm.learning_rate", 0.01, 0.3, log=True),
+                         "reg_alpha": trial.suggest_float("lightgbm.reg_alpha", 0.0, 1.0),
+                         "boosting_type": trial.suggest_categorical("lightgbm.boosting_type", ["gbdt", "goss"]),
+                         "subsample_freq": 1}]
+
+    def drawn(draw) -> list:
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3, n_startup_trials=4) if sampler == "tpe"
+                                    else optuna.samplers.RandomSampler(seed=3))
+        found = []
+        for _ in range(10):
+            trial = study.ask()
+            found.append(draw(trial))
+            study.tell(trial, float(len(str(found[-1]))))  # a deterministic score, so TPE's later draws depend on it
+        return found
+
+    assert drawn(by_plan) == drawn(by_hand)
+
+
+def test_a_study_keeps_its_name_for_the_same_config(tmp_path: Path) -> None:
+    """The study's name is a fingerprint of what shapes it: it must not change when the code around it
+    does, or a killed search (or a larger n_trials) starts a new study instead of resuming."""
+    from automlops.search.optuna_engine import open_study
+
+    cfg = search_config(space={**ALL_KINDS, "random_forest": {}, "xgboost": None}, n_trials=3, preprocess={
+        "encoder": {"type": "categorical", "choices": ["onehot", "ordinal"]},
+        "rare_min_frequency": {"type": "int", "low": 1, "high": 20}, "max_levels": 50})
+    assert open_study(cfg, plan(cfg, "regression"), 7, "abc", tmp_path).study_name == "automlops-c8ad8470874a"
+
+
 def test_the_same_config_and_seed_give_the_same_search(breast_cancer: SearchData, tmp_path: Path) -> None:
     cfg = search_config(n_trials=5, sampler="tpe", space=MIXED_SPACE)
     first = search_optuna(cfg, breast_cancer, 7, tmp_path / "first")

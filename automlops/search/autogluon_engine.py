@@ -17,7 +17,7 @@ import pandas as pd
 
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError, unknown_name
-from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, SearchResult, search_seconds
+from automlops.search.base import Candidate, SearchData, SearchResult, search_seconds
 from automlops.search.metrics import resolve_metric
 
 log = logging.getLogger(__name__)
@@ -283,6 +283,3 @@ def _plain(value: dict[str, Any]) -> dict[str, Any]:
 def _quiet(verbosity: int = 0) -> None:
     if verbosity <= 1:  # AutoGluon logs optional-dependency probes (torch, ray) as warnings
         logging.getLogger("autogluon").setLevel(logging.ERROR)
-
-
-ENGINES.register("autogluon")(Engine(run=search_autogluon, check=check_autogluon, later_stages_seconds=LATER_STAGES_SECONDS))

@@ -1,5 +1,6 @@
 """Model families a search space may name: each an estimator factory plus the preprocessing it
-defaults to. Heavy libraries are imported only when their family is used."""
+defaults to, and parse_space, which checks a search space against them. Heavy libraries are
+imported only when their family is used."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 from sklearn.pipeline import Pipeline
 
 from automlops.data.contract import ColumnSpec
-from automlops.errors import ConfigError
+from automlops.errors import ConfigError, did_you_mean, unknown_name
 from automlops.registry import Registry
 from automlops.search.preprocess import Preprocess, build_columns
+from automlops.search.space import Param, parse_param
 
 Estimator = Any
 Factory = Callable[[str, dict[str, Any], int, int], Estimator]  # (task, params, seed, threads)
@@ -122,3 +124,38 @@ def build_pipeline(
     choice = family.defaults.with_choices(preprocess)
     columns = build_columns(choice, contract, family.takes_nan, family.takes_sparse, task, seed)
     return Pipeline([("preprocess", columns), ("model", family.make(task, params, seed, threads))])
+
+
+Space = dict[str, dict[str, Param]]  # family -> parameter -> distribution or fixed value
+
+
+def parse_space(raw: dict[str, Any], problems: list[str]) -> Space:
+    """Turn search.space into Optuna distributions per family, appending every problem found to `problems`."""
+    space: Space = {}
+    for family, params in (raw or {}).items():
+        key = f"search.space.{family}"
+        if params is None:
+            continue
+        if family not in FAMILIES:
+            problems.append(unknown_name(key.rsplit(".", 1)[0] + " family", family, FAMILIES.names()))
+            continue
+        if not isinstance(params, dict):
+            problems.append(f"{key}: expected a mapping of parameter -> spec, got {params!r}")
+            continue
+        try:
+            known = FAMILIES.get(family).param_names()
+        except ConfigError as error:
+            problems.append(str(error))
+            continue
+        specs = {}
+        for name, spec in params.items():
+            if name not in known:
+                problems.append(f"{key}.{name}: '{family}' has no parameter '{name}'{did_you_mean(name, known)}")
+                continue
+            parsed = parse_param(f"{key}.{name}", spec, problems)
+            if parsed is not None:
+                specs[name] = parsed
+        space[family] = specs
+    if not space and not problems:
+        problems.append("search.space: no model family to search; add at least one, e.g. lightgbm: {}")
+    return space

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from automlops.io import atomic_file
-from automlops.search.engines import Candidate
+from automlops.search.base import Candidate
 
 KEY = ["engine", "source", "trial"]
 COLUMNS = ["winner", "engine", "source", "trial", "family", "state", "score", "metric", "fit_seconds",

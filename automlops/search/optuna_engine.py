@@ -28,18 +28,17 @@ import pandas as pd
 from automlops.urls import connect_url, mask_secrets as mask_env, scrub
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError
-from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, SearchResult, search_seconds
-from automlops.search.families import build_pipeline
+from automlops.search.base import Candidate, SearchData, SearchResult, search_seconds
+from automlops.search.families import Space, build_pipeline, parse_space
 from automlops.search.metrics import POSITIVE_CLASS_METRICS, MetricError, check_metric_on_data, get_scorer, resolve_metric
 from automlops.search.preprocess import parse_preprocess
 from automlops.search.progress import SearchProgress
-from automlops.search.space import ParamSpec, Space, parse_space
+from automlops.search.samplers import PRUNERS, SAMPLERS, SINGLE_OBJECTIVE_SAMPLERS, make_pruner
+from automlops.search.space import Param, spec_record, suggest
 
 log = logging.getLogger(__name__)
 FINISHED = ("COMPLETE", "FAIL", "PRUNED")
 OBJECTIVES = ("predict_latency", "model_size")  # extra objectives, minimised
-SAMPLERS = ("tpe", "random", "cmaes", "nsga2")
-PRUNERS = ("none", "median", "successive_halving", "hyperband")
 SELECT_RULES = ("best_score", "fastest_within", "smallest_within")
 MIN_TRIALS_FOR_FAILURE_RATE = 5
 REFIT_MARGIN = 1.25  # the winner's refit may take this much longer per row than its trial's fits did
@@ -54,7 +53,7 @@ class Plan:
     """The parsed, checked search: what every trial samples and how it is scored."""
 
     space: Space
-    preprocess: dict[str, ParamSpec]
+    preprocess: dict[str, Param]
     metric: str
     scorer: Any
     positive_class: Any = None  # binary: the class the scorer's positive-class metrics are about
@@ -65,7 +64,7 @@ def check_optuna(cfg: SearchConfig, problems: list[str]) -> None:
     _parse_and_check(cfg, problems)
 
 
-def _parse_and_check(cfg: SearchConfig, problems: list[str]) -> tuple[Space, dict[str, ParamSpec]]:
+def _parse_and_check(cfg: SearchConfig, problems: list[str]) -> tuple[Space, dict[str, Param]]:
     """Parse the space and preprocessing once, appending every config problem found."""
     from automlops.errors import unknown_name
 
@@ -75,11 +74,11 @@ def _parse_and_check(cfg: SearchConfig, problems: list[str]) -> tuple[Space, dic
         if objective not in OBJECTIVES:
             problems.append(unknown_name("search.objectives item", objective, OBJECTIVES))
     if cfg.sampler not in SAMPLERS:
-        problems.append(unknown_name("search.sampler", cfg.sampler, SAMPLERS))
-    elif cfg.sampler == "cmaes" and cfg.objectives:
-        problems.append("search.sampler: cmaes is single-objective; use nsga2 or tpe with search.objectives")
+        problems.append(unknown_name("search.sampler", cfg.sampler, SAMPLERS.names()))
+    elif cfg.sampler in SINGLE_OBJECTIVE_SAMPLERS and cfg.objectives:
+        problems.append(f"search.sampler: {cfg.sampler} is single-objective; use nsga2 or tpe with search.objectives")
     if cfg.pruner not in PRUNERS:
-        problems.append(unknown_name("search.pruner", cfg.pruner, PRUNERS))
+        problems.append(unknown_name("search.pruner", cfg.pruner, PRUNERS.names()))
     if cfg.select not in SELECT_RULES:
         problems.append(unknown_name("search.select", cfg.select, SELECT_RULES))
     elif cfg.select != "best_score" and not cfg.objectives:
@@ -199,8 +198,8 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
 
     def objective(trial: optuna.Trial) -> Any:
         family = trial.suggest_categorical("family", sorted(the_plan.space))
-        params = {p: spec.suggest(trial, f"{family}.{p}") for p, spec in the_plan.space[family].items()}
-        choices = {k: spec.suggest(trial, f"preprocess.{k}") for k, spec in the_plan.preprocess.items()}
+        params = {p: suggest(trial, f"{family}.{p}", param) for p, param in the_plan.space[family].items()}
+        choices = {k: suggest(trial, f"preprocess.{k}", param) for k, param in the_plan.preprocess.items()}
         record: dict[str, Any] = {"family": family, "params": params, "preprocess": choices}
 
         def report(score: float, fold: int) -> None:
@@ -339,9 +338,10 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
     import optuna
     import sqlalchemy.exc
 
+    make_sampler, pruner = SAMPLERS.get(cfg.sampler), make_pruner(cfg)  # an unknown name fails before the storage opens
     shape = {
-        "space": {f: {p: asdict(s) for p, s in ps.items()} for f, ps in the_plan.space.items()},
-        "preprocess": {k: asdict(s) for k, s in the_plan.preprocess.items()},
+        "space": {f: {p: spec_record(s) for p, s in ps.items()} for f, ps in cfg.space.items() if ps is not None},
+        "preprocess": {k: spec_record(s) for k, s in (cfg.preprocess or {}).items()},
         "metric": the_plan.metric, "objectives": cfg.objectives, "validation": asdict(cfg.validation),
         "class_weight": cfg.class_weight, "sampler": cfg.sampler, "seed": seed, "data": data_hash,
     }
@@ -375,8 +375,8 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
         reason = scrub(" ".join(str(cause).split()), url)[:200]
         raise ConfigError(f"search.storage: cannot open Optuna storage '{mask_env(cfg.storage or url)}' ({reason}); check the URL and that the server is up") from None
     # offset the seed by the trials already there: a resumed search continues, not replays, its sampling
-    study.sampler = _sampler(cfg, seed + len(study.get_trials(deepcopy=False)))
-    study.pruner = _pruner(cfg)
+    study.sampler = make_sampler(cfg, seed + len(study.get_trials(deepcopy=False)))
+    study.pruner = pruner
     return study
 
 
@@ -391,30 +391,6 @@ def _creating(state_dir: Path | None) -> Iterator[None]:
     with open(state_dir / "optuna.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
-
-
-def _sampler(cfg: SearchConfig, seed: int) -> Any:
-    import optuna
-
-    if cfg.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if cfg.sampler == "cmaes":  # numeric params only; the family choice falls back to random sampling
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if cfg.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
-
-
-def _pruner(cfg: SearchConfig) -> Any:
-    import optuna
-
-    if cfg.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    if cfg.pruner == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
-    if cfg.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(2, cfg.validation.folds))
-    return optuna.pruners.NopPruner()
 
 
 def _select(cfg: SearchConfig, pareto: list[Any]) -> Any:
@@ -470,6 +446,3 @@ def _states(names: tuple[str, ...]) -> tuple[Any, ...]:
     from optuna.trial import TrialState
 
     return tuple(TrialState[n] for n in names)
-
-
-ENGINES.register("optuna")(Engine(run=search_optuna, check=check_optuna, later_stages_seconds=LATER_STAGES_SECONDS))

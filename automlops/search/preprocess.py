@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from optuna.distributions import CategoricalDistribution
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
@@ -25,7 +26,7 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, R
 
 from automlops.data.contract import CATEGORICAL, ColumnSpec
 from automlops.errors import unknown_name
-from automlops.search.space import ParamSpec, parse_param
+from automlops.search.space import KINDS, Fixed, Param, parse_param
 
 CHOICES: dict[str, tuple[Any, ...]] = {
     "numeric_imputer": ("median", "mean", "most_frequent", "none"),  # none: keep NaN where the model takes it
@@ -51,7 +52,7 @@ class Preprocess:
         return replace(self, **choices)
 
 
-def parse_preprocess(raw: dict[str, Any], problems: list[str]) -> dict[str, ParamSpec]:
+def parse_preprocess(raw: dict[str, Any], problems: list[str]) -> dict[str, Param]:
     specs = {}
     for key, value in (raw or {}).items():
         where = f"search.preprocess.{key}"
@@ -61,14 +62,15 @@ def parse_preprocess(raw: dict[str, Any], problems: list[str]) -> dict[str, Para
         spec = parse_param(where, value, problems)
         if spec is None:
             continue
+        kind = KINDS[type(spec)]
         if key in CHOICES:
-            offered = spec.choices if spec.type == "categorical" else (spec.value,)
+            offered = spec.choices if isinstance(spec, CategoricalDistribution) else (spec.value,) if isinstance(spec, Fixed) else ()
             bad = [v for v in offered if v not in CHOICES[key]]
-            if spec.type in ("int", "float") or bad:
-                problems.append(unknown_name(where, str(bad[0] if bad else spec.type), CHOICES[key]))
+            if kind in ("int", "float") or bad:
+                problems.append(unknown_name(where, str(bad[0] if bad else kind), CHOICES[key]))
                 continue
-        elif spec.type == "float" or (spec.type == "fixed" and not (isinstance(spec.value, int) and spec.value >= 1)):
-            problems.append(f"{where}: must be a whole number >= 1 (or an int spec), got {spec.value if spec.type == 'fixed' else spec.type}")
+        elif kind == "float" or (isinstance(spec, Fixed) and not (isinstance(spec.value, int) and spec.value >= 1)):
+            problems.append(f"{where}: must be a whole number >= 1 (or an int spec), got {spec.value if isinstance(spec, Fixed) else kind}")
             continue
         specs[key] = spec
     return specs

@@ -1,4 +1,4 @@
-"""The search space as written in YAML, turned into typed parameter specs and Optuna suggestions.
+"""A search-space parameter as written in YAML, turned into an Optuna distribution (or a fixed value).
 
     search.space:
       lightgbm:                                   # a family; its params exist only when it is chosen
@@ -7,6 +7,8 @@
         boosting_type: {type: categorical, choices: [gbdt, goss]}
         subsample_freq: 1                         # a scalar is a fixed value
       random_forest: null                         # null leaves a family out
+
+Which families and parameters a space may name is automlops.search.families.parse_space.
 """
 
 from __future__ import annotations
@@ -14,72 +16,58 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from automlops.errors import ConfigError, did_you_mean, unknown_name
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from automlops.errors import did_you_mean, unknown_name
 
 PARAM_TYPES = ("int", "float", "categorical")
 SPEC_KEYS = {"type", "low", "high", "log", "step", "choices"}
 
 
 @dataclass(frozen=True)
-class ParamSpec:
-    type: str  # int | float | categorical | fixed
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    choices: tuple[Any, ...] = ()
-    value: Any = None  # fixed
+class Fixed:
+    """A scalar in the YAML: the value every trial uses, never sampled (nor stored as a trial param)."""
 
-    def suggest(self, trial: Any, name: str) -> Any:
-        if self.type == "int":
-            return trial.suggest_int(name, int(self.low or 0), int(self.high or 0), step=int(self.step or 1), log=self.log)
-        if self.type == "float":
-            return trial.suggest_float(name, float(self.low or 0), float(self.high or 0), step=self.step, log=self.log)
-        if self.type == "categorical":
-            return trial.suggest_categorical(name, list(self.choices))
-        return self.value
+    value: Any
 
 
-Space = dict[str, dict[str, ParamSpec]]
+Param = BaseDistribution | Fixed  # IntDistribution | FloatDistribution | CategoricalDistribution | Fixed
 
 
-def parse_space(raw: dict[str, Any], problems: list[str]) -> Space:
-    """Turn search.space into typed specs, appending every problem found to `problems`."""
-    from automlops.search.families import FAMILIES
-
-    space: Space = {}
-    for family, params in (raw or {}).items():
-        key = f"search.space.{family}"
-        if params is None:
-            continue
-        if family not in FAMILIES:
-            problems.append(unknown_name(key.rsplit(".", 1)[0] + " family", family, FAMILIES.names()))
-            continue
-        if not isinstance(params, dict):
-            problems.append(f"{key}: expected a mapping of parameter -> spec, got {params!r}")
-            continue
-        try:
-            known = FAMILIES.get(family).param_names()
-        except ConfigError as error:
-            problems.append(str(error))
-            continue
-        specs = {}
-        for name, spec in params.items():
-            if name not in known:
-                problems.append(f"{key}.{name}: '{family}' has no parameter '{name}'{did_you_mean(name, known)}")
-                continue
-            parsed = parse_param(f"{key}.{name}", spec, problems)
-            if parsed is not None:
-                specs[name] = parsed
-        space[family] = specs
-    if not space and not problems:
-        problems.append("search.space: no model family to search; add at least one, e.g. lightgbm: {}")
-    return space
+KINDS: dict[type, str] = {IntDistribution: "int", FloatDistribution: "float", CategoricalDistribution: "categorical", Fixed: "fixed"}
 
 
-def parse_param(key: str, spec: Any, problems: list[str]) -> ParamSpec | None:
+def suggest(trial: Any, name: str, param: Param) -> Any:
+    """The trial's value of one parameter: drawn from its distribution by the study's sampler, or the
+    fixed value. Optuna's public suggest_* build the same distribution again and check it against the
+    one a resumed or shared study recorded under `name`."""
+    if isinstance(param, Fixed):
+        return param.value
+    if isinstance(param, IntDistribution):
+        return trial.suggest_int(name, param.low, param.high, step=param.step, log=param.log)
+    if isinstance(param, FloatDistribution):
+        return trial.suggest_float(name, param.low, param.high, step=param.step, log=param.log)
+    if isinstance(param, CategoricalDistribution):
+        return trial.suggest_categorical(name, param.choices)
+    raise TypeError(f"{name}: no suggestion for {type(param).__name__}")
+
+
+def spec_record(spec: Any) -> dict[str, Any]:
+    """A checked YAML spec in the form the study's name has always been derived from: a changed
+    record would start a new study instead of resuming the one a previous run left."""
+    record: dict[str, Any] = {"type": "fixed", "low": None, "high": None, "log": False, "step": None, "choices": [], "value": None}
     if not isinstance(spec, dict):
-        return ParamSpec("fixed", value=spec)
+        return {**record, "value": spec}
+    if spec["type"] == "categorical":
+        return {**record, "type": "categorical", "choices": list(spec["choices"])}
+    return {**record, "type": spec["type"], "low": spec["low"], "high": spec["high"], "log": bool(spec.get("log", False)),
+            "step": spec.get("step")}
+
+
+def parse_param(key: str, spec: Any, problems: list[str]) -> Param | None:
+    """One parameter's YAML spec as an Optuna distribution, or None after appending its problem."""
+    if not isinstance(spec, dict):
+        return Fixed(spec)
     unknown = set(spec) - SPEC_KEYS
     if unknown:
         name = sorted(unknown)[0]
@@ -94,7 +82,7 @@ def parse_param(key: str, spec: Any, problems: list[str]) -> ParamSpec | None:
         if not choices:
             problems.append(f"{key}.choices: a categorical parameter needs a non-empty list of choices")
             return None
-        return ParamSpec("categorical", choices=tuple(choices))
+        return CategoricalDistribution(tuple(choices))
     low, high, step, log = spec.get("low"), spec.get("high"), spec.get("step"), bool(spec.get("log", False))
     for bound, value in (("low", low), ("high", high), ("step", step)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -118,4 +106,6 @@ def parse_param(key: str, spec: Any, problems: list[str]) -> ParamSpec | None:
     if kind == "int" and any(v is not None and float(v) != int(v) for v in (low, high, step)):
         problems.append(f"{key}: an int parameter needs whole-number low/high/step; use type: float")
         return None
-    return ParamSpec(kind, low=low, high=high, log=log, step=step)
+    if kind == "int":
+        return IntDistribution(int(low), int(high), log=log, step=int(step or 1))
+    return FloatDistribution(float(low), float(high), log=log, step=None if step is None else float(step))

@@ -17,7 +17,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from automlops.config.schema import SearchConfig
 from automlops.data.split import time_order
 from automlops.errors import ConfigError
-from automlops.search.engines import SearchData
+from automlops.search.base import SearchData
 from automlops.search.metrics import MetricError, resolve_metric
 
 LATENCY_SAMPLE_ROWS = 1000
