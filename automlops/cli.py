@@ -326,7 +326,7 @@ def _stage(args: argparse.Namespace) -> int:
 
     if args.name == "check_conf":
         from automlops.io import write_text_atomic
-        from automlops.pipeline import CONF_OK
+        from automlops.stages import CONF_OK
 
         check_params_fresh()
         write_text_atomic(CONF_OK, "params.yaml matches conf/\n")  # constant: downstream stages rerun only on their own params
