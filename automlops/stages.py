@@ -69,7 +69,7 @@ STAGES: tuple[Stage, ...] = (
           deps=_paths(PREPARED_DIR, SEARCH_DIR, EVALUATE_DIR, TEST_METRICS), outs=_paths(CANDIDATE_DIR)),
     Stage("gate", params=("gate", *_CHAMPION), deps=_paths(PREPARED_DIR, CANDIDATE_DIR), metrics=_paths(BLESSING)),
     Stage("deploy", params=("deploy", "gate", "run.name"),  # gate: a champion published since the gate is judged again
-          deps=_paths(CANDIDATE_DIR, BLESSING, SLICE_METRICS), outs=_paths(DEPLOY_RECORD)),
+          deps=_paths(PREPARED_DIR, CANDIDATE_DIR, BLESSING, SLICE_METRICS), outs=_paths(DEPLOY_RECORD)),
     Stage("monitor", params=("monitor", *_CHAMPION), deps=_paths("${monitor.data}", DEPLOY_RECORD),
           metrics=_paths(MONITOR_REPORT), in_run=False),
 )
