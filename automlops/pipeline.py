@@ -30,7 +30,7 @@ from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
 from automlops.monitor.stats import prediction_statistics, training_statistics
 from automlops.search.engines import SearchData
 from automlops.stages import (
-    ANSWER_STATISTICS, BLESSING, CANDIDATE_DIR, CONF_OK, DEPLOY_RECORD, LEADERBOARD, PLOTS_DIR, PREPARED_DIR, SEARCH_DIR,
+    ANSWER_STATISTICS, BLESSING, CANDIDATE_DIR, DEPLOY_RECORD, LEADERBOARD, PLOTS_DIR, PREPARED_DIR, SEARCH_DIR,
     SEARCH_METRICS, SLICE_METRICS, STAGES, STATE_DIR, TEST_METRICS, VALIDATION_REPORT,
 )
 
