@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from automlops.children import install_handlers, stop_descendants, stop_signal, stopped
 from automlops.errors import AutomlopsError, ConfigError, RegistryError
+from automlops.stages import STAGE_NAMES
 from automlops.urls import mask_secrets
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("automlops")
 MODEL_HELP = "a bundle folder, models/<name> (its champion) or models/<name>@<alias|version>"
-STAGE_NAMES = ("check_conf", "prepare", "search", "evaluate", "package", "gate", "deploy", "monitor")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,16 +326,16 @@ def _stage(args: argparse.Namespace) -> int:
 
     if args.name == "check_conf":
         from automlops.io import write_text_atomic
-        from automlops.pipeline import CONF_OK
+        from automlops.stages import CONF_OK
 
         check_params_fresh()
         write_text_atomic(CONF_OK, "params.yaml matches conf/\n")  # constant: downstream stages rerun only on their own params
         return 0
-    from automlops.pipeline import STAGES, workspace_lock
+    from automlops.pipeline import stage_function, workspace_lock
 
     config = load_params()
     with workspace_lock():
-        STAGES[args.name](config)
+        stage_function(args.name)(config)
     return 0
 
 

@@ -29,6 +29,10 @@ from automlops.errors import AutomlopsError, DeployError, GateError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
 from automlops.monitor.stats import prediction_statistics, training_statistics
 from automlops.search.engines import SearchData
+from automlops.stages import (
+    ANSWER_STATISTICS, BLESSING, CANDIDATE_DIR, DEPLOY_RECORD, LEADERBOARD, PLOTS_DIR, PREPARED_DIR, SEARCH_DIR,
+    SEARCH_METRICS, SLICE_METRICS, STAGES, STATE_DIR, TEST_METRICS, VALIDATION_REPORT,
+)
 
 if TYPE_CHECKING:
     from automlops.deploy.bundle import Bundle
@@ -37,25 +41,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PREPARED_DIR = Path("data/prepared")
-SEARCH_DIR = Path("artifacts/search")
-SEARCH_METRICS = Path("metrics/search.json")
-LEADERBOARD = Path("metrics/leaderboard.csv")
-TEST_METRICS = Path("metrics/test.json")
-SLICE_METRICS = Path("metrics/slices.json")
-PLOTS_DIR = Path("metrics/plots")  # the evaluate stage's DVC plot files (automlops.evaluate.PLOT_FILES)
-ANSWER_STATISTICS = Path("artifacts/evaluate/answers.json")  # statistics of the model's test answers, for package
-STATE_DIR = Path(".automlops")  # Optuna studies live here, outside DVC outputs, so searches resume
 LEADERBOARD_HISTORY = STATE_DIR / "leaderboard.csv"  # every candidate of every run, across engines
-CANDIDATE_DIR = Path("artifacts/bundle")  # the packaged candidate, before the gate
-BLESSING = Path("metrics/blessing.json")  # the gate's verdict, every check with its numbers
-DEPLOY_RECORD = Path("metrics/deploy.json")  # what the deploy stage published where
 RELEASE_DIR = STATE_DIR / "release"  # the blessed bundle with its version, card and blessing, as published
 STAGE_SECONDS = STATE_DIR / "stage_seconds.json"  # written by `automlops run`: wall seconds per stage (benchmarks read it)
 RUN_LOCK = STATE_DIR / "run.lock"  # held by `automlops run` and `automlops stage`: one run at a time per project
-CONF_OK = STATE_DIR / "conf.ok"  # written by the check_conf stage when params.yaml matches conf/
 SPLITS = ("train", "valid", "test")
-VALIDATION_REPORT = Path("metrics/validation.json")  # prepare's validation of the batch against data.schema
 SCHEMA_FILE = "schema.yaml"  # prepare's inferred schema, under data/prepared/: copy it to conf/schema/ to curate it
 STATISTICS_FILE = "statistics.json"  # prepare's per-column statistics of train + valid: the drift reference
 
@@ -476,15 +466,10 @@ def run_monitor(config: Config) -> dict[str, Any]:
     return report
 
 
-STAGES: dict[str, Callable[[Config], Any]] = {
-    "prepare": run_prepare,
-    "search": run_search,
-    "evaluate": run_evaluate,
-    "package": run_package,
-    "gate": run_gate,
-    "deploy": run_deploy,
-    "monitor": run_monitor,
-}
+def stage_function(name: str) -> Callable[[Config], Any]:
+    """The function of the stage automlops.stages declares as `name` (every stage but check_conf has one)."""
+    function: Callable[[Config], Any] = globals()[f"run_{name}"]
+    return function
 
 
 def run_all(config: Config) -> dict[str, Any]:
@@ -511,9 +496,10 @@ def _run_all(config: Config) -> dict[str, Any]:
     check_metric_names(config.gate, meta["task"])  # a misnamed gate metric or slice column fails before the search
     check_slice_columns(config.evaluate.slices, [*meta["features"], meta["target"], *meta.get("split_columns", [])])
     check_signing(config.deploy.signing)  # a missing or untrusted signing key fails before the search, not at package
-    for name in ("search", "evaluate", "package", "gate"):
-        timed(name, STAGES[name])
-    record = timed("deploy", run_deploy)
+    record: dict[str, Any] = {}  # the deploy stage's, the last
+    for stage in STAGES:
+        if stage.in_run and stage.name != "prepare":  # prepare ran first, then the checks above
+            record = timed(stage.name, stage_function(stage.name))
     write_json_atomic(STAGE_SECONDS, seconds)  # only for a run that finished: a failed one leaves .automlops/ as it was
     log.info("stage seconds: %s", ", ".join(f"{name} {s:.1f}" for name, s in seconds.items()))
-    return record  # type: ignore[no-any-return]
+    return record

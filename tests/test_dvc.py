@@ -14,9 +14,11 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from conftest import champion, cli, dvc, new_project, snapshot
 
+from automlops.stages import STAGE_NAMES
+
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = ["check_conf", "prepare", "search", "evaluate", "package", "gate", "deploy", "monitor"]
+ALL_STAGES = list(STAGE_NAMES)
 NO_CHANGE_CHECK = "gate.checks=[]"  # these tests are about what reruns; the gate has its own tests
 
 
@@ -52,11 +54,17 @@ def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None
     assert len(read_json(champion(project, "breast_cancer") / "input_example.json")) == 2
     assert (project / "artifacts" / "search" / "model" / "model.joblib").read_bytes() == model_before
 
+    # the candidate's manifest records the whole deploy section: a model card edit repackages (it was stale before)
+    ok(cli("compose", "search.n_trials=2", "deploy.example_rows=2", "deploy.card.intended_use=triage", NO_CHANGE_CHECK, cwd=project))
+    card_change = ok(dvc("repro", cwd=project))
+    assert stages_run(card_change) == ["package", "gate", "deploy", "monitor"]
+    assert read_json(project / "artifacts" / "bundle" / "manifest.json")["config"]["deploy"]["card"]["intended_use"] == "triage"
+
     # a search change reruns the search and what depends on it, not the data preparation
-    # a publishing change publishes the same candidate again, nothing upstream reruns
+    # a publishing change repackages the same model and publishes it again, nothing further upstream reruns
     ok(cli("compose", "search.n_trials=2", "deploy.example_rows=2", "deploy.alias=production", NO_CHANGE_CHECK, cwd=project))
     deploy_only = ok(dvc("repro", cwd=project))
-    assert stages_run(deploy_only) == ["gate", "deploy", "monitor"]  # the gate compares with deploy.alias's model
+    assert stages_run(deploy_only) == ["package", "gate", "deploy", "monitor"]  # the gate compares with deploy.alias's model
     assert read_json(project / "models" / "breast_cancer" / "aliases.json")["aliases"] == {"champion": 2, "production": 3}
 
     ok(cli("compose", "search.n_trials=3", "deploy.example_rows=2", NO_CHANGE_CHECK, cwd=project))

@@ -86,11 +86,11 @@ def probe() -> Iterator[list[dict[str, Any]]]:
 
 def stages(project: Path, monkeypatch: pytest.MonkeyPatch, names: tuple[str, ...], *overrides: str) -> Any:
     from automlops.config.compose import compose, to_typed
-    from automlops.pipeline import STAGES
+    from automlops.pipeline import stage_function
 
     monkeypatch.chdir(project)
     config = to_typed(compose([*FAST, *overrides]))
-    return [STAGES[name](config) for name in names][-1]
+    return [stage_function(name)(config) for name in names][-1]
 
 
 GATED = ("prepare", "search", "evaluate", "package", "gate")

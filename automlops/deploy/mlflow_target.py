@@ -20,9 +20,10 @@ from automlops.config.schema import DeployConfig
 from automlops.data.contract import NUMERIC, ColumnSpec
 from automlops.deploy import TARGETS, Release
 from automlops.errors import ConfigError, DeployError
+from automlops.stages import STATE_DIR
 
 MISSING_EXTRA = "deploy.targets: 'mlflow' needs the mlflow extra: pip install 'automlops[mlflow]'"
-DEFAULT_STORE = Path(".automlops") / "mlflow.db"  # under the project, when deploy.mlflow.tracking_uri is null
+DEFAULT_STORE = STATE_DIR / "mlflow.db"  # under the project, when deploy.mlflow.tracking_uri is null
 ARTIFACTS = "mlflow-artifacts"  # beside a SQLite store: where experiments created here keep their files
 MODEL_NAME = "model"  # the logged model's name inside its run
 

@@ -14,11 +14,12 @@ from automlops.deploy.signing import NO_KEYS, TrustedKeys
 from automlops.errors import DriftDetected
 from automlops.io import atomic_file, write_json_atomic, write_text_atomic
 from automlops.monitor.verdict import Verdict, nothing_to_judge
+from automlops.stages import STATE_DIR
 
 log = logging.getLogger(__name__)
 
 REPORT_JSON, REPORT_HTML = "monitor.json", "monitor.html"
-RETRAIN_DIR = Path(".automlops/retrain")
+RETRAIN_DIR = STATE_DIR / "retrain"
 RETRAIN_TRIGGERS = ("never", "dataset_drift", "performance_drift", "any_drift")
 
 
