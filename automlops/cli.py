@@ -367,7 +367,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     """Score a file in chunks of predict.chunk_rows rows; predict.* comes from conf/ and the overrides
     in a project, from the schema's defaults and the overrides elsewhere (a container with a bundle)."""
-    from automlops.checks import runtime_config
+    from automlops.runtime_config import runtime_config
     from automlops.deploy.bundle import load_bundle
     from automlops.deploy.signing import trusted_keys
     from automlops.predict import predict_file
@@ -405,7 +405,7 @@ def _models(args: argparse.Namespace) -> int:
 
         print(_manifest_summary(read_manifest(f"{registry}@{alias}" if alias else registry)))
     elif args.action == "promote":
-        from automlops.checks import runtime_config
+        from automlops.runtime_config import runtime_config
         from automlops.deploy.bundle import verify_bundle
         from automlops.deploy.signing import trusted_keys
 
@@ -463,7 +463,7 @@ def _manifest_summary(manifest: dict[str, Any]) -> str:
 def _monitor(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from automlops.checks import runtime_config
+    from automlops.runtime_config import runtime_config
     from automlops.deploy.signing import trusted_keys
     from automlops.monitor.runner import check_drift, monitor
 
@@ -476,7 +476,7 @@ def _monitor(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from automlops.checks import runtime_config
+    from automlops.runtime_config import runtime_config
     from automlops.deploy.signing import trusted_keys
     from automlops.serve.app import serve
 
@@ -497,7 +497,7 @@ def _keys(args: argparse.Namespace) -> int:
               f"    private_key: {private}  # or leave null and export AUTOMLOPS_SIGNING_KEY=\"$(cat {private})\"\n"
               f"    public_keys: [{public}]  # rotation: add the new key's .pub, drop the old one once nothing it signed is served")
         return 0
-    from automlops.checks import runtime_config
+    from automlops.runtime_config import runtime_config
     from automlops.deploy.bundle import MANIFEST, verify_bundle
     from automlops.deploy.model_registry import resolve
 

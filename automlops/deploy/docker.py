@@ -45,6 +45,7 @@ from automlops.deploy.bundle import EXAMPLE_FILE, PICKLE_PACKAGES, load_bundle, 
 from automlops.deploy.signing import NO_KEYS, TrustedKeys, trusted_keys
 from automlops.errors import BundleError
 from automlops.io import atomic_dir
+from automlops.predict import predict_frame, records_from_json
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,6 @@ def probe_engine(bundle: Path, keys: TrustedKeys = NO_KEYS) -> list[str]:
 def _probe(path: str, public_keys: list[str]) -> None:
     """Runs in the probe subprocess, after the server's imports: prints the distributions the model imports,
     as JSON."""
-    from automlops.predict import predict_frame, records_from_json
-
     keys = trusted_keys(SigningConfig(public_keys=public_keys))  # before `before`: cryptography is the server's, not the model's
     before = set(sys.modules)
     bundle = load_bundle(Path(path), keys=keys)

@@ -1,13 +1,14 @@
 """The monitor section's checks and allowed names (monitor.*), run by automlops.checks before any work
-and by `automlops monitor` outside a project."""
+and by `automlops monitor` outside a project; imports no library (SciPy stays unloaded until drift runs)."""
 
 from __future__ import annotations
 
 from automlops.config.schema import MonitorConfig
 from automlops.constraints import Constraints, Interval, Options, violations
-from automlops.monitor.drift import METHODS
-from automlops.monitor.runner import RETRAIN_TRIGGERS
 
+METHODS = ("auto", "ks", "chisquare", "wasserstein", "jensenshannon", "psi")  # monitor.method (drift.py runs them)
+P_VALUE_METHODS = ("ks", "chisquare")  # drifted below the threshold; the others are distances, drifted at or above it
+RETRAIN_TRIGGERS = ("never", "dataset_drift", "performance_drift", "any_drift")  # monitor.retrain.when
 P_VALUE = Interval(0, 1, closed="neither", note="(a p-value)")
 POSITIVE = Interval(0, None, closed="neither")
 CONSTRAINTS: Constraints = {
