@@ -12,8 +12,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from automlops.config.resolvers import conf_digest, register_resolvers
-from automlops.config.schema import Config, MonitorConfig, PredictConfig, ServeConfig, SigningConfig
+from automlops.config.resolvers import register_resolvers
+from automlops.config.schema import Config, MonitorConfig, PredictConfig, ServeConfig
 from automlops.errors import ConfigError
 from automlops.io import write_text_atomic
 
