@@ -10,6 +10,7 @@ run: $(BIN)/automlops
 
 test: $(VENV)/.test-deps
 	$(BIN)/python -m mypy
+	$(BIN)/lint-imports  # the layers in pyproject.toml [tool.importlinter]: imports point one way
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 setup: $(BIN)/automlops

@@ -208,7 +208,8 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
-    from automlops.config.compose import compose, to_typed, write_params
+    from automlops.checks import to_typed
+    from automlops.config.compose import compose, write_params
     from automlops.pipeline import run_all
 
     jobs = sweep(args.overrides) if args.multirun else [args.overrides]
@@ -312,7 +313,8 @@ def _print_next_steps(record: dict[str, Any], config: Config) -> None:
 
 
 def _compose(args: argparse.Namespace) -> int:
-    from automlops.config.compose import PARAMS_FILE, compose, to_typed, write_params
+    from automlops.checks import to_typed
+    from automlops.config.compose import PARAMS_FILE, compose, write_params
 
     cfg = compose(args.overrides)
     to_typed(cfg)
@@ -322,7 +324,7 @@ def _compose(args: argparse.Namespace) -> int:
 
 
 def _stage(args: argparse.Namespace) -> int:
-    from automlops.config.compose import check_params_fresh, load_params
+    from automlops.checks import check_params_fresh, load_params
 
     if args.name == "check_conf":
         from automlops.io import write_text_atomic
@@ -343,7 +345,8 @@ def _worker(args: argparse.Namespace) -> int:
     """Many processes, on one machine or many, can share one study through a storage such as
     PostgreSQL: each runs trials until the study has search.n_trials; the run that owns the search
     (automlops run or dvc repro) then refits and packages the best."""
-    from automlops.config.compose import compose, to_typed
+    from automlops.checks import to_typed
+    from automlops.config.compose import compose
     from automlops.pipeline import STATE_DIR, search_data
     from automlops.search.optuna_engine import FINISHED, plan, run_trials
     from automlops.search.validation import concrete_validation
@@ -364,7 +367,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     """Score a file in chunks of predict.chunk_rows rows; predict.* comes from conf/ and the overrides
     in a project, from the schema's defaults and the overrides elsewhere (a container with a bundle)."""
-    from automlops.config.compose import runtime_config
+    from automlops.runtime_config import runtime_config
     from automlops.deploy.bundle import load_bundle
     from automlops.deploy.signing import trusted_keys
     from automlops.predict import predict_file
@@ -402,7 +405,7 @@ def _models(args: argparse.Namespace) -> int:
 
         print(_manifest_summary(read_manifest(f"{registry}@{alias}" if alias else registry)))
     elif args.action == "promote":
-        from automlops.config.compose import runtime_config
+        from automlops.runtime_config import runtime_config
         from automlops.deploy.bundle import verify_bundle
         from automlops.deploy.signing import trusted_keys
 
@@ -460,7 +463,7 @@ def _manifest_summary(manifest: dict[str, Any]) -> str:
 def _monitor(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from automlops.config.compose import runtime_config
+    from automlops.runtime_config import runtime_config
     from automlops.deploy.signing import trusted_keys
     from automlops.monitor.runner import check_drift, monitor
 
@@ -473,9 +476,9 @@ def _monitor(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from automlops.config.compose import runtime_config
+    from automlops.runtime_config import runtime_config
     from automlops.deploy.signing import trusted_keys
-    from automlops.serve import serve
+    from automlops.serve.app import serve
 
     cfg, signing = runtime_config("serve", args.overrides)
     flags = {"host": args.host, "port": args.port, "workers": args.workers}
@@ -494,7 +497,7 @@ def _keys(args: argparse.Namespace) -> int:
               f"    private_key: {private}  # or leave null and export AUTOMLOPS_SIGNING_KEY=\"$(cat {private})\"\n"
               f"    public_keys: [{public}]  # rotation: add the new key's .pub, drop the old one once nothing it signed is served")
         return 0
-    from automlops.config.compose import runtime_config
+    from automlops.runtime_config import runtime_config
     from automlops.deploy.bundle import MANIFEST, verify_bundle
     from automlops.deploy.model_registry import resolve
 

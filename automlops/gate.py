@@ -10,12 +10,41 @@ from typing import Any
 import numpy as np
 
 from automlops.config.schema import GateConfig
+from automlops.constraints import Constraints, Interval, Options, violations
 from automlops.data.row_hashes import seen_in
 from automlops.errors import ConfigError, unknown_name
+from automlops.evaluate import HIGHER_IS_BETTER, metric_names, primary_metric
 
 PRIMARY = "primary"
 INCOMPARABLE_CHOICES = ("fail", "recorded", "skip")  # gate.incomparable
 UNSEEN_ROWS, RECORDED, SKIPPED, FAILED = "unseen_rows", "recorded", "skipped", "failed"
+CONSTRAINTS: Constraints = {
+    "min_rows": Interval(1, None, note="(test rows neither model trained on)"),
+    "incomparable": Options(INCOMPARABLE_CHOICES),
+    "infra.requests": Interval(1, None),
+}
+CHECK_CONSTRAINTS: Constraints = {  # each of gate.checks
+    "max_worse": [Interval(0, None, note="(how much worse than the champion is allowed)"), None],
+    "max_worse_relative": [Interval(0, None, note="(how much worse than the champion is allowed)"), None],
+}
+
+
+def check_gate(gate: GateConfig) -> list[str]:
+    """The gate section's checks (gate.*), run by automlops.checks before any work: the task is not known
+    yet, so a check's metric may be any task's (check_metric_names narrows it once it is)."""
+    problems = []
+    known = sorted({PRIMARY, *metric_names("binary"), *metric_names("multiclass"), *metric_names("regression")})
+    for i, check in enumerate(gate.checks):
+        key = f"gate.checks[{i}]"
+        if check.metric not in known:
+            problems.append(unknown_name(f"{key}.metric", check.metric, known))
+        if all(getattr(check, k) is None for k in ("min", "max", "max_worse", "max_worse_relative")):
+            problems.append(f"{key}: checks nothing; give min, max, max_worse or max_worse_relative")
+        problems += violations(key, check, CHECK_CONSTRAINTS)
+    problems += violations("gate", gate, CONSTRAINTS)
+    if gate.infra.p95_ms <= 0 or gate.infra.startup_timeout <= 0:
+        problems.append("gate.infra: p95_ms and startup_timeout must be > 0")
+    return problems
 
 
 @dataclass
@@ -108,15 +137,11 @@ class CheckResult:
 
 
 def metric_name(requested: str, task: str) -> str:
-    from automlops.evaluate import primary_metric
-
     return primary_metric(task) if requested == PRIMARY else requested
 
 
 def check_metric_names(cfg: GateConfig, task: str) -> None:
     """Every check must name a metric the evaluation produces for this task."""
-    from automlops.evaluate import metric_names
-
     produced = metric_names(task)
     problems = [unknown_name(f"gate.checks[{i}].metric", check.metric, [PRIMARY, *produced]) + f" (metrics of a {task} task)"
                 for i, check in enumerate(cfg.checks) if metric_name(check.metric, task) not in produced]
@@ -151,8 +176,6 @@ def run_checks(cfg: GateConfig, task: str, challenger: dict[str, float], compari
 
 def _change_check(name: str, kind: str, limit: float, recorded: float, comparison: Comparison | None) -> CheckResult:
     """`recorded`: the challenger's value on its whole test split, shown when there is nothing to compare."""
-    from automlops.evaluate import HIGHER_IS_BETTER
-
     if comparison is None:  # the first model: nothing to compare with
         return CheckResult(name, kind, recorded, limit, True, None, "no champion")
     if comparison.basis in (SKIPPED, FAILED):

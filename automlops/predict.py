@@ -94,7 +94,7 @@ def score_arrays(bundle: Bundle, x: pd.DataFrame, probabilities: bool) -> tuple[
     each row, and when asked the class probabilities, one column per `model.classes_`. A binary
     bundle with a `decision_threshold` in its manifest predicts its positive class from that
     probability on."""
-    from automlops.evaluate.decision import predict_labels
+    from automlops.evaluate.decision import predict_labels  # lazy: the evaluate package loads scikit-learn, which serving a model need not
 
     model, task = bundle.model, bundle.manifest["task"]
     threshold = bundle.manifest.get("decision_threshold") if task == "binary" else None  # evaluate.threshold

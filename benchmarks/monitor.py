@@ -135,7 +135,7 @@ def child_phases(args: argparse.Namespace) -> dict[str, Any]:
     import automlops.monitor.report as report_module
     import automlops.monitor.runner as runner
     import automlops.predict as predict
-    from automlops.config.compose import runtime_section
+    from automlops.runtime_config import runtime_section
 
     phases: dict[str, dict[str, float]] = {}
     phases["imports"] = {"seconds": time.perf_counter() - started, "peak_rss": _rss_peak(), "rss": _rss_now() or 0}

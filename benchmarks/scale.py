@@ -119,7 +119,8 @@ def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 
     import automlops.search.optuna_engine as optuna_engine
     import automlops.search.validation as validation
-    from automlops.config.compose import compose, to_typed
+    from automlops.checks import to_typed
+    from automlops.config.compose import compose
     from automlops.pipeline import run_evaluate, run_package, run_prepare, run_search
 
     import_seconds = time.perf_counter() - started

@@ -77,7 +77,8 @@ def child_prepare(args: argparse.Namespace) -> dict[str, Any]:
     frame = DATASETS[args.dataset].load()
     Path("data/raw").mkdir(parents=True, exist_ok=True)
     frame.to_parquet(f"data/raw/{args.dataset}.parquet", index=False)
-    from automlops.config.compose import compose, to_typed
+    from automlops.checks import to_typed
+    from automlops.config.compose import compose
     from automlops.pipeline import run_prepare
 
     started = time.perf_counter()
@@ -149,7 +150,8 @@ def child_automlops(args: argparse.Namespace, engine: str) -> dict[str, Any]:
     import sklearn  # noqa: F401
 
     import automlops.search.optuna_engine as optuna_engine
-    from automlops.config.compose import compose, to_typed
+    from automlops.checks import to_typed
+    from automlops.config.compose import compose
     from automlops.pipeline import run_evaluate, run_package, run_search
 
     timers: dict[str, float] = {}

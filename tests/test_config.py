@@ -13,7 +13,8 @@ from conftest import REPO, cli
 from omegaconf import OmegaConf
 
 from automlops.search.samplers import SAMPLERS
-from automlops.config.compose import compose, load_params, to_typed, write_params
+from automlops.checks import load_params, to_typed
+from automlops.config.compose import compose, write_params
 from automlops.config.resolvers import expand_env, mask_env
 from automlops.urls import connect_url
 from automlops.data.sources import SOURCES
@@ -235,7 +236,7 @@ def test_split_sizes_must_leave_rows_for_training(in_repo: Path, test_size: floa
 
 @pytest.mark.parametrize("size", [0, 1, 1.5, -0.1])
 def test_split_size_must_be_a_share(in_repo: Path, size: float) -> None:
-    with pytest.raises(ConfigError, match=rf"data\.split\.test_size: must be between 0 and 1.*got {size}"):
+    with pytest.raises(ConfigError, match=rf"data\.split\.test_size: must be in \(0, 1\) \(a share of rows\), got {size}"):
         typed(f"data.split.test_size={size}")
 
 

@@ -21,7 +21,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from automlops.config.compose import compose, to_typed
+from automlops.checks import to_typed
+from automlops.config.compose import compose
 from automlops.config.schema import EvaluateConfig
 from automlops.data.contract import infer_contract
 from automlops.deploy.bundle import Bundle
@@ -219,7 +220,7 @@ def test_unknown_slice_column_is_a_config_error_with_a_suggestion(binary) -> Non
 
 
 @pytest.mark.parametrize(("overrides", "messages"), [
-    (["evaluate.threshold=1.5"], [r"evaluate\.threshold: must be a probability between 0 and 1"]),
+    (["evaluate.threshold=1.5"], [r"evaluate\.threshold: must be in \(0, 1\) \(a probability\), got 1\.5; or null"]),
     (["evaluate.slice_bins=1", "evaluate.importance_repeats=-1", "evaluate.min_slice_rows=0"],
      [r"evaluate\.slice_bins: must be >= 2", r"evaluate\.importance_repeats: must be >= 0", r"evaluate\.min_slice_rows: must be >= 1"]),
     (["data=diabetes", "evaluate.threshold=0.3"], [r"evaluate\.threshold: applies to binary tasks only, but data\.task=regression"]),

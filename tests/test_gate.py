@@ -169,7 +169,8 @@ def test_a_metric_the_task_does_not_produce_is_named_with_the_ones_it_does() -> 
 
 
 def test_bad_min_rows_and_incomparable_are_named_together() -> None:
-    from automlops.config.compose import compose, to_typed
+    from automlops.checks import to_typed
+    from automlops.config.compose import compose
 
     with pytest.raises(ConfigError, match=r"gate\.min_rows: must be >= 1 .*got 0; gate\.incomparable: unknown value 'recorde' "
                                           r"\(did you mean 'recorded'\?\); choose one of: fail, recorded, skip"):

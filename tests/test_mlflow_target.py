@@ -83,7 +83,7 @@ def automlops_answer(bundle: Path, rows: pd.DataFrame) -> pd.DataFrame:
     from fastapi.testclient import TestClient
 
     from automlops.config.schema import ServeConfig
-    from automlops.serve import create_app
+    from automlops.serve.app import create_app
 
     with TestClient(create_app(str(bundle), ServeConfig())) as client:
         answer = client.post("/predict?proba=1", json=records(rows))

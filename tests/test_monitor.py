@@ -290,7 +290,7 @@ def test_late_labels_are_joined_by_id(bundle: Path, penguins: pd.DataFrame, tmp_
     ("calm", ["monitor.method=kl"], 2, "monitor.method: unknown value 'kl'"),
     ("calm", ["monitor.drift_share=0"], 2, "monitor.drift_share: must be in (0, 1]"),
     ("calm", ["monitor.retrain.when=sometimes"], 2, "monitor.retrain.when: unknown value 'sometimes'"),
-    ("calm", ["monitor.thresholds.ks=5"], 2, "monitor.thresholds.ks: must be a p-value in (0, 1), got 5"),
+    ("calm", ["monitor.thresholds.ks=5"], 2, "monitor.thresholds.ks: must be in (0, 1) (a p-value), got 5"),
     ("missing_file", [], 1, "--data: 'nowhere.csv' not found"),
     ("labels_without_id", ["--labels", "calm.csv"], 1, "set monitor.id_column"),
 ])

@@ -85,7 +85,8 @@ def probe() -> Iterator[list[dict[str, Any]]]:
 
 
 def stages(project: Path, monkeypatch: pytest.MonkeyPatch, names: tuple[str, ...], *overrides: str) -> Any:
-    from automlops.config.compose import compose, to_typed
+    from automlops.checks import to_typed
+    from automlops.config.compose import compose
     from automlops.pipeline import stage_function
 
     monkeypatch.chdir(project)

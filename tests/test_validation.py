@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import cli, dvc, new_project, snapshot
 
-from automlops.config.checks import check_config
+from automlops.checks import check_config
 from automlops.config.schema import Config, DataConfig, DataValidationConfig
 from automlops.data.contract import CATEGORICAL, NUMERIC, infer_contract
 from automlops.data.prepare import prepare
@@ -224,7 +224,7 @@ def test_bad_severity_is_named_with_a_suggestion() -> None:
         check_config(config)
     message = str(caught.value)
     assert "data.validation.new_category: unknown value 'wran' (did you mean 'warn'?); choose one of: error, ignore, warn" in message
-    assert "data.validation.out_of_range_share: must be a share between 0 and 1, got 2.0" in message
+    assert "data.validation.out_of_range_share: must be in [0, 1] (a share), got 2.0" in message
 
 
 def test_missing_curated_schema_names_data_schema(tmp_path: Path) -> None:
@@ -281,7 +281,7 @@ def test_curated_schema_is_the_served_contract(validated: tuple[Path, str]) -> N
     from automlops.deploy.bundle import load_bundle
     from automlops.errors import InputError
     from automlops.predict import predict_frame
-    from automlops.serve import create_app
+    from automlops.serve.app import create_app
 
     root, _ = validated
     bundle_dir = root / "models" / "penguins" / "versions" / "1"

@@ -12,8 +12,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from automlops.config.resolvers import conf_digest, register_resolvers
-from automlops.config.schema import Config, MonitorConfig, PredictConfig, ServeConfig, SigningConfig
+from automlops.config.resolvers import register_resolvers
+from automlops.config.schema import Config, MonitorConfig, PredictConfig, ServeConfig
 from automlops.errors import ConfigError
 from automlops.io import write_text_atomic
 
@@ -62,34 +62,7 @@ RUNTIME_SECTIONS = {"serve": ServeConfig, "predict": PredictConfig, "monitor": M
 SIGNING = "deploy.signing"  # every run-time command loads a bundle, so it needs the keys that verify it
 
 
-def runtime_section(name: str, overrides: list[str]) -> Any:
-    """A run-time section (serve, predict, monitor): runtime_config without the signing section."""
-    return runtime_config(name, overrides)[0]
-
-
-def runtime_config(name: str | None, overrides: list[str]) -> tuple[Any, SigningConfig]:
-    """A run-time section (serve, predict, monitor; None: none) and deploy.signing, from the project's
-    conf/ and overrides in one composition; outside a project (e.g. a container holding only a bundle)
-    from the schema's defaults and `<name>.*` and `deploy.signing.*` overrides."""
-    from automlops.config.checks import check_section
-
-    if (CONF_DIR / f"{CONFIG_NAME}.yaml").is_file():
-        config = to_typed(compose(overrides))
-        return (getattr(config, name) if name else None), config.deploy.signing
-    prefixes = (*([f"{name}."] if name else []), f"{SIGNING}.")
-    overrides = [o.lstrip("+") for o in overrides]  # +serve.x=1 and ++serve.x=1 set a key that must exist, as serve.x=1 does
-    foreign = [o for o in overrides if not o.startswith(prefixes)]
-    if foreign:
-        raise ConfigError(f"override '{foreign[0]}': outside a project (no {CONF_DIR}/{CONFIG_NAME}.yaml here) only "
-                          f"{' and '.join(p + '*' for p in prefixes)} keys apply")
-    section = None
-    if name:
-        section = _section(name, RUNTIME_SECTIONS[name], [o for o in overrides if o.startswith(f"{name}.")])
-        check_section(name, section)
-    return section, _section(SIGNING, SigningConfig, [o for o in overrides if o.startswith(f"{SIGNING}.")])
-
-
-def _section(name: str, schema: type, overrides: list[str]) -> Any:
+def section(name: str, schema: type, overrides: list[str]) -> Any:
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist([o[len(name) + 1:] for o in overrides]))
         return OmegaConf.to_object(merged)
@@ -97,9 +70,9 @@ def _section(name: str, schema: type, overrides: list[str]) -> Any:
         raise ConfigError(describe_config_error(error, section=name)) from error
 
 
-def to_typed(cfg: DictConfig) -> Config:
-    from automlops.config.checks import check_config
-
+def structure(cfg: DictConfig) -> Config:
+    """The composed config as the typed Config, unknown keys refused; unchecked: automlops.checks.to_typed
+    also runs every section's value checks."""
     try:
         merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
         assert isinstance(merged, DictConfig)
@@ -108,7 +81,6 @@ def to_typed(cfg: DictConfig) -> Config:
     except OmegaConfBaseException as error:
         raise ConfigError(describe_config_error(error)) from error
     assert isinstance(config, Config)
-    check_config(config)
     return config
 
 
@@ -147,8 +119,8 @@ def write_params(cfg: DictConfig, path: Path = PARAMS_FILE) -> None:
     write_text_atomic(path, PARAMS_HEADER + OmegaConf.to_yaml(cfg))
 
 
-def load_params(path: Path = PARAMS_FILE) -> Config:
-    """Read params.yaml (as DVC sees it) back into the typed, checked Config."""
+def read_params(path: Path = PARAMS_FILE) -> DictConfig:
+    """params.yaml (as DVC sees it), untyped: automlops.checks.load_params types and checks it."""
     if not path.is_file():
         raise ConfigError(f"{path} not found; create it with `automlops compose` from the project root")
     prepare_hydra()
@@ -156,18 +128,7 @@ def load_params(path: Path = PARAMS_FILE) -> Config:
         raw = OmegaConf.load(path)
     except Exception as error:  # yaml errors come in several types
         raise ConfigError(f"{path} is not valid YAML ({error}); recreate it with `automlops compose`") from error
-    return to_typed(raw)  # type: ignore[arg-type]
-
-
-def check_params_fresh(path: Path = PARAMS_FILE, conf_dir: Path = CONF_DIR) -> None:
-    """Refuse to train on a params.yaml composed from an older conf/."""
-    recorded = load_params(path).conf_digest
-    current = conf_digest(str(conf_dir))
-    if recorded != current:
-        raise ConfigError(
-            f"{path} is stale: {conf_dir}/ changed after it was composed (digest {recorded or 'none'} != {current}); "
-            "run `automlops compose [overrides]` (or `dvc exp run -S ...`) to bring it up to date, then `dvc repro`"
-        )
+    return raw  # type: ignore[return-value]
 
 
 def describe_config_error(error: BaseException, section: str = "") -> str:

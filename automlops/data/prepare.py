@@ -17,6 +17,7 @@ from automlops.data.positive import positive_class
 from automlops.data.schema import DataSchema, merge_contract, read_schema, target_spec
 from automlops.data.sources import SOURCES, load_table
 from automlops.data.split import split_table
+from automlops.data.validation import ValidationFailed, validate_batch, validation_report
 from automlops.errors import DataError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,6 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
 
 def validate(table: pd.DataFrame, features: list[str], cfg: DataConfig, curated: DataSchema | None) -> dict[str, Any]:
     """The validation gate: the report, with each warning logged; errors stop here, before the split."""
-    from automlops.data.validation import ValidationFailed, validate_batch, validation_report
-
     anomalies = validate_batch(table, features, cfg.target, curated, cfg.validation) if curated else []
     report = validation_report(cfg.schema if curated else None, len(table), anomalies)
     for anomaly in anomalies:

@@ -22,9 +22,11 @@ import numpy as np
 import pandas as pd
 
 from automlops import __version__, children
+from automlops.artifacts import load_model
 from automlops.config.schema import DeployConfig
 from automlops.data.contract import ColumnSpec, contract_from_dicts
 from automlops.data.row_hashes import HASH_METHOD, hash_set
+from automlops.deploy.model_registry import resolve
 from automlops.deploy.signing import NO_KEYS, SIGNATURE, Signer, TrustedKeys, sign_manifest, verify_signature
 from automlops.errors import BundleError
 from automlops.io import atomic_dir, sha256_file, write_json_atomic
@@ -204,8 +206,6 @@ class Bundle:
 def read_manifest(path: Path | str, keys: TrustedKeys = NO_KEYS) -> dict[str, Any]:
     """The bundle's metadata, without loading the model; with `keys`, only when one of them signed it.
     `path` may also be a registry reference: models/<name> (its champion) or models/<name>@<alias or version>."""
-    from automlops.deploy.model_registry import resolve
-
     folder = resolve(path)
     manifest_file = folder / MANIFEST
     data = manifest_file.read_bytes()  # the bytes verified are the bytes parsed
@@ -224,8 +224,6 @@ def verify_bundle(path: Path | str, keys: TrustedKeys = NO_KEYS) -> dict[str, An
     sha256 in the manifest, and that no file is unlisted; nothing is unpickled. Returns the manifest.
     Consumers pass the configured keys (deploy.signing.public_keys): tests/test_signing.py checks that
     every call in automlops/ does."""
-    from automlops.deploy.model_registry import resolve
-
     path = resolve(path)
     manifest = read_manifest(path, keys)
     listed = manifest.get("files", {})
@@ -266,9 +264,6 @@ def load_bundle(path: Path | str, keys: TrustedKeys = NO_KEYS) -> Bundle:
     """Verify the signature (with `keys`, deploy.signing.public_keys), every file's sha256 and the
     library versions first, then unpickle: a modified bundle is never loaded, and with keys neither
     is one whose manifest was rewritten to match."""
-    from automlops.artifacts import load_model
-    from automlops.deploy.model_registry import resolve
-
     folder = resolve(path)
     manifest = verify_bundle(folder, keys=keys)
     check_versions(manifest)

@@ -39,11 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from automlops import children
-from automlops.config.schema import DeployConfig
+from automlops.config.schema import DeployConfig, SigningConfig
 from automlops.deploy import TARGETS, Release
-from automlops.deploy.signing import NO_KEYS, TrustedKeys
+from automlops.deploy.bundle import EXAMPLE_FILE, PICKLE_PACKAGES, load_bundle, read_manifest, verify_bundle
+from automlops.deploy.signing import NO_KEYS, TrustedKeys, trusted_keys
 from automlops.errors import BundleError
 from automlops.io import atomic_dir
+from automlops.predict import predict_frame, records_from_json
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +67,6 @@ NOT_PINNED = {"automlops", "pip", "setuptools", "wheel"}  # shipped separately, 
 
 @TARGETS.register("docker")
 def build_context(release: Release, cfg: DeployConfig) -> dict[str, Any]:
-    from automlops.deploy.bundle import verify_bundle
-    from automlops.deploy.signing import trusted_keys
-
     docker = cfg.docker
     keys = trusted_keys(cfg.signing)
     target = Path(docker.dir) / release.name
@@ -99,8 +98,6 @@ def serving_requirements(bundle: Path, keys: TrustedKeys = NO_KEYS) -> tuple[dic
     """{distribution: version} that serving this bundle needs, and how many versions came from the
     bundle's requirements.txt (the rest are this environment's). `keys`: the probe loads the bundle
     only when one of them signed it (deploy.signing.public_keys)."""
-    from automlops.deploy.bundle import PICKLE_PACKAGES, read_manifest
-
     manifest = read_manifest(bundle)
     # load_bundle checks the installed version of each of these that trained the model, used or not
     checked = {name for name in PICKLE_PACKAGES.get(manifest["model"]["format"], ()) if name in manifest["lineage"].get("packages", {})}
@@ -120,7 +117,10 @@ def serving_requirements(bundle: Path, keys: TrustedKeys = NO_KEYS) -> tuple[dic
 def probe_engine(bundle: Path, keys: TrustedKeys = NO_KEYS) -> list[str]:
     """The distributions that loading the bundle and predicting its input example imports, beyond
     `automlops serve` itself: run in a subprocess, so this process imports no model library."""
-    code = "import sys; from automlops.deploy.docker import _probe; _probe(sys.argv[1], sys.argv[2:])"
+    # The probe program first imports what `automlops serve` imports (the CLI, the server, uvicorn), so that
+    # only the model's own needs are new after it; this module does not import the CLI, the program does.
+    code = ("import sys, automlops.cli, automlops.serve.app, uvicorn; from automlops.deploy.docker import _probe; "
+            "_probe(sys.argv[1], sys.argv[2:])")
     try:
         out = children.run([sys.executable, "-c", code, str(bundle), *keys.paths], capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
@@ -133,15 +133,8 @@ def probe_engine(bundle: Path, keys: TrustedKeys = NO_KEYS) -> list[str]:
 
 
 def _probe(path: str, public_keys: list[str]) -> None:
-    """Runs in the probe subprocess: prints the distributions the model imports, as JSON."""
-    import automlops.cli  # noqa: F401  (the server as `automlops serve` starts it: not the model's own needs)
-    import automlops.serve  # noqa: F401
-    import uvicorn  # noqa: F401
-    from automlops.config.schema import SigningConfig
-    from automlops.deploy.bundle import EXAMPLE_FILE, load_bundle
-    from automlops.deploy.signing import trusted_keys
-    from automlops.predict import predict_frame, records_from_json
-
+    """Runs in the probe subprocess, after the server's imports: prints the distributions the model imports,
+    as JSON."""
     keys = trusted_keys(SigningConfig(public_keys=public_keys))  # before `before`: cryptography is the server's, not the model's
     before = set(sys.modules)
     bundle = load_bundle(Path(path), keys=keys)

@@ -15,12 +15,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from automlops.urls import connect_url, mask_secrets as mask_env, scrub
 from automlops.config.schema import DeployConfig
 from automlops.data.contract import NUMERIC, ColumnSpec
 from automlops.deploy import TARGETS, Release
+from automlops.deploy.bundle import EXAMPLE_FILE, REQUIREMENTS, load_bundle
+from automlops.deploy.signing import trusted_keys
 from automlops.errors import ConfigError, DeployError
 from automlops.stages import STATE_DIR
+from automlops.predict import predict_frame, records_from_json
+from automlops.urls import connect_url, mask_secrets as mask_env, scrub
 
 MISSING_EXTRA = "deploy.targets: 'mlflow' needs the mlflow extra: pip install 'automlops[mlflow]'"
 DEFAULT_STORE = STATE_DIR / "mlflow.db"  # under the project, when deploy.mlflow.tracking_uri is null
@@ -62,9 +65,6 @@ def publish_mlflow(release: Release, cfg: DeployConfig) -> dict[str, Any]:
         if (error.name or "").split(".")[0] == "mlflow":
             raise ConfigError(MISSING_EXTRA) from None
         raise
-    from automlops.deploy.bundle import load_bundle
-    from automlops.deploy.signing import trusted_keys
-    from automlops.predict import predict_frame
 
     written = tracking_uri(cfg)
     uri = connect_url(written, "deploy.mlflow.tracking_uri")
@@ -123,9 +123,6 @@ def _pointed_at(mlflow: Any, uri: str) -> Iterator[None]:
 
 
 def _input_example(bundle: Path) -> Any:
-    from automlops.deploy.bundle import EXAMPLE_FILE
-    from automlops.predict import records_from_json
-
     return records_from_json(json.loads((bundle / EXAMPLE_FILE).read_text()))
 
 
@@ -169,8 +166,6 @@ def _requirements(release: Release) -> list[str]:
     """The bundle's pinned requirements (or its manifest's package versions), so MLflow does not
     load the model once more just to guess them. automlops itself is not on PyPI: serve with
     `--env-manager local` from an environment that has it installed."""
-    from automlops.deploy.bundle import REQUIREMENTS
-
     file = release.bundle / REQUIREMENTS
     if file.is_file():
         lines = (line.split("#")[0].strip() for line in file.read_text().splitlines())

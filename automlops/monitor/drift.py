@@ -18,10 +18,9 @@ import pandas as pd
 from scipy import stats as scipy_stats
 from scipy.spatial.distance import jensenshannon
 
+from automlops.monitor.checks import P_VALUE_METHODS
 from automlops.monitor.stats import NUMERIC, OTHER, OTHER_BUCKETS, QUANTILES, categorical_statistics, numeric_statistics
 
-P_VALUE_METHODS = ("ks", "chisquare")  # drifted below the threshold; the others are distances, drifted at or above it
-METHODS = ("auto", "ks", "chisquare", "wasserstein", "jensenshannon", "psi")
 PSI_FLOOR = 1e-4  # an empty bin's share in PSI (the log of zero is undefined)
 
 

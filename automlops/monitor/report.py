@@ -13,11 +13,14 @@ from typing import Any
 import pandas as pd
 
 from automlops.config.schema import MonitorConfig
+from automlops.data.contract import to_model_frame
 from automlops.deploy.bundle import Bundle
 from automlops.errors import BundleError, ConfigError, InputError, did_you_mean
+from automlops.evaluate.metrics import HIGHER_IS_BETTER, primary_metric, test_metrics
 from automlops.monitor.drift import ColumnTest, choose_method, column_drift
 from automlops.monitor.stats import CATEGORICAL, NUMERIC
 from automlops.monitor.verdict import decide
+from automlops.predict import score_rows
 
 PREDICTION = "prediction"  # the statistics' entry for the model's answers
 LOGGED_ANSWERS = "__prediction__"  # the column a prediction log's answers are read into (never an input's name)
@@ -139,8 +142,6 @@ def _performance(bundle: Bundle, batch: pd.DataFrame, cfg: MonitorConfig, missin
     """With labels in the batch: the primary test metric now against the one recorded at packaging. Drift
     needs both a relative drop and an absolute worsening: a log loss of 0.003 at packaging would otherwise
     call 0.0032 drift."""
-    from automlops.evaluate.metrics import HIGHER_IS_BETTER, primary_metric, test_metrics
-
     target, task = bundle.manifest["target"], bundle.manifest["task"]
     if target not in batch.columns or missing:
         return None
@@ -175,14 +176,10 @@ def _labels(y: pd.Series, task: str, classes: list[Any]) -> pd.Series:
 
 
 def _predict(bundle: Bundle, batch: pd.DataFrame) -> pd.Series:
-    from automlops.predict import score_rows
-
     return score_rows(bundle, _model_rows(bundle, batch), probabilities=False)[PREDICTION]
 
 
 def _model_rows(bundle: Bundle, batch: pd.DataFrame) -> pd.DataFrame:
     """The batch typed as training typed it, without serving's refusals: monitoring wants the model's
     answer on drifted rows too (e.g. missing values where training had none; the model's imputer copes)."""
-    from automlops.data.contract import to_model_frame
-
     return to_model_frame(batch, bundle.contract)

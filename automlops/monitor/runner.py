@@ -10,9 +10,13 @@ from typing import Any
 
 from automlops import children
 from automlops.config.schema import MonitorConfig
+from automlops.deploy.bundle import load_bundle
 from automlops.deploy.signing import NO_KEYS, TrustedKeys
 from automlops.errors import DriftDetected
 from automlops.io import atomic_file, write_json_atomic, write_text_atomic
+from automlops.monitor.batches import join_labels, read_batch
+from automlops.monitor.html import render_html
+from automlops.monitor.report import bundle_statistics, monitor_batch, summary
 from automlops.monitor.verdict import Verdict, nothing_to_judge
 from automlops.stages import STATE_DIR
 
@@ -20,7 +24,6 @@ log = logging.getLogger(__name__)
 
 REPORT_JSON, REPORT_HTML = "monitor.json", "monitor.html"
 RETRAIN_DIR = STATE_DIR / "retrain"
-RETRAIN_TRIGGERS = ("never", "dataset_drift", "performance_drift", "any_drift")
 
 
 def monitor(model: str, data: Path, cfg: MonitorConfig, labels: Path | None = None, overrides: tuple[str, ...] = (),
@@ -28,11 +31,6 @@ def monitor(model: str, data: Path, cfg: MonitorConfig, labels: Path | None = No
     """The report for one batch, written to cfg.out; a folder with no batch yet gives a short report.
     `overrides`: the command line's, which a retrain run composes conf/ with again (monitor.* left out).
     `keys`: deploy.signing.public_keys, which the model must be signed by."""
-    from automlops.deploy.bundle import load_bundle
-    from automlops.monitor.batches import join_labels, read_batch
-    from automlops.monitor.html import render_html
-    from automlops.monitor.report import bundle_statistics, monitor_batch, summary
-
     bundle = load_bundle(model, keys=keys)
     bundle_statistics(bundle)  # an old bundle is refused before the batch is read
     batch = read_batch(data, contract=bundle.contract)  # typed as `automlops predict` reads files

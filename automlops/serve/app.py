@@ -19,10 +19,10 @@ from fastapi import Request  # module level: the endpoints' string annotations (
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from automlops.config.schema import PredictionLogConfig, ServeConfig, SigningConfig
-from automlops.deploy.bundle import Bundle
-from automlops.deploy.signing import NO_KEYS, TrustedKeys
-from automlops.errors import ConfigError, InputError
 from automlops.data.contract import NUMERIC, ColumnSpec, validate_input
+from automlops.deploy.bundle import Bundle
+from automlops.deploy.signing import NO_KEYS, TrustedKeys, trusted_keys
+from automlops.errors import ConfigError, InputError
 from automlops.serve.batching import MicroBatcher, ModelRows
 from automlops.serve.bodies import BodyTooLarge, Rows, TooManyRows, read_limited, read_rows
 from automlops.serve.holder import ModelHolder
@@ -237,8 +237,6 @@ def _plain(values: list[Any]) -> list[Any]:
 
 def app_from_environment() -> Any:
     """The app factory each `--workers N` process calls (uvicorn imports it by name)."""
-    from automlops.deploy.signing import trusted_keys
-
     settings = json.loads(os.environ[ENV_SETTINGS])
     # a spawned worker starts with bare logging: without this its request lines (with their ids) are lost
     logging.basicConfig(level=settings["log_level"], format="%(message)s", stream=sys.stderr)

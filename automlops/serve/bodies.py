@@ -15,7 +15,7 @@ import pandas as pd
 
 from automlops.data.contract import CATEGORICAL, MAX_PROBLEMS_SHOWN, NUMERIC, ColumnSpec, TypedRows, typed_records
 from automlops.errors import InputError
-from automlops.predict import parse_json, records_from_json
+from automlops.predict import csv_booleans, csv_options, parse_json, records_from_json
 
 CSV_TYPES = ("text/csv", "application/csv")
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")  # /invocations: exactly one of these
@@ -171,8 +171,6 @@ def _check_json_types(frame: pd.DataFrame, contract: list[ColumnSpec]) -> None:
 
 
 def _csv(body: bytes, contract: list[ColumnSpec]) -> pd.DataFrame:
-    from automlops.predict import csv_booleans, csv_options
-
     try:  # typed exactly as `automlops predict` types a CSV file
         return csv_booleans(pd.read_csv(io.BytesIO(body), **csv_options(contract, [spec.name for spec in contract])), contract)
     except pd.errors.EmptyDataError:

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from automlops.data.contract import validate_input
 from automlops.deploy.bundle import EXAMPLE_FILE, Bundle, load_bundle
 from automlops.deploy.model_registry import ALIASES, resolve
 from automlops.deploy.signing import NO_KEYS, TrustedKeys
+from automlops.predict import predict_frame, records_from_json
 from automlops.serve.direct import direct_pipeline
 
 log = logging.getLogger("automlops.serve")
@@ -30,9 +32,6 @@ def load_warm(ref: str | Path, keys: TrustedKeys = NO_KEYS) -> Bundle:
     """Load (signature with `keys`, and sha256, checked) and predict the bundle's own input example once, so the first real
     request does not pay for lazy initialisation. A scikit-learn pipeline is then served step by
     step (serve/direct.py) when that answers the example exactly as the pipeline does."""
-    from automlops.data.contract import validate_input
-    from automlops.predict import predict_frame, records_from_json
-
     bundle = load_bundle(ref, keys=keys)
     _one_thread_per_request(bundle.model)
     example = bundle.path / EXAMPLE_FILE
