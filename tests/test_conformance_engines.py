@@ -19,11 +19,21 @@ from automlops.search.engines import ENGINES, Candidate, Engine, SearchData, Sea
 
 # the smallest budget each engine runs with: a few seconds of fitting on 200 rows
 TINY: dict[str, SearchConfig] = {
-    "optuna": SearchConfig(engine="optuna", n_trials=2, refit=False, progress=False, keep_top=1,
-                           validation=ValidationConfig(method="holdout"),
-                           space={"linear": {"alpha": {"type": "float", "low": 0.01, "high": 10.0, "log": True}}}),
-    "autogluon": SearchConfig(engine="autogluon", timeout=30, progress=False,
-                              autogluon=AutoGluonConfig(hyperparameters={"LR": {}}, refit_full=False)),
+    "optuna": SearchConfig(
+        engine="optuna",
+        n_trials=2,
+        refit=False,
+        progress=False,
+        keep_top=1,
+        validation=ValidationConfig(method="holdout"),
+        space={"linear": {"alpha": {"type": "float", "low": 0.01, "high": 10.0, "log": True}}},
+    ),
+    "autogluon": SearchConfig(
+        engine="autogluon",
+        timeout=30,
+        progress=False,
+        autogluon=AutoGluonConfig(hyperparameters={"LR": {}}, refit_full=False),
+    ),
 }
 
 ENGINE_NAMES = ENGINES.names()
@@ -33,8 +43,15 @@ ENGINE_NAMES = ENGINES.names()
 def tiny_data() -> SearchData:
     x, y = load_breast_cancer(return_X_y=True, as_frame=True)
     x, y = x.iloc[:200, :6], pd.Series(["malignant" if v == 0 else "benign" for v in y.iloc[:200]])
-    return SearchData(x.iloc[:140], y.iloc[:140], x.iloc[140:].reset_index(drop=True), y.iloc[140:].reset_index(drop=True),
-                      infer_contract(x), "binary", "sha256:conformance")
+    return SearchData(
+        x.iloc[:140],
+        y.iloc[:140],
+        x.iloc[140:].reset_index(drop=True),
+        y.iloc[140:].reset_index(drop=True),
+        infer_contract(x),
+        "binary",
+        "sha256:conformance",
+    )
 
 
 def test_every_engine_has_a_tiny_budget() -> None:

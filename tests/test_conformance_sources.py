@@ -25,12 +25,14 @@ SOURCES_GIVEN = [pytest.param(name, marks=pytest.mark.postgres) if name == "sql"
 
 def small_table(n: int = 40) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({
-        "id": np.arange(n),
-        "x": rng.normal(size=n).round(3),
-        "color": rng.choice(["red", "green", "blue"], n),
-        "label": np.where(np.arange(n) % 3 == 0, "yes", "no"),
-    })
+    return pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "x": rng.normal(size=n).round(3),
+            "color": rng.choice(["red", "green", "blue"], n),
+            "label": np.where(np.arange(n) % 3 == 0, "yes", "no"),
+        }
+    )
 
 
 def _csv(frame: pd.DataFrame, tmp_path: Path, request: pytest.FixtureRequest) -> DataConfig:
@@ -68,7 +70,10 @@ def _builtin(frame: pd.DataFrame, tmp_path: Path, request: pytest.FixtureRequest
 
 # how to give each source a table: write it where the source reads, and return the config that reads it
 STORES: dict[str, Callable[[pd.DataFrame, Path, pytest.FixtureRequest], DataConfig]] = {
-    "csv": _csv, "parquet": _parquet, "sql": _sql, "builtin": _builtin,
+    "csv": _csv,
+    "parquet": _parquet,
+    "sql": _sql,
+    "builtin": _builtin,
 }
 
 
@@ -100,8 +105,9 @@ def test_a_source_reads_back_the_table_it_is_given(name: str, tmp_path: Path, re
 
 
 @pytest.mark.parametrize("name", SOURCES_GIVEN)
-def test_a_table_that_is_not_there_is_one_line_naming_the_source_key(name: str, tmp_path: Path,
-                                                                     request: pytest.FixtureRequest) -> None:
+def test_a_table_that_is_not_there_is_one_line_naming_the_source_key(
+    name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     cfg = _missing(name, tmp_path, request)
     with pytest.raises(AutomlopsError) as caught:
         load_table(cfg)

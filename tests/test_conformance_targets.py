@@ -35,7 +35,9 @@ def _bundle(tmp_path: Path) -> DeployConfig:
 def _mlflow(tmp_path: Path) -> DeployConfig:
     if not HAS_MLFLOW:
         pytest.skip("mlflow is not installed: pip install -e '.[mlflow]' (the test extra has it)")
-    return DeployConfig(targets=["mlflow"], mlflow=MlflowConfig(tracking_uri=f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"))
+    return DeployConfig(
+        targets=["mlflow"], mlflow=MlflowConfig(tracking_uri=f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}")
+    )
 
 
 def _docker(tmp_path: Path) -> DeployConfig:
@@ -69,7 +71,9 @@ def test_the_registered_name_resolves_to_a_publish_function(name: str) -> None:
 @pytest.mark.slow  # the session's penguins run
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", TARGET_NAMES)
-def test_a_target_publishes_a_blessed_bundle_and_returns_a_json_record(name: str, release: Release, tmp_path: Path) -> None:
+def test_a_target_publishes_a_blessed_bundle_and_returns_a_json_record(
+    name: str, release: Release, tmp_path: Path
+) -> None:
     cfg = SETUPS[name](tmp_path)
     record = TARGETS.get(name)(release, cfg)
     assert isinstance(record, dict) and record
@@ -81,9 +85,15 @@ UNVERIFIED = {"bundle"}
 
 
 @pytest.mark.slow  # the session's penguins run
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="publishes without verifying the seal")) if name in UNVERIFIED
-    else name for name in TARGET_NAMES])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="publishes without verifying the seal"))
+        if name in UNVERIFIED
+        else name
+        for name in TARGET_NAMES
+    ],
+)
 def test_a_target_refuses_a_bundle_changed_after_sealing(name: str, release: Release, tmp_path: Path) -> None:
     cfg = SETUPS[name](tmp_path)
     model_file = next(p for p in sorted(release.bundle.rglob("*")) if p.is_file() and p.suffix in {".joblib", ".pkl"})
