@@ -160,6 +160,7 @@ def test_outside_a_project_the_error_says_where_to_run(tmp_path: Path) -> None:
     assert_one_error_line(result.stderr, "conf/config.yaml not found", "project root")
 
 
+@pytest.mark.slow  # runs the pipeline up to a failed search
 def test_a_search_where_every_trial_fails_is_reported_on_one_line(prepared_project: Path) -> None:
     before = snapshot(prepared_project, ("models", "params.yaml", "artifacts"))
     result = cli(

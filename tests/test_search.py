@@ -189,6 +189,7 @@ def test_without_a_pruner_every_trial_runs_every_fold(diabetes: SearchData, tmp_
 # --- 3. failing trials -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 def test_a_failing_family_is_recorded_and_the_search_goes_on(breast_cancer: SearchData, tmp_path: Path) -> None:
     cfg = search_config(n_trials=6, sampler="random", max_failure_rate=0.9, space=BROKEN_LIGHTGBM)
     result = search_optuna(cfg, breast_cancer, 0, tmp_path)
@@ -241,6 +242,7 @@ def test_too_many_failures_stop_the_search_with_an_error_naming_the_setting(brea
 # --- 4. patience and timeout -------------------------------------------------------------------
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 def test_patience_stops_a_search_that_no_longer_improves(breast_cancer: SearchData, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="automlops")
     # one fixed candidate: no trial can beat the first one
@@ -252,6 +254,7 @@ def test_patience_stops_a_search_that_no_longer_improves(breast_cancer: SearchDa
     assert len(stopped) == 1 and "search.patience=2" in stopped[0] and "trial 0" in stopped[0], stopped
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 def test_a_timeout_alone_bounds_the_search(breast_cancer: SearchData, tmp_path: Path) -> None:
     cfg = search_config(n_trials=None, timeout=3, sampler="random", space=MIXED_SPACE)
     started = time.perf_counter()
