@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import BIN, cli, new_project, run_env
+from conftest import BIN, cli, new_project, run_env, runs_pipeline
 
 from automlops.config.schema import DeployConfig, MlflowConfig
 from automlops.data.sources import BUILTIN_DATASETS
@@ -159,6 +159,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
 
 
 @pytest.fixture(scope="module")
+@runs_pipeline
 def optuna_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real Optuna run on penguins: categorical columns and missing values in the input."""
     root = new_project(tmp_path_factory.mktemp("mlflow-optuna") / "project")
@@ -168,6 +169,7 @@ def optuna_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+@runs_pipeline
 def autogluon_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real AutoGluon run on breast cancer with a 15 s budget and two families."""
     root = new_project(tmp_path_factory.mktemp("mlflow-autogluon") / "project")
