@@ -1,17 +1,27 @@
-# Two commands: `make run` (set up, then run the default pipeline) and `make test` (set up, then test).
+# Two commands: `make run` (set up, then run the default pipeline) and `make test` (set up, lint, then test).
+# `make test-fast` is the quick lane while editing: type check and the tests not marked slow (no pipeline runs).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-test clean bench
+.PHONY: run test test-fast lint setup setup-test clean bench
 
 run: $(BIN)/automlops
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/automlops run $(ARGS)
 
-test: $(VENV)/.test-deps
+test: lint
 	$(BIN)/python -m mypy
 	$(BIN)/lint-imports  # the layers in pyproject.toml [tool.importlinter]: imports point one way
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.test-deps
+	$(BIN)/python -m mypy
+	$(BIN)/lint-imports
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow" -n 2 $(PYTEST_ARGS)
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 
 setup: $(BIN)/automlops
 setup-test: $(VENV)/.test-deps

@@ -8,7 +8,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -22,6 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROJECT_FILES = ("conf", "dvc.yaml", "params.yaml", "data/raw", "data/incoming")
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PIPELINE_FLAG = "_automlops_runs_pipeline"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def run_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -110,7 +114,24 @@ def postgres_url() -> str:
     return PG_URL
 
 
+def runs_pipeline(fixture: F) -> F:
+    """Marks a fixture that runs the pipeline (`automlops run`, `dvc repro`, model fits): every test
+    that uses it, directly or through other fixtures, is marked slow, so `make test-fast` never waits
+    on it. Put it under @pytest.fixture."""
+    setattr(fixture, PIPELINE_FLAG, True)
+    return fixture
+
+
+def _uses_pipeline(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)  # the test's fixture closure (pytest's, not public API)
+    if info is None:
+        return False
+    return any(getattr(definition.func, PIPELINE_FLAG, False) for definitions in info.name2fixturedefs.values()
+               for definition in definitions)
+
+
 @pytest.fixture(scope="session")
+@runs_pipeline
 def penguins_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """One real `automlops run +experiment=penguins search.n_trials=2`, shared read-only by the tests
     that need a packaged bundle (copy it before modifying it). Returns (project root, the run). Runs
@@ -124,6 +145,11 @@ def penguins_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpro
 LONGEST_FILES = ("test_dvc.py",)  # minutes of `dvc repro`: started first, so it never runs alone at the end
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With `make test`'s two workers (xdist, whole files each), the longest file starts first."""
+    """Marks slow every test that uses a @runs_pipeline fixture. With `make test`'s two workers (xdist,
+    whole files each), the longest file starts first."""
+    for item in items:
+        if _uses_pipeline(item):
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: item.path.name not in LONGEST_FILES)  # stable: the rest keep their order

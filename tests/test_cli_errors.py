@@ -69,8 +69,12 @@ def test_compose_refuses_bad_input_and_keeps_params_yaml(prepared_project: Path,
 def test_config_errors_and_data_errors_exit_with_different_codes(prepared_project: Path) -> None:
     config_error = cli("run", "search.n_trials=-5", cwd=prepared_project)
     data_error = cli("run", "data.source=csv", "data.path=missing.csv", cwd=prepared_project)
-    assert config_error.returncode == 2
-    assert data_error.returncode == 1
+    assert config_error.returncode == 2, config_error.stderr
+    assert data_error.returncode == 1, data_error.stderr
+    config_line = assert_one_error_line(config_error.stderr, "search.n_trials", "-5")
+    data_line = assert_one_error_line(data_error.stderr, "data.path", "missing.csv")
+    assert "must be >= 1" in config_line and "data.path" not in config_line
+    assert "search.n_trials" not in data_line
 
 
 @pytest.mark.parametrize("position", ["before", "after"])
@@ -156,6 +160,7 @@ def test_outside_a_project_the_error_says_where_to_run(tmp_path: Path) -> None:
     assert_one_error_line(result.stderr, "conf/config.yaml not found", "project root")
 
 
+@pytest.mark.slow  # runs the pipeline up to a failed search
 def test_a_search_where_every_trial_fails_is_reported_on_one_line(prepared_project: Path) -> None:
     before = snapshot(prepared_project, ("models", "params.yaml", "artifacts"))
     result = cli(

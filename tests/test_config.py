@@ -407,7 +407,11 @@ def test_every_space_problem_is_collected() -> None:
         "linear": {"alpha": {"type": "float", "low": 5.0, "high": 1.0}},
         "random_forest": {"max_features": {"type": "float", "low": 0.0, "high": 1.0, "log": True}},
     })
-    assert len(problems) == 3
+    assert len(problems) == 3, problems
+    unknown, swapped, log_low = problems  # one problem per family, in the order the space lists them
+    assert "'lightgmb'" in unknown and "did you mean 'lightgbm'" in unknown
+    assert swapped == "search.space.linear.alpha: low <= high must hold, but got low=5.0, high=1.0; swap them"
+    assert log_low.startswith("search.space.random_forest.max_features:") and "log=true needs low > 0" in log_low
 
 
 # --- secrets: ${oc.env:VAR} --------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import BIN, cli, new_project, run_env
+from conftest import BIN, cli, new_project, run_env, runs_pipeline
 
 from automlops.config.schema import DeployConfig, MlflowConfig
 from automlops.data.sources import BUILTIN_DATASETS
@@ -166,6 +166,7 @@ def optuna_project(penguins_run: tuple[Path, Any]) -> Path:
 
 
 @pytest.fixture(scope="module")
+@runs_pipeline
 def autogluon_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real AutoGluon run on breast cancer with a 15 s budget and two families."""
     root = new_project(tmp_path_factory.mktemp("mlflow-autogluon") / "project")

@@ -83,6 +83,7 @@ def test_max_levels_must_be_a_whole_number_of_at_least_one() -> None:
         plan(SearchConfig(progress=False, preprocess={"max_levels": 0}, space={"linear": {}}), "regression")
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 def test_a_search_on_a_many_level_table_predicts_unseen_levels_and_gaps(tmp_path: Path) -> None:
     x, y = many_levels_table()
     data = SearchData(x.iloc[:4000], y.iloc[:4000], x.iloc[4000:], y.iloc[4000:], infer_contract(x.iloc[:4000]),

@@ -115,6 +115,7 @@ BROKEN_LIGHTGBM = {"lightgbm": {"num_leaves": 1, "n_estimators": 10}, **LINEAR_O
 # --- 1. conditional spaces ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 def test_each_trial_samples_and_fits_only_its_own_familys_parameters(breast_cancer: SearchData, tmp_path: Path) -> None:
     # no pruner: a pruned trial stops before its last fold, and what the test checks is every trial's parameters
     cfg = search_config(n_trials=8, sampler="random", pruner="none", space=MIXED_SPACE)
@@ -188,6 +189,7 @@ def test_without_a_pruner_every_trial_runs_every_fold(diabetes: SearchData, tmp_
 # --- 3. failing trials -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 def test_a_failing_family_is_recorded_and_the_search_goes_on(breast_cancer: SearchData, tmp_path: Path) -> None:
     cfg = search_config(n_trials=6, sampler="random", max_failure_rate=0.9, space=BROKEN_LIGHTGBM)
     result = search_optuna(cfg, breast_cancer, 0, tmp_path)
@@ -240,6 +242,7 @@ def test_too_many_failures_stop_the_search_with_an_error_naming_the_setting(brea
 # --- 4. patience and timeout -------------------------------------------------------------------
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 def test_patience_stops_a_search_that_no_longer_improves(breast_cancer: SearchData, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="automlops")
     # one fixed candidate: no trial can beat the first one
@@ -251,6 +254,7 @@ def test_patience_stops_a_search_that_no_longer_improves(breast_cancer: SearchDa
     assert len(stopped) == 1 and "search.patience=2" in stopped[0] and "trial 0" in stopped[0], stopped
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 def test_a_timeout_alone_bounds_the_search(breast_cancer: SearchData, tmp_path: Path) -> None:
     cfg = search_config(n_trials=None, timeout=3, sampler="random", space=MIXED_SPACE)
     started = time.perf_counter()
@@ -387,6 +391,7 @@ def dominated(candidate: Candidate, others: list[Candidate]) -> bool:
     )
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 def test_smallest_within_tolerance_picks_a_small_pareto_optimal_model(breast_cancer: SearchData, tmp_path: Path) -> None:
     tolerance = 0.01
     cfg = search_config(n_trials=8, sampler="nsga2", objectives=["model_size"], select="smallest_within",
@@ -426,6 +431,7 @@ def step_names(transformer) -> set[str]:
     return {type(transformer).__name__} | ({type(s).__name__ for s in steps.values()} if steps else set())
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 @pytest.mark.filterwarnings("ignore:`TargetEncoder.shuffle`:FutureWarning")
 @pytest.mark.parametrize("encoder", list(ENCODERS))
 def test_a_fixed_encoder_choice_is_used_by_every_family(penguins: SearchData, tmp_path: Path, encoder: str) -> None:
@@ -460,6 +466,7 @@ def rare_levels_data() -> SearchData:
     return SearchData(x, y, x, y, infer_contract(x), "binary", "sha256:rare", "random")
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 @pytest.mark.parametrize(("minimum", "city_columns"), [(1, 8), (5, 3)])
 def test_rare_min_frequency_groups_rare_levels(tmp_path: Path, minimum: int, city_columns: int) -> None:
     """One-hot columns for the city: one per level, or north, south and one for the 6 rare villages."""
@@ -504,6 +511,7 @@ def malignant_probability(data: SearchData, class_weight: str | None, state_dir:
     return result.model.predict_proba(data.x_valid)[:, classes.index("malignant")]
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 def test_balanced_class_weight_changes_the_model_deterministically(imbalanced: SearchData, tmp_path: Path) -> None:
     plain = malignant_probability(imbalanced, None, tmp_path / "plain")
     balanced = malignant_probability(imbalanced, "balanced", tmp_path / "balanced")
@@ -519,6 +527,7 @@ def test_balanced_class_weight_changes_the_model_deterministically(imbalanced: S
 SAMPLER_CLASSES = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampler", "nsga2": "NSGAIISampler"}
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 @pytest.mark.parametrize("sampler", list(SAMPLER_CLASSES))
 def test_every_sampler_runs_a_search(breast_cancer: SearchData, tmp_path: Path, sampler: str) -> None:
     cfg = search_config(n_trials=3, sampler=sampler, space=MIXED_SPACE)
@@ -606,6 +615,7 @@ def test_a_study_keeps_its_name_for_the_same_config(tmp_path: Path) -> None:
     assert open_study(cfg, plan(cfg, "regression"), 7, "abc", tmp_path).study_name == "automlops-c8ad8470874a"
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 def test_the_same_config_and_seed_give_the_same_search(breast_cancer: SearchData, tmp_path: Path) -> None:
     cfg = search_config(n_trials=5, sampler="tpe", space=MIXED_SPACE)
     first = search_optuna(cfg, breast_cancer, 7, tmp_path / "first")
@@ -624,6 +634,7 @@ def test_the_same_config_and_seed_give_the_same_search(breast_cancer: SearchData
 # --- the study a search resumes ----------------------------------------------------------------
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 def test_a_search_on_another_validation_split_does_not_resume_the_old_study(
     breast_cancer: SearchData, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
@@ -640,6 +651,7 @@ def test_a_search_on_another_validation_split_does_not_resume_the_old_study(
     assert second.lineage["trials_finished"] == 3
 
 
+@pytest.mark.slow  # AutoGluon fits: seconds of CPU each
 def test_autogluon_presets_that_bag_keep_the_validation_split_as_holdout(tmp_path: Path) -> None:
     """best_quality bags (and checks stacking on a sub-fit) by default: AutoGluon refuses tuning data
     in bagged mode unless it is the bag holdout, and used to fail with 'Learner is already fit'."""
@@ -656,6 +668,7 @@ def test_autogluon_presets_that_bag_keep_the_validation_split_as_holdout(tmp_pat
     assert result.model.predict(x.head(3)).shape == (3,)
 
 
+@pytest.mark.slow  # AutoGluon fits: seconds of CPU each
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
 def test_autogluon_labels_from_its_probabilities_equal_its_predict(task: str, tmp_path: Path) -> None:
     """Evaluation and `?proba=1` take the labels from the probabilities instead of running the
@@ -688,6 +701,7 @@ def test_autogluon_labels_from_its_probabilities_equal_its_predict(task: str, tm
         assert (proba[:, 1].astype(np.float32) == np.float32(threshold)).any()  # the tie row is really there
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 def test_auto_validation_cross_validates_small_data_and_keeps_the_holdout_elsewhere(breast_cancer: SearchData, tmp_path: Path) -> None:
     """auto: k-fold CV where the valid split is too small to rank candidates on, holdout on large
     data and where the folds cannot be drawn; the search records what it used."""
@@ -713,6 +727,7 @@ def test_auto_validation_cross_validates_small_data_and_keeps_the_holdout_elsewh
 # --- the rows the packaged model was fit on (the bundle records them; the gate never scores it on them) ---
 
 
+@pytest.mark.slow  # fits models: seconds of CPU each
 @pytest.mark.parametrize(("refit", "splits"), [(True, ("train", "valid")), (False, ("train",))])
 def test_the_result_names_the_splits_the_winner_was_fit_on(breast_cancer: SearchData, tmp_path: Path, refit: bool,
                                                              splits: tuple[str, ...]) -> None:

@@ -368,10 +368,14 @@ def test_a_fast_model_is_scored_on_the_event_loop_and_concurrent_requests_still_
 
 
 @pytest.mark.parametrize("inline_ms", [0.0, 1e-6], ids=["off", "model-slower-than-the-budget"])
-def test_other_models_are_scored_in_worker_threads(bundle: Path, example: list[dict], inline_ms: float,
+def test_other_models_are_scored_in_worker_threads(bundle: Path, example: list[dict], in_memory: pd.DataFrame, inline_ms: float,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    _, calls = _batcher_calls(bundle, example, inline_ms=inline_ms, monkeypatch=monkeypatch)
+    answers, calls = _batcher_calls(bundle, example, inline_ms=inline_ms, monkeypatch=monkeypatch)
+    assert calls, "the model was never called: nothing shows where it ran"
+    assert sum(rows for _, rows in calls) == 18, f"every request's row is scored exactly once: {calls}"
     assert not any(on_loop for on_loop, _ in calls), calls
+    order = [0, 1] + [i % len(example) for i in range(16)]
+    assert [answer[0][0] for answer in answers] == [in_memory["prediction"].iloc[i] for i in order]
 
 
 def test_the_server_calls_the_pipeline_step_by_step_with_the_same_answers(penguins_run, bundle: Path) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import REPO, cli
 from kills import FAST, plain_project
 
 
+@pytest.mark.slow  # two pipeline runs
 def test_a_failed_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
     project = plain_project(tmp_path / "project", REPO)
     # job 1 asks for roc_auc >= 1.1 and fails the gate; job 2 asks for >= 0.5 and is published
