@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -28,6 +28,7 @@ from automlops.data.contract import ColumnSpec, contract_from_dicts, to_model_fr
 from automlops.errors import AutomlopsError, DeployError, GateError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
 from automlops.monitor.stats import prediction_statistics, training_statistics
+from automlops.records import BlessingSummary, Manifest
 from automlops.search.engines import SearchData
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ def run_gate(config: Config) -> dict[str, Any]:
 
     keys = trusted_keys(config.deploy.signing)  # the candidate and the champion are both checked against them
     manifest = verify_bundle(CANDIDATE_DIR, keys=keys)
-    check_metric_names(config.gate, manifest["task"])
+    check_metric_names(config.gate, manifest.task)
     registry = Path(config.deploy.dir) / config.run.name
     judged = judge(config, manifest, champion(registry, config.deploy.alias), "gate", keys)
     infra = validate_serving(CANDIDATE_DIR, config.gate.infra, keys=keys) if config.gate.infra.enabled else None
@@ -271,7 +272,7 @@ class Judged(NamedTuple):
     champion_version: int | None
 
 
-def judge(config: Config, manifest: dict[str, Any], champion_dir: Path | None, stage: str, keys: TrustedKeys) -> Judged:
+def judge(config: Config, manifest: Manifest, champion_dir: Path | None, stage: str, keys: TrustedKeys) -> Judged:
     """The gate's checks of the candidate (CANDIDATE_DIR, whose verified manifest is `manifest`) against
     the champion in `champion_dir` (None: no champion yet). The gate runs it, and the deploy stage runs
     it again under the registry lock when the champion changed in between: one function, one decision."""
@@ -280,14 +281,14 @@ def judge(config: Config, manifest: dict[str, Any], champion_dir: Path | None, s
 
     comparison, champion_version = None, None
     if champion_dir is not None:
-        champion_version = read_manifest(champion_dir).get("version")
+        champion_version = read_manifest(champion_dir).version
     if champion_dir is not None and has_change_checks(config.gate):
         comparison = _compare_with_champion(load_bundle(CANDIDATE_DIR, keys=keys), load_bundle(champion_dir, keys=keys), config)
         log.info("%s: champion v%s comparison (%s): %s", stage, champion_version, comparison.basis, comparison.sentence())
-    return Judged(run_checks(config.gate, manifest["task"], manifest["metrics"]["test"], comparison), comparison, champion_version)
+    return Judged(run_checks(config.gate, manifest.task, manifest.metrics.test, comparison), comparison, champion_version)
 
 
-def blessing_record(judged: Judged, infra: dict[str, Any] | None, manifest: dict[str, Any]) -> dict[str, Any]:
+def blessing_record(judged: Judged, infra: dict[str, Any] | None, manifest: Manifest) -> dict[str, Any]:
     """The gate's record (automlops.gate.blessing) plus which candidate it judged: the sha256 of its
     manifest (which lists every file's sha256), so the deploy stage publishes only that bundle."""
     from automlops.deploy.bundle import MANIFEST, content_digest
@@ -311,7 +312,7 @@ def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: C
 
     frames, meta = load_prepared(("test",))
     test, target = frames["test"], frames["test"][meta["target"]]
-    recorded = candidate.manifest["metrics"]["test"], champion_bundle.manifest["metrics"]["test"]
+    recorded = candidate.manifest.metrics.test, champion_bundle.manifest.metrics.test
     if champion_bundle.training_rows is None:
         return incomparable(config.gate.incomparable, "its bundle does not record which rows it trained on "
                             "(packaged before automlops recorded them)", *recorded)
@@ -326,7 +327,7 @@ def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: C
     if failed is not None:
         return failed
     candidate_x = validate_input(test[[spec.name for spec in candidate.contract]], candidate.contract)
-    positive = champion_bundle.manifest.get("positive_class")
+    positive = champion_bundle.manifest.positive_class
     if positive != meta.get("positive_class"):  # each model is scored on its own positive class, as it was evaluated
         log.warning("the champion's positive class is %r, the candidate's %r: f1, pr_auc and brier measure different classes",
                     positive, meta.get("positive_class"))
@@ -347,7 +348,7 @@ def _trained_rows(bundle: Bundle) -> np.ndarray:
 def _metrics_on(bundle: Bundle, x: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
     from automlops.evaluate import test_metrics
 
-    return test_metrics(bundle.model, x, y, task, bundle.manifest.get("decision_threshold"), bundle.manifest.get("positive_class"))
+    return test_metrics(bundle.model, x, y, task, bundle.manifest.decision_threshold, bundle.manifest.positive_class)
 
 
 def run_deploy(config: Config) -> dict[str, Any]:
@@ -380,7 +381,7 @@ def run_deploy(config: Config) -> dict[str, Any]:
         registry = Path(config.deploy.dir) / config.run.name
         with locked(registry):
             current_dir = champion(registry, config.deploy.alias)
-            current = read_manifest(current_dir).get("version") if current_dir is not None else None
+            current = read_manifest(current_dir).version if current_dir is not None else None
             if current_dir is not None and content_digest(read_manifest(current_dir)) == content_digest(manifest):
                 return _finish_deploy({
                     "published": False, "unchanged": True, "version": current, "alias": config.deploy.alias,
@@ -395,7 +396,7 @@ def run_deploy(config: Config) -> dict[str, Any]:
         raise
 
 
-def _recheck(config: Config, record: dict[str, Any], manifest: dict[str, Any], current_dir: Path | None,
+def _recheck(config: Config, record: dict[str, Any], manifest: Manifest, current_dir: Path | None,
              current: int | None, keys: TrustedKeys) -> dict[str, Any]:
     """The blessing as it holds now: the gate's when the champion is the one it judged against,
     otherwise judged again against the current champion."""
@@ -420,7 +421,7 @@ def _refuse(config: Config, record: dict[str, Any], current: int | None) -> dict
     return result
 
 
-def _publish(config: Config, record: dict[str, Any], manifest: dict[str, Any], registry: Path, current: int | None,
+def _publish(config: Config, record: dict[str, Any], manifest: Manifest, registry: Path, current: int | None,
              signing: Signer | None) -> dict[str, Any]:
     """Under the registry lock: seal the release with its version, blessing and card; hand it to every target."""
     from automlops.deploy import TARGETS, Release
@@ -433,7 +434,7 @@ def _publish(config: Config, record: dict[str, Any], manifest: dict[str, Any], r
     with atomic_dir(RELEASE_DIR) as staging:
         shutil.copytree(CANDIDATE_DIR, staging, dirs_exist_ok=True)
         write_json_atomic(staging / "blessing.json", record)
-        manifest = {**manifest, "version": version, "blessing": {"passed": True, "checks": [c["summary"] for c in record["checks"]]}}
+        manifest = replace(manifest, version=version, blessing=BlessingSummary(passed=True, checks=[c["summary"] for c in record["checks"]]))
         write_model_card(staging, manifest, record, slices, config.deploy.card)
         manifest = seal(staging, manifest, signing)  # the version and the card change the manifest: signed again
     release = Release(name=config.run.name, bundle=RELEASE_DIR, manifest=manifest, alias=config.deploy.alias)
