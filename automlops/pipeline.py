@@ -28,7 +28,7 @@ from automlops.data.contract import ColumnSpec, contract_from_dicts, to_model_fr
 from automlops.errors import AutomlopsError, DeployError, GateError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
 from automlops.monitor.stats import prediction_statistics, training_statistics
-from automlops.records import BlessingSummary, Manifest
+from automlops.records import BlessingSummary, Manifest, PreparedMeta, SearchBest
 from automlops.search.engines import SearchData
 
 if TYPE_CHECKING:
@@ -95,18 +95,18 @@ def run_prepare(config: Config) -> None:
     write_json_atomic(VALIDATION_REPORT, prepared.validation)
     data_config = asdict(config.data)
     data_config["url"] = mask_env(data_config["url"]) if data_config["url"] else None
-    prepared.meta["config"] = data_config
+    prepared.meta = replace(prepared.meta, config=data_config)
     with atomic_dir(PREPARED_DIR) as staging:
         for split in SPLITS:
             getattr(prepared, split).to_parquet(staging / f"{split}.parquet", index=False)
-        write_json_atomic(staging / "meta.json", prepared.meta)
+        write_json_atomic(staging / "meta.json", prepared.meta.to_dict())
         if prepared.schema is not None:  # inferred, for an analyst to curate (see its header)
-            write_text_atomic(staging / SCHEMA_FILE, schema_to_yaml(prepared.schema, prepared.meta["source"]))
+            write_text_atomic(staging / SCHEMA_FILE, schema_to_yaml(prepared.schema, prepared.meta.source))
         write_json_atomic(staging / STATISTICS_FILE, training_statistics(pd.concat([prepared.train, prepared.valid]), prepared.meta))
-    log.info("prepared %s: %s rows, task %s", prepared.meta["source"], prepared.meta["rows"], prepared.meta["task"])
+    log.info("prepared %s: %s rows, task %s", prepared.meta.source, prepared.meta.rows, prepared.meta.task)
 
 
-def load_prepared(splits: tuple[str, ...] = SPLITS, folder: Path = PREPARED_DIR) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+def load_prepared(splits: tuple[str, ...] = SPLITS, folder: Path = PREPARED_DIR) -> tuple[dict[str, pd.DataFrame], PreparedMeta]:
     """The prepared splits with their feature columns in the model-input form (to_model_frame), the
     form predict and serve hand the model: Parquet gives missing text back as None, which scikit-learn's
     imputers and encoders treat otherwise than the NaN of a served row, so a model trained and
@@ -114,8 +114,8 @@ def load_prepared(splits: tuple[str, ...] = SPLITS, folder: Path = PREPARED_DIR)
     meta_file = folder / "meta.json"
     if not meta_file.is_file():
         raise AutomlopsError(f"{folder}/ has no prepared data; run `automlops stage prepare` (or `dvc repro`) first")
-    meta = json.loads(meta_file.read_text())
-    contract = contract_from_dicts(meta["contract"])
+    meta = PreparedMeta.read(meta_file)
+    contract = contract_from_dicts(meta.contract)
     return {split: _typed_features(pd.read_parquet(folder / f"{split}.parquet"), contract) for split in splits}, meta
 
 
@@ -129,14 +129,14 @@ def _typed_features(split: pd.DataFrame, contract: list[ColumnSpec]) -> pd.DataF
 def search_data(config: Config) -> SearchData:
     """The prepared splits as a search sees them (also what an `automlops worker` loads)."""
     frames, meta = load_prepared(("train", "valid"))
-    features, target, split = meta["features"], meta["target"], config.data.split
+    features, target, split = meta.features, meta.target, config.data.split
     fold_column = {"group": split.group_column, "time": split.time_column}.get(split.strategy)
     both = pd.concat([frames["train"][[fold_column]], frames["valid"][[fold_column]]], ignore_index=True) if fold_column else None
     return SearchData(
         x_train=frames["train"][features], y_train=frames["train"][target],
         x_valid=frames["valid"][features], y_valid=frames["valid"][target],
-        contract=contract_from_dicts(meta["contract"]), task=meta["task"], positive_class=meta.get("positive_class"),
-        data_hash=f"{meta['data_hash']}/split:{_split_fingerprint(frames)}",  # studies and leaderboards never mix splits
+        contract=contract_from_dicts(meta.contract), task=meta.task, positive_class=meta.positive_class,
+        data_hash=f"{meta.data_hash}/split:{_split_fingerprint(frames)}",  # studies and leaderboards never mix splits
         split_strategy=split.strategy,
         groups=both[fold_column] if split.strategy == "group" and both is not None else None,
         time=both[fold_column] if split.strategy == "time" and both is not None else None,
@@ -159,12 +159,12 @@ def run_search(config: Config) -> None:
     winner = result.winner
     with atomic_dir(SEARCH_DIR) as staging:
         save_model(result.model, result.model_format, staging / "model")
-        write_json_atomic(staging / "best.json", {
-            "engine": winner.engine, "format": result.model_format, "family": winner.family, "params": winner.params,
-            "metric": result.metric, "valid_score": winner.score, "lineage": result.lineage,
-            "trained_on": list(result.trained_on),
-            "config": {**asdict(config.search), "storage": mask_env(config.search.storage or "") or None},
-        })
+        write_json_atomic(staging / "best.json", SearchBest(
+            engine=winner.engine, format=result.model_format, family=winner.family, params=winner.params,
+            metric=result.metric, valid_score=winner.score, lineage=result.lineage,
+            trained_on=list(result.trained_on),
+            config={**asdict(config.search), "storage": mask_env(config.search.storage or "") or None},
+        ).to_dict())
     table = update_leaderboard(LEADERBOARD_HISTORY, result.candidates, winner, result.metric, data.data_hash)
     write_text_atomic(LEADERBOARD, table.to_csv(index=False))
     write_json_atomic(SEARCH_METRICS, {
@@ -181,16 +181,16 @@ def run_evaluate(config: Config) -> None:
     frames, meta = load_prepared(("test",))
     test = frames["test"]
     check_slice_columns(config.evaluate.slices, [str(c) for c in test.columns])  # before loading the model
-    if config.evaluate.threshold is not None and meta["task"] != "binary":
-        log.warning("evaluate.threshold=%s ignored: it applies to binary tasks, this one is %s", config.evaluate.threshold, meta["task"])
-    model = load_model(json.loads((SEARCH_DIR / "best.json").read_text())["format"], SEARCH_DIR / "model")
-    result = evaluate(model, test, meta["features"], meta["target"], meta["task"], config.evaluate, config.run.seed,
-                      meta.get("positive_class"))
+    if config.evaluate.threshold is not None and meta.task != "binary":
+        log.warning("evaluate.threshold=%s ignored: it applies to binary tasks, this one is %s", config.evaluate.threshold, meta.task)
+    model = load_model(SearchBest.read(SEARCH_DIR / "best.json").format, SEARCH_DIR / "model")
+    result = evaluate(model, test, meta.features, meta.target, meta.task, config.evaluate, config.run.seed,
+                      meta.positive_class)
     with atomic_dir(PLOTS_DIR) as staging:
         for name, table in result.plots.items():
             table.to_csv(staging / name, index=False)
     write_json_atomic(SLICE_METRICS, result.slices)
-    write_json_atomic(ANSWER_STATISTICS, prediction_statistics(result.answers, meta["task"]))
+    write_json_atomic(ANSWER_STATISTICS, prediction_statistics(result.answers, meta.task))
     write_json_atomic(TEST_METRICS, result.metrics)
     log.info("test metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
 
@@ -203,10 +203,10 @@ def run_package(config: Config) -> Path:
     signing = check_signing(config.deploy.signing)  # before any work: a key problem is a one-line config error
 
     frames, meta = load_prepared()
-    example = frames["test"][meta["features"]].head(config.deploy.example_rows)
-    threshold = config.evaluate.threshold if meta["task"] == "binary" else None
-    best = json.loads((SEARCH_DIR / "best.json").read_text())
-    trained_on = tuple(best.get("trained_on", ("train", "valid")))  # a search from before the record: all it may have seen
+    example = frames["test"][meta.features].head(config.deploy.example_rows)
+    threshold = config.evaluate.threshold if meta.task == "binary" else None
+    best = SearchBest.read(SEARCH_DIR / "best.json")
+    trained_on = tuple(best.trained_on if best.trained_on is not None else ("train", "valid"))  # a search from before the record: all it may have seen
     statistics = json.loads((PREPARED_DIR / STATISTICS_FILE).read_text())
     statistics["prediction"] = json.loads(ANSWER_STATISTICS.read_text())  # evaluate's, so the model is not loaded again
     inputs = PackageInput(
@@ -226,12 +226,12 @@ def run_package(config: Config) -> Path:
     return path
 
 
-def _training_rows(frames: dict[str, pd.DataFrame], meta: dict[str, Any], splits: tuple[str, ...]) -> np.ndarray:
+def _training_rows(frames: dict[str, pd.DataFrame], meta: PreparedMeta, splits: tuple[str, ...]) -> np.ndarray:
     """The hashes of the rows the model was fit on, which the gate will never score it on."""
     from automlops.data.row_hashes import row_hashes
 
     rows = pd.concat([frames[split] for split in splits], ignore_index=True)
-    return row_hashes(rows[meta["features"]], rows[meta["target"]], contract_from_dicts(meta["contract"]))
+    return row_hashes(rows[meta.features], rows[meta.target], contract_from_dicts(meta.contract))
 
 
 def run_gate(config: Config) -> dict[str, Any]:
@@ -311,7 +311,7 @@ def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: C
     from automlops.gate import UNSEEN_ROWS, Comparison, incomparable, too_few_rows, unseen_rows
 
     frames, meta = load_prepared(("test",))
-    test, target = frames["test"], frames["test"][meta["target"]]
+    test, target = frames["test"], frames["test"][meta.target]
     recorded = candidate.manifest.metrics.test, champion_bundle.manifest.metrics.test
     if champion_bundle.training_rows is None:
         return incomparable(config.gate.incomparable, "its bundle does not record which rows it trained on "
@@ -328,13 +328,13 @@ def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: C
         return failed
     candidate_x = validate_input(test[[spec.name for spec in candidate.contract]], candidate.contract)
     positive = champion_bundle.manifest.positive_class
-    if positive != meta.get("positive_class"):  # each model is scored on its own positive class, as it was evaluated
+    if positive != meta.positive_class:  # each model is scored on its own positive class, as it was evaluated
         log.warning("the champion's positive class is %r, the candidate's %r: f1, pr_auc and brier measure different classes",
-                    positive, meta.get("positive_class"))
+                    positive, meta.positive_class)
     return Comparison(
         UNSEEN_ROWS, rows=rows,
-        challenger=_metrics_on(candidate, candidate_x[keep], target[keep], meta["task"]),
-        champion=_metrics_on(champion_bundle, champion_x[keep], target[keep], meta["task"]),
+        challenger=_metrics_on(candidate, candidate_x[keep], target[keep], meta.task),
+        champion=_metrics_on(champion_bundle, champion_x[keep], target[keep], meta.task),
     )
 
 
@@ -510,8 +510,8 @@ def _run_all(config: Config) -> dict[str, Any]:
 
     timed("prepare", run_prepare)
     meta = load_prepared(())[1]
-    check_metric_names(config.gate, meta["task"])  # a misnamed gate metric or slice column fails before the search
-    check_slice_columns(config.evaluate.slices, [*meta["features"], meta["target"], *meta.get("split_columns", [])])
+    check_metric_names(config.gate, meta.task)  # a misnamed gate metric or slice column fails before the search
+    check_slice_columns(config.evaluate.slices, [*meta.features, meta.target, *meta.split_columns])
     check_signing(config.deploy.signing)  # a missing or untrusted signing key fails before the search, not at package
     for name in ("search", "evaluate", "package", "gate"):
         timed(name, STAGES[name])

@@ -6,8 +6,10 @@ unchanged: `to_dict` writes the keys in the order the stages always wrote them, 
 not know (a newer writer's) are kept in `extra` and written back, and optional keys an older writer
 left out read as their defaults. Checked with `mypy --strict` (pyproject.toml).
 
-    Manifest    the bundle's manifest.json: package writes it, deploy re-seals it with the version;
-                gate, deploy, predict, serve, monitor, the registry, the card, docker and mlflow read it
+    PreparedMeta  data/prepared/meta.json: prepare writes it; search, evaluate, package and the gate read it
+    SearchBest    artifacts/search/best.json: search writes it; evaluate and package read it
+    Manifest      the bundle's manifest.json: package writes it, deploy re-seals it with the version;
+                  gate, deploy, predict, serve, monitor, the registry, the card, docker and mlflow read it
 """
 
 from __future__ import annotations
@@ -18,12 +20,103 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BlessingSummary", "Lineage", "Manifest", "ManifestMetrics", "ModelInfo", "TrainingRows"]
+__all__ = ["BlessingSummary", "Lineage", "Manifest", "ManifestMetrics", "ModelInfo", "PreparedMeta", "SearchBest", "TrainingRows"]
 
 
 def _extra(data: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
     """The keys of `data` a record does not declare, in their order: written back unchanged."""
     return {key: value for key, value in data.items() if key not in known}
+
+
+@dataclass(frozen=True)
+class PreparedMeta:
+    """data/prepared/meta.json: what prepare found (automlops.data.prepare) and every later stage uses."""
+
+    target: str
+    task: str  # binary, multiclass or regression
+    features: list[str]  # the model's input columns, in order
+    contract: list[dict[str, Any]]  # automlops.data.contract.ColumnSpec as dicts (contract_from_dicts)
+    data_hash: str
+    source: str  # the data source, described for people
+    rows: dict[str, int]  # split -> rows
+    classes: list[Any] = field(default_factory=list)  # sorted; empty for regression
+    positive_class: Any = None  # binary: what f1, pr_auc, brier and the threshold are about; else None
+    split_columns: list[str] = field(default_factory=list)  # kept for splitting only, never given to the model
+    schema: str | None = None  # the curated schema the contract follows; None: inferred only
+    dropped_columns: list[dict[str, Any]] = field(default_factory=list)  # [{column, reason}]: predict and serve ignore them
+    data_warnings: list[str] = field(default_factory=list)  # every column warning prepare logged
+    config: dict[str, Any] | None = None  # the data config (url masked), added by the prepare stage as it writes the file
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    KEYS = ("target", "task", "classes", "positive_class", "features", "split_columns", "contract", "data_hash", "source",
+            "rows", "schema", "dropped_columns", "data_warnings", "config")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PreparedMeta:
+        return cls(
+            target=str(data.get("target")), task=str(data.get("task")), features=list(data.get("features") or []),
+            contract=list(data.get("contract") or []), data_hash=str(data.get("data_hash")), source=str(data.get("source")),
+            rows=dict(data.get("rows") or {}), classes=list(data.get("classes") or []), positive_class=data.get("positive_class"),
+            split_columns=list(data.get("split_columns") or []), schema=data.get("schema"),
+            dropped_columns=list(data.get("dropped_columns") or []), data_warnings=list(data.get("data_warnings") or []),
+            config=data.get("config"), extra=_extra(data, cls.KEYS),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "target": self.target, "task": self.task, "classes": self.classes, "positive_class": self.positive_class,
+            "features": self.features, "split_columns": self.split_columns, "contract": self.contract,
+            "data_hash": self.data_hash, "source": self.source, "rows": self.rows, "schema": self.schema,
+            "dropped_columns": self.dropped_columns, "data_warnings": self.data_warnings,
+        }
+        if self.config is not None:
+            data["config"] = self.config
+        return {**data, **self.extra}
+
+    @classmethod
+    def read(cls, path: Path) -> PreparedMeta:
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+@dataclass(frozen=True)
+class SearchBest:
+    """artifacts/search/best.json: the search's winner, beside the fitted model it saved."""
+
+    engine: str
+    format: str  # how automlops.artifacts.load_model reads artifacts/search/model
+    family: str
+    params: dict[str, Any]
+    metric: str  # the validation metric the search ranked by
+    valid_score: float | None  # None: not finite (written as null)
+    lineage: dict[str, Any] = field(default_factory=dict)  # the engine's (study name, trials, fit id ...)
+    trained_on: list[str] | None = None  # the splits the winner was fit on; None: written before they were recorded
+    config: dict[str, Any] = field(default_factory=dict)  # the search config (storage masked)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    KEYS = ("engine", "format", "family", "params", "metric", "valid_score", "lineage", "trained_on", "config")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchBest:
+        trained_on = data.get("trained_on")
+        return cls(
+            engine=str(data.get("engine")), format=str(data.get("format")), family=str(data.get("family")),
+            params=dict(data.get("params") or {}), metric=str(data.get("metric")), valid_score=data.get("valid_score"),
+            lineage=dict(data.get("lineage") or {}), trained_on=None if trained_on is None else list(trained_on),
+            config=dict(data.get("config") or {}), extra=_extra(data, cls.KEYS),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "engine": self.engine, "format": self.format, "family": self.family, "params": self.params, "metric": self.metric,
+            "valid_score": self.valid_score, "lineage": self.lineage,
+        }
+        if self.trained_on is not None:
+            data["trained_on"] = self.trained_on
+        return {**data, "config": self.config, **self.extra}
+
+    @classmethod
+    def read(cls, path: Path) -> SearchBest:
+        return cls.from_dict(json.loads(path.read_text()))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 from conftest import champion
 
 from automlops.io import finite
-from automlops.records import Lineage, Manifest, TrainingRows
+from automlops.records import Lineage, Manifest, PreparedMeta, SearchBest, TrainingRows
 
 FULL: dict[str, Any] = {
     "format_version": 1, "name": "penguins", "version": 3, "created_at": "2026-11-28T03:05:28+00:00",
@@ -32,9 +32,9 @@ FULL: dict[str, Any] = {
 }
 
 
-def written(manifest: Manifest) -> str:
+def written(record: Manifest | PreparedMeta | SearchBest) -> str:
     """The bytes automlops.io.write_json_atomic writes for it."""
-    return json.dumps(finite(manifest.to_dict()), indent=2, default=str, allow_nan=False) + "\n"
+    return json.dumps(finite(record.to_dict()), indent=2, default=str, allow_nan=False) + "\n"
 
 
 def test_a_manifest_round_trips_with_its_keys_in_order() -> None:
@@ -78,3 +78,20 @@ def test_real_bundles_manifests_come_back_byte_for_byte(penguins_run: tuple[Path
         assert written(manifest) == text, folder
         assert Manifest.from_json(manifest.to_json()) == manifest
     assert manifest.version == 1 and manifest.blessing is not None and manifest.blessing.passed
+    meta_text = (root / "data" / "prepared" / "meta.json").read_text()
+    best_text = (root / "artifacts" / "search" / "best.json").read_text()
+    meta, best = PreparedMeta.from_dict(json.loads(meta_text)), SearchBest.from_dict(json.loads(best_text))
+    assert written(meta) == meta_text and written(best) == best_text
+    assert (meta.target, meta.task, best.format) == ("species", "multiclass", "sklearn")
+
+
+def test_older_meta_and_best_without_the_newer_keys_read_with_defaults() -> None:
+    meta = PreparedMeta.from_dict({"target": "y", "task": "binary", "classes": [0, 1], "features": ["a"],
+                                   "contract": [{"name": "a", "kind": "numeric"}], "data_hash": "h", "source": "s",
+                                   "rows": {"train": 8}})
+    assert (meta.positive_class, meta.split_columns, meta.dropped_columns, meta.config) == (None, [], [], None)
+    assert "config" not in meta.to_dict()  # prepare() returns it without; the stage adds it as it writes meta.json
+    best = SearchBest.from_dict({"engine": "optuna", "format": "sklearn", "family": "ridge", "params": {}, "metric": "r2",
+                                 "valid_score": 0.5, "lineage": {}, "config": {}})
+    assert best.trained_on is None and "trained_on" not in best.to_dict()
+    assert SearchBest.from_dict(best.to_dict()) == best and PreparedMeta.from_dict(meta.to_dict()) == meta

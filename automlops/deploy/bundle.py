@@ -28,7 +28,7 @@ from automlops.data.row_hashes import HASH_METHOD, hash_set
 from automlops.deploy.signing import NO_KEYS, SIGNATURE, Signer, TrustedKeys, sign_manifest, verify_signature
 from automlops.errors import BundleError
 from automlops.io import atomic_dir, sha256_file, write_json_atomic
-from automlops.records import Lineage, Manifest, ManifestMetrics, ModelInfo, TrainingRows
+from automlops.records import Lineage, Manifest, ManifestMetrics, ModelInfo, PreparedMeta, SearchBest, TrainingRows
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ class PackageInput:
 
     name: str
     model_dir: Path  # the fitted model, saved in the format search/best.json names
-    prepared: dict[str, Any]  # prepare's meta.json: task, target, contract, data hash, data config
-    search: dict[str, Any]  # search's best.json: family, params, metric, lineage, search config
+    prepared: PreparedMeta  # prepare's meta.json: task, target, contract, data hash, data config
+    search: SearchBest  # search's best.json: family, params, metric, lineage, search config
     metrics: dict[str, Any]  # evaluate's test metrics
     example: pd.DataFrame  # raw input rows, target excluded
     decision_threshold: float | None = None  # binary: evaluate.threshold, applied when serving too
@@ -112,25 +112,25 @@ def _manifest(inputs: PackageInput, cfg: DeployConfig, packages: dict[str, str])
         name=inputs.name,
         version=None,  # set when the local registry takes the bundle in
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        task=prepared["task"],
-        target=prepared["target"],
-        classes=prepared["classes"],
-        positive_class=prepared.get("positive_class"),  # binary: what f1, pr_auc, brier and decision_threshold are about
+        task=prepared.task,
+        target=prepared.target,
+        classes=prepared.classes,
+        positive_class=prepared.positive_class,  # binary: what f1, pr_auc, brier and decision_threshold are about
         decision_threshold=inputs.decision_threshold,
-        input_schema=prepared["contract"],
-        dropped_columns=prepared.get("dropped_columns", []),  # [{column, reason}]: prepare dropped them; predict ignores them
-        metrics=ManifestMetrics(validation={search["metric"]: search["valid_score"]}, test=inputs.metrics),
-        model=ModelInfo(engine=search["engine"], format=search["format"], family=search["family"], params=search["params"]),
+        input_schema=prepared.contract,
+        dropped_columns=prepared.dropped_columns,  # [{column, reason}]: prepare dropped them; predict ignores them
+        metrics=ManifestMetrics(validation={search.metric: search.valid_score}, test=inputs.metrics),
+        model=ModelInfo(engine=search.engine, format=search.format, family=search.family, params=search.params),
         lineage=Lineage(
-            data_hash=prepared["data_hash"],
-            data_source=prepared["source"],
-            rows=prepared["rows"],
+            data_hash=prepared.data_hash,
+            data_source=prepared.source,
+            rows=prepared.rows,
             git_commit=_git_commit(),
             python=platform.python_version(),
             packages=packages,
-            search=search["lineage"],
+            search=search.lineage,
         ),
-        config={"data": prepared["config"], "search": search["config"], "deploy": asdict(cfg)},
+        config={"data": prepared.config, "search": search.config, "deploy": asdict(cfg)},
         training_rows=None if inputs.training_rows is None else TrainingRows(
             file=TRAINING_ROWS, rows=len(inputs.training_rows), distinct=len(hash_set(inputs.training_rows)),
             splits=list(inputs.trained_on), hash=HASH_METHOD,
