@@ -28,7 +28,7 @@ from automlops.data.contract import ColumnSpec, contract_from_dicts, to_model_fr
 from automlops.errors import AutomlopsError, DeployError, GateError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
 from automlops.monitor.stats import prediction_statistics, training_statistics
-from automlops.records import BlessingSummary, Manifest, PreparedMeta, SearchBest
+from automlops.records import Blessing, BlessingSummary, CandidateRef, Manifest, PreparedMeta, SearchBest
 from automlops.search.engines import SearchData
 
 if TYPE_CHECKING:
@@ -251,19 +251,19 @@ def run_gate(config: Config) -> dict[str, Any]:
     judged = judge(config, manifest, champion(registry, config.deploy.alias), "gate", keys)
     infra = validate_serving(CANDIDATE_DIR, config.gate.infra, keys=keys) if config.gate.infra.enabled else None
     record = blessing_record(judged, infra, manifest)
-    write_json_atomic(BLESSING, record)
-    for check in record["checks"]:
+    write_json_atomic(BLESSING, record.to_dict())
+    for check in record.checks:
         log.info("gate: %s", check["summary"])
     if infra:
         log.info("gate: infra validation %s (p95 %s ms)", "passed" if infra["passed"] else "FAILED", infra.get("p95_ms"))
-    if not record["passed"]:
+    if not record.passed:
         champion_version = judged.champion_version
         kept = f"champion v{champion_version} stays" if champion_version else "nothing is published"
         message = f"gate: the candidate was not blessed ({failure_summary(record)}); {kept}; the candidate is in {CANDIDATE_DIR}/"
         if config.gate.required:
             raise GateError(message)
         log.warning("%s (gate.required=false: exit 0)", message)
-    return record
+    return record.to_dict()
 
 
 class Judged(NamedTuple):
@@ -288,7 +288,7 @@ def judge(config: Config, manifest: Manifest, champion_dir: Path | None, stage: 
     return Judged(run_checks(config.gate, manifest.task, manifest.metrics.test, comparison), comparison, champion_version)
 
 
-def blessing_record(judged: Judged, infra: dict[str, Any] | None, manifest: Manifest) -> dict[str, Any]:
+def blessing_record(judged: Judged, infra: dict[str, Any] | None, manifest: Manifest) -> Blessing:
     """The gate's record (automlops.gate.blessing) plus which candidate it judged: the sha256 of its
     manifest (which lists every file's sha256), so the deploy stage publishes only that bundle."""
     from automlops.deploy.bundle import MANIFEST, content_digest
@@ -296,9 +296,8 @@ def blessing_record(judged: Judged, infra: dict[str, Any] | None, manifest: Mani
     from automlops.io import sha256_file
 
     record = blessing(judged.checks, infra, judged.champion_version, judged.comparison)
-    record["candidate"] = {"sha256": sha256_file(CANDIDATE_DIR / MANIFEST), "content_digest": content_digest(manifest)}
-    record["rechecked"] = False  # the deploy stage judged it again against a newer champion
-    return record
+    return replace(record, candidate=CandidateRef(sha256=sha256_file(CANDIDATE_DIR / MANIFEST), content_digest=content_digest(manifest)),
+                   rechecked=False)  # rechecked: the deploy stage judged it again against a newer champion
 
 
 def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: Config) -> Comparison:
@@ -364,8 +363,8 @@ def run_deploy(config: Config) -> dict[str, Any]:
     from automlops.deploy.signing import check_signing, trusted_keys
     from automlops.io import sha256_file
 
-    record = json.loads(BLESSING.read_text()) if BLESSING.is_file() else None
-    if record is None or not record["passed"]:
+    record = Blessing.read(BLESSING) if BLESSING.is_file() else None
+    if record is None or not record.passed:
         skipped = {"published": False, "reason": "not blessed by the gate" if record else "the gate has not run"}
         write_json_atomic(DEPLOY_RECORD, skipped)
         log.warning("deploy: nothing published (%s)", skipped["reason"])
@@ -375,7 +374,7 @@ def run_deploy(config: Config) -> dict[str, Any]:
         signing = check_signing(config.deploy.signing)
         keys = trusted_keys(config.deploy.signing)
         manifest = verify_bundle(CANDIDATE_DIR, keys=keys)
-        if (record.get("candidate") or {}).get("sha256") != sha256_file(CANDIDATE_DIR / MANIFEST):
+        if (record.candidate.sha256 if record.candidate else None) != sha256_file(CANDIDATE_DIR / MANIFEST):
             raise DeployError(f"deploy: {CANDIDATE_DIR}/ is not the bundle the gate blessed (its {MANIFEST} does not match "
                               f"candidate.sha256 in {BLESSING}); run the gate again: `automlops stage gate` or `dvc repro -s gate`")
         registry = Path(config.deploy.dir) / config.run.name
@@ -387,7 +386,7 @@ def run_deploy(config: Config) -> dict[str, Any]:
                     "published": False, "unchanged": True, "version": current, "alias": config.deploy.alias,
                     "reason": f"the candidate equals {config.deploy.alias} v{current} (same content digest); no new version"})
             record = _recheck(config, record, manifest, current_dir, current, keys)
-            if not record["passed"]:
+            if not record.passed:
                 return _refuse(config, record, current)
             return _finish_deploy(_publish(config, record, manifest, registry, current, signing))
     except BaseException as error:
@@ -396,19 +395,19 @@ def run_deploy(config: Config) -> dict[str, Any]:
         raise
 
 
-def _recheck(config: Config, record: dict[str, Any], manifest: Manifest, current_dir: Path | None,
-             current: int | None, keys: TrustedKeys) -> dict[str, Any]:
+def _recheck(config: Config, record: Blessing, manifest: Manifest, current_dir: Path | None,
+             current: int | None, keys: TrustedKeys) -> Blessing:
     """The blessing as it holds now: the gate's when the champion is the one it judged against,
     otherwise judged again against the current champion."""
-    gated = (record.get("champion") or {}).get("version")
+    gated = record.champion.version if record.champion else None
     if current == gated:
         return record
     log.warning("deploy: the champion is %s now, the gate judged against %s (published meanwhile): judging the candidate again",
                 f"v{current}" if current else "none", f"v{gated}" if gated else "none")
-    return {**blessing_record(judge(config, manifest, current_dir, "deploy", keys), record.get("infra"), manifest), "rechecked": True}
+    return replace(blessing_record(judge(config, manifest, current_dir, "deploy", keys), record.infra, manifest), rechecked=True)
 
 
-def _refuse(config: Config, record: dict[str, Any], current: int | None) -> dict[str, Any]:
+def _refuse(config: Config, record: Blessing, current: int | None) -> dict[str, Any]:
     """The rechecked candidate fails against the new champion: nothing is published, as at the gate."""
     from automlops.gate import failure_summary
 
@@ -421,7 +420,7 @@ def _refuse(config: Config, record: dict[str, Any], current: int | None) -> dict
     return result
 
 
-def _publish(config: Config, record: dict[str, Any], manifest: Manifest, registry: Path, current: int | None,
+def _publish(config: Config, record: Blessing, manifest: Manifest, registry: Path, current: int | None,
              signing: Signer | None) -> dict[str, Any]:
     """Under the registry lock: seal the release with its version, blessing and card; hand it to every target."""
     from automlops.deploy import TARGETS, Release
@@ -433,8 +432,8 @@ def _publish(config: Config, record: dict[str, Any], manifest: Manifest, registr
     slices = json.loads(SLICE_METRICS.read_text()) if SLICE_METRICS.is_file() else None
     with atomic_dir(RELEASE_DIR) as staging:
         shutil.copytree(CANDIDATE_DIR, staging, dirs_exist_ok=True)
-        write_json_atomic(staging / "blessing.json", record)
-        manifest = replace(manifest, version=version, blessing=BlessingSummary(passed=True, checks=[c["summary"] for c in record["checks"]]))
+        write_json_atomic(staging / "blessing.json", record.to_dict())
+        manifest = replace(manifest, version=version, blessing=BlessingSummary(passed=True, checks=[c["summary"] for c in record.checks]))
         write_model_card(staging, manifest, record, slices, config.deploy.card)
         manifest = seal(staging, manifest, signing)  # the version and the card change the manifest: signed again
     release = Release(name=config.run.name, bundle=RELEASE_DIR, manifest=manifest, alias=config.deploy.alias)
@@ -443,7 +442,7 @@ def _publish(config: Config, record: dict[str, Any], manifest: Manifest, registr
         targets[name] = TARGETS.get(name)(release, config.deploy)
         log.info("deploy: %s -> %s", name, targets[name])
     return {"published": True, "version": version, "alias": config.deploy.alias, "targets": targets,
-            "compared_with": current, "rechecked": record["rechecked"], "candidate_sha256": record["candidate"]["sha256"]}
+            "compared_with": current, "rechecked": record.rechecked, "candidate_sha256": record.candidate.sha256 if record.candidate else None}
 
 
 def _finish_deploy(result: dict[str, Any]) -> dict[str, Any]:

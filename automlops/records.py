@@ -10,6 +10,8 @@ left out read as their defaults. Checked with `mypy --strict` (pyproject.toml).
     SearchBest    artifacts/search/best.json: search writes it; evaluate and package read it
     Manifest      the bundle's manifest.json: package writes it, deploy re-seals it with the version;
                   gate, deploy, predict, serve, monitor, the registry, the card, docker and mlflow read it
+    Blessing      metrics/blessing.json (and blessing.json in a published version): the gate writes it,
+                  deploy reads it (and may judge again), the model card shows it
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BlessingSummary", "Lineage", "Manifest", "ManifestMetrics", "ModelInfo", "PreparedMeta", "SearchBest", "TrainingRows"]
+__all__ = ["Blessing", "BlessingSummary", "CandidateRef", "ChampionRef", "Lineage", "Manifest", "ManifestMetrics", "ModelInfo", "PreparedMeta", "SearchBest", "TrainingRows"]
 
 
 def _extra(data: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
@@ -296,3 +298,77 @@ class Manifest:
     @classmethod
     def read(cls, path: Path) -> Manifest:
         return cls.from_json(path.read_bytes())
+
+
+@dataclass(frozen=True)
+class ChampionRef:
+    """blessing["champion"]: the champion the gate judged the candidate against."""
+
+    version: int | None
+    scored_on: str | None = None  # how the two were compared, as a sentence
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    KEYS = ("version", "scored_on")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChampionRef:
+        return cls(version=data.get("version"), scored_on=data.get("scored_on"), extra=_extra(data, cls.KEYS))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "scored_on": self.scored_on, **self.extra}
+
+
+@dataclass(frozen=True)
+class CandidateRef:
+    """blessing["candidate"]: which bundle the gate judged, so deploy publishes only that one."""
+
+    sha256: str | None  # of the candidate's manifest.json (which lists every file's sha256)
+    content_digest: str | None = None  # automlops.deploy.bundle.content_digest
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    KEYS = ("sha256", "content_digest")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CandidateRef:
+        return cls(sha256=data.get("sha256"), content_digest=data.get("content_digest"), extra=_extra(data, cls.KEYS))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "content_digest": self.content_digest, **self.extra}
+
+
+@dataclass(frozen=True)
+class Blessing:
+    """The gate's verdict (automlops.gate.blessing), with which candidate it judged (the gate stage adds it)."""
+
+    passed: bool
+    checks: list[dict[str, Any]]  # each automlops.gate.CheckResult as a dict, with its one-line summary
+    infra: dict[str, Any] | None = None  # the serving check's record; None: gate.infra.enabled is false
+    champion: ChampionRef | None = None  # None: no champion (the first version)
+    comparison: dict[str, Any] | None = None  # automlops.gate.Comparison as a dict; None: not compared
+    candidate: CandidateRef | None = None  # added by the gate stage; not written when None
+    rechecked: bool | None = None  # the deploy stage judged it again against a newer champion; not written when None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    KEYS = ("passed", "checks", "infra", "champion", "comparison", "candidate", "rechecked")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Blessing:
+        champion, candidate = data.get("champion"), data.get("candidate")
+        return cls(passed=bool(data.get("passed")), checks=list(data.get("checks") or []), infra=data.get("infra"),
+                   champion=ChampionRef.from_dict(champion) if champion else None, comparison=data.get("comparison"),
+                   candidate=CandidateRef.from_dict(candidate) if candidate else None, rechecked=data.get("rechecked"),
+                   extra=_extra(data, cls.KEYS))
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"passed": self.passed, "checks": self.checks, "infra": self.infra,
+                                "champion": None if self.champion is None else self.champion.to_dict(),
+                                "comparison": self.comparison}
+        if self.candidate is not None:
+            data["candidate"] = self.candidate.to_dict()
+        if self.rechecked is not None:
+            data["rechecked"] = self.rechecked
+        return {**data, **self.extra}
+
+    @classmethod
+    def read(cls, path: Path) -> Blessing:
+        return cls.from_dict(json.loads(path.read_text()))

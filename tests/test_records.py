@@ -12,7 +12,7 @@ from typing import Any
 from conftest import champion
 
 from automlops.io import finite
-from automlops.records import Lineage, Manifest, PreparedMeta, SearchBest, TrainingRows
+from automlops.records import Blessing, Lineage, Manifest, PreparedMeta, SearchBest, TrainingRows
 
 FULL: dict[str, Any] = {
     "format_version": 1, "name": "penguins", "version": 3, "created_at": "2026-11-28T03:05:28+00:00",
@@ -32,7 +32,7 @@ FULL: dict[str, Any] = {
 }
 
 
-def written(record: Manifest | PreparedMeta | SearchBest) -> str:
+def written(record: Manifest | PreparedMeta | SearchBest | Blessing) -> str:
     """The bytes automlops.io.write_json_atomic writes for it."""
     return json.dumps(finite(record.to_dict()), indent=2, default=str, allow_nan=False) + "\n"
 
@@ -83,6 +83,10 @@ def test_real_bundles_manifests_come_back_byte_for_byte(penguins_run: tuple[Path
     meta, best = PreparedMeta.from_dict(json.loads(meta_text)), SearchBest.from_dict(json.loads(best_text))
     assert written(meta) == meta_text and written(best) == best_text
     assert (meta.target, meta.task, best.format) == ("species", "multiclass", "sklearn")
+    for file in (root / "metrics" / "blessing.json", champion(root, "penguins") / "blessing.json"):
+        text = file.read_text()
+        blessing = Blessing.from_dict(json.loads(text))
+        assert written(blessing) == text and blessing.passed and blessing.candidate is not None, file
 
 
 def test_older_meta_and_best_without_the_newer_keys_read_with_defaults() -> None:
@@ -95,3 +99,5 @@ def test_older_meta_and_best_without_the_newer_keys_read_with_defaults() -> None
                                  "valid_score": 0.5, "lineage": {}, "config": {}})
     assert best.trained_on is None and "trained_on" not in best.to_dict()
     assert SearchBest.from_dict(best.to_dict()) == best and PreparedMeta.from_dict(meta.to_dict()) == meta
+    gated = Blessing.from_dict({"passed": False, "checks": [], "infra": None, "champion": None, "comparison": None})
+    assert (gated.candidate, gated.rechecked) == (None, None) and list(gated.to_dict()) == ["passed", "checks", "infra", "champion", "comparison"]

@@ -15,7 +15,7 @@ from typing import Any, Union
 
 from automlops.config.schema import CardConfig
 from automlops.io import write_text_atomic
-from automlops.records import Manifest
+from automlops.records import Blessing, Manifest
 
 NOT_STATED = "not stated"
 EMPTY = "–"
@@ -48,7 +48,7 @@ class Section:
     blocks: list[Block] = field(default_factory=list)
 
 
-def write_model_card(folder: Path, manifest: Manifest, blessing: dict[str, Any] | None,
+def write_model_card(folder: Path, manifest: Manifest, blessing: Blessing | None,
                      slices: dict[str, Any] | None, card: CardConfig) -> None:
     """Write model_card.md and model_card.html into `folder` (the release, before it is sealed)."""
     title, sections = card_sections(manifest, blessing, slices, card)
@@ -56,7 +56,7 @@ def write_model_card(folder: Path, manifest: Manifest, blessing: dict[str, Any] 
     write_text_atomic(Path(folder) / "model_card.html", render_html(title, sections))
 
 
-def card_sections(manifest: Manifest, blessing: dict[str, Any] | None, slices: dict[str, Any] | None,
+def card_sections(manifest: Manifest, blessing: Blessing | None, slices: dict[str, Any] | None,
                   card: CardConfig) -> tuple[str, list[Section]]:
     version = manifest.version
     title = f"Model card: {manifest.name}" + (f" v{version}" if version is not None else "")
@@ -141,25 +141,25 @@ def _slices(slices: dict[str, Any] | None) -> Section:
     return Section("Slices", blocks)
 
 
-def _gate(blessing: dict[str, Any] | None) -> Section:
+def _gate(blessing: Blessing | None) -> Section:
     if blessing is None:
         return Section("Gate", [Text("not gated: no gate record came with this version.")])
-    champion = blessing.get("champion") or {}
-    items: list[tuple[str, Any]] = [("Verdict", "passed" if blessing.get("passed") else "FAILED")]
-    comparison = blessing.get("comparison")
+    champion = blessing.champion
+    items: list[tuple[str, Any]] = [("Verdict", "passed" if blessing.passed else "FAILED")]
+    comparison = blessing.comparison
     if comparison:  # the gate's decision: the rows both models were scored on, or what gate.incomparable chose
-        items += [("Compared with", f"champion v{champion.get('version')}"), ("Compared on", comparison["summary"])]
+        items += [("Compared with", f"champion v{champion.version if champion else None}"), ("Compared on", comparison["summary"])]
     else:
-        items.append(("Compared with", f"champion v{champion['version']} ({champion.get('scored_on')})" if champion.get("version")
+        items.append(("Compared with", f"champion v{champion.version} ({champion.scored_on})" if champion and champion.version
                       else "no champion (first version)"))
     blocks: list[Block] = [Fields(items)]
-    checks = blessing.get("checks") or []
+    checks = blessing.checks
     if checks:
         header = list(dict.fromkeys(key for check in checks for key in check if key != "summary"))
         blocks.append(Table(header, [[check.get(key) for key in header] for check in checks], "checks"))
     else:
         blocks.append(Text("No metric checks configured (gate.checks is empty)."))
-    infra = blessing.get("infra")
+    infra = blessing.infra
     if infra:
         blocks += [Text("Infra validation: the bundle was served and queried before promotion."), Fields(list(infra.items()))]
     else:
