@@ -101,3 +101,13 @@ def test_older_meta_and_best_without_the_newer_keys_read_with_defaults() -> None
     assert SearchBest.from_dict(best.to_dict()) == best and PreparedMeta.from_dict(meta.to_dict()) == meta
     gated = Blessing.from_dict({"passed": False, "checks": [], "infra": None, "champion": None, "comparison": None})
     assert (gated.candidate, gated.rechecked) == (None, None) and list(gated.to_dict()) == ["passed", "checks", "infra", "champion", "comparison"]
+
+
+def test_mypy_names_a_misspelled_field(tmp_path: Path) -> None:
+    """What the records are for: a reader that spells a key wrong is a type error, found before any run."""
+    from mypy import api
+
+    reader = tmp_path / "reader.py"
+    reader.write_text("from automlops.records import Manifest\n\n\ndef task(manifest: Manifest) -> str:\n    return manifest.taks\n")
+    out, _, code = api.run([str(reader), "--config-file=", "--no-incremental", "--follow-imports=silent"])
+    assert code == 1 and '"Manifest" has no attribute "taks"' in out, out
