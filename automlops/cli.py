@@ -35,6 +35,7 @@ from automlops.urls import mask_secrets
 
 if TYPE_CHECKING:
     from automlops.config.schema import Config
+    from automlops.records import Manifest
 
 log = logging.getLogger("automlops")
 MODEL_HELP = "a bundle folder, models/<name> (its champion) or models/<name>@<alias|version>"
@@ -453,11 +454,12 @@ def _print_versions(registry: Path) -> None:
         print(f"{version:>7}  {manifest.get('created_at', '?'):25}  {family[:24]:24}  {shown[:40]:40}  {', '.join(sorted(by_version.get(version, [])))}")
 
 
-def _manifest_summary(manifest: dict[str, Any]) -> str:
+def _manifest_summary(manifest: Manifest) -> str:
     import json
 
     keys = ("name", "version", "created_at", "task", "target", "classes", "positive_class", "decision_threshold", "metrics", "model", "blessing", "lineage")
-    return json.dumps({k: manifest[k] for k in keys if k in manifest}, indent=2, default=str)
+    written = manifest.to_dict()
+    return json.dumps({k: written[k] for k in keys if k in written}, indent=2, default=str)
 
 
 def _monitor(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from automlops.constraints import Constraints, Interval, Options, violations
 from automlops.data.row_hashes import seen_in
 from automlops.errors import ConfigError, unknown_name
 from automlops.evaluate import HIGHER_IS_BETTER, metric_names, primary_metric
+from automlops.records import Blessing, ChampionRef
 
 PRIMARY = "primary"
 INCOMPARABLE_CHOICES = ("fail", "recorded", "skip")  # gate.incomparable
@@ -190,25 +191,25 @@ def _change_check(name: str, kind: str, limit: float, recorded: float, compariso
 
 
 def blessing(checks: list[CheckResult], infra: dict[str, Any] | None, champion_version: int | None,
-             comparison: Comparison | None) -> dict[str, Any]:
+             comparison: Comparison | None) -> Blessing:
     """The record the deploy stage reads and the bundle keeps."""
     passed = all(c.passed for c in checks) and (infra is None or bool(infra.get("passed")))
     passed = passed and (comparison is None or comparison.passed)
-    return {
-        "passed": passed,
-        "checks": [{**asdict(c), "summary": c.sentence()} for c in checks],
-        "infra": infra,
-        "champion": {"version": champion_version, "scored_on": comparison.sentence() if comparison else
-                     "not scored (gate.checks has no change check)"} if champion_version else None,
-        "comparison": {**asdict(comparison), "passed": comparison.passed, "summary": comparison.sentence()} if comparison else None,
-    }
+    return Blessing(
+        passed=passed,
+        checks=[{**asdict(c), "summary": c.sentence()} for c in checks],
+        infra=infra,
+        champion=ChampionRef(version=champion_version, scored_on=comparison.sentence() if comparison else
+                             "not scored (gate.checks has no change check)") if champion_version else None,
+        comparison={**asdict(comparison), "passed": comparison.passed, "summary": comparison.sentence()} if comparison else None,
+    )
 
 
-def failure_summary(record: dict[str, Any]) -> str:
-    comparison = record.get("comparison") or {}
+def failure_summary(record: Blessing) -> str:
+    comparison = record.comparison or {}
     failed = [comparison["summary"]] if comparison and not comparison["passed"] else []
-    failed += [c["summary"] for c in record["checks"] if not c["passed"] and not c["note"].startswith("not compared")]
-    infra = record.get("infra")
+    failed += [c["summary"] for c in record.checks if not c["passed"] and not c["note"].startswith("not compared")]
+    infra = record.infra
     if infra and not infra.get("passed"):
         failed.append(f"infra validation: {infra.get('error') or 'failed'}")
     return "; ".join(failed)

@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -28,6 +28,7 @@ from automlops.data.contract import ColumnSpec, contract_from_dicts, to_model_fr
 from automlops.errors import AutomlopsError, DeployError, GateError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
 from automlops.monitor.stats import prediction_statistics, training_statistics
+from automlops.records import Blessing, BlessingSummary, CandidateRef, Manifest, PreparedMeta, SearchBest
 from automlops.search.engines import SearchData
 from automlops.stages import (
     ANSWER_STATISTICS, BLESSING, CANDIDATE_DIR, DEPLOY_RECORD, LEADERBOARD, PLOTS_DIR, PREPARED_DIR, SEARCH_DIR,
@@ -84,18 +85,18 @@ def run_prepare(config: Config) -> None:
     write_json_atomic(VALIDATION_REPORT, prepared.validation)
     data_config = asdict(config.data)
     data_config["url"] = mask_env(data_config["url"]) if data_config["url"] else None
-    prepared.meta["config"] = data_config
+    prepared.meta = replace(prepared.meta, config=data_config)
     with atomic_dir(PREPARED_DIR) as staging:
         for split in SPLITS:
             getattr(prepared, split).to_parquet(staging / f"{split}.parquet", index=False)
-        write_json_atomic(staging / "meta.json", prepared.meta)
+        write_json_atomic(staging / "meta.json", prepared.meta.to_dict())
         if prepared.schema is not None:  # inferred, for an analyst to curate (see its header)
-            write_text_atomic(staging / SCHEMA_FILE, schema_to_yaml(prepared.schema, prepared.meta["source"]))
+            write_text_atomic(staging / SCHEMA_FILE, schema_to_yaml(prepared.schema, prepared.meta.source))
         write_json_atomic(staging / STATISTICS_FILE, training_statistics(pd.concat([prepared.train, prepared.valid]), prepared.meta))
-    log.info("prepared %s: %s rows, task %s", prepared.meta["source"], prepared.meta["rows"], prepared.meta["task"])
+    log.info("prepared %s: %s rows, task %s", prepared.meta.source, prepared.meta.rows, prepared.meta.task)
 
 
-def load_prepared(splits: tuple[str, ...] = SPLITS, folder: Path = PREPARED_DIR) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+def load_prepared(splits: tuple[str, ...] = SPLITS, folder: Path = PREPARED_DIR) -> tuple[dict[str, pd.DataFrame], PreparedMeta]:
     """The prepared splits with their feature columns in the model-input form (to_model_frame), the
     form predict and serve hand the model: Parquet gives missing text back as None, which scikit-learn's
     imputers and encoders treat otherwise than the NaN of a served row, so a model trained and
@@ -103,8 +104,8 @@ def load_prepared(splits: tuple[str, ...] = SPLITS, folder: Path = PREPARED_DIR)
     meta_file = folder / "meta.json"
     if not meta_file.is_file():
         raise AutomlopsError(f"{folder}/ has no prepared data; run `automlops stage prepare` (or `dvc repro`) first")
-    meta = json.loads(meta_file.read_text())
-    contract = contract_from_dicts(meta["contract"])
+    meta = PreparedMeta.read(meta_file)
+    contract = contract_from_dicts(meta.contract)
     return {split: _typed_features(pd.read_parquet(folder / f"{split}.parquet"), contract) for split in splits}, meta
 
 
@@ -118,14 +119,14 @@ def _typed_features(split: pd.DataFrame, contract: list[ColumnSpec]) -> pd.DataF
 def search_data(config: Config) -> SearchData:
     """The prepared splits as a search sees them (also what an `automlops worker` loads)."""
     frames, meta = load_prepared(("train", "valid"))
-    features, target, split = meta["features"], meta["target"], config.data.split
+    features, target, split = meta.features, meta.target, config.data.split
     fold_column = {"group": split.group_column, "time": split.time_column}.get(split.strategy)
     both = pd.concat([frames["train"][[fold_column]], frames["valid"][[fold_column]]], ignore_index=True) if fold_column else None
     return SearchData(
         x_train=frames["train"][features], y_train=frames["train"][target],
         x_valid=frames["valid"][features], y_valid=frames["valid"][target],
-        contract=contract_from_dicts(meta["contract"]), task=meta["task"], positive_class=meta.get("positive_class"),
-        data_hash=f"{meta['data_hash']}/split:{_split_fingerprint(frames)}",  # studies and leaderboards never mix splits
+        contract=contract_from_dicts(meta.contract), task=meta.task, positive_class=meta.positive_class,
+        data_hash=f"{meta.data_hash}/split:{_split_fingerprint(frames)}",  # studies and leaderboards never mix splits
         split_strategy=split.strategy,
         groups=both[fold_column] if split.strategy == "group" and both is not None else None,
         time=both[fold_column] if split.strategy == "time" and both is not None else None,
@@ -148,12 +149,12 @@ def run_search(config: Config) -> None:
     winner = result.winner
     with atomic_dir(SEARCH_DIR) as staging:
         save_model(result.model, result.model_format, staging / "model")
-        write_json_atomic(staging / "best.json", {
-            "engine": winner.engine, "format": result.model_format, "family": winner.family, "params": winner.params,
-            "metric": result.metric, "valid_score": winner.score, "lineage": result.lineage,
-            "trained_on": list(result.trained_on),
-            "config": {**asdict(config.search), "storage": mask_env(config.search.storage or "") or None},
-        })
+        write_json_atomic(staging / "best.json", SearchBest(
+            engine=winner.engine, format=result.model_format, family=winner.family, params=winner.params,
+            metric=result.metric, valid_score=winner.score, lineage=result.lineage,
+            trained_on=list(result.trained_on),
+            config={**asdict(config.search), "storage": mask_env(config.search.storage or "") or None},
+        ).to_dict())
     table = update_leaderboard(LEADERBOARD_HISTORY, result.candidates, winner, result.metric, data.data_hash)
     write_text_atomic(LEADERBOARD, table.to_csv(index=False))
     write_json_atomic(SEARCH_METRICS, {
@@ -170,16 +171,16 @@ def run_evaluate(config: Config) -> None:
     frames, meta = load_prepared(("test",))
     test = frames["test"]
     check_slice_columns(config.evaluate.slices, [str(c) for c in test.columns])  # before loading the model
-    if config.evaluate.threshold is not None and meta["task"] != "binary":
-        log.warning("evaluate.threshold=%s ignored: it applies to binary tasks, this one is %s", config.evaluate.threshold, meta["task"])
-    model = load_model(json.loads((SEARCH_DIR / "best.json").read_text())["format"], SEARCH_DIR / "model")
-    result = evaluate(model, test, meta["features"], meta["target"], meta["task"], config.evaluate, config.run.seed,
-                      meta.get("positive_class"))
+    if config.evaluate.threshold is not None and meta.task != "binary":
+        log.warning("evaluate.threshold=%s ignored: it applies to binary tasks, this one is %s", config.evaluate.threshold, meta.task)
+    model = load_model(SearchBest.read(SEARCH_DIR / "best.json").format, SEARCH_DIR / "model")
+    result = evaluate(model, test, meta.features, meta.target, meta.task, config.evaluate, config.run.seed,
+                      meta.positive_class)
     with atomic_dir(PLOTS_DIR) as staging:
         for name, table in result.plots.items():
             table.to_csv(staging / name, index=False)
     write_json_atomic(SLICE_METRICS, result.slices)
-    write_json_atomic(ANSWER_STATISTICS, prediction_statistics(result.answers, meta["task"]))
+    write_json_atomic(ANSWER_STATISTICS, prediction_statistics(result.answers, meta.task))
     write_json_atomic(TEST_METRICS, result.metrics)
     log.info("test metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
 
@@ -192,10 +193,10 @@ def run_package(config: Config) -> Path:
     signing = check_signing(config.deploy.signing)  # before any work: a key problem is a one-line config error
 
     frames, meta = load_prepared()
-    example = frames["test"][meta["features"]].head(config.deploy.example_rows)
-    threshold = config.evaluate.threshold if meta["task"] == "binary" else None
-    best = json.loads((SEARCH_DIR / "best.json").read_text())
-    trained_on = tuple(best.get("trained_on", ("train", "valid")))  # a search from before the record: all it may have seen
+    example = frames["test"][meta.features].head(config.deploy.example_rows)
+    threshold = config.evaluate.threshold if meta.task == "binary" else None
+    best = SearchBest.read(SEARCH_DIR / "best.json")
+    trained_on = tuple(best.trained_on if best.trained_on is not None else ("train", "valid"))  # a search from before the record: all it may have seen
     statistics = json.loads((PREPARED_DIR / STATISTICS_FILE).read_text())
     statistics["prediction"] = json.loads(ANSWER_STATISTICS.read_text())  # evaluate's, so the model is not loaded again
     inputs = PackageInput(
@@ -215,12 +216,12 @@ def run_package(config: Config) -> Path:
     return path
 
 
-def _training_rows(frames: dict[str, pd.DataFrame], meta: dict[str, Any], splits: tuple[str, ...]) -> np.ndarray:
+def _training_rows(frames: dict[str, pd.DataFrame], meta: PreparedMeta, splits: tuple[str, ...]) -> np.ndarray:
     """The hashes of the rows the model was fit on, which the gate will never score it on."""
     from automlops.data.row_hashes import row_hashes
 
     rows = pd.concat([frames[split] for split in splits], ignore_index=True)
-    return row_hashes(rows[meta["features"]], rows[meta["target"]], contract_from_dicts(meta["contract"]))
+    return row_hashes(rows[meta.features], rows[meta.target], contract_from_dicts(meta.contract))
 
 
 def run_gate(config: Config) -> dict[str, Any]:
@@ -235,24 +236,24 @@ def run_gate(config: Config) -> dict[str, Any]:
 
     keys = trusted_keys(config.deploy.signing)  # the candidate and the champion are both checked against them
     manifest = verify_bundle(CANDIDATE_DIR, keys=keys)
-    check_metric_names(config.gate, manifest["task"])
+    check_metric_names(config.gate, manifest.task)
     registry = Path(config.deploy.dir) / config.run.name
     judged = judge(config, manifest, champion(registry, config.deploy.alias), "gate", keys)
     infra = validate_serving(CANDIDATE_DIR, config.gate.infra, keys=keys) if config.gate.infra.enabled else None
     record = blessing_record(judged, infra, manifest)
-    write_json_atomic(BLESSING, record)
-    for check in record["checks"]:
+    write_json_atomic(BLESSING, record.to_dict())
+    for check in record.checks:
         log.info("gate: %s", check["summary"])
     if infra:
         log.info("gate: infra validation %s (p95 %s ms)", "passed" if infra["passed"] else "FAILED", infra.get("p95_ms"))
-    if not record["passed"]:
+    if not record.passed:
         champion_version = judged.champion_version
         kept = f"champion v{champion_version} stays" if champion_version else "nothing is published"
         message = f"gate: the candidate was not blessed ({failure_summary(record)}); {kept}; the candidate is in {CANDIDATE_DIR}/"
         if config.gate.required:
             raise GateError(message)
         log.warning("%s (gate.required=false: exit 0)", message)
-    return record
+    return record.to_dict()
 
 
 class Judged(NamedTuple):
@@ -261,7 +262,7 @@ class Judged(NamedTuple):
     champion_version: int | None
 
 
-def judge(config: Config, manifest: dict[str, Any], champion_dir: Path | None, stage: str, keys: TrustedKeys) -> Judged:
+def judge(config: Config, manifest: Manifest, champion_dir: Path | None, stage: str, keys: TrustedKeys) -> Judged:
     """The gate's checks of the candidate (CANDIDATE_DIR, whose verified manifest is `manifest`) against
     the champion in `champion_dir` (None: no champion yet). The gate runs it, and the deploy stage runs
     it again under the registry lock when the champion changed in between: one function, one decision."""
@@ -270,14 +271,14 @@ def judge(config: Config, manifest: dict[str, Any], champion_dir: Path | None, s
 
     comparison, champion_version = None, None
     if champion_dir is not None:
-        champion_version = read_manifest(champion_dir).get("version")
+        champion_version = read_manifest(champion_dir).version
     if champion_dir is not None and has_change_checks(config.gate):
         comparison = _compare_with_champion(load_bundle(CANDIDATE_DIR, keys=keys), load_bundle(champion_dir, keys=keys), config)
         log.info("%s: champion v%s comparison (%s): %s", stage, champion_version, comparison.basis, comparison.sentence())
-    return Judged(run_checks(config.gate, manifest["task"], manifest["metrics"]["test"], comparison), comparison, champion_version)
+    return Judged(run_checks(config.gate, manifest.task, manifest.metrics.test, comparison), comparison, champion_version)
 
 
-def blessing_record(judged: Judged, infra: dict[str, Any] | None, manifest: dict[str, Any]) -> dict[str, Any]:
+def blessing_record(judged: Judged, infra: dict[str, Any] | None, manifest: Manifest) -> Blessing:
     """The gate's record (automlops.gate.blessing) plus which candidate it judged: the sha256 of its
     manifest (which lists every file's sha256), so the deploy stage publishes only that bundle."""
     from automlops.deploy.bundle import MANIFEST, content_digest
@@ -285,9 +286,8 @@ def blessing_record(judged: Judged, infra: dict[str, Any] | None, manifest: dict
     from automlops.io import sha256_file
 
     record = blessing(judged.checks, infra, judged.champion_version, judged.comparison)
-    record["candidate"] = {"sha256": sha256_file(CANDIDATE_DIR / MANIFEST), "content_digest": content_digest(manifest)}
-    record["rechecked"] = False  # the deploy stage judged it again against a newer champion
-    return record
+    return replace(record, candidate=CandidateRef(sha256=sha256_file(CANDIDATE_DIR / MANIFEST), content_digest=content_digest(manifest)),
+                   rechecked=False)  # rechecked: the deploy stage judged it again against a newer champion
 
 
 def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: Config) -> Comparison:
@@ -300,8 +300,8 @@ def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: C
     from automlops.gate import UNSEEN_ROWS, Comparison, incomparable, too_few_rows, unseen_rows
 
     frames, meta = load_prepared(("test",))
-    test, target = frames["test"], frames["test"][meta["target"]]
-    recorded = candidate.manifest["metrics"]["test"], champion_bundle.manifest["metrics"]["test"]
+    test, target = frames["test"], frames["test"][meta.target]
+    recorded = candidate.manifest.metrics.test, champion_bundle.manifest.metrics.test
     if champion_bundle.training_rows is None:
         return incomparable(config.gate.incomparable, "its bundle does not record which rows it trained on "
                             "(packaged before automlops recorded them)", *recorded)
@@ -316,14 +316,14 @@ def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: C
     if failed is not None:
         return failed
     candidate_x = validate_input(test[[spec.name for spec in candidate.contract]], candidate.contract)
-    positive = champion_bundle.manifest.get("positive_class")
-    if positive != meta.get("positive_class"):  # each model is scored on its own positive class, as it was evaluated
+    positive = champion_bundle.manifest.positive_class
+    if positive != meta.positive_class:  # each model is scored on its own positive class, as it was evaluated
         log.warning("the champion's positive class is %r, the candidate's %r: f1, pr_auc and brier measure different classes",
-                    positive, meta.get("positive_class"))
+                    positive, meta.positive_class)
     return Comparison(
         UNSEEN_ROWS, rows=rows,
-        challenger=_metrics_on(candidate, candidate_x[keep], target[keep], meta["task"]),
-        champion=_metrics_on(champion_bundle, champion_x[keep], target[keep], meta["task"]),
+        challenger=_metrics_on(candidate, candidate_x[keep], target[keep], meta.task),
+        champion=_metrics_on(champion_bundle, champion_x[keep], target[keep], meta.task),
     )
 
 
@@ -337,7 +337,7 @@ def _trained_rows(bundle: Bundle) -> np.ndarray:
 def _metrics_on(bundle: Bundle, x: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
     from automlops.evaluate import test_metrics
 
-    return test_metrics(bundle.model, x, y, task, bundle.manifest.get("decision_threshold"), bundle.manifest.get("positive_class"))
+    return test_metrics(bundle.model, x, y, task, bundle.manifest.decision_threshold, bundle.manifest.positive_class)
 
 
 def run_deploy(config: Config) -> dict[str, Any]:
@@ -353,8 +353,8 @@ def run_deploy(config: Config) -> dict[str, Any]:
     from automlops.deploy.signing import check_signing, trusted_keys
     from automlops.io import sha256_file
 
-    record = json.loads(BLESSING.read_text()) if BLESSING.is_file() else None
-    if record is None or not record["passed"]:
+    record = Blessing.read(BLESSING) if BLESSING.is_file() else None
+    if record is None or not record.passed:
         skipped = {"published": False, "reason": "not blessed by the gate" if record else "the gate has not run"}
         write_json_atomic(DEPLOY_RECORD, skipped)
         log.warning("deploy: nothing published (%s)", skipped["reason"])
@@ -364,19 +364,19 @@ def run_deploy(config: Config) -> dict[str, Any]:
         signing = check_signing(config.deploy.signing)
         keys = trusted_keys(config.deploy.signing)
         manifest = verify_bundle(CANDIDATE_DIR, keys=keys)
-        if (record.get("candidate") or {}).get("sha256") != sha256_file(CANDIDATE_DIR / MANIFEST):
+        if (record.candidate.sha256 if record.candidate else None) != sha256_file(CANDIDATE_DIR / MANIFEST):
             raise DeployError(f"deploy: {CANDIDATE_DIR}/ is not the bundle the gate blessed (its {MANIFEST} does not match "
                               f"candidate.sha256 in {BLESSING}); run the gate again: `automlops stage gate` or `dvc repro -s gate`")
         registry = Path(config.deploy.dir) / config.run.name
         with locked(registry):
             current_dir = champion(registry, config.deploy.alias)
-            current = read_manifest(current_dir).get("version") if current_dir is not None else None
+            current = read_manifest(current_dir).version if current_dir is not None else None
             if current_dir is not None and content_digest(read_manifest(current_dir)) == content_digest(manifest):
                 return _finish_deploy({
                     "published": False, "unchanged": True, "version": current, "alias": config.deploy.alias,
                     "reason": f"the candidate equals {config.deploy.alias} v{current} (same content digest); no new version"})
             record = _recheck(config, record, manifest, current_dir, current, keys)
-            if not record["passed"]:
+            if not record.passed:
                 return _refuse(config, record, current)
             return _finish_deploy(_publish(config, record, manifest, registry, current, signing))
     except BaseException as error:
@@ -385,19 +385,19 @@ def run_deploy(config: Config) -> dict[str, Any]:
         raise
 
 
-def _recheck(config: Config, record: dict[str, Any], manifest: dict[str, Any], current_dir: Path | None,
-             current: int | None, keys: TrustedKeys) -> dict[str, Any]:
+def _recheck(config: Config, record: Blessing, manifest: Manifest, current_dir: Path | None,
+             current: int | None, keys: TrustedKeys) -> Blessing:
     """The blessing as it holds now: the gate's when the champion is the one it judged against,
     otherwise judged again against the current champion."""
-    gated = (record.get("champion") or {}).get("version")
+    gated = record.champion.version if record.champion else None
     if current == gated:
         return record
     log.warning("deploy: the champion is %s now, the gate judged against %s (published meanwhile): judging the candidate again",
                 f"v{current}" if current else "none", f"v{gated}" if gated else "none")
-    return {**blessing_record(judge(config, manifest, current_dir, "deploy", keys), record.get("infra"), manifest), "rechecked": True}
+    return replace(blessing_record(judge(config, manifest, current_dir, "deploy", keys), record.infra, manifest), rechecked=True)
 
 
-def _refuse(config: Config, record: dict[str, Any], current: int | None) -> dict[str, Any]:
+def _refuse(config: Config, record: Blessing, current: int | None) -> dict[str, Any]:
     """The rechecked candidate fails against the new champion: nothing is published, as at the gate."""
     from automlops.gate import failure_summary
 
@@ -410,7 +410,7 @@ def _refuse(config: Config, record: dict[str, Any], current: int | None) -> dict
     return result
 
 
-def _publish(config: Config, record: dict[str, Any], manifest: dict[str, Any], registry: Path, current: int | None,
+def _publish(config: Config, record: Blessing, manifest: Manifest, registry: Path, current: int | None,
              signing: Signer | None) -> dict[str, Any]:
     """Under the registry lock: seal the release with its version, blessing and card; hand it to every target."""
     from automlops.deploy import TARGETS, Release
@@ -422,8 +422,8 @@ def _publish(config: Config, record: dict[str, Any], manifest: dict[str, Any], r
     slices = json.loads(SLICE_METRICS.read_text()) if SLICE_METRICS.is_file() else None
     with atomic_dir(RELEASE_DIR) as staging:
         shutil.copytree(CANDIDATE_DIR, staging, dirs_exist_ok=True)
-        write_json_atomic(staging / "blessing.json", record)
-        manifest = {**manifest, "version": version, "blessing": {"passed": True, "checks": [c["summary"] for c in record["checks"]]}}
+        write_json_atomic(staging / "blessing.json", record.to_dict())
+        manifest = replace(manifest, version=version, blessing=BlessingSummary(passed=True, checks=[c["summary"] for c in record.checks]))
         write_model_card(staging, manifest, record, slices, config.deploy.card)
         manifest = seal(staging, manifest, signing)  # the version and the card change the manifest: signed again
     release = Release(name=config.run.name, bundle=RELEASE_DIR, manifest=manifest, alias=config.deploy.alias)
@@ -432,7 +432,7 @@ def _publish(config: Config, record: dict[str, Any], manifest: dict[str, Any], r
         targets[name] = TARGETS.get(name)(release, config.deploy)
         log.info("deploy: %s -> %s", name, targets[name])
     return {"published": True, "version": version, "alias": config.deploy.alias, "targets": targets,
-            "compared_with": current, "rechecked": record["rechecked"], "candidate_sha256": record["candidate"]["sha256"]}
+            "compared_with": current, "rechecked": record.rechecked, "candidate_sha256": record.candidate.sha256 if record.candidate else None}
 
 
 def _finish_deploy(result: dict[str, Any]) -> dict[str, Any]:
@@ -493,8 +493,8 @@ def _run_all(config: Config) -> dict[str, Any]:
 
     timed("prepare", run_prepare)
     meta = load_prepared(())[1]
-    check_metric_names(config.gate, meta["task"])  # a misnamed gate metric or slice column fails before the search
-    check_slice_columns(config.evaluate.slices, [*meta["features"], meta["target"], *meta.get("split_columns", [])])
+    check_metric_names(config.gate, meta.task)  # a misnamed gate metric or slice column fails before the search
+    check_slice_columns(config.evaluate.slices, [*meta.features, meta.target, *meta.split_columns])
     check_signing(config.deploy.signing)  # a missing or untrusted signing key fails before the search, not at package
     record: dict[str, Any] = {}  # the deploy stage's, the last
     for stage in STAGES:

@@ -96,11 +96,11 @@ def score_arrays(bundle: Bundle, x: pd.DataFrame, probabilities: bool) -> tuple[
     probability on."""
     from automlops.evaluate.decision import predict_labels  # lazy: the evaluate package loads scikit-learn, which serving a model need not
 
-    model, task = bundle.model, bundle.manifest["task"]
-    threshold = bundle.manifest.get("decision_threshold") if task == "binary" else None  # evaluate.threshold
+    model, task = bundle.model, bundle.manifest.task
+    threshold = bundle.manifest.decision_threshold if task == "binary" else None  # evaluate.threshold
     wanted = probabilities or threshold is not None
     proba = model.predict_proba(x) if wanted and task != "regression" and hasattr(model, "predict_proba") else None
-    labels = predict_labels(model, x, task, threshold, proba, bundle.manifest.get("positive_class"))  # what the test metrics measured
+    labels = predict_labels(model, x, task, threshold, proba, bundle.manifest.positive_class)  # what the test metrics measured
     return labels, proba if probabilities else None
 
 

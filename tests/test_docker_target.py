@@ -129,9 +129,9 @@ def test_pins_hold_the_engine_and_not_the_search(context: Path, run: Path) -> No
     for name in ("autogluon.tabular", "autogluon.core", "optuna", "dvc", "hydra-core", "sqlalchemy", "automlops", "pyarrow"):
         assert name not in pinned, name
     manifest = read_manifest(context / "bundle")
-    for name in PICKLE_PACKAGES[manifest["model"]["format"]]:  # load_bundle refuses the bundle without them
-        if name in manifest["lineage"]["packages"]:
-            assert pinned[name.lower()] == manifest["lineage"]["packages"][name], name
+    for name in PICKLE_PACKAGES[manifest.model.format]:  # load_bundle refuses the bundle without them
+        if name in manifest.lineage.packages:
+            assert pinned[name.lower()] == manifest.lineage.packages[name], name
     trained = (champion(run, "penguins") / "requirements.txt").read_text()
     for name in ("lightgbm", "scikit-learn", "pandas", "numpy"):
         assert f"{name}=={pinned[name]}" in trained  # what trained it
@@ -198,7 +198,7 @@ def test_context_serves_from_a_venv_holding_only_the_pins(context: Path, tmp_pat
 
 def test_context_bundle_loads_and_is_readable_by_anyone(context: Path) -> None:
     bundle = load_bundle(context / "bundle")  # every sha256 checked, then unpickled
-    assert bundle.manifest["model"]["family"] == "lightgbm"
+    assert bundle.manifest.model.family == "lightgbm"
     for path in (context / "bundle").rglob("*"):
         assert path.stat().st_mode & (0o555 if path.is_dir() else 0o444) == (0o555 if path.is_dir() else 0o444), path
     with zipfile.ZipFile(next((context / "wheels").glob("*.whl"))) as wheel:
@@ -232,7 +232,7 @@ def test_pins_follow_the_bundle_requirements(run: Path, tmp_path: Path) -> None:
     shutil.copytree(champion(run, "penguins"), bundle)
     manifest = read_manifest(bundle)
     (bundle / "requirements.txt").write_text("# edited\nscikit-learn==1.0.99\noptuna==3.0.0\n")
-    seal(bundle, {k: v for k, v in manifest.items() if k != "files"})
+    seal(bundle, manifest)
     cfg = DeployConfig(docker=DockerConfig(dir=str(tmp_path / "docker"), port=8000))
     record = TARGETS.get("docker")(release_of(bundle), cfg)
     pinned = pins(Path(record["context"]))
@@ -241,7 +241,7 @@ def test_pins_follow_the_bundle_requirements(run: Path, tmp_path: Path) -> None:
     assert "Pinned: 1 version(s) from the bundle's requirements.txt" in (Path(record["context"]) / "requirements.txt").read_text()
 
     (bundle / "requirements.txt").unlink()  # an older bundle without one: this environment's versions
-    seal(bundle, {k: v for k, v in manifest.items() if k != "files"})
+    seal(bundle, manifest)
     record = TARGETS.get("docker")(release_of(bundle), cfg)
     assert pins(Path(record["context"]))["scikit-learn"] == metadata.version("scikit-learn")
     assert record["port"] == 8000 and "EXPOSE 8000" in (Path(record["context"]) / "Dockerfile").read_text()

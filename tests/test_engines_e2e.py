@@ -122,7 +122,7 @@ def test_autogluon_bundle_predicts_and_joins_the_optuna_leaderboard(optuna_run: 
 
     bundle = champion(project, "breast_cancer")
     loaded = load_bundle(bundle)  # every file's sha256 checked
-    manifest = loaded.manifest
+    manifest = loaded.manifest.to_dict()
     assert manifest["model"]["engine"] == "autogluon" and manifest["model"]["format"] == "autogluon"
     assert manifest["model"]["family"] in AG_FAMILIES
     search = manifest["lineage"]["search"]

@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from automlops.records import Manifest
 from automlops.checks import to_typed
 from automlops.config.compose import compose
 from automlops.config.schema import EvaluateConfig
@@ -163,7 +164,7 @@ def test_threshold_moves_the_decision_not_the_probabilities(binary, multiclass) 
 
 def _bundle(model: Pipeline, x: pd.DataFrame, task: str, threshold: float | None) -> Bundle:
     schema = [spec.to_dict() for spec in infer_contract(x)]
-    return Bundle(Path("unused"), {"task": task, "decision_threshold": threshold, "input_schema": schema}, model)
+    return Bundle(Path("unused"), Manifest.from_dict({"task": task, "decision_threshold": threshold, "input_schema": schema}), model)
 
 
 def test_serving_applies_the_bundles_decision_threshold(binary, multiclass) -> None:

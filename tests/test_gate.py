@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from conftest import cli
 
+from automlops.records import ChampionRef
 from automlops.config.schema import GateCheck, GateConfig
 from automlops.data.contract import infer_contract
 from automlops.data.row_hashes import hash_set, row_hashes
@@ -78,14 +79,14 @@ def test_without_a_champion_change_checks_pass_and_say_why() -> None:
 
 def test_the_blessing_fails_on_any_check_or_on_infra() -> None:
     checks = run_checks(gate(GateCheck("roc_auc", min=0.9)), "binary", {"roc_auc": 0.95}, None)
-    assert blessing(checks, {"passed": True}, None, None)["passed"]
+    assert blessing(checks, {"passed": True}, None, None).passed
     record = blessing(checks, {"passed": False, "error": "p95 latency 900 ms is above gate.infra.p95_ms=500"}, 3, versus({}))
     scored_on = "40 of 50 test rows neither model trained on (10 excluded: 10 the champion trained on, 0 the challenger trained on)"
-    assert not record["passed"] and record["champion"] == {"version": 3, "scored_on": scored_on}
+    assert not record.passed and record.champion == ChampionRef(3, scored_on)
     assert failure_summary(record) == "infra validation: p95 latency 900 ms is above gate.infra.p95_ms=500"
     # no change check configured: the champion is not scored, and the record says so
     assert not has_change_checks(gate(GateCheck("roc_auc", min=0.9))) and has_change_checks(gate(GateCheck("rmse", max_worse_relative=0)))
-    assert blessing(checks, None, 3, None)["champion"] == {"version": 3, "scored_on": "not scored (gate.checks has no change check)"}
+    assert blessing(checks, None, 3, None).to_dict()["champion"] == {"version": 3, "scored_on": "not scored (gate.checks has no change check)"}
 
 
 def test_a_row_hashes_the_same_whatever_form_it_arrives_in() -> None:
@@ -137,7 +138,7 @@ def test_too_few_unseen_rows_fail_naming_the_count_and_the_override() -> None:
     failed = too_few_rows(rows, 30)
     assert failed is not None and not failed.passed
     record = blessing(run_checks(gate(GateCheck("primary", max_worse=0.0)), "binary", {"roc_auc": 0.99}, failed), None, 1, failed)
-    assert not record["passed"] and record["comparison"]["rows"] == rows
+    assert not record.passed and record.comparison is not None and record.comparison["rows"] == rows
     assert failure_summary(record) == (
         "only 20 of 114 test rows are unseen by both models (94 excluded: 94 the champion trained on, 0 the challenger "
         "trained on), fewer than gate.min_rows=30; accept a noisier comparison with gate.min_rows=20, or keep the "
@@ -150,15 +151,16 @@ def test_an_incomparable_champion_is_decided_by_gate_incomparable(policy: str, p
                               {"roc_auc": 0.95})
     check = run_checks(gate(GateCheck("primary", max_worse=0.0)), "binary", {"roc_auc": 0.96}, comparison)[0]
     record = blessing([check], None, 4, comparison)
-    assert (record["passed"], check.passed, check.champion) == (passed, passed, champion_value)
-    assert "missing column(s): age" in record["champion"]["scored_on"]
+    assert (record.passed, check.passed, check.champion) == (passed, passed, champion_value)
+    assert record.champion is not None and "missing column(s): age" in str(record.champion.scored_on)
     if policy == "fail":
         assert failure_summary(record) == (
             "it cannot score this test split (input: missing column(s): age); gate.incomparable=fail keeps the champion "
             "(set gate.incomparable=recorded to compare with its recorded metrics from another split, or skip to drop the "
             "change checks)")
     elif policy == "recorded":
-        assert record["comparison"]["basis"] == "recorded" and "from another split" in record["champion"]["scored_on"]
+        assert record.comparison is not None and record.comparison["basis"] == "recorded"
+        assert record.champion is not None and "from another split" in str(record.champion.scored_on)
     else:
         assert "change check skipped (not compared with the champion: skipped)" in check.sentence()
 

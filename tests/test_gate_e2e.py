@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from conftest import champion, cli
 
+from automlops.records import Manifest
 from automlops.data.contract import validate_input
 from automlops.deploy.bundle import load_bundle, seal
 from automlops.evaluate import test_metrics
@@ -85,7 +86,7 @@ def test_the_champion_is_scored_only_on_rows_neither_model_trained_on(two_runs: 
 
     def on_clean_rows(bundle: object) -> dict[str, float]:
         x = validate_input(test.loc[clean, features], bundle.contract)  # type: ignore[attr-defined]
-        return test_metrics(bundle.model, x, test.loc[clean, target], "binary", bundle.manifest["decision_threshold"])  # type: ignore[attr-defined]
+        return test_metrics(bundle.model, x, test.loc[clean, target], "binary", bundle.manifest.decision_threshold)  # type: ignore[attr-defined]
 
     champion_scores, challenger_scores = on_clean_rows(v1), on_clean_rows(candidate)
     checks = {check["metric"]: check for check in record["checks"] if check["kind"] == "max_worse"}
@@ -103,8 +104,8 @@ def test_the_champion_is_scored_only_on_rows_neither_model_trained_on(two_runs: 
     from automlops.data.row_hashes import hash_set, row_hashes  # here: the assertions above run on any automlops
 
     recorded = v1.training_rows
-    assert recorded is not None and v1.manifest["training_rows"]["rows"] == len(champion_rows)
-    assert v1.manifest["training_rows"]["splits"] == ["train", "valid"] and "training_rows.npy" in v1.manifest["files"]
+    assert recorded is not None and v1.manifest.training_rows is not None and v1.manifest.training_rows.rows == len(champion_rows)
+    assert v1.manifest.training_rows.splits == ["train", "valid"] and "training_rows.npy" in v1.manifest.files
     assert list(recorded) == list(hash_set(row_hashes(champion_rows, champion_rows[target], v1.contract)))
     used = row_hashes(test.loc[clean], test.loc[clean, target], v1.contract)
     assert not set(used) & set(recorded)
@@ -135,7 +136,7 @@ def test_a_champion_that_cannot_score_the_split_fails_the_gate_unless_gate_incom
     assert "gate: champion v1 comparison (failed)" in run.stderr
 
     code, stderr, record = gate_stage(project, *narrower, "gate.incomparable=recorded")
-    theirs = load_bundle(champion(project, "breast_cancer")).manifest["metrics"]["test"]
+    theirs = load_bundle(champion(project, "breast_cancer")).manifest.metrics.test
     mine = json.loads((project / "artifacts" / "bundle" / "manifest.json").read_text())["metrics"]["test"]
     check = next(c for c in record["checks"] if c["metric"] == "roc_auc" and c["kind"] == "max_worse")
     assert record["comparison"]["basis"] == "recorded" and (check["champion"], check["value"]) == (theirs["roc_auc"], mine["roc_auc"])
@@ -157,7 +158,7 @@ def test_a_champion_packaged_before_training_rows_were_recorded_is_incomparable(
     current = champion(project, "breast_cancer")
     manifest = json.loads((current / "manifest.json").read_text())
     (current / manifest.pop("training_rows")["file"]).unlink()
-    seal(current, {key: value for key, value in manifest.items() if key != "files"})  # as an older automlops sealed it
+    seal(current, Manifest.from_dict(manifest))  # as an older automlops sealed it
     code, stderr, record = gate_stage(project, *SECOND)
     line = error_line(stderr)
     assert code == 1 and record["comparison"]["basis"] == "failed"

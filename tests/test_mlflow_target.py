@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 from conftest import BIN, cli, new_project, run_env, runs_pipeline
 
+from automlops.records import Manifest
 from automlops.config.schema import DeployConfig, MlflowConfig
 from automlops.data.sources import BUILTIN_DATASETS
 from automlops.deploy import TARGETS, Release
@@ -62,7 +63,7 @@ def release_of(bundle: Path, name: str) -> Release:
 def source_rows(dataset: str, bundle: Path, count: int = 30) -> pd.DataFrame:
     """Real rows of the dataset the bundle was trained on (the first ones, with any missing values
     they hold, then a seeded sample), restricted to the model's input columns."""
-    columns = [spec["name"] for spec in read_manifest(bundle)["input_schema"]]
+    columns = [spec["name"] for spec in read_manifest(bundle).input_schema]
     frame = BUILTIN_DATASETS[dataset]()[columns]
     rows = pd.concat([frame.head(10), frame.iloc[10:].sample(count - 10, random_state=0)])
     return rows.reset_index(drop=True)
@@ -178,7 +179,7 @@ def autogluon_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_without_the_extra_the_target_names_the_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "mlflow", None)  # what an environment without mlflow does on `import mlflow`
-    release = Release(name="x", bundle=tmp_path, manifest={}, alias="champion")
+    release = Release(name="x", bundle=tmp_path, manifest=Manifest.from_dict({}), alias="champion")
     with pytest.raises(ConfigError) as error:
         TARGETS.get("mlflow")(release, DeployConfig(targets=["bundle", "mlflow"]))
     assert str(error.value) == MISSING_EXTRA == "deploy.targets: 'mlflow' needs the mlflow extra: pip install 'automlops[mlflow]'"
@@ -249,7 +250,7 @@ def test_optuna_bundle_served_by_mlflow_predicts_like_automlops(
     assert run.data.tags["automlops.engine"] == "optuna" and any(key.startswith("test_") for key in run.data.metrics)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # for the fluent API that resolves models:/ URIs
     info = mlflow.models.get_model_info("models:/penguins@champion")
-    contract = read_manifest(bundle)["input_schema"]
+    contract = read_manifest(bundle).input_schema
     assert info.signature.inputs.input_names() == [spec["name"] for spec in contract]
     assert {spec.name: spec.type.name for spec in info.signature.inputs.inputs}["island"] == "string"
     assert "prediction" in info.signature.outputs.input_names() and info.saved_input_example_info is not None
@@ -286,7 +287,7 @@ def test_autogluon_bundle_logged_to_the_default_store_serves_like_automlops(
     import mlflow
 
     bundle = find_bundle(autogluon_project, "ag_mlflow")
-    assert read_manifest(bundle)["model"]["format"] == "autogluon"
+    assert read_manifest(bundle).model.format == "autogluon"
     monkeypatch.chdir(autogluon_project)  # deploy stages run from the project root
     environment = os.environ.get("MLFLOW_TRACKING_URI")
     record = TARGETS.get("mlflow")(release_of(bundle, "ag_mlflow"), DeployConfig(targets=["bundle", "mlflow"]))

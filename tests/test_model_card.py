@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from conftest import champion
 
+from automlops.records import Blessing, Manifest
 from automlops.config.schema import CardConfig
 from automlops.deploy.card import write_model_card
 
@@ -52,7 +53,7 @@ CARD = CardConfig(intended_use="Sort penguins by species from field measurements
 
 def write(tmp_path: Path, manifest: dict = MANIFEST, blessing: dict | None = BLESSING, slices: dict | None = SLICES,
           card: CardConfig = CARD) -> tuple[str, str]:
-    write_model_card(tmp_path, manifest, blessing, slices, card)
+    write_model_card(tmp_path, Manifest.from_dict(manifest), None if blessing is None else Blessing.from_dict(blessing), slices, card)
     return (tmp_path / "model_card.md").read_text(), (tmp_path / "model_card.html").read_text()
 
 

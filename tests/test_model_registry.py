@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import cli, snapshot
 
+from automlops.records import Manifest
 from automlops.config.schema import InfraConfig
 from automlops.deploy.bundle import seal, verify_bundle
 from automlops.deploy.model_registry import read_aliases, resolve
@@ -77,7 +78,7 @@ def test_a_better_challenger_is_promoted_with_the_numbers_that_let_it_through(hi
     assert record["champion"] == {"version": 1, "scored_on": "114 of 114 test rows neither model trained on (none excluded)"}
     assert record["comparison"]["basis"] == "unseen_rows" and record["comparison"]["rows"]["used"] == 114
     manifest = verify_bundle(history / "models" / "breast_cancer" / "versions" / "2")
-    assert manifest["version"] == 2 and manifest["blessing"]["passed"]
+    assert manifest.version == 2 and manifest.blessing is not None and manifest.blessing.passed
     # the champion is what `--model models/<name>` and `@champion` resolve to
     assert resolve(history / "models" / "breast_cancer") == resolve(f"{history}/models/breast_cancer@champion")
     assert resolve(history / "models" / "breast_cancer").name == "2"
@@ -162,7 +163,7 @@ def test_infra_validation_fails_a_bundle_whose_server_does_not_start(history: Pa
     bundle = tmp_path / "bundle"
     shutil.copytree(history / "artifacts" / "bundle", bundle)
     (bundle / "model" / "model.joblib").write_bytes(b"garbage that no unpickler accepts")
-    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest = Manifest.read(bundle / "manifest.json")
     seal(bundle, manifest)  # hashes match again: only serving can tell the model is broken
     record = validate_serving(bundle, InfraConfig(requests=2, startup_timeout=60))
     assert not record["passed"]
@@ -193,9 +194,9 @@ def test_a_bundle_pickled_under_another_major_version_is_refused_naming_both(his
     bundle = tmp_path / "old"
     shutil.copytree(history / "models" / "breast_cancer" / "versions" / "2", bundle)
     manifest = read_manifest(bundle)
-    manifest["lineage"]["packages"]["scikit-learn"] = "0.24.2"
+    manifest.lineage.packages["scikit-learn"] = "0.24.2"
     seal(bundle, manifest)
     installed = metadata.version("scikit-learn")
     with pytest.raises(BundleError, match=rf"trained with scikit-learn 0\.24\.2, this environment has {installed}.*install scikit-learn==0\.24\.2"):
         load_bundle(bundle)
-    assert read_manifest(bundle)["version"] == 2  # the metadata stays readable without loading the model
+    assert read_manifest(bundle).version == 2  # the metadata stays readable without loading the model

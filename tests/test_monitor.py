@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from palmerpenguins import load_penguins
 
+from automlops.records import Manifest
 from automlops.config.schema import ColumnDriftConfig, MonitorConfig
 from automlops.deploy.bundle import load_bundle
 from automlops.monitor.batches import read_batch
@@ -249,7 +250,7 @@ def test_a_prediction_log_folder_is_monitored_with_the_answers_logged(bundle: Pa
         for start in range(0, len(penguins), 50):
             rows = penguins[FEATURES].iloc[start:start + 50]
             records = json.loads(rows.to_json(orient="records"))
-            out.write(json.dumps(log_entry(f"r{start}", manifest, records, ["Gentoo"] * len(rows))) + "\n")
+            out.write(json.dumps(log_entry(f"r{start}", Manifest.from_dict(manifest), records, ["Gentoo"] * len(rows))) + "\n")
     report = monitor_batch(load_bundle(bundle), read_batch(logs), MonitorConfig(), str(logs))
     assert report["batch"]["rows"] == len(penguins)
     assert report["dataset_drift"]["drifted_columns"] == []

@@ -368,7 +368,7 @@ def test_the_recorded_test_metrics_are_those_of_automlops_predict(trained: Train
     recomputed = scores(Predictions(predicted[TARGET].to_numpy(), predicted["prediction"].to_numpy(),
                                     predicted[trained.proba_columns].to_numpy(), np.asarray(trained.bundle.model.classes_)), task)
     recorded = json.loads((trained.root / "metrics" / "test.json").read_text())
-    assert recorded == trained.bundle.manifest["metrics"]["test"]
+    assert recorded == trained.bundle.manifest.metrics.test
     assert recomputed == recorded, f"{trained.name}: predict on the test split gives {recomputed}, the bundle records {recorded}"
 
     from automlops.monitor.runner import monitor

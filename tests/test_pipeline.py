@@ -165,13 +165,13 @@ def test_sweep_packages_every_job_and_runs_are_deterministic(project: Path, expe
 
     for name, task in (("breast_cancer", "binary"), ("diabetes", "regression")):
         swept = load_bundle(project / "models" / name)  # verifies every sha256 before loading
-        assert swept.manifest["task"] == task
-        assert set(swept.manifest["metrics"]["test"]) == EXPERIMENTS[name][1]
+        assert swept.manifest.task == task
+        assert set(swept.manifest.metrics.test) == EXPERIMENTS[name][1]
         single_root, _ = experiment_run(name)
         single = json.loads((champion(single_root, name) / "manifest.json").read_text())
-        assert swept.manifest["model"] == single["model"], f"{name}: best params differ between identical runs"
-        assert swept.manifest["metrics"] == single["metrics"], name
-        assert swept.manifest["lineage"]["search"]["study_name"] == single["lineage"]["search"]["study_name"]
+        assert swept.manifest.model.to_dict() == single["model"], f"{name}: best params differ between identical runs"
+        assert swept.manifest.metrics.to_dict() == single["metrics"], name
+        assert swept.manifest.lineage.search["study_name"] == single["lineage"]["search"]["study_name"]
 
     # the sweep's last job left its search artifacts: the same best.json as the single diabetes run
     swept_best = json.loads((project / "artifacts" / "search" / "best.json").read_text())
@@ -182,7 +182,7 @@ def test_sweep_packages_every_job_and_runs_are_deterministic(project: Path, expe
     # the classifier bundle holds the classifier, not the regressor fitted after it in the same process
     classifier = load_bundle(project / "models" / "breast_cancer")
     example = pd.DataFrame.from_records(json.loads((classifier.path / "input_example.json").read_text()))
-    assert set(classifier.model.predict(validate_input(example, classifier.contract))) <= set(classifier.manifest["classes"])
+    assert set(classifier.model.predict(validate_input(example, classifier.contract))) <= set(classifier.manifest.classes or [])
 
 
 def test_tampered_bundle_is_refused(penguins_run, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from sklearn.metrics import get_scorer as sklearn_scorer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from automlops.records import Manifest
 from automlops.config.schema import DataConfig, EvaluateConfig, SearchConfig, ValidationConfig
 from automlops.data.contract import infer_contract
 from automlops.data.positive import positive_class
@@ -272,7 +273,7 @@ def test_plots_and_slices_follow_the_positive_class_when_it_is_the_first(cancer)
 def test_a_bundle_applies_its_threshold_to_its_positive_class_and_keeps_one_probability_per_class(cancer, kind: str) -> None:
     model, x, y, positive = labelled(cancer, kind, "first")
     manifest = {"task": "binary", "positive_class": positive, "decision_threshold": 0.3, "input_schema": []}
-    bundle = Bundle(Path("."), manifest, model)
+    bundle = Bundle(Path("."), Manifest.from_dict(manifest), model)
     bundle.__dict__["contract"] = infer_contract(x)  # the cached contract, as load_bundle would read it
     out = predict_frame(bundle, x)
     assert list(out.columns) == ["prediction", *(f"proba_{c}" for c in model.classes_)]

@@ -14,6 +14,7 @@ import pytest
 from conftest import champion, cli, new_project
 from test_serve import running_server
 
+from automlops.records import PreparedMeta
 from automlops.config.schema import DataConfig, FeaturesConfig, SplitConfig
 from automlops.data.contract import NUMERIC, validate_input
 from automlops.data.prepare import prepare
@@ -69,40 +70,40 @@ def prepared_traps(traps_csv: Path):
     return prepare(csv_config(traps_csv), seed=0)
 
 
-def dropped(meta: dict) -> dict[str, str]:
-    return {item["column"]: item["reason"] for item in meta["dropped_columns"]}
+def dropped(meta: PreparedMeta) -> dict[str, str]:
+    return {item["column"]: item["reason"] for item in meta.dropped_columns}
 
 
 def test_id_like_columns_are_dropped_with_a_warning_but_continuous_columns_are_kept(prepared_traps) -> None:
-    assert not {"customer_id", "row_number"} & set(prepared_traps.meta["features"])
+    assert not {"customer_id", "row_number"} & set(prepared_traps.meta.features)
     reasons = dropped(prepared_traps.meta)
     assert reasons["customer_id"].startswith(f"id-like ({ROWS} distinct values in {ROWS} rows)")
     assert reasons["row_number"].startswith("id-like")
-    assert {"income", "visits", "color"} <= set(prepared_traps.meta["features"])  # nearly unique, but not ids
-    assert any("dropping column 'customer_id'" in line for line in prepared_traps.meta["data_warnings"])
+    assert {"income", "visits", "color"} <= set(prepared_traps.meta.features)  # nearly unique, but not ids
+    assert any("dropping column 'customer_id'" in line for line in prepared_traps.meta.data_warnings)
 
 
 def test_id_like_columns_are_kept_when_included_or_when_told(traps_csv: Path) -> None:
     included = prepare(csv_config(traps_csv, features=FeaturesConfig(include=["customer_id", "income"])), seed=0)
-    assert included.meta["features"] == ["customer_id", "income"] and included.meta["dropped_columns"] == []
+    assert included.meta.features == ["customer_id", "income"] and included.meta.dropped_columns == []
     kept = prepare(csv_config(traps_csv, features=FeaturesConfig(drop_id_like=False)), seed=0)
-    assert {"customer_id", "row_number"} <= set(kept.meta["features"])
+    assert {"customer_id", "row_number"} <= set(kept.meta.features)
 
 
 def test_a_small_table_has_no_id_like_columns(tmp_path: Path) -> None:
     path = tmp_path / "small.csv"
     pd.DataFrame({"x": range(40), "name": [f"n{i}" for i in range(40)], "y": ["a", "b"] * 20}).to_csv(path, index=False)
-    assert prepare(csv_config(path), seed=0).meta["dropped_columns"] == []
+    assert prepare(csv_config(path), seed=0).meta.dropped_columns == []
 
 
 def test_date_text_columns_are_dropped_with_a_warning(prepared_traps) -> None:
-    assert "signup" not in prepared_traps.meta["features"]
+    assert "signup" not in prepared_traps.meta.features
     assert dropped(prepared_traps.meta)["signup"].startswith("dates are not features yet")
-    assert "signup" not in [spec["name"] for spec in prepared_traps.meta["contract"]]
+    assert "signup" not in [spec["name"] for spec in prepared_traps.meta.contract]
 
 
 def test_constant_and_all_missing_columns_are_dropped(prepared_traps) -> None:
-    assert not {"plan", "notes"} & set(prepared_traps.meta["features"])
+    assert not {"plan", "notes"} & set(prepared_traps.meta.features)
     reasons = dropped(prepared_traps.meta)
     assert reasons["plan"] == "constant (every value is 'basic')"
     assert reasons["notes"] == "all values are missing"
@@ -110,17 +111,17 @@ def test_constant_and_all_missing_columns_are_dropped(prepared_traps) -> None:
 
 
 def test_infinite_values_are_missing_with_counts_and_the_contract_is_finite(prepared_traps) -> None:
-    spec = next(spec for spec in prepared_traps.meta["contract"] if spec["name"] == "ratio")
+    spec = next(spec for spec in prepared_traps.meta.contract if spec["name"] == "ratio")
     assert math.isfinite(spec["min"]) and math.isfinite(spec["max"]) and spec["nullable"]
-    assert "data: column 'ratio': 10 infinite value(s) (inf/-inf) read as missing" in prepared_traps.meta["data_warnings"]
+    assert "data: column 'ratio': 10 infinite value(s) (inf/-inf) read as missing" in prepared_traps.meta.data_warnings
     frames = pd.concat([prepared_traps.train, prepared_traps.valid, prepared_traps.test])
     assert not np.isinf(frames["ratio"].to_numpy(dtype=float)).any() and frames["ratio"].isna().sum() == 10
 
 
 def test_mostly_numeric_text_is_numeric_with_the_stray_text_missing(prepared_traps) -> None:
-    spec = next(spec for spec in prepared_traps.meta["contract"] if spec["name"] == "age")
+    spec = next(spec for spec in prepared_traps.meta.contract if spec["name"] == "age")
     assert spec["kind"] == NUMERIC and spec["missing_values"] == ["-", "?", "unknown"]
-    warning = next(line for line in prepared_traps.meta["data_warnings"] if "'age'" in line)
+    warning = next(line for line in prepared_traps.meta.data_warnings if "'age'" in line)
     assert f"{ROWS // 5} of {ROWS} values are not numbers" in warning and "read as numeric" in warning
     assert prepared_traps.train["age"].dtype == float
 
@@ -128,7 +129,7 @@ def test_mostly_numeric_text_is_numeric_with_the_stray_text_missing(prepared_tra
 def test_predict_reads_the_same_stray_text_as_missing(prepared_traps) -> None:
     from automlops.data.contract import contract_from_dicts
 
-    contract = contract_from_dicts(prepared_traps.meta["contract"])
+    contract = contract_from_dicts(prepared_traps.meta.contract)
     rows = pd.DataFrame([{spec.name: prepared_traps.test[spec.name].iloc[0] for spec in contract}] * 2)
     rows["age"] = ["?", "41"]
     typed = validate_input(rows.astype({"age": object}), contract)
@@ -140,9 +141,9 @@ def test_mostly_text_stays_categorical_with_a_warning(tmp_path: Path) -> None:
     values = [str(i) for i in range(30)] + ["low", "high"] * 35
     pd.DataFrame({"level": values, "x": np.arange(100) % 7, "y": ["a", "b"] * 50}).to_csv(path, index=False)
     prepared = prepare(csv_config(path), seed=0)
-    spec = next(spec for spec in prepared.meta["contract"] if spec["name"] == "level")
+    spec = next(spec for spec in prepared.meta.contract if spec["name"] == "level")
     assert spec["kind"] == "categorical"
-    assert "column 'level': 70 of 100 values are not numbers ('high', 'low'); kept as categorical" in prepared.meta["data_warnings"][0]
+    assert "column 'level': 70 of 100 values are not numbers ('high', 'low'); kept as categorical" in prepared.meta.data_warnings[0]
 
 
 def test_a_repeated_csv_header_is_refused_naming_column_and_file(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from conftest import new_project, run_env
 
+from automlops.records import Manifest
 from automlops.deploy import TARGETS, Release
 from automlops.deploy.model_registry import list_versions, next_version, read_aliases
 from automlops.errors import DeployError, GateError
@@ -190,7 +191,7 @@ def registry_of(where: Path, count: int) -> Path:
         bundle = where / "bundles" / str(version)
         (bundle / "model").mkdir(parents=True)
         (bundle / "model" / "model.joblib").write_bytes(f"model {version}".encode())
-        seal(bundle, {"format_version": FORMAT_VERSION, "name": "breast_cancer", "version": version})
+        seal(bundle, Manifest.from_dict({"format_version": FORMAT_VERSION, "name": "breast_cancer", "version": version}))
         add_version(registry, bundle, version)
     promote(registry, 1)
     return registry

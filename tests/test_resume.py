@@ -96,12 +96,12 @@ def test_killed_search_resumes_with_its_finished_trials(project: Path, tmp_path:
     assert len(after) == target + (len(new) == 2 and len(failed_in_flight)), (len(after), target, new, in_flight)
 
     bundle = load_bundle(project / "models" / "breast_cancer")
-    search = bundle.manifest["lineage"]["search"]
+    search = bundle.manifest.lineage.search
     assert search["study_name"] == study_name
     assert search["trials_finished"] == len(after)
     best = optuna.load_study(study_name=study_name, storage=storage).best_trial
     assert search["best_trial"] == best.number
-    assert bundle.manifest["model"]["params"] == best.user_attrs["record"]["params"]
+    assert bundle.manifest.model.params == best.user_attrs["record"]["params"]
     assert json.loads((project / "metrics" / "search.json").read_text())["trials"] == len(after)
 
     # the resumed trials explore new points: re-running an earlier candidate would waste the budget

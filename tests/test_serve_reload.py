@@ -17,6 +17,7 @@ import pytest
 from conftest import cli
 from test_serve import metric, running_server, wait_for
 
+from automlops.records import Manifest
 from automlops.deploy.bundle import seal
 from automlops.deploy.model_registry import add_version, promote
 from automlops.serve.holder import follows_alias
@@ -28,7 +29,7 @@ def resealed(source: Path, target: Path, version: int, model_bytes: bytes | None
     shutil.copytree(source, target)
     if model_bytes is not None:
         (target / "model" / "model.joblib").write_bytes(model_bytes)
-    seal(target, {**json.loads((target / "manifest.json").read_text()), "version": version})
+    seal(target, Manifest.from_dict({**json.loads((target / "manifest.json").read_text()), "version": version}))
     return target
 
 

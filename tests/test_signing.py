@@ -19,6 +19,7 @@ import pytest
 from conftest import REPO, cli
 from test_serve import running_server
 
+from automlops.records import Manifest
 from automlops.config.schema import SigningConfig
 from automlops.deploy.bundle import MANIFEST, load_bundle, seal, verify_bundle
 from automlops.deploy.model_registry import add_version
@@ -95,12 +96,12 @@ def test_keys_generate_writes_a_private_key_only_its_owner_reads_and_prints_the_
 @pytest.mark.slow  # the session's penguins run
 def test_a_signed_bundle_loads_and_each_tampering_is_refused_before_unpickling(signed: Path, keys, tmp_path: Path) -> None:
     trusted = trusting(keys["new"][1])
-    assert load_bundle(signed, keys=trusted).manifest["name"] == "penguins"
+    assert load_bundle(signed, keys=trusted).manifest.name == "penguins"
     marker = tmp_path / "PWNED"
 
     swapped = tmp_path / "swapped"  # another genuinely signed bundle's signature on this one
     shutil.copytree(signed, swapped)
-    seal(swapped, {**json.loads((swapped / MANIFEST).read_text()), "created_at": "2020-01-01T00:00:00+00:00"})
+    seal(swapped, Manifest.from_dict({**json.loads((swapped / MANIFEST).read_text()), "created_at": "2020-01-01T00:00:00+00:00"}))
     sign(swapped, keys["new"][0])
     assert load_bundle(swapped, keys=trusted)
     plant(signed, marker)
@@ -126,7 +127,7 @@ def test_a_signed_bundle_loads_and_each_tampering_is_refused_before_unpickling(s
     assert not marker.exists()
 
     (signed / SIGNATURE).unlink()  # no keys configured: today's behaviour, sha256 only, which the attack passes
-    assert verify_bundle(signed)["name"] == "penguins"
+    assert verify_bundle(signed).name == "penguins"
 
 
 @pytest.mark.slow  # the session's penguins run
@@ -206,7 +207,7 @@ def test_hot_reload_and_promote_refuse_an_unsigned_version(penguins_run, keys, t
     aliases["aliases"]["champion"] = 2  # moved behind promote's back
     (registry / "aliases.json").write_text(json.dumps(aliases))
     holder.check_now()
-    assert holder.bundle.manifest["version"] == 1 and not marker.exists()
+    assert holder.bundle.manifest.version == 1 and not marker.exists()
 
     monitored = cli("monitor", "--model", f"{registry}@champion", "--data", str(planted / "input_example.json"),
                     keys_arg(keys["new"][1]), "monitor.out=m", cwd=tmp_path)
@@ -232,7 +233,7 @@ def test_gate_and_deploy_sign_verify_and_refuse_planted_models(penguins_run, key
     deployed = cli("stage", "deploy", cwd=project)
     assert deployed.returncode == 0, deployed.stderr
     v2 = project / "models" / "penguins" / "versions" / "2"
-    assert load_bundle(v2, keys=trusting(keys["new"][1])).manifest["version"] == 2  # re-signed after the version and card
+    assert load_bundle(v2, keys=trusting(keys["new"][1])).manifest.version == 2  # re-signed after the version and card
 
     marker = tmp_path / "PWNED"
     plant(v2, marker)  # the champion planted: the next gate loads it to compare

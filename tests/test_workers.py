@@ -101,10 +101,10 @@ def test_two_workers_share_one_study_and_the_run_resumes_it(
     assert set(optuna.get_all_study_names(postgres_url)) - before == {study_name}
 
     bundle = load_bundle(root / "models" / "breast_cancer")
-    lineage = bundle.manifest["lineage"]["search"]
+    lineage = bundle.manifest.lineage.search
     assert lineage["study_name"] == study_name
     assert lineage["storage"] == postgres_url
     assert lineage["trials_finished"] == len(trials)
     assert lineage["best_trial"] == study.best_trial.number
-    assert bundle.manifest["model"]["params"] == study.best_trial.user_attrs["record"]["params"]
+    assert bundle.manifest.model.params == study.best_trial.user_attrs["record"]["params"]
     assert not (root / ".automlops" / "optuna.db").exists(), "a local sqlite study was used instead of PostgreSQL"

@@ -19,6 +19,7 @@ from automlops.data.sources import SOURCES, load_table
 from automlops.data.split import split_table
 from automlops.data.validation import ValidationFailed, validate_batch, validation_report
 from automlops.errors import DataError, did_you_mean
+from automlops.records import PreparedMeta
 
 log = logging.getLogger(__name__)
 MAX_CLASSES = 10  # an integer target with at most this many values is read as classes
@@ -29,7 +30,7 @@ class Prepared:
     train: pd.DataFrame
     valid: pd.DataFrame
     test: pd.DataFrame
-    meta: dict[str, Any]  # target, task, classes, positive class, input contract, data hash, source
+    meta: PreparedMeta  # target, task, classes, positive class, input contract, data hash, source (meta.json)
     schema: DataSchema | None = None  # inferred from this table (data/prepared/schema.yaml), before any curation
     validation: dict[str, Any] = field(default_factory=dict)  # the validation report (metrics/validation.json)
 
@@ -74,21 +75,21 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
         typed[column] = table[column]
     train, valid, test = split_table(typed, cfg.target, task, cfg.split, seed)
     classes = sorted(table[cfg.target].unique().tolist(), key=str) if task != "regression" else []
-    meta = {
-        "target": cfg.target,
-        "task": task,
-        "classes": classes,
-        "positive_class": positive,  # binary: what f1, pr_auc, brier and the threshold are about; else null
-        "features": features,
-        "split_columns": extra,  # kept for splitting only, never given to the model
-        "contract": [spec.to_dict() for spec in contract],
-        "data_hash": frame_hash(table[features + [cfg.target]]),
-        "source": source,
-        "rows": {"train": len(train), "valid": len(valid), "test": len(test)},
-        "schema": cfg.schema,  # the curated schema the contract follows; null: inferred only
-        "dropped_columns": cleaned.dropped,  # [{column, reason}]: predict and serve ignore these columns when sent
-        "data_warnings": cleaned.warnings,  # every column warning prepare logged, for the model card and reports
-    }
+    meta = PreparedMeta(
+        target=cfg.target,
+        task=task,
+        classes=classes,
+        positive_class=positive,  # binary: what f1, pr_auc, brier and the threshold are about; else null
+        features=features,
+        split_columns=extra,  # kept for splitting only, never given to the model
+        contract=[spec.to_dict() for spec in contract],
+        data_hash=frame_hash(table[features + [cfg.target]]),
+        source=source,
+        rows={"train": len(train), "valid": len(valid), "test": len(test)},
+        schema=cfg.schema,  # the curated schema the contract follows; null: inferred only
+        dropped_columns=cleaned.dropped,  # [{column, reason}]: predict and serve ignore these columns when sent
+        data_warnings=cleaned.warnings,  # every column warning prepare logged, for the model card and reports
+    )
     schema = DataSchema(inferred, target_spec(table[cfg.target], cfg.target, task))
     return Prepared(train, valid, test, meta, schema, report)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from automlops.config.schema import DeployConfig
+from automlops.records import Manifest
 from automlops.registry import Registry
 
 
@@ -21,7 +22,7 @@ class Release:
 
     name: str  # run.name: the registered model's name
     bundle: Path  # the sealed bundle folder (manifest.json with sha256 of every file, blessing.json inside)
-    manifest: dict[str, Any]  # its manifest.json, already read
+    manifest: Manifest  # its manifest.json, already read
     alias: str  # deploy.alias: the alias the release is promoted to (e.g. champion)
 
 

@@ -11,7 +11,7 @@ import logging
 import platform
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from functools import cached_property
 from importlib import metadata
@@ -30,6 +30,7 @@ from automlops.deploy.model_registry import resolve
 from automlops.deploy.signing import NO_KEYS, SIGNATURE, Signer, TrustedKeys, sign_manifest, verify_signature
 from automlops.errors import BundleError
 from automlops.io import atomic_dir, sha256_file, write_json_atomic
+from automlops.records import Lineage, Manifest, ManifestMetrics, ModelInfo, PreparedMeta, SearchBest, TrainingRows
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ class PackageInput:
 
     name: str
     model_dir: Path  # the fitted model, saved in the format search/best.json names
-    prepared: dict[str, Any]  # prepare's meta.json: task, target, contract, data hash, data config
-    search: dict[str, Any]  # search's best.json: family, params, metric, lineage, search config
+    prepared: PreparedMeta  # prepare's meta.json: task, target, contract, data hash, data config
+    search: SearchBest  # search's best.json: family, params, metric, lineage, search config
     metrics: dict[str, Any]  # evaluate's test metrics
     example: pd.DataFrame  # raw input rows, target excluded
     decision_threshold: float | None = None  # binary: evaluate.threshold, applied when serving too
@@ -77,12 +78,12 @@ def write_bundle(inputs: PackageInput, cfg: DeployConfig, target: Path, signing:
     return target
 
 
-def seal(folder: Path, manifest: dict[str, Any], signing: Signer | None = None) -> dict[str, Any]:
+def seal(folder: Path, manifest: Manifest, signing: Signer | None = None) -> Manifest:
     """Write manifest.json with the sha256 of every other file in the folder, as it is now, and sign
     it (manifest.sig) with `signing`; without one, a stale signature is removed."""
-    manifest = {**manifest, "files": {p.relative_to(folder).as_posix(): sha256_file(p)
-                                      for p in sorted(folder.rglob("*")) if p.is_file() and not _unsealed(folder, p)}}
-    write_json_atomic(folder / MANIFEST, manifest)
+    manifest = replace(manifest, files={p.relative_to(folder).as_posix(): sha256_file(p)
+                                        for p in sorted(folder.rglob("*")) if p.is_file() and not _unsealed(folder, p)})
+    write_json_atomic(folder / MANIFEST, manifest.to_dict())
     sign_manifest(folder / MANIFEST, signing)
     return manifest
 
@@ -94,48 +95,49 @@ SERVING_FIELDS = ("task", "classes", "positive_class", "decision_threshold", "in
 RELEASE_FILES = ("blessing.json", "model_card.md", "model_card.html")  # what the deploy stage adds to the candidate
 
 
-def content_digest(manifest: dict[str, Any]) -> str:
+def content_digest(manifest: Manifest) -> str:
     """What the bundle is, without when it was made: the sha256 of its files as packaged (model,
     input example, requirements, statistics, training rows; not what deploy adds) and of the manifest
     fields that change an answer. Two runs of an unchanged pipeline give equal digests whatever the
     timestamps say, and the deploy stage publishes no new version for the second; a packaging change
     (deploy.example_rows) or another threshold is a new release."""
-    content = {"files": {name: sha for name, sha in sorted(manifest.get("files", {}).items()) if name not in RELEASE_FILES},
-               **{key: manifest.get(key) for key in SERVING_FIELDS}}
+    written = manifest.to_dict()
+    content = {"files": {name: sha for name, sha in sorted(manifest.files.items()) if name not in RELEASE_FILES},
+               **{key: written.get(key) for key in SERVING_FIELDS}}
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _manifest(inputs: PackageInput, cfg: DeployConfig, packages: dict[str, str]) -> dict[str, Any]:
+def _manifest(inputs: PackageInput, cfg: DeployConfig, packages: dict[str, str]) -> Manifest:
     prepared, search = inputs.prepared, inputs.search
-    return {
-        "format_version": FORMAT_VERSION,
-        "name": inputs.name,
-        "version": None,  # set when the local registry takes the bundle in
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": prepared["task"],
-        "target": prepared["target"],
-        "classes": prepared["classes"],
-        "positive_class": prepared.get("positive_class"),  # binary: what f1, pr_auc, brier and decision_threshold are about
-        "decision_threshold": inputs.decision_threshold,
-        "input_schema": prepared["contract"],
-        "dropped_columns": prepared.get("dropped_columns", []),  # [{column, reason}]: prepare dropped them; predict ignores them
-        "metrics": {"validation": {search["metric"]: search["valid_score"]}, "test": inputs.metrics},
-        "model": {"engine": search["engine"], "format": search["format"], "family": search["family"], "params": search["params"]},
-        "lineage": {
-            "data_hash": prepared["data_hash"],
-            "data_source": prepared["source"],
-            "rows": prepared["rows"],
-            "git_commit": _git_commit(),
-            "python": platform.python_version(),
-            "packages": packages,
-            "search": search["lineage"],
-        },
-        "config": {"data": prepared["config"], "search": search["config"], "deploy": asdict(cfg)},
-        "training_rows": None if inputs.training_rows is None else {
-            "file": TRAINING_ROWS, "rows": len(inputs.training_rows), "distinct": len(hash_set(inputs.training_rows)),
-            "splits": list(inputs.trained_on), "hash": HASH_METHOD,
-        },
-    }
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        name=inputs.name,
+        version=None,  # set when the local registry takes the bundle in
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        task=prepared.task,
+        target=prepared.target,
+        classes=prepared.classes,
+        positive_class=prepared.positive_class,  # binary: what f1, pr_auc, brier and decision_threshold are about
+        decision_threshold=inputs.decision_threshold,
+        input_schema=prepared.contract,
+        dropped_columns=prepared.dropped_columns,  # [{column, reason}]: prepare dropped them; predict ignores them
+        metrics=ManifestMetrics(validation={search.metric: search.valid_score}, test=inputs.metrics),
+        model=ModelInfo(engine=search.engine, format=search.format, family=search.family, params=search.params),
+        lineage=Lineage(
+            data_hash=prepared.data_hash,
+            data_source=prepared.source,
+            rows=prepared.rows,
+            git_commit=_git_commit(),
+            python=platform.python_version(),
+            packages=packages,
+            search=search.lineage,
+        ),
+        config={"data": prepared.config, "search": search.config, "deploy": asdict(cfg)},
+        training_rows=None if inputs.training_rows is None else TrainingRows(
+            file=TRAINING_ROWS, rows=len(inputs.training_rows), distinct=len(hash_set(inputs.training_rows)),
+            splits=list(inputs.trained_on), hash=HASH_METHOD,
+        ),
+    )
 
 
 def _git_commit() -> str | None:
@@ -168,17 +170,17 @@ def _requirements(packages: dict[str, str]) -> str:
 @dataclass
 class Bundle:
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     model: Any
 
     @cached_property
     def contract(self) -> list[ColumnSpec]:  # parsed once: the server asks for it on every request
-        return contract_from_dicts(self.manifest["input_schema"])
+        return contract_from_dicts(self.manifest.input_schema)
 
     @cached_property
     def dropped_columns(self) -> frozenset[str]:
         """Columns prepare dropped (id-like, dates, constant, all missing): sent for prediction, they are ignored."""
-        return frozenset(str(item["column"]) for item in self.manifest.get("dropped_columns", []))
+        return frozenset(str(item["column"]) for item in self.manifest.dropped_columns or [])
 
     def without_dropped(self, frame: pd.DataFrame) -> pd.DataFrame:
         """`frame` without the columns prepare dropped: a user may send the table shape the model was
@@ -189,7 +191,7 @@ class Bundle:
     @cached_property
     def statistics(self) -> dict[str, Any] | None:
         """The training snapshot's statistics (sealed like every file); None in bundles packaged before them."""
-        if STATISTICS not in self.manifest.get("files", {}):
+        if STATISTICS not in self.manifest.files:
             return None
         return dict(json.loads((self.path / STATISTICS).read_text()))
 
@@ -197,13 +199,13 @@ class Bundle:
     def training_rows(self) -> np.ndarray | None:
         """The sorted hashes of the rows the model was fit on (sealed like every file); None in bundles
         packaged before they were recorded, whose training rows are unknown."""
-        record = self.manifest.get("training_rows")
-        if not record or record.get("file") not in self.manifest.get("files", {}):
+        record = self.manifest.training_rows
+        if not record or record.file not in self.manifest.files:
             return None
-        return np.asarray(np.load(self.path / record["file"], allow_pickle=False), dtype=np.uint64)
+        return np.asarray(np.load(self.path / record.file, allow_pickle=False), dtype=np.uint64)
 
 
-def read_manifest(path: Path | str, keys: TrustedKeys = NO_KEYS) -> dict[str, Any]:
+def read_manifest(path: Path | str, keys: TrustedKeys = NO_KEYS) -> Manifest:
     """The bundle's metadata, without loading the model; with `keys`, only when one of them signed it.
     `path` may also be a registry reference: models/<name> (its champion) or models/<name>@<alias or version>."""
     folder = resolve(path)
@@ -216,17 +218,17 @@ def read_manifest(path: Path | str, keys: TrustedKeys = NO_KEYS) -> dict[str, An
         raise BundleError(f"--model: {manifest_file} is not valid JSON ({error}); repackage with `dvc repro package`") from error
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"--model: bundle format {manifest.get('format_version')} is not {FORMAT_VERSION}; repackage it with this automlops")
-    return manifest
+    return Manifest.from_dict(manifest)
 
 
-def verify_bundle(path: Path | str, keys: TrustedKeys = NO_KEYS) -> dict[str, Any]:
+def verify_bundle(path: Path | str, keys: TrustedKeys = NO_KEYS) -> Manifest:
     """Check the manifest's signature against `keys` (none: not checked), then every file against its
     sha256 in the manifest, and that no file is unlisted; nothing is unpickled. Returns the manifest.
     Consumers pass the configured keys (deploy.signing.public_keys): tests/test_signing.py checks that
     every call in automlops/ does."""
     path = resolve(path)
     manifest = read_manifest(path, keys)
-    listed = manifest.get("files", {})
+    listed = manifest.files
     for name, expected in listed.items():
         file = path / name
         if not file.is_file():
@@ -240,11 +242,11 @@ def verify_bundle(path: Path | str, keys: TrustedKeys = NO_KEYS) -> dict[str, An
     return manifest
 
 
-def check_versions(manifest: dict[str, Any]) -> None:
+def check_versions(manifest: Manifest) -> None:
     """A pickle from another major version of its library may load wrongly or not at all: refuse it
     naming both versions; a minor difference only warns."""
-    trained = manifest.get("lineage", {}).get("packages", {})
-    for name in PICKLE_PACKAGES.get(manifest["model"]["format"], ()):
+    trained = manifest.lineage.packages
+    for name in PICKLE_PACKAGES.get(manifest.model.format, ()):
         if name not in trained:
             continue
         try:
@@ -267,4 +269,4 @@ def load_bundle(path: Path | str, keys: TrustedKeys = NO_KEYS) -> Bundle:
     folder = resolve(path)
     manifest = verify_bundle(folder, keys=keys)
     check_versions(manifest)
-    return Bundle(folder, manifest, load_model(manifest["model"]["format"], folder / MODEL_DIR))
+    return Bundle(folder, manifest, load_model(manifest.model.format, folder / MODEL_DIR))

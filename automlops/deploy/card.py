@@ -15,6 +15,7 @@ from typing import Any, Union
 
 from automlops.config.schema import CardConfig
 from automlops.io import write_text_atomic
+from automlops.records import Blessing, Manifest
 
 NOT_STATED = "not stated"
 EMPTY = "–"
@@ -47,7 +48,7 @@ class Section:
     blocks: list[Block] = field(default_factory=list)
 
 
-def write_model_card(folder: Path, manifest: dict[str, Any], blessing: dict[str, Any] | None,
+def write_model_card(folder: Path, manifest: Manifest, blessing: Blessing | None,
                      slices: dict[str, Any] | None, card: CardConfig) -> None:
     """Write model_card.md and model_card.html into `folder` (the release, before it is sealed)."""
     title, sections = card_sections(manifest, blessing, slices, card)
@@ -55,10 +56,10 @@ def write_model_card(folder: Path, manifest: dict[str, Any], blessing: dict[str,
     write_text_atomic(Path(folder) / "model_card.html", render_html(title, sections))
 
 
-def card_sections(manifest: dict[str, Any], blessing: dict[str, Any] | None, slices: dict[str, Any] | None,
+def card_sections(manifest: Manifest, blessing: Blessing | None, slices: dict[str, Any] | None,
                   card: CardConfig) -> tuple[str, list[Section]]:
-    version = manifest.get("version")
-    title = f"Model card: {manifest['name']}" + (f" v{version}" if version is not None else "")
+    version = manifest.version
+    title = f"Model card: {manifest.name}" + (f" v{version}" if version is not None else "")
     return title, [_model(manifest), _intended_use(card), _data(manifest), _metrics(manifest),
                    _slices(slices), _gate(blessing), _lineage(manifest)]
 
@@ -66,20 +67,20 @@ def card_sections(manifest: dict[str, Any], blessing: dict[str, Any] | None, sli
 # ---- sections -----------------------------------------------------------------------------------
 
 
-def _model(manifest: dict[str, Any]) -> Section:
-    model = manifest.get("model", {})
+def _model(manifest: Manifest) -> Section:
+    model = manifest.model
     items: list[tuple[str, Any]] = [
-        ("Name", manifest["name"]), ("Version", manifest.get("version")), ("Created", manifest.get("created_at")),
-        ("Task", manifest.get("task")), ("Target", manifest.get("target")),
+        ("Name", manifest.name), ("Version", manifest.version), ("Created", manifest.created_at),
+        ("Task", manifest.task), ("Target", manifest.target),
     ]
-    if manifest.get("classes"):
-        items.append(("Classes", manifest["classes"]))
-    if manifest.get("positive_class") is not None:
-        items.append(("Positive class", manifest["positive_class"]))
-    if manifest.get("decision_threshold") is not None:
-        items.append(("Decision threshold", manifest["decision_threshold"]))
-    items += [("Engine", model.get("engine")), ("Family", model.get("family")), ("Format", model.get("format")),
-              ("Parameters", model.get("params") or EMPTY)]
+    if manifest.classes:
+        items.append(("Classes", manifest.classes))
+    if manifest.positive_class is not None:
+        items.append(("Positive class", manifest.positive_class))
+    if manifest.decision_threshold is not None:
+        items.append(("Decision threshold", manifest.decision_threshold))
+    items += [("Engine", model.engine), ("Family", model.family), ("Format", model.format),
+              ("Parameters", model.params or EMPTY)]
     return Section("Model", [Fields(items)])
 
 
@@ -92,17 +93,17 @@ def _intended_use(card: CardConfig) -> Section:
     ])])
 
 
-def _data(manifest: dict[str, Any]) -> Section:
-    lineage = manifest.get("lineage", {})
-    rows = lineage.get("rows") or {}
-    items: list[tuple[str, Any]] = [("Source", lineage.get("data_source")), ("Data hash", lineage.get("data_hash"))]
+def _data(manifest: Manifest) -> Section:
+    lineage = manifest.lineage
+    rows = lineage.rows
+    items: list[tuple[str, Any]] = [("Source", lineage.data_source), ("Data hash", lineage.data_hash)]
     if rows:
         items.append(("Rows", ", ".join(f"{split} {count}" for split, count in rows.items()) + f" (total {sum(rows.values())})"))
     features = [[c.get("name"), c.get("kind"), c.get("dtype"), "yes" if c.get("nullable") else "no", _values(c)]
-                for c in manifest.get("input_schema", [])]
+                for c in manifest.input_schema]
     blocks: list[Block] = [Fields(items), Table(["feature", "kind", "dtype", "missing values", "values seen in training"],
                                                  features, f"{len(features)} input feature(s)")]
-    dropped = [[item.get("column"), item.get("reason")] for item in manifest.get("dropped_columns", [])]
+    dropped = [[item.get("column"), item.get("reason")] for item in manifest.dropped_columns or []]
     if dropped:  # prepare's column rules: what the model was not given, and why
         blocks.append(Table(["column", "reason"], dropped, f"{len(dropped)} column(s) dropped by prepare"))
     return Section("Data", blocks)
@@ -118,12 +119,12 @@ def _values(column: dict[str, Any]) -> str:
     return EMPTY
 
 
-def _metrics(manifest: dict[str, Any]) -> Section:
-    metrics = manifest.get("metrics", {})
-    blocks: list[Block] = [Table(["metric", "value"], [[name, value] for name, value in (metrics.get("test") or {}).items()],
-                                 f"held-out test split ({(manifest.get('lineage', {}).get('rows') or {}).get('test', '?')} rows)")]
-    if metrics.get("validation"):
-        blocks.append(Fields([("Search validation", metrics["validation"])]))
+def _metrics(manifest: Manifest) -> Section:
+    metrics = manifest.metrics
+    blocks: list[Block] = [Table(["metric", "value"], [[name, value] for name, value in metrics.test.items()],
+                                 f"held-out test split ({manifest.lineage.rows.get('test', '?')} rows)")]
+    if metrics.validation:
+        blocks.append(Fields([("Search validation", metrics.validation)]))
     return Section("Test metrics", blocks)
 
 
@@ -140,25 +141,25 @@ def _slices(slices: dict[str, Any] | None) -> Section:
     return Section("Slices", blocks)
 
 
-def _gate(blessing: dict[str, Any] | None) -> Section:
+def _gate(blessing: Blessing | None) -> Section:
     if blessing is None:
         return Section("Gate", [Text("not gated: no gate record came with this version.")])
-    champion = blessing.get("champion") or {}
-    items: list[tuple[str, Any]] = [("Verdict", "passed" if blessing.get("passed") else "FAILED")]
-    comparison = blessing.get("comparison")
+    champion = blessing.champion
+    items: list[tuple[str, Any]] = [("Verdict", "passed" if blessing.passed else "FAILED")]
+    comparison = blessing.comparison
     if comparison:  # the gate's decision: the rows both models were scored on, or what gate.incomparable chose
-        items += [("Compared with", f"champion v{champion.get('version')}"), ("Compared on", comparison["summary"])]
+        items += [("Compared with", f"champion v{champion.version if champion else None}"), ("Compared on", comparison["summary"])]
     else:
-        items.append(("Compared with", f"champion v{champion['version']} ({champion.get('scored_on')})" if champion.get("version")
+        items.append(("Compared with", f"champion v{champion.version} ({champion.scored_on})" if champion and champion.version
                       else "no champion (first version)"))
     blocks: list[Block] = [Fields(items)]
-    checks = blessing.get("checks") or []
+    checks = blessing.checks
     if checks:
         header = list(dict.fromkeys(key for check in checks for key in check if key != "summary"))
         blocks.append(Table(header, [[check.get(key) for key in header] for check in checks], "checks"))
     else:
         blocks.append(Text("No metric checks configured (gate.checks is empty)."))
-    infra = blessing.get("infra")
+    infra = blessing.infra
     if infra:
         blocks += [Text("Infra validation: the bundle was served and queried before promotion."), Fields(list(infra.items()))]
     else:
@@ -166,15 +167,15 @@ def _gate(blessing: dict[str, Any] | None) -> Section:
     return Section("Gate", blocks)
 
 
-def _lineage(manifest: dict[str, Any]) -> Section:
-    lineage = manifest.get("lineage", {})
-    items: list[tuple[str, Any]] = [("Git commit", lineage.get("git_commit") or "not in a git repository"),
-                                    ("Python", lineage.get("python"))]
-    items += [(f"Search {key.replace('_', ' ')}", value) for key, value in (lineage.get("search") or {}).items()]
-    rows = manifest.get("training_rows")
-    items.append(("Training rows", f"{rows['rows']} rows of {'+'.join(rows['splits'])}, their hashes in {rows['file']} (the gate never "
+def _lineage(manifest: Manifest) -> Section:
+    lineage = manifest.lineage
+    items: list[tuple[str, Any]] = [("Git commit", lineage.git_commit or "not in a git repository"),
+                                    ("Python", lineage.python)]
+    items += [(f"Search {key.replace('_', ' ')}", value) for key, value in lineage.search.items()]
+    rows = manifest.training_rows
+    items.append(("Training rows", f"{rows.rows} rows of {'+'.join(rows.splits)}, their hashes in {rows.file} (the gate never "
                   "scores the model on them)" if rows else "not recorded (packaged before automlops recorded them)"))
-    packages = [[name, version] for name, version in (lineage.get("packages") or {}).items()]
+    packages = [[name, version] for name, version in lineage.packages.items()]
     return Section("Lineage", [Fields(items), Table(["package", "version"], packages, "libraries that trained it")])
 
 

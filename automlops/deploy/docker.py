@@ -46,6 +46,7 @@ from automlops.deploy.signing import NO_KEYS, TrustedKeys, trusted_keys
 from automlops.errors import BundleError
 from automlops.io import atomic_dir
 from automlops.predict import predict_frame, records_from_json
+from automlops.records import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def build_context(release: Release, cfg: DeployConfig) -> dict[str, Any]:
     docker = cfg.docker
     keys = trusted_keys(cfg.signing)
     target = Path(docker.dir) / release.name
-    version = release.manifest.get("version")
+    version = release.manifest.version
     tag = f"{_repository(release.name)}:{f'v{version}' if version is not None else 'latest'}"  # docker's tag grammar
     _warn_python_mismatch(docker.base_image, release.manifest)
     with atomic_dir(target) as staging:
@@ -100,7 +101,7 @@ def serving_requirements(bundle: Path, keys: TrustedKeys = NO_KEYS) -> tuple[dic
     only when one of them signed it (deploy.signing.public_keys)."""
     manifest = read_manifest(bundle)
     # load_bundle checks the installed version of each of these that trained the model, used or not
-    checked = {name for name in PICKLE_PACKAGES.get(manifest["model"]["format"], ()) if name in manifest["lineage"].get("packages", {})}
+    checked = {name for name in PICKLE_PACKAGES.get(manifest.model.format, ()) if name in manifest.lineage.packages}
     roots = set(SERVE_PACKAGES) | checked | set(probe_engine(bundle, keys=keys))
     trained = _bundle_pins(bundle / "requirements.txt")
     pins: dict[str, str] = {}
@@ -139,7 +140,7 @@ def _probe(path: str, public_keys: list[str]) -> None:
     before = set(sys.modules)
     bundle = load_bundle(Path(path), keys=keys)
     example = records_from_json(json.loads((Path(path) / EXAMPLE_FILE).read_text()))
-    predict_frame(bundle, example, probabilities=bundle.manifest["task"] != "regression")
+    predict_frame(bundle, example, probabilities=bundle.manifest.task != "regression")
     print(json.dumps(sorted(_owners([sys.modules[name] for name in set(sys.modules) - before]))))
 
 
@@ -208,9 +209,9 @@ def _canonical(name: str) -> str:
 
 def _requirements_text(release: Release, pins: dict[str, str], from_bundle: int) -> str:
     manifest = release.manifest
-    head = (f"# What serving {_label(release)} ({manifest['model']['family']}, {manifest['model']['format']} format) needs.\n"
+    head = (f"# What serving {_label(release)} ({manifest.model.family}, {manifest.model.format} format) needs.\n"
             f"# Pinned: {from_bundle} version(s) from the bundle's requirements.txt, the rest from the environment\n"
-            f"# that deployed it (Python {manifest['lineage'].get('python')}). automlops itself is installed from wheels/\n"
+            f"# that deployed it (Python {manifest.lineage.python}). automlops itself is installed from wheels/\n"
             "# without its dependencies: serving needs neither the search nor Hydra nor DVC.\n")
     return head + "".join(f"{name}=={version}\n" for name, version in pins.items())
 
@@ -337,7 +338,7 @@ def _make_readable(folder: Path) -> None:
 
 
 def _label(release: Release) -> str:
-    version = release.manifest.get("version")
+    version = release.manifest.version
     return f"{release.name} v{version}" if version is not None else f"{release.name} (no version number)"
 
 
@@ -346,9 +347,9 @@ def _repository(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
 
 
-def _warn_python_mismatch(base_image: str, manifest: dict[str, Any]) -> None:
+def _warn_python_mismatch(base_image: str, manifest: Manifest) -> None:
     image = re.search(r"python:(\d+\.\d+)", base_image)
-    trained = ".".join(str(manifest.get("lineage", {}).get("python", "")).split(".")[:2])
+    trained = ".".join(str(manifest.lineage.python or "").split(".")[:2])
     if image and trained and image.group(1) != trained:
         log.warning("deploy.docker.base_image: %s runs Python %s, the model was trained with %s; the pinned versions may "
                     "have no wheels there. Use python:%s-slim", base_image, image.group(1), trained, trained)

@@ -24,6 +24,7 @@ from automlops.errors import ConfigError, DeployError
 from automlops.stages import STATE_DIR
 from automlops.predict import predict_frame, records_from_json
 from automlops.urls import connect_url, mask_secrets as mask_env, scrub
+from automlops.records import Manifest
 
 MISSING_EXTRA = "deploy.targets: 'mlflow' needs the mlflow extra: pip install 'automlops[mlflow]'"
 DEFAULT_STORE = STATE_DIR / "mlflow.db"  # under the project, when deploy.mlflow.tracking_uri is null
@@ -170,22 +171,21 @@ def _requirements(release: Release) -> list[str]:
     if file.is_file():
         lines = (line.split("#")[0].strip() for line in file.read_text().splitlines())
         return [line for line in lines if line]
-    packages = release.manifest.get("lineage", {}).get("packages", {})
+    packages = release.manifest.lineage.packages
     return [f"{name}=={version}" for name, version in sorted(packages.items()) if name != "automlops"]
 
 
-def _tags(manifest: dict[str, Any]) -> dict[str, str]:
-    model, lineage = manifest.get("model", {}), manifest.get("lineage", {})
-    tags = {"automlops.task": manifest.get("task"), "automlops.engine": model.get("engine"), "automlops.family": model.get("family"),
-            "automlops.created_at": manifest.get("created_at"), "automlops.data_hash": lineage.get("data_hash"),
-            "automlops.git_commit": lineage.get("git_commit"), "automlops.version": manifest.get("version")}
+def _tags(manifest: Manifest) -> dict[str, str]:
+    model, lineage = manifest.model, manifest.lineage
+    tags = {"automlops.task": manifest.task, "automlops.engine": model.engine, "automlops.family": model.family,
+            "automlops.created_at": manifest.created_at, "automlops.data_hash": lineage.data_hash,
+            "automlops.git_commit": lineage.git_commit, "automlops.version": manifest.version}
     return {key: str(value) for key, value in tags.items() if value is not None}
 
 
-def _metrics(manifest: dict[str, Any]) -> dict[str, float]:
+def _metrics(manifest: Manifest) -> dict[str, float]:
     """The bundle's validation and test scores, as `valid_<metric>` and `test_<metric>`."""
-    metrics = manifest.get("metrics", {})
     return {f"{prefix}_{name}": float(value)
-            for prefix, key in (("valid", "validation"), ("test", "test"))
-            for name, value in (metrics.get(key) or {}).items()
+            for prefix, scores in (("valid", manifest.metrics.validation), ("test", manifest.metrics.test))
+            for name, value in scores.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool)}

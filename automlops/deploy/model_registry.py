@@ -240,7 +240,7 @@ def _remove(registry: Path, versions: list[int]) -> None:
 @TARGETS.register("bundle")
 def publish_to_registry(release: Release, cfg: DeployConfig) -> dict[str, Any]:
     registry = Path(cfg.dir) / release.name
-    version = release.manifest.get("version")
+    version = release.manifest.version
     if not isinstance(version, int):
         raise RegistryError(f"{release.bundle}: the release has no version number; run the deploy stage to publish it")
     path = add_version(registry, release.bundle, version)

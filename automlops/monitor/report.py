@@ -50,7 +50,8 @@ def monitor_batch(bundle: Bundle, batch: pd.DataFrame, cfg: MonitorConfig, sourc
         performance["drifted"] = bool(verdict.performance)
     return {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": {key: bundle.manifest.get(key) for key in ("name", "version", "task", "target")},
+        "model": {"name": bundle.manifest.name, "version": bundle.manifest.version, "task": bundle.manifest.task,
+                  "target": bundle.manifest.target},
         "reference": {"rows": reference["rows"], "data_hash": reference.get("data_hash")},
         "batch": {"source": source, "rows": len(batch)},
         "dataset_drift": {"drifted": verdict.dataset, "share": verdict.share, "threshold": verdict.threshold,
@@ -132,7 +133,7 @@ def _prediction_drift(bundle: Bundle, batch: pd.DataFrame, reference: dict[str, 
             predictions = _predict(bundle, sample)
         except Exception as error:  # a batch the model cannot score must not cost the report on the inputs
             return {"skipped": f"the model could not score the batch: {type(error).__name__}: {str(error)[:200]}"}
-    kind = NUMERIC if bundle.manifest["task"] == "regression" else CATEGORICAL
+    kind = NUMERIC if bundle.manifest.task == "regression" else CATEGORICAL
     if kind == CATEGORICAL:
         predictions = predictions.astype(str)
     return _test(PREDICTION, kind, ref, predictions, cfg)
@@ -142,17 +143,17 @@ def _performance(bundle: Bundle, batch: pd.DataFrame, cfg: MonitorConfig, missin
     """With labels in the batch: the primary test metric now against the one recorded at packaging. Drift
     needs both a relative drop and an absolute worsening: a log loss of 0.003 at packaging would otherwise
     call 0.0032 drift."""
-    target, task = bundle.manifest["target"], bundle.manifest["task"]
+    target, task = bundle.manifest.target, bundle.manifest.task
     if target not in batch.columns or missing:
         return None
     labelled = batch[batch[target].notna()]
     if labelled.empty:
         return None
     metric = primary_metric(task)
-    recorded = (bundle.manifest.get("metrics") or {}).get("test", {}).get(metric)
-    y = _labels(labelled[target], task, bundle.manifest.get("classes") or [])
-    current = test_metrics(bundle.model, _model_rows(bundle, labelled), y, task, bundle.manifest.get("decision_threshold"),
-                           bundle.manifest.get("positive_class")).get(metric)
+    recorded = bundle.manifest.metrics.test.get(metric)
+    y = _labels(labelled[target], task, bundle.manifest.classes or [])
+    current = test_metrics(bundle.model, _model_rows(bundle, labelled), y, task, bundle.manifest.decision_threshold,
+                           bundle.manifest.positive_class).get(metric)
     if recorded is None or current is None:
         return {"metric": metric, "reference": recorded, "current": current, "rows": len(labelled)}
     worse = (recorded - current) if HIGHER_IS_BETTER[metric] else (current - recorded)

@@ -39,9 +39,9 @@ def monitor(model: str, data: Path, cfg: MonitorConfig, labels: Path | None = No
         return write_nothing_to_judge(out, str(data), f"no batch in {data} yet: drop .csv, .parquet, .json or prediction-log files there", cfg)
     labels = labels or (Path(cfg.labels) if cfg.labels else None)
     if labels is not None:
-        batch = join_labels(batch, labels, cfg.id_column, bundle.manifest["target"])
+        batch = join_labels(batch, labels, cfg.id_column, bundle.manifest.target)
     report = monitor_batch(bundle, batch, cfg, str(data))
-    report["retrain"] = retrain(report, batch, cfg, bundle.manifest["name"], [o for o in overrides if not o.startswith("monitor.")])
+    report["retrain"] = retrain(report, batch, cfg, bundle.manifest.name, [o for o in overrides if not o.startswith("monitor.")])
     write_text_atomic(out / REPORT_HTML, render_html(report))
     write_json_atomic(out / REPORT_JSON, summary(report))  # last: its presence means the report is complete
     return report

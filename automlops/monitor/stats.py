@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automlops.records import PreparedMeta
+
 SAMPLE_ROWS = 1000  # a reference this small keeps its values: drift then uses exact two-sample tests
 QUANTILES = np.linspace(0.0, 1.0, 101)  # percentiles: a numeric column's shape, and its Wasserstein distance
 HISTOGRAM_BINS = 20  # quantile bins of the reference: PSI and the report's histograms
@@ -23,13 +25,13 @@ OTHER_BUCKETS = 64  # unnamed levels are pooled by a stable hash into this many 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 
 
-def training_statistics(rows: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
+def training_statistics(rows: pd.DataFrame, meta: PreparedMeta) -> dict[str, Any]:
     """The reference: the rows the model learns from (train + valid, as prepared), tied to the data hash."""
-    kinds = {spec["name"]: spec["kind"] for spec in meta["contract"]}
-    target_kind = NUMERIC if meta["task"] == "regression" else CATEGORICAL
+    kinds = {spec["name"]: spec["kind"] for spec in meta.contract}
+    target_kind = NUMERIC if meta.task == "regression" else CATEGORICAL
     stats = table_statistics(rows, kinds)
-    stats["target"] = table_statistics(rows, {meta["target"]: target_kind})["columns"][meta["target"]]
-    return {**stats, "data_hash": meta["data_hash"]}
+    stats["target"] = table_statistics(rows, {meta.target: target_kind})["columns"][meta.target]
+    return {**stats, "data_hash": meta.data_hash}
 
 
 def prediction_statistics(predictions: pd.Series, task: str) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def create_app(ref: str, cfg: ServeConfig, keys: TrustedKeys = NO_KEYS) -> Any:
             prediction_log.close()
 
     manifest = holder.bundle.manifest
-    app = FastAPI(title=f"automlops model {manifest['name']}", version=str(manifest.get("version") or manifest.get("created_at")),
+    app = FastAPI(title=f"automlops model {manifest.name}", version=str(manifest.version or manifest.created_at),
                   description="Predictions from an automlops bundle. Request bodies are checked against the model's input schema.",
                   lifespan=lifespan)
 
@@ -68,12 +68,12 @@ def create_app(ref: str, cfg: ServeConfig, keys: TrustedKeys = NO_KEYS) -> Any:
     @app.get("/health", summary="Liveness: the process answers")
     def health() -> dict[str, Any]:
         bundle = holder.bundle
-        return {"status": "ok", "model": bundle.manifest["name"], "task": bundle.manifest["task"]}
+        return {"status": "ok", "model": bundle.manifest.name, "task": bundle.manifest.task}
 
     @app.get("/ready", summary="Readiness: the model is loaded and warmed up")
     def ready() -> dict[str, Any]:
         bundle = holder.bundle  # loaded and warmed before the port opened, and swapped only when warmed
-        return {"ready": True, "model": bundle.manifest["name"], "version": bundle.manifest.get("version")}
+        return {"ready": True, "model": bundle.manifest.name, "version": bundle.manifest.version}
 
     @app.get("/metadata", summary="The served model: version, metrics, input schema, lineage")
     def metadata() -> dict[str, Any]:
@@ -120,7 +120,7 @@ def create_app(ref: str, cfg: ServeConfig, keys: TrustedKeys = NO_KEYS) -> Any:
         if prediction_log:
             sent = _sent(rows.records) if rows.records is not None else _records(rows.frame)
             prediction_log.add(log_entry(rid, bundle.manifest, sent, predictions))
-        return JSONResponse(answer, headers={"X-Model-Version": str(bundle.manifest.get("version"))})
+        return JSONResponse(answer, headers={"X-Model-Version": str(bundle.manifest.version)})
 
     @app.post("/predict", summary="Predict: JSON records or columns, or CSV (text/csv); ?proba=1 adds class probabilities",
               openapi_extra={"requestBody": _request_schema(holder.bundle, synthetic=token is not None)})
@@ -161,21 +161,22 @@ def _reloaded(metrics: Metrics, result: str, bundle: Bundle | None) -> None:
         metrics.reloads.labels(result).inc()
     if bundle is not None:
         metrics.model_version.clear()
-        metrics.model_version.labels(bundle.manifest["name"]).set(bundle.manifest.get("version") or 0)
+        metrics.model_version.labels(bundle.manifest.name).set(bundle.manifest.version or 0)
 
 
 def _metadata(bundle: Bundle, ref: str, follows: bool) -> dict[str, Any]:
     manifest = bundle.manifest
-    lineage = manifest.get("lineage", {})
+    lineage = manifest.lineage
     return {
-        "name": manifest["name"], "version": manifest.get("version"), "created_at": manifest.get("created_at"),
-        "served_from": ref, "follows_alias": follows, "task": manifest["task"], "target": manifest["target"],
-        "classes": manifest.get("classes"), "positive_class": manifest.get("positive_class"),
-        "decision_threshold": manifest.get("decision_threshold"),
-        "metrics": manifest.get("metrics"), "model": {k: manifest["model"][k] for k in ("engine", "format", "family")},
-        "input_schema": manifest["input_schema"], "blessing": manifest.get("blessing"),
-        "lineage": {"git_commit": lineage.get("git_commit"), "data_hash": lineage.get("data_hash"),
-                    "rows": lineage.get("rows"), "search": {k: lineage.get("search", {}).get(k) for k in ("engine", "study_name", "best_trial", "fit_id")}},
+        "name": manifest.name, "version": manifest.version, "created_at": manifest.created_at,
+        "served_from": ref, "follows_alias": follows, "task": manifest.task, "target": manifest.target,
+        "classes": manifest.classes, "positive_class": manifest.positive_class,
+        "decision_threshold": manifest.decision_threshold,
+        "metrics": manifest.metrics.to_dict(), "model": {"engine": manifest.model.engine, "format": manifest.model.format,
+                                                         "family": manifest.model.family},
+        "input_schema": manifest.input_schema, "blessing": None if manifest.blessing is None else manifest.blessing.to_dict(),
+        "lineage": {"git_commit": lineage.git_commit, "data_hash": lineage.data_hash,
+                    "rows": lineage.rows, "search": {k: lineage.search.get(k) for k in ("engine", "study_name", "best_trial", "fit_id")}},
     }
 
 

@@ -96,7 +96,7 @@ class ModelHolder:
             self._on_reload("failed", None)
             return
         old, self.bundle, self._failed = self.bundle, fresh, None
-        log.info("reload: now serving %s v%s (was v%s)", self.ref, fresh.manifest.get("version"), old.manifest.get("version"))
+        log.info("reload: now serving %s v%s (was v%s)", self.ref, fresh.manifest.version, old.manifest.version)
         self._on_reload("ok", fresh)
 
     def _watch(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from automlops.config.schema import PredictionLogConfig
+from automlops.records import Manifest
 
 log = logging.getLogger("automlops.serve")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -106,8 +107,8 @@ class PredictionLog:
         self._rows_in_file += rows
 
 
-def log_entry(request_id: str, bundle_manifest: dict[str, Any], inputs: list[dict[str, Any]], outputs: list[Any]) -> dict[str, Any]:
+def log_entry(request_id: str, bundle_manifest: Manifest, inputs: list[dict[str, Any]], outputs: list[Any]) -> dict[str, Any]:
     return {
-        "time": time.time(), "request_id": request_id, "model": bundle_manifest.get("name"),
-        "version": bundle_manifest.get("version"), "inputs": inputs, "outputs": outputs,
+        "time": time.time(), "request_id": request_id, "model": bundle_manifest.name,
+        "version": bundle_manifest.version, "inputs": inputs, "outputs": outputs,
     }
