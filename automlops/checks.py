@@ -11,7 +11,6 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from automlops.config import checks as config_checks
-from automlops.search.checks import check_search
 from automlops.config.compose import CONF_DIR, PARAMS_FILE, read_params, structure
 from automlops.config.resolvers import conf_digest
 from automlops.config.schema import Config
@@ -21,14 +20,23 @@ from automlops.errors import ConfigError
 from automlops.evaluate.checks import check_evaluate
 from automlops.gate import check_gate
 from automlops.monitor.checks import check_monitor
+from automlops.search.checks import check_search
 from automlops.serve.checks import check_serve
 
 
 def check_config(config: Config) -> None:
-    problems = (config_checks.check_run(config) + check_data(config.data) + check_search(config.search)
-                + check_evaluate(config.evaluate, config.data.task) + check_gate(config.gate) + check_deploy(config.deploy)
-                + check_serve(config.serve) + config_checks.check_predict(config.predict) + check_monitor(config.monitor)
-                + config_checks.check_urls(config))
+    problems = (
+        config_checks.check_run(config)
+        + check_data(config.data)
+        + check_search(config.search)
+        + check_evaluate(config.evaluate, config.data.task)
+        + check_gate(config.gate)
+        + check_deploy(config.deploy)
+        + check_serve(config.serve)
+        + config_checks.check_predict(config.predict)
+        + check_monitor(config.monitor)
+        + config_checks.check_urls(config)
+    )
     if problems:
         count = f"{len(problems)} config problems: " if len(problems) > 1 else ""
         raise ConfigError(count + "; ".join(problems))

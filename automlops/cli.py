@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     try:
         return int(args.handler(args) or 0)
-    except AutomlopsError as error:  # with --verbose, the traceback too; the exit code is the same either way (a contract)
+    except (
+        AutomlopsError
+    ) as error:  # with --verbose, the traceback too; the exit code is the same either way (a contract)
         if stop_signal(error) is not None:
             return _stopped(error, args.command)
         if verbose:
@@ -66,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         if verbose:
             _print_traceback()
         text = mask_secrets(str(error).splitlines()[0]) if str(error) else ""
-        print(f"internal error: {type(error).__name__}: {text} "
-              f"({'please report it with the traceback above' if verbose else 'rerun with --verbose for the traceback, and please report it'})",
-              file=sys.stderr)
+        print(
+            f"internal error: {type(error).__name__}: {text} "
+            f"({'please report it with the traceback above' if verbose else 'rerun with --verbose for the traceback, and please report it'})",
+            file=sys.stderr,
+        )
         return 3
 
 
@@ -77,11 +81,17 @@ def _print_traceback() -> None:
     import traceback
 
     print(mask_secrets(traceback.format_exc()).rstrip("\n"), file=sys.stderr)
+
+
 def _stopped(error: BaseException, command: str) -> int:
     """A signal stopped the command, even when a library's cleanup raised something else meanwhile."""
     signum = stop_signal(error) or signal.SIGINT
     how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-    resume = "; run the same command again to resume (finished search trials are kept)" if command in ("run", "stage", "worker") else ""
+    resume = (
+        "; run the same command again to resume (finished search trials are kept)"
+        if command in ("run", "stage", "worker")
+        else ""
+    )
     print(how + resume, file=sys.stderr)
     return 128 + signum  # 130, 143 (SIGTERM), 129 (SIGHUP): what a shell reports for a signal
 
@@ -114,9 +124,13 @@ def entry_point() -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="automlops", description="Declarative AutoML pipelines from conf/ to a served model.")
+    parser = argparse.ArgumentParser(
+        prog="automlops", description="Declarative AutoML pipelines from conf/ to a served model."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs and full tracebacks")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only (no progress, no per-trial lines)")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="warnings and errors only (no progress, no per-trial lines)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="compose conf/ with overrides, write params.yaml and run every stage")
@@ -136,35 +150,75 @@ def _parser() -> argparse.ArgumentParser:
     stage.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     stage.set_defaults(handler=_stage)
 
-    worker = commands.add_parser("worker", help="join the search's Optuna study (search.storage) and run trials until its budget is spent")
+    worker = commands.add_parser(
+        "worker", help="join the search's Optuna study (search.storage) and run trials until its budget is spent"
+    )
     worker.add_argument("overrides", nargs="*", help="the same overrides as the run being helped")
     worker.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     worker.set_defaults(handler=_worker)
 
     predict = commands.add_parser("predict", help="score a CSV, Parquet or JSON file with a bundle")
     predict.add_argument("--model", required=True, help=MODEL_HELP)
-    predict.add_argument("--input", required=True, type=Path, help=".csv, .parquet or .json (list of records) with the model's input columns")
+    predict.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        help=".csv, .parquet or .json (list of records) with the model's input columns",
+    )
     predict.add_argument("--output", required=True, type=Path, help=".csv, .parquet or .json to write predictions to")
-    predict.add_argument("--keep", nargs="+", default=[], metavar="COL", help="input columns to copy to the output (ids, labels), after predict.id_columns")
-    predict.add_argument("overrides", nargs="*", help="predict.* and deploy.signing.* keys, e.g. predict.chunk_rows=20000 'predict.id_columns=[id]'")
+    predict.add_argument(
+        "--keep",
+        nargs="+",
+        default=[],
+        metavar="COL",
+        help="input columns to copy to the output (ids, labels), after predict.id_columns",
+    )
+    predict.add_argument(
+        "overrides",
+        nargs="*",
+        help="predict.* and deploy.signing.* keys, e.g. predict.chunk_rows=20000 'predict.id_columns=[id]'",
+    )
     predict.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     predict.set_defaults(handler=_predict)
 
-    serve = commands.add_parser("serve", help="serve a model over HTTP (/predict, /invocations, /health, /ready, /metadata, /metrics)")
+    serve = commands.add_parser(
+        "serve", help="serve a model over HTTP (/predict, /invocations, /health, /ready, /metadata, /metrics)"
+    )
     serve.add_argument("--model", required=True, help=MODEL_HELP + "; an alias is followed (hot reload)")
     serve.add_argument("--host", help="address to bind (default serve.host: 127.0.0.1, loopback only)")
     serve.add_argument("--port", type=int, help="default serve.port: 8080")
     serve.add_argument("--workers", type=int, help="server processes (default serve.workers: 1)")
-    serve.add_argument("overrides", nargs="*", help="serve.* and deploy.signing.* keys, e.g. serve.max_rows=1000 serve.token_env=API_TOKEN")
+    serve.add_argument(
+        "overrides",
+        nargs="*",
+        help="serve.* and deploy.signing.* keys, e.g. serve.max_rows=1000 serve.token_env=API_TOKEN",
+    )
     serve.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     serve.set_defaults(handler=_serve)
 
-    monitor = commands.add_parser("monitor", help="drift of a batch (file or prediction-log folder) against the model's training snapshot")
+    monitor = commands.add_parser(
+        "monitor", help="drift of a batch (file or prediction-log folder) against the model's training snapshot"
+    )
     monitor.add_argument("--model", required=True, help=MODEL_HELP)
-    monitor.add_argument("--data", required=True, type=Path, help=".csv, .parquet, .json or prediction-log .jsonl file, or a folder of them")
-    monitor.add_argument("--labels", type=Path, help="late labels (monitor.id_column + the target) joined to the batch: performance drift")
-    monitor.add_argument("--out", help="folder for monitor.json and monitor.html (default monitor.out: metrics/monitor)")
-    monitor.add_argument("overrides", nargs="*", help="monitor.* and deploy.signing.* keys, e.g. monitor.drift_share=0.3 monitor.method=psi")
+    monitor.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help=".csv, .parquet, .json or prediction-log .jsonl file, or a folder of them",
+    )
+    monitor.add_argument(
+        "--labels",
+        type=Path,
+        help="late labels (monitor.id_column + the target) joined to the batch: performance drift",
+    )
+    monitor.add_argument(
+        "--out", help="folder for monitor.json and monitor.html (default monitor.out: metrics/monitor)"
+    )
+    monitor.add_argument(
+        "overrides",
+        nargs="*",
+        help="monitor.* and deploy.signing.* keys, e.g. monitor.drift_share=0.3 monitor.method=psi",
+    )
     monitor.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     monitor.set_defaults(handler=_monitor)
 
@@ -177,7 +231,9 @@ def _parser() -> argparse.ArgumentParser:
     promote = actions.add_parser("promote", help="point an alias at a version (the model is verified first)")
     promote.add_argument("name")
     promote.add_argument("version", type=int)
-    promote.add_argument("overrides", nargs="*", help="deploy.signing.* keys: the version must be signed by deploy.signing.public_keys")
+    promote.add_argument(
+        "overrides", nargs="*", help="deploy.signing.* keys: the version must be signed by deploy.signing.public_keys"
+    )
     rollback = actions.add_parser("rollback", help="point an alias back at the version it held before")
     rollback.add_argument("name")
     delete = actions.add_parser("delete", help="remove one version (never an alias's target); its number is not reused")
@@ -193,13 +249,21 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument("--alias", default="champion", help="default: champion")
     models.set_defaults(handler=_models)
 
-    keys = commands.add_parser("keys", help="Ed25519 keys that sign bundles and verify them before loading (deploy.signing)")
+    keys = commands.add_parser(
+        "keys", help="Ed25519 keys that sign bundles and verify them before loading (deploy.signing)"
+    )
     key_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
-    generate = key_actions.add_parser("generate", help="write a new key pair to DIR (private 0600) and print the config lines")
+    generate = key_actions.add_parser(
+        "generate", help="write a new key pair to DIR (private 0600) and print the config lines"
+    )
     generate.add_argument("dir", type=Path)
-    sign = key_actions.add_parser("sign", help="sign a bundle you trust (e.g. one published before signing) with deploy.signing's private key")
+    sign = key_actions.add_parser(
+        "sign", help="sign a bundle you trust (e.g. one published before signing) with deploy.signing's private key"
+    )
     sign.add_argument("model", help=MODEL_HELP)
-    sign.add_argument("overrides", nargs="*", help="deploy.signing.* keys, e.g. deploy.signing.private_key=keys/signing.key")
+    sign.add_argument(
+        "overrides", nargs="*", help="deploy.signing.* keys, e.g. deploy.signing.private_key=keys/signing.key"
+    )
     for action in (generate, sign):
         action.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     keys.set_defaults(handler=_keys)
@@ -252,11 +316,16 @@ def _run_jobs(jobs: list[list[str]], configs: list[Config]) -> int:
                     raise
                 log.debug("job %s failed", shown, exc_info=True)
                 first = str(error).splitlines()[0] if str(error) else ""
-                print(f"internal error: {type(error).__name__}: {first} (rerun the job with --verbose for the traceback)", file=sys.stderr)
+                print(
+                    f"internal error: {type(error).__name__}: {first} (rerun the job with --verbose for the traceback)",
+                    file=sys.stderr,
+                )
                 outcomes.append((shown, 3, f"internal error: {type(error).__name__}: {first}"))
                 continue
             _print_next_steps(record, config)
-            published = f"{config.run.name} v{record['version']} is the {record['alias']}" if record.get("published") else None
+            published = (
+                f"{config.run.name} v{record['version']} is the {record['alias']}" if record.get("published") else None
+            )
             outcomes.append((shown, 0, published or f"not published ({record.get('reason')})"))
     finally:
         _print_sweep(outcomes, len(jobs))
@@ -308,7 +377,9 @@ def _print_next_steps(record: dict[str, Any], config: Config) -> None:
     print(f"\nmodel {name} v{version} is the {alias} at {model}/versions/{version}/  test: {shown}")
     print(f"published to: {', '.join(record['targets'])}")
     print("next:")
-    print(f"  automlops predict --model {model}@{alias} --input {model}/versions/{version}/input_example.json --output predictions.csv")
+    print(
+        f"  automlops predict --model {model}@{alias} --input {model}/versions/{version}/input_example.json --output predictions.csv"
+    )
     print(f"  automlops serve --model {model}@{alias} --port 8080   # then POST the input example to /predict")
     print(f"  automlops models list {name}")
 
@@ -332,7 +403,9 @@ def _stage(args: argparse.Namespace) -> int:
         from automlops.stages import CONF_OK
 
         check_params_fresh()
-        write_text_atomic(CONF_OK, "params.yaml matches conf/\n")  # constant: downstream stages rerun only on their own params
+        write_text_atomic(
+            CONF_OK, "params.yaml matches conf/\n"
+        )  # constant: downstream stages rerun only on their own params
         return 0
     from automlops.pipeline import stage_function, workspace_lock
 
@@ -354,9 +427,13 @@ def _worker(args: argparse.Namespace) -> int:
 
     config = to_typed(compose(args.overrides))
     if config.search.engine != "optuna":
-        raise ConfigError(f"search.engine: workers join Optuna studies; got '{config.search.engine}', use search.engine=optuna")
+        raise ConfigError(
+            f"search.engine: workers join Optuna studies; got '{config.search.engine}', use search.engine=optuna"
+        )
     if not config.search.storage:
-        log.warning("search.storage is the local sqlite file: only processes on this machine can join; use PostgreSQL for many machines")
+        log.warning(
+            "search.storage is the local sqlite file: only processes on this machine can join; use PostgreSQL for many machines"
+        )
     data = search_data(config)
     search = concrete_validation(config.search, data, config.run.seed)  # as the run that owns the study decides
     study = run_trials(search, plan(search, data.task, data.positive()), data, config.run.seed, STATE_DIR)
@@ -368,10 +445,10 @@ def _worker(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     """Score a file in chunks of predict.chunk_rows rows; predict.* comes from conf/ and the overrides
     in a project, from the schema's defaults and the overrides elsewhere (a container with a bundle)."""
-    from automlops.runtime_config import runtime_config
     from automlops.deploy.bundle import load_bundle
     from automlops.deploy.signing import trusted_keys
     from automlops.predict import predict_file
+    from automlops.runtime_config import runtime_config
 
     # `--keep a b predict.chunk_rows=10`: argparse hands trailing overrides to --keep
     overrides = args.overrides + [item for item in args.keep if "=" in item]
@@ -393,12 +470,17 @@ def _models(args: argparse.Namespace) -> int:
             print(f"no registered models under {root}/; `automlops run` registers one")
         for name in names:
             aliases = reg.read_aliases(root / name)["aliases"]
-            print(f"{name}: {len(reg.list_versions(root / name))} version(s); " + (", ".join(f"{a} v{v}" for a, v in sorted(aliases.items())) or "no alias"))
+            print(
+                f"{name}: {len(reg.list_versions(root / name))} version(s); "
+                + (", ".join(f"{a} v{v}" for a, v in sorted(aliases.items())) or "no alias")
+            )
         return 0
     base, _, alias = args.name.partition("@")
     registry = Path(base) if (Path(base) / reg.VERSIONS).is_dir() else Path(args.dir) / base
     if not (registry / reg.VERSIONS).is_dir():
-        raise RegistryError(f"model '{base}': no registry at {registry}/; `automlops models list --dir {args.dir}` shows the models")
+        raise RegistryError(
+            f"model '{base}': no registry at {registry}/; `automlops models list --dir {args.dir}` shows the models"
+        )
     if args.action == "list":
         _print_versions(registry)
     elif args.action == "show":
@@ -406,9 +488,9 @@ def _models(args: argparse.Namespace) -> int:
 
         print(_manifest_summary(read_manifest(f"{registry}@{alias}" if alias else registry)))
     elif args.action == "promote":
-        from automlops.runtime_config import runtime_config
         from automlops.deploy.bundle import verify_bundle
         from automlops.deploy.signing import trusted_keys
+        from automlops.runtime_config import runtime_config
 
         keys = trusted_keys(runtime_config(None, args.overrides)[1])
         verify_bundle(reg.resolve(f"{registry}@{args.version}"), keys=keys)  # never point an alias at a modified bundle
@@ -422,8 +504,10 @@ def _models(args: argparse.Namespace) -> int:
         print(f"{registry.name}: deleted v{args.version}")
     else:
         deleted, kept = reg.prune(registry, args.keep)
-        print(f"{registry.name}: deleted {', '.join(f'v{v}' for v in deleted) or 'nothing'}; kept the newest {args.keep}"
-              + (f" and alias target(s) {', '.join(f'v{v} ({_aliases_of(registry, v)})' for v in kept)}" if kept else ""))
+        print(
+            f"{registry.name}: deleted {', '.join(f'v{v}' for v in deleted) or 'nothing'}; kept the newest {args.keep}"
+            + (f" and alias target(s) {', '.join(f'v{v} ({_aliases_of(registry, v)})' for v in kept)}" if kept else "")
+        )
     return 0
 
 
@@ -451,13 +535,28 @@ def _print_versions(registry: Path) -> None:
         headline = [primary_metric(manifest["task"]), "accuracy", "r2"] if "task" in manifest else []
         shown = ", ".join(f"{k}={test[k]:.4f}" for k in headline if k in test)
         family = str(manifest.get("model", {}).get("family", "?"))
-        print(f"{version:>7}  {manifest.get('created_at', '?'):25}  {family[:24]:24}  {shown[:40]:40}  {', '.join(sorted(by_version.get(version, [])))}")
+        print(
+            f"{version:>7}  {manifest.get('created_at', '?'):25}  {family[:24]:24}  {shown[:40]:40}  {', '.join(sorted(by_version.get(version, [])))}"
+        )
 
 
 def _manifest_summary(manifest: Manifest) -> str:
     import json
 
-    keys = ("name", "version", "created_at", "task", "target", "classes", "positive_class", "decision_threshold", "metrics", "model", "blessing", "lineage")
+    keys = (
+        "name",
+        "version",
+        "created_at",
+        "task",
+        "target",
+        "classes",
+        "positive_class",
+        "decision_threshold",
+        "metrics",
+        "model",
+        "blessing",
+        "lineage",
+    )
     written = manifest.to_dict()
     return json.dumps({k: written[k] for k in keys if k in written}, indent=2, default=str)
 
@@ -465,21 +564,23 @@ def _manifest_summary(manifest: Manifest) -> str:
 def _monitor(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from automlops.runtime_config import runtime_config
     from automlops.deploy.signing import trusted_keys
     from automlops.monitor.runner import check_drift, monitor
+    from automlops.runtime_config import runtime_config
 
     cfg, signing = runtime_config("monitor", args.overrides)
     cfg = replace(cfg, out=args.out) if args.out else cfg
-    check_drift(monitor(args.model, args.data, cfg, args.labels, tuple(args.overrides), keys=trusted_keys(signing)), cfg)
+    check_drift(
+        monitor(args.model, args.data, cfg, args.labels, tuple(args.overrides), keys=trusted_keys(signing)), cfg
+    )
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from automlops.runtime_config import runtime_config
     from automlops.deploy.signing import trusted_keys
+    from automlops.runtime_config import runtime_config
     from automlops.serve.app import serve
 
     cfg, signing = runtime_config("serve", args.overrides)
@@ -493,22 +594,28 @@ def _keys(args: argparse.Namespace) -> int:
 
     if args.action == "generate":
         private, public, kid = sig.generate_keys(args.dir)
-        print(f"wrote {private} (private, mode 600: keep it secret and out of git) and {public} (public), key id {kid}\n"
-              "add to your deploy config (conf/deploy/bundle.yaml):\n"
-              "  signing:\n"
-              f"    private_key: {private}  # or leave null and export AUTOMLOPS_SIGNING_KEY=\"$(cat {private})\"\n"
-              f"    public_keys: [{public}]  # rotation: add the new key's .pub, drop the old one once nothing it signed is served")
+        print(
+            f"wrote {private} (private, mode 600: keep it secret and out of git) and {public} (public), key id {kid}\n"
+            "add to your deploy config (conf/deploy/bundle.yaml):\n"
+            "  signing:\n"
+            f'    private_key: {private}  # or leave null and export AUTOMLOPS_SIGNING_KEY="$(cat {private})"\n'
+            f"    public_keys: [{public}]  # rotation: add the new key's .pub, drop the old one once nothing it signed is served"
+        )
         return 0
-    from automlops.runtime_config import runtime_config
     from automlops.deploy.bundle import MANIFEST, verify_bundle
     from automlops.deploy.model_registry import resolve
+    from automlops.runtime_config import runtime_config
 
     signing = sig.signer(runtime_config(None, args.overrides)[1])
     if signing is None:
-        raise ConfigError("keys sign: no private key; set deploy.signing.private_key (or put the PEM in $AUTOMLOPS_SIGNING_KEY), "
-                          "e.g. `automlops keys sign MODEL deploy.signing.private_key=keys/signing.key`")
+        raise ConfigError(
+            "keys sign: no private key; set deploy.signing.private_key (or put the PEM in $AUTOMLOPS_SIGNING_KEY), "
+            "e.g. `automlops keys sign MODEL deploy.signing.private_key=keys/signing.key`"
+        )
     folder = resolve(args.model)
-    verify_bundle(folder, keys=sig.NO_KEYS)  # every sha256 must match: signing vouches for the files as they are; any old signature is replaced
+    verify_bundle(
+        folder, keys=sig.NO_KEYS
+    )  # every sha256 must match: signing vouches for the files as they are; any old signature is replaced
     sig.sign_manifest(folder / MANIFEST, signing)
     print(f"signed {folder}/{MANIFEST} with key {signing.key_id} ({sig.SIGNATURE})")
     return 0

@@ -62,7 +62,7 @@ class Options:
 
 Constraint = Union[Interval, Options]
 # a key's constraint, or a list of them where None allows null (sklearn's [Interval(...), None])
-Constraints = Mapping[str, Union[Constraint, Sequence[Union[Constraint, None]]]]
+Constraints = Mapping[str, Constraint | Sequence[Constraint | None]]
 
 
 def violations(section: str, values: object, constraints: Constraints) -> list[str]:

@@ -77,19 +77,26 @@ def _excluded(rows: dict[str, int]) -> str:
     excluded = rows["test"] - rows["used"]
     if not excluded:
         return "none excluded"
-    return (f"{excluded} excluded: {rows['champion_trained_on']} the champion trained on, "
-            f"{rows['challenger_trained_on']} the challenger trained on")
+    return (
+        f"{excluded} excluded: {rows['champion_trained_on']} the champion trained on, "
+        f"{rows['challenger_trained_on']} the challenger trained on"
+    )
 
 
-def unseen_rows(champion_form: np.ndarray, champion_trained: np.ndarray,
-                challenger_form: np.ndarray, challenger_trained: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+def unseen_rows(
+    champion_form: np.ndarray, champion_trained: np.ndarray, challenger_form: np.ndarray, challenger_trained: np.ndarray
+) -> tuple[np.ndarray, dict[str, int]]:
     """The test rows neither model trained on (a mask) and the counts. Each model's hashes of the test
     rows are taken in its own input form (its contract), as its training rows were."""
     by_champion = seen_in(champion_form, champion_trained)
     by_challenger = seen_in(challenger_form, challenger_trained)  # duplicate rows can be in train and test
     keep = ~(by_champion | by_challenger)
-    return keep, {"test": len(keep), "used": int(keep.sum()), "champion_trained_on": int(by_champion.sum()),
-                  "challenger_trained_on": int(by_challenger.sum())}
+    return keep, {
+        "test": len(keep),
+        "used": int(keep.sum()),
+        "champion_trained_on": int(by_champion.sum()),
+        "challenger_trained_on": int(by_challenger.sum()),
+    }
 
 
 def too_few_rows(rows: dict[str, int], min_rows: int) -> Comparison | None:
@@ -97,9 +104,14 @@ def too_few_rows(rows: dict[str, int], min_rows: int) -> Comparison | None:
     if rows["used"] >= min_rows:
         return None
     lower = f"accept a noisier comparison with gate.min_rows={rows['used']}, or " if rows["used"] else ""
-    return Comparison(FAILED, rows=rows, reason=(
-        f"only {rows['used']} of {rows['test']} test rows are unseen by both models ({_excluded(rows)}), fewer than "
-        f"gate.min_rows={min_rows}; {lower}keep the champion's split (the same data, run.seed and data.split)"))
+    return Comparison(
+        FAILED,
+        rows=rows,
+        reason=(
+            f"only {rows['used']} of {rows['test']} test rows are unseen by both models ({_excluded(rows)}), fewer than "
+            f"gate.min_rows={min_rows}; {lower}keep the champion's split (the same data, run.seed and data.split)"
+        ),
+    )
 
 
 def incomparable(policy: str, why: str, challenger: dict[str, float], champion: dict[str, float]) -> Comparison:
@@ -109,8 +121,11 @@ def incomparable(policy: str, why: str, challenger: dict[str, float], champion: 
         return Comparison(RECORDED, challenger, champion, reason=why)
     if policy == "skip":
         return Comparison(SKIPPED, reason=why)
-    return Comparison(FAILED, reason=f"{why}; gate.incomparable=fail keeps the champion (set gate.incomparable=recorded to "
-                                     "compare with its recorded metrics from another split, or skip to drop the change checks)")
+    return Comparison(
+        FAILED,
+        reason=f"{why}; gate.incomparable=fail keeps the champion (set gate.incomparable=recorded to "
+        "compare with its recorded metrics from another split, or skip to drop the change checks)",
+    )
 
 
 @dataclass
@@ -144,8 +159,11 @@ def metric_name(requested: str, task: str) -> str:
 def check_metric_names(cfg: GateConfig, task: str) -> None:
     """Every check must name a metric the evaluation produces for this task."""
     produced = metric_names(task)
-    problems = [unknown_name(f"gate.checks[{i}].metric", check.metric, [PRIMARY, *produced]) + f" (metrics of a {task} task)"
-                for i, check in enumerate(cfg.checks) if metric_name(check.metric, task) not in produced]
+    problems = [
+        unknown_name(f"gate.checks[{i}].metric", check.metric, [PRIMARY, *produced]) + f" (metrics of a {task} task)"
+        for i, check in enumerate(cfg.checks)
+        if metric_name(check.metric, task) not in produced
+    ]
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -155,7 +173,9 @@ def has_change_checks(cfg: GateConfig) -> bool:
     return any(check.max_worse is not None or check.max_worse_relative is not None for check in cfg.checks)
 
 
-def run_checks(cfg: GateConfig, task: str, challenger: dict[str, float], comparison: Comparison | None) -> list[CheckResult]:
+def run_checks(
+    cfg: GateConfig, task: str, challenger: dict[str, float], comparison: Comparison | None
+) -> list[CheckResult]:
     """Value checks on the challenger's recorded test metrics; change checks on `comparison` (None: no
     champion yet)."""
     results = []
@@ -163,7 +183,9 @@ def run_checks(cfg: GateConfig, task: str, challenger: dict[str, float], compari
         name = metric_name(check.metric, task)
         value = challenger.get(name)
         if value is None:  # e.g. roc_auc when the test split lacks a class
-            raise ConfigError(f"gate: the evaluation produced no {name} on this test split; check gate.checks or the split")
+            raise ConfigError(
+                f"gate: the evaluation produced no {name} on this test split; check gate.checks or the split"
+            )
         if check.min is not None:
             results.append(CheckResult(name, "min", value, check.min, value >= check.min))
         if check.max is not None:
@@ -180,7 +202,9 @@ def _change_check(name: str, kind: str, limit: float, recorded: float, compariso
     if comparison is None:  # the first model: nothing to compare with
         return CheckResult(name, kind, recorded, limit, True, None, "no champion")
     if comparison.basis in (SKIPPED, FAILED):
-        return CheckResult(name, kind, recorded, limit, comparison.passed, None, f"not compared with the champion: {comparison.basis}")
+        return CheckResult(
+            name, kind, recorded, limit, comparison.passed, None, f"not compared with the champion: {comparison.basis}"
+        )
     value, theirs = comparison.challenger.get(name), comparison.champion.get(name)
     if value is None or theirs is None:  # e.g. roc_auc on unseen rows of one class only
         where = "the rows neither model trained on" if comparison.basis == UNSEEN_ROWS else "the recorded metrics"
@@ -190,8 +214,9 @@ def _change_check(name: str, kind: str, limit: float, recorded: float, compariso
     return CheckResult(name, kind, value, limit, worse_by <= allowed + 1e-12, theirs)
 
 
-def blessing(checks: list[CheckResult], infra: dict[str, Any] | None, champion_version: int | None,
-             comparison: Comparison | None) -> Blessing:
+def blessing(
+    checks: list[CheckResult], infra: dict[str, Any] | None, champion_version: int | None, comparison: Comparison | None
+) -> Blessing:
     """The record the deploy stage reads and the bundle keeps."""
     passed = all(c.passed for c in checks) and (infra is None or bool(infra.get("passed")))
     passed = passed and (comparison is None or comparison.passed)
@@ -199,9 +224,15 @@ def blessing(checks: list[CheckResult], infra: dict[str, Any] | None, champion_v
         passed=passed,
         checks=[{**asdict(c), "summary": c.sentence()} for c in checks],
         infra=infra,
-        champion=ChampionRef(version=champion_version, scored_on=comparison.sentence() if comparison else
-                             "not scored (gate.checks has no change check)") if champion_version else None,
-        comparison={**asdict(comparison), "passed": comparison.passed, "summary": comparison.sentence()} if comparison else None,
+        champion=ChampionRef(
+            version=champion_version,
+            scored_on=comparison.sentence() if comparison else "not scored (gate.checks has no change check)",
+        )
+        if champion_version
+        else None,
+        comparison={**asdict(comparison), "passed": comparison.passed, "summary": comparison.sentence()}
+        if comparison
+        else None,
     )
 
 

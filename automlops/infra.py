@@ -28,20 +28,44 @@ def validate_serving(bundle: Path, cfg: InfraConfig, keys: TrustedKeys = NO_KEYS
     example = json.loads((bundle / EXAMPLE_FILE).read_text())
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    record: dict[str, Any] = {"passed": False, "requests": cfg.requests, "rows_per_request": len(example), "p95_limit_ms": cfg.p95_ms}
+    record: dict[str, Any] = {
+        "passed": False,
+        "requests": cfg.requests,
+        "rows_per_request": len(example),
+        "p95_limit_ms": cfg.p95_ms,
+    }
     with tempfile.TemporaryFile("w+") as log_file:
         # one worker: no grandchildren; children.popen: the server dies with this process, even on SIGKILL
         server = children.popen(
-            [sys.executable, "-m", "automlops", "serve", "--model", str(bundle), "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-             keys_override(keys)],
-            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "automlops",
+                "serve",
+                "--model",
+                str(bundle),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                keys_override(keys),
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         try:
             started = time.perf_counter()
             if not _wait_healthy(url, server, cfg.startup_timeout):
                 log_file.seek(0)
                 last = [line for line in log_file.read().splitlines() if line.strip()][-1:] or ["no output"]
-                state = f"exited with {server.returncode}" if server.poll() is not None else f"no answer on /health in {cfg.startup_timeout:g} s"
+                state = (
+                    f"exited with {server.returncode}"
+                    if server.poll() is not None
+                    else f"no answer on /health in {cfg.startup_timeout:g} s"
+                )
                 record["error"] = f"the server did not start ({state}): {last[0][:300]}"
                 return record
             record["startup_seconds"] = round(time.perf_counter() - started, 2)
@@ -51,9 +75,14 @@ def validate_serving(bundle: Path, cfg: InfraConfig, keys: TrustedKeys = NO_KEYS
                 status, body = _post(f"{url}/predict", example)
                 latencies.append((time.perf_counter() - sent) * 1000)
                 if status != 200 or len(body.get("predictions", [])) != len(example):
-                    record["error"] = f"POST /predict with the input example answered {status}: {json.dumps(body)[:300]}"
+                    record["error"] = (
+                        f"POST /predict with the input example answered {status}: {json.dumps(body)[:300]}"
+                    )
                     return record
-            record.update(p50_ms=round(float(np.percentile(latencies, 50)), 2), p95_ms=round(float(np.percentile(latencies, 95)), 2))
+            record.update(
+                p50_ms=round(float(np.percentile(latencies, 50)), 2),
+                p95_ms=round(float(np.percentile(latencies, 95)), 2),
+            )
             if record["p95_ms"] > cfg.p95_ms:
                 record["error"] = f"p95 latency {record['p95_ms']} ms is above gate.infra.p95_ms={cfg.p95_ms:g}"
                 return record
@@ -90,7 +119,9 @@ def _wait_healthy(url: str, server: subprocess.Popen[Any], timeout: float) -> bo
 
 
 def _post(url: str, payload: Any) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())

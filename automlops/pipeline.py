@@ -31,8 +31,20 @@ from automlops.monitor.stats import prediction_statistics, training_statistics
 from automlops.records import Blessing, BlessingSummary, CandidateRef, Manifest, PreparedMeta, SearchBest
 from automlops.search.engines import SearchData
 from automlops.stages import (
-    ANSWER_STATISTICS, BLESSING, CANDIDATE_DIR, DEPLOY_RECORD, LEADERBOARD, PLOTS_DIR, PREPARED_DIR, SEARCH_DIR,
-    SEARCH_METRICS, SLICE_METRICS, STAGES, STATE_DIR, TEST_METRICS, VALIDATION_REPORT,
+    ANSWER_STATISTICS,
+    BLESSING,
+    CANDIDATE_DIR,
+    DEPLOY_RECORD,
+    LEADERBOARD,
+    PLOTS_DIR,
+    PREPARED_DIR,
+    SEARCH_DIR,
+    SEARCH_METRICS,
+    SLICE_METRICS,
+    STAGES,
+    STATE_DIR,
+    TEST_METRICS,
+    VALIDATION_REPORT,
 )
 
 if TYPE_CHECKING:
@@ -44,7 +56,9 @@ log = logging.getLogger(__name__)
 
 LEADERBOARD_HISTORY = STATE_DIR / "leaderboard.csv"  # every candidate of every run, across engines
 RELEASE_DIR = STATE_DIR / "release"  # the blessed bundle with its version, card and blessing, as published
-STAGE_SECONDS = STATE_DIR / "stage_seconds.json"  # written by `automlops run`: wall seconds per stage (benchmarks read it)
+STAGE_SECONDS = (
+    STATE_DIR / "stage_seconds.json"
+)  # written by `automlops run`: wall seconds per stage (benchmarks read it)
 RUN_LOCK = STATE_DIR / "run.lock"  # held by `automlops run` and `automlops stage`: one run at a time per project
 SPLITS = ("train", "valid", "test")
 SCHEMA_FILE = "schema.yaml"  # prepare's inferred schema, under data/prepared/: copy it to conf/schema/ to curate it
@@ -63,8 +77,11 @@ def workspace_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            log.warning("waiting for another automlops run in this project (%s) to finish: runs in one project share "
-                        "data/prepared/, artifacts/ and metrics/, so they take turns", handle.read().strip() or "pid unknown")
+            log.warning(
+                "waiting for another automlops run in this project (%s) to finish: runs in one project share "
+                "data/prepared/, artifacts/ and metrics/, so they take turns",
+                handle.read().strip() or "pid unknown",
+            )
             fcntl.flock(handle, fcntl.LOCK_EX)
         handle.truncate(0)
         handle.write(f"pid {os.getpid()}\n")
@@ -92,11 +109,15 @@ def run_prepare(config: Config) -> None:
         write_json_atomic(staging / "meta.json", prepared.meta.to_dict())
         if prepared.schema is not None:  # inferred, for an analyst to curate (see its header)
             write_text_atomic(staging / SCHEMA_FILE, schema_to_yaml(prepared.schema, prepared.meta.source))
-        write_json_atomic(staging / STATISTICS_FILE, training_statistics(pd.concat([prepared.train, prepared.valid]), prepared.meta))
+        write_json_atomic(
+            staging / STATISTICS_FILE, training_statistics(pd.concat([prepared.train, prepared.valid]), prepared.meta)
+        )
     log.info("prepared %s: %s rows, task %s", prepared.meta.source, prepared.meta.rows, prepared.meta.task)
 
 
-def load_prepared(splits: tuple[str, ...] = SPLITS, folder: Path = PREPARED_DIR) -> tuple[dict[str, pd.DataFrame], PreparedMeta]:
+def load_prepared(
+    splits: tuple[str, ...] = SPLITS, folder: Path = PREPARED_DIR
+) -> tuple[dict[str, pd.DataFrame], PreparedMeta]:
     """The prepared splits with their feature columns in the model-input form (to_model_frame), the
     form predict and serve hand the model: Parquet gives missing text back as None, which scikit-learn's
     imputers and encoders treat otherwise than the NaN of a served row, so a model trained and
@@ -121,11 +142,19 @@ def search_data(config: Config) -> SearchData:
     frames, meta = load_prepared(("train", "valid"))
     features, target, split = meta.features, meta.target, config.data.split
     fold_column = {"group": split.group_column, "time": split.time_column}.get(split.strategy)
-    both = pd.concat([frames["train"][[fold_column]], frames["valid"][[fold_column]]], ignore_index=True) if fold_column else None
+    both = (
+        pd.concat([frames["train"][[fold_column]], frames["valid"][[fold_column]]], ignore_index=True)
+        if fold_column
+        else None
+    )
     return SearchData(
-        x_train=frames["train"][features], y_train=frames["train"][target],
-        x_valid=frames["valid"][features], y_valid=frames["valid"][target],
-        contract=contract_from_dicts(meta.contract), task=meta.task, positive_class=meta.positive_class,
+        x_train=frames["train"][features],
+        y_train=frames["train"][target],
+        x_valid=frames["valid"][features],
+        y_valid=frames["valid"][target],
+        contract=contract_from_dicts(meta.contract),
+        task=meta.task,
+        positive_class=meta.positive_class,
         data_hash=f"{meta.data_hash}/split:{_split_fingerprint(frames)}",  # studies and leaderboards never mix splits
         split_strategy=split.strategy,
         groups=both[fold_column] if split.strategy == "group" and both is not None else None,
@@ -149,18 +178,32 @@ def run_search(config: Config) -> None:
     winner = result.winner
     with atomic_dir(SEARCH_DIR) as staging:
         save_model(result.model, result.model_format, staging / "model")
-        write_json_atomic(staging / "best.json", SearchBest(
-            engine=winner.engine, format=result.model_format, family=winner.family, params=winner.params,
-            metric=result.metric, valid_score=winner.score, lineage=result.lineage,
-            trained_on=list(result.trained_on),
-            config={**asdict(config.search), "storage": mask_env(config.search.storage or "") or None},
-        ).to_dict())
+        write_json_atomic(
+            staging / "best.json",
+            SearchBest(
+                engine=winner.engine,
+                format=result.model_format,
+                family=winner.family,
+                params=winner.params,
+                metric=result.metric,
+                valid_score=winner.score,
+                lineage=result.lineage,
+                trained_on=list(result.trained_on),
+                config={**asdict(config.search), "storage": mask_env(config.search.storage or "") or None},
+            ).to_dict(),
+        )
     table = update_leaderboard(LEADERBOARD_HISTORY, result.candidates, winner, result.metric, data.data_hash)
     write_text_atomic(LEADERBOARD, table.to_csv(index=False))
-    write_json_atomic(SEARCH_METRICS, {
-        "best_valid_score": winner.score, "metric": result.metric, "engine": winner.engine,
-        "candidates": len(result.candidates), "trials": sum(c.state in ("COMPLETE", "FAIL", "PRUNED") for c in result.candidates),
-    })
+    write_json_atomic(
+        SEARCH_METRICS,
+        {
+            "best_valid_score": winner.score,
+            "metric": result.metric,
+            "engine": winner.engine,
+            "candidates": len(result.candidates),
+            "trials": sum(c.state in ("COMPLETE", "FAIL", "PRUNED") for c in result.candidates),
+        },
+    )
     print_leaderboard(table)
 
 
@@ -172,10 +215,15 @@ def run_evaluate(config: Config) -> None:
     test = frames["test"]
     check_slice_columns(config.evaluate.slices, [str(c) for c in test.columns])  # before loading the model
     if config.evaluate.threshold is not None and meta.task != "binary":
-        log.warning("evaluate.threshold=%s ignored: it applies to binary tasks, this one is %s", config.evaluate.threshold, meta.task)
+        log.warning(
+            "evaluate.threshold=%s ignored: it applies to binary tasks, this one is %s",
+            config.evaluate.threshold,
+            meta.task,
+        )
     model = load_model(SearchBest.read(SEARCH_DIR / "best.json").format, SEARCH_DIR / "model")
-    result = evaluate(model, test, meta.features, meta.target, meta.task, config.evaluate, config.run.seed,
-                      meta.positive_class)
+    result = evaluate(
+        model, test, meta.features, meta.target, meta.task, config.evaluate, config.run.seed, meta.positive_class
+    )
     with atomic_dir(PLOTS_DIR) as staging:
         for name, table in result.plots.items():
             table.to_csv(staging / name, index=False)
@@ -196,7 +244,9 @@ def run_package(config: Config) -> Path:
     example = frames["test"][meta.features].head(config.deploy.example_rows)
     threshold = config.evaluate.threshold if meta.task == "binary" else None
     best = SearchBest.read(SEARCH_DIR / "best.json")
-    trained_on = tuple(best.trained_on if best.trained_on is not None else ("train", "valid"))  # a search from before the record: all it may have seen
+    trained_on = tuple(
+        best.trained_on if best.trained_on is not None else ("train", "valid")
+    )  # a search from before the record: all it may have seen
     statistics = json.loads((PREPARED_DIR / STATISTICS_FILE).read_text())
     statistics["prediction"] = json.loads(ANSWER_STATISTICS.read_text())  # evaluate's, so the model is not loaded again
     inputs = PackageInput(
@@ -245,7 +295,9 @@ def run_gate(config: Config) -> dict[str, Any]:
     for check in record.checks:
         log.info("gate: %s", check["summary"])
     if infra:
-        log.info("gate: infra validation %s (p95 %s ms)", "passed" if infra["passed"] else "FAILED", infra.get("p95_ms"))
+        log.info(
+            "gate: infra validation %s (p95 %s ms)", "passed" if infra["passed"] else "FAILED", infra.get("p95_ms")
+        )
     if not record.passed:
         champion_version = judged.champion_version
         kept = f"champion v{champion_version} stays" if champion_version else "nothing is published"
@@ -273,9 +325,15 @@ def judge(config: Config, manifest: Manifest, champion_dir: Path | None, stage: 
     if champion_dir is not None:
         champion_version = read_manifest(champion_dir).version
     if champion_dir is not None and has_change_checks(config.gate):
-        comparison = _compare_with_champion(load_bundle(CANDIDATE_DIR, keys=keys), load_bundle(champion_dir, keys=keys), config)
-        log.info("%s: champion v%s comparison (%s): %s", stage, champion_version, comparison.basis, comparison.sentence())
-    return Judged(run_checks(config.gate, manifest.task, manifest.metrics.test, comparison), comparison, champion_version)
+        comparison = _compare_with_champion(
+            load_bundle(CANDIDATE_DIR, keys=keys), load_bundle(champion_dir, keys=keys), config
+        )
+        log.info(
+            "%s: champion v%s comparison (%s): %s", stage, champion_version, comparison.basis, comparison.sentence()
+        )
+    return Judged(
+        run_checks(config.gate, manifest.task, manifest.metrics.test, comparison), comparison, champion_version
+    )
 
 
 def blessing_record(judged: Judged, infra: dict[str, Any] | None, manifest: Manifest) -> Blessing:
@@ -286,8 +344,11 @@ def blessing_record(judged: Judged, infra: dict[str, Any] | None, manifest: Mani
     from automlops.io import sha256_file
 
     record = blessing(judged.checks, infra, judged.champion_version, judged.comparison)
-    return replace(record, candidate=CandidateRef(sha256=sha256_file(CANDIDATE_DIR / MANIFEST), content_digest=content_digest(manifest)),
-                   rechecked=False)  # rechecked: the deploy stage judged it again against a newer champion
+    return replace(
+        record,
+        candidate=CandidateRef(sha256=sha256_file(CANDIDATE_DIR / MANIFEST), content_digest=content_digest(manifest)),
+        rechecked=False,
+    )  # rechecked: the deploy stage judged it again against a newer champion
 
 
 def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: Config) -> Comparison:
@@ -303,25 +364,38 @@ def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: C
     test, target = frames["test"], frames["test"][meta.target]
     recorded = candidate.manifest.metrics.test, champion_bundle.manifest.metrics.test
     if champion_bundle.training_rows is None:
-        return incomparable(config.gate.incomparable, "its bundle does not record which rows it trained on "
-                            "(packaged before automlops recorded them)", *recorded)
+        return incomparable(
+            config.gate.incomparable,
+            "its bundle does not record which rows it trained on (packaged before automlops recorded them)",
+            *recorded,
+        )
     columns = [spec.name for spec in champion_bundle.contract]
     try:
-        champion_x = validate_input(test.reindex(columns=[c for c in columns if c in test.columns]), champion_bundle.contract)
+        champion_x = validate_input(
+            test.reindex(columns=[c for c in columns if c in test.columns]), champion_bundle.contract
+        )
     except InputError as error:
         return incomparable(config.gate.incomparable, f"it cannot score this test split ({error})", *recorded)
-    keep, rows = unseen_rows(row_hashes(test, target, champion_bundle.contract), champion_bundle.training_rows,
-                             row_hashes(test, target, candidate.contract), _trained_rows(candidate))
+    keep, rows = unseen_rows(
+        row_hashes(test, target, champion_bundle.contract),
+        champion_bundle.training_rows,
+        row_hashes(test, target, candidate.contract),
+        _trained_rows(candidate),
+    )
     failed = too_few_rows(rows, config.gate.min_rows)
     if failed is not None:
         return failed
     candidate_x = validate_input(test[[spec.name for spec in candidate.contract]], candidate.contract)
     positive = champion_bundle.manifest.positive_class
     if positive != meta.positive_class:  # each model is scored on its own positive class, as it was evaluated
-        log.warning("the champion's positive class is %r, the candidate's %r: f1, pr_auc and brier measure different classes",
-                    positive, meta.positive_class)
+        log.warning(
+            "the champion's positive class is %r, the candidate's %r: f1, pr_auc and brier measure different classes",
+            positive,
+            meta.positive_class,
+        )
     return Comparison(
-        UNSEEN_ROWS, rows=rows,
+        UNSEEN_ROWS,
+        rows=rows,
         challenger=_metrics_on(candidate, candidate_x[keep], target[keep], meta.task),
         champion=_metrics_on(champion_bundle, champion_x[keep], target[keep], meta.task),
     )
@@ -365,44 +439,67 @@ def run_deploy(config: Config) -> dict[str, Any]:
         keys = trusted_keys(config.deploy.signing)
         manifest = verify_bundle(CANDIDATE_DIR, keys=keys)
         if (record.candidate.sha256 if record.candidate else None) != sha256_file(CANDIDATE_DIR / MANIFEST):
-            raise DeployError(f"deploy: {CANDIDATE_DIR}/ is not the bundle the gate blessed (its {MANIFEST} does not match "
-                              f"candidate.sha256 in {BLESSING}); run the gate again: `automlops stage gate` or `dvc repro -s gate`")
+            raise DeployError(
+                f"deploy: {CANDIDATE_DIR}/ is not the bundle the gate blessed (its {MANIFEST} does not match "
+                f"candidate.sha256 in {BLESSING}); run the gate again: `automlops stage gate` or `dvc repro -s gate`"
+            )
         registry = Path(config.deploy.dir) / config.run.name
         with locked(registry):
             current_dir = champion(registry, config.deploy.alias)
             current = read_manifest(current_dir).version if current_dir is not None else None
             if current_dir is not None and content_digest(read_manifest(current_dir)) == content_digest(manifest):
-                return _finish_deploy({
-                    "published": False, "unchanged": True, "version": current, "alias": config.deploy.alias,
-                    "reason": f"the candidate equals {config.deploy.alias} v{current} (same content digest); no new version"})
+                return _finish_deploy(
+                    {
+                        "published": False,
+                        "unchanged": True,
+                        "version": current,
+                        "alias": config.deploy.alias,
+                        "reason": f"the candidate equals {config.deploy.alias} v{current} (same content digest); no new version",
+                    }
+                )
             record = _recheck(config, record, manifest, current_dir, current, keys)
             if not record.passed:
                 return _refuse(config, record, current)
             return _finish_deploy(_publish(config, record, manifest, registry, current, signing))
     except BaseException as error:
         if json.loads(DEPLOY_RECORD.read_text()).get("state") == "in progress":
-            write_json_atomic(DEPLOY_RECORD, {"published": None, "state": "failed", "error": str(error) or type(error).__name__})
+            write_json_atomic(
+                DEPLOY_RECORD, {"published": None, "state": "failed", "error": str(error) or type(error).__name__}
+            )
         raise
 
 
-def _recheck(config: Config, record: Blessing, manifest: Manifest, current_dir: Path | None,
-             current: int | None, keys: TrustedKeys) -> Blessing:
+def _recheck(
+    config: Config,
+    record: Blessing,
+    manifest: Manifest,
+    current_dir: Path | None,
+    current: int | None,
+    keys: TrustedKeys,
+) -> Blessing:
     """The blessing as it holds now: the gate's when the champion is the one it judged against,
     otherwise judged again against the current champion."""
     gated = record.champion.version if record.champion else None
     if current == gated:
         return record
-    log.warning("deploy: the champion is %s now, the gate judged against %s (published meanwhile): judging the candidate again",
-                f"v{current}" if current else "none", f"v{gated}" if gated else "none")
-    return replace(blessing_record(judge(config, manifest, current_dir, "deploy", keys), record.infra, manifest), rechecked=True)
+    log.warning(
+        "deploy: the champion is %s now, the gate judged against %s (published meanwhile): judging the candidate again",
+        f"v{current}" if current else "none",
+        f"v{gated}" if gated else "none",
+    )
+    return replace(
+        blessing_record(judge(config, manifest, current_dir, "deploy", keys), record.infra, manifest), rechecked=True
+    )
 
 
 def _refuse(config: Config, record: Blessing, current: int | None) -> dict[str, Any]:
     """The rechecked candidate fails against the new champion: nothing is published, as at the gate."""
     from automlops.gate import failure_summary
 
-    reason = (f"the champion changed to v{current} after the gate, and the candidate does not pass against it "
-              f"({failure_summary(record)}); champion v{current} stays")
+    reason = (
+        f"the champion changed to v{current} after the gate, and the candidate does not pass against it "
+        f"({failure_summary(record)}); champion v{current} stays"
+    )
     result = _finish_deploy({"published": False, "reason": reason, "rechecked": True, "compared_with": current})
     if config.gate.required:
         raise GateError(f"deploy: {reason}; the candidate is in {CANDIDATE_DIR}/")
@@ -410,8 +507,9 @@ def _refuse(config: Config, record: Blessing, current: int | None) -> dict[str, 
     return result
 
 
-def _publish(config: Config, record: Blessing, manifest: Manifest, registry: Path, current: int | None,
-             signing: Signer | None) -> dict[str, Any]:
+def _publish(
+    config: Config, record: Blessing, manifest: Manifest, registry: Path, current: int | None, signing: Signer | None
+) -> dict[str, Any]:
     """Under the registry lock: seal the release with its version, blessing and card; hand it to every target."""
     from automlops.deploy import TARGETS, Release
     from automlops.deploy.bundle import seal
@@ -423,7 +521,11 @@ def _publish(config: Config, record: Blessing, manifest: Manifest, registry: Pat
     with atomic_dir(RELEASE_DIR) as staging:
         shutil.copytree(CANDIDATE_DIR, staging, dirs_exist_ok=True)
         write_json_atomic(staging / "blessing.json", record.to_dict())
-        manifest = replace(manifest, version=version, blessing=BlessingSummary(passed=True, checks=[c["summary"] for c in record.checks]))
+        manifest = replace(
+            manifest,
+            version=version,
+            blessing=BlessingSummary(passed=True, checks=[c["summary"] for c in record.checks]),
+        )
         write_model_card(staging, manifest, record, slices, config.deploy.card)
         manifest = seal(staging, manifest, signing)  # the version and the card change the manifest: signed again
     release = Release(name=config.run.name, bundle=RELEASE_DIR, manifest=manifest, alias=config.deploy.alias)
@@ -431,8 +533,15 @@ def _publish(config: Config, record: Blessing, manifest: Manifest, registry: Pat
     for name in config.deploy.targets:
         targets[name] = TARGETS.get(name)(release, config.deploy)
         log.info("deploy: %s -> %s", name, targets[name])
-    return {"published": True, "version": version, "alias": config.deploy.alias, "targets": targets,
-            "compared_with": current, "rechecked": record.rechecked, "candidate_sha256": record.candidate.sha256 if record.candidate else None}
+    return {
+        "published": True,
+        "version": version,
+        "alias": config.deploy.alias,
+        "targets": targets,
+        "compared_with": current,
+        "rechecked": record.rechecked,
+        "candidate_sha256": record.candidate.sha256 if record.candidate else None,
+    }
 
 
 def _finish_deploy(result: dict[str, Any]) -> dict[str, Any]:
@@ -457,11 +566,19 @@ def run_monitor(config: Config) -> dict[str, Any]:
 
     registry = Path(config.deploy.dir) / config.run.name
     if champion(registry, config.deploy.alias) is None:  # e.g. the gate refused the first model: nothing is serving
-        report = write_nothing_to_judge(Path(config.monitor.out), config.monitor.data,
-                                        f"no model at {registry}@{config.deploy.alias} yet; nothing to monitor", config.monitor)
+        report = write_nothing_to_judge(
+            Path(config.monitor.out),
+            config.monitor.data,
+            f"no model at {registry}@{config.deploy.alias} yet; nothing to monitor",
+            config.monitor,
+        )
     else:
-        report = monitor(f"{registry}@{config.deploy.alias}", Path(config.monitor.data), config.monitor,
-                         keys=trusted_keys(config.deploy.signing))
+        report = monitor(
+            f"{registry}@{config.deploy.alias}",
+            Path(config.monitor.data),
+            config.monitor,
+            keys=trusted_keys(config.deploy.signing),
+        )
     check_drift(report, config.monitor)
     return report
 

@@ -30,8 +30,27 @@ from automlops.io import atomic_file
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
 # pandas' default missing-value tokens: model columns read from CSV keep them, as training's CSV reader did
-NA_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
-             "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+NA_TOKENS = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
 BOOLEAN_TOKENS = {"true": "True", "TRUE": "True", "false": "False", "FALSE": "False"}  # what pandas parses as booleans
 
 
@@ -59,13 +78,20 @@ def _long_int(literal: str) -> int | float:
 
 
 READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
-    ".csv": lambda path: pd.read_csv(path, float_precision="round_trip"), ".parquet": pd.read_parquet,
-    ".pq": pd.read_parquet, ".json": _read_json,
+    ".csv": lambda path: pd.read_csv(path, float_precision="round_trip"),
+    ".parquet": pd.read_parquet,
+    ".pq": pd.read_parquet,
+    ".json": _read_json,
 }
 
 
-def predict_frame(bundle: Bundle, frame: pd.DataFrame, probabilities: bool = True, keep: tuple[str, ...] = (),
-                  unknown_categories: str = "model") -> pd.DataFrame:
+def predict_frame(
+    bundle: Bundle,
+    frame: pd.DataFrame,
+    probabilities: bool = True,
+    keep: tuple[str, ...] = (),
+    unknown_categories: str = "model",
+) -> pd.DataFrame:
     """Predictions (and class probabilities) per row; `keep` columns (ids, labels) are copied
     through to the output untouched instead of being refused as unexpected."""
     missing = [name for name in keep if name not in frame.columns]
@@ -94,13 +120,17 @@ def score_arrays(bundle: Bundle, x: pd.DataFrame, probabilities: bool) -> tuple[
     each row, and when asked the class probabilities, one column per `model.classes_`. A binary
     bundle with a `decision_threshold` in its manifest predicts its positive class from that
     probability on."""
-    from automlops.evaluate.decision import predict_labels  # lazy: the evaluate package loads scikit-learn, which serving a model need not
+    from automlops.evaluate.decision import (
+        predict_labels,
+    )  # lazy: the evaluate package loads scikit-learn, which serving a model need not
 
     model, task = bundle.model, bundle.manifest.task
     threshold = bundle.manifest.decision_threshold if task == "binary" else None  # evaluate.threshold
     wanted = probabilities or threshold is not None
     proba = model.predict_proba(x) if wanted and task != "regression" and hasattr(model, "predict_proba") else None
-    labels = predict_labels(model, x, task, threshold, proba, bundle.manifest.positive_class)  # what the test metrics measured
+    labels = predict_labels(
+        model, x, task, threshold, proba, bundle.manifest.positive_class
+    )  # what the test metrics measured
     return labels, proba if probabilities else None
 
 
@@ -110,7 +140,9 @@ def read_table(path: Path, flag: str = "--input", contract: list[ColumnSpec] | N
     without, as pandas reads them (a labels file)."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
-        raise InputError(f"{flag}: '{path}' has an unsupported extension; use .csv, .parquet or .json (a list of records)")
+        raise InputError(
+            f"{flag}: '{path}' has an unsupported extension; use .csv, .parquet or .json (a list of records)"
+        )
     if not path.is_file():
         raise InputError(f"{flag}: file '{path}' not found")
     try:
@@ -130,14 +162,22 @@ def _typed_table(path: Path, contract: list[ColumnSpec]) -> pd.DataFrame:
         columns = [str(name) for name in pd.read_csv(path, nrows=0).columns]
         return csv_booleans(pd.read_csv(path, **csv_options(contract, columns)), contract)
     if kind == "json":
-        return json_frame(parse_json(path.read_text(encoding="utf-8")), [spec.name for spec in contract if spec.kind == CATEGORICAL])
+        return json_frame(
+            parse_json(path.read_text(encoding="utf-8")), [spec.name for spec in contract if spec.kind == CATEGORICAL]
+        )
     import pyarrow.parquet as pq
 
     return pq.read_table(path).to_pandas(integer_object_nulls=True)
 
 
-def predict_file(bundle: Bundle, source: Path, target: Path, keep: Sequence[str] = (), chunk_rows: int = 100_000,
-                 progress: bool = False) -> int:
+def predict_file(
+    bundle: Bundle,
+    source: Path,
+    target: Path,
+    keep: Sequence[str] = (),
+    chunk_rows: int = 100_000,
+    progress: bool = False,
+) -> int:
     """Score `source` into `target` chunk by chunk and return the number of rows. `keep` columns
     (predict.id_columns, --keep) are copied to the output first, in order; `progress` draws a bar on
     stderr when it is a terminal."""
@@ -146,14 +186,19 @@ def predict_file(bundle: Bundle, source: Path, target: Path, keep: Sequence[str]
     table = open_input(source, bundle.contract, keep, chunk_rows)
     absent = [name for name in keep if name not in table.columns]
     if absent:
-        raise InputError(f"--input '{source}': id column(s) {', '.join(absent)} (predict.id_columns or --keep) not in the "
-                         f"file{did_you_mean(absent[0], table.columns)}; its columns: {', '.join(table.columns[:20])}")
+        raise InputError(
+            f"--input '{source}': id column(s) {', '.join(absent)} (predict.id_columns or --keep) not in the "
+            f"file{did_you_mean(absent[0], table.columns)}; its columns: {', '.join(table.columns[:20])}"
+        )
     features = {spec.name for spec in bundle.contract}
     passed = tuple(name for name in keep if name not in features)  # an id that is also a feature is scored too
     rows = 0
     sink = SINKS[SUFFIXES[target.suffix.lower()]]
-    with atomic_file(target) as staging, closing(sink(staging, table.keep_types)) as output, \
-            _progress(progress, table.size) as advance:
+    with (
+        atomic_file(target) as staging,
+        closing(sink(staging, table.keep_types)) as output,
+        _progress(progress, table.size) as advance,
+    ):
         for chunk, done in table.chunks:
             try:
                 out = predict_frame(bundle, chunk, keep=passed)
@@ -171,7 +216,9 @@ def predict_file(bundle: Bundle, source: Path, target: Path, keep: Sequence[str]
 
 def check_paths(source: Path, target: Path) -> None:
     if source.suffix.lower() not in SUFFIXES:
-        raise InputError(f"--input: '{source}' has an unsupported extension; use .csv, .parquet (.pq) or .json (a list of records)")
+        raise InputError(
+            f"--input: '{source}' has an unsupported extension; use .csv, .parquet (.pq) or .json (a list of records)"
+        )
     if target.suffix.lower() not in SUFFIXES:
         raise InputError(f"--output: '{target}' has an unsupported extension; use .csv, .parquet (.pq) or .json")
     if not source.is_file():
@@ -201,7 +248,9 @@ def open_input(path: Path, contract: list[ColumnSpec], keep: Sequence[str], chun
 
 
 def _unreadable(path: Path, error: Exception) -> InputError:
-    return InputError(f"--input '{path}': cannot read it ({(str(error).splitlines() or [type(error).__name__])[0][:300]})")
+    return InputError(
+        f"--input '{path}': cannot read it ({(str(error).splitlines() or [type(error).__name__])[0][:300]})"
+    )
 
 
 def _guarded(path: Path, chunks: Iterator[tuple[pd.DataFrame, int]]) -> Iterator[tuple[pd.DataFrame, int]]:
@@ -220,17 +269,28 @@ def csv_options(contract: list[ColumnSpec], columns: Sequence[str], keep: Sequen
     exactly (pandas' default parser is off by one unit in the last place for some values), and kept
     non-model columns verbatim as text (only an empty field is missing)."""
     features = {spec.name for spec in contract}
-    text = {spec.name for spec in contract if spec.kind == CATEGORICAL} | {name for name in keep if name not in features}
+    text = {spec.name for spec in contract if spec.kind == CATEGORICAL} | {
+        name for name in keep if name not in features
+    }
     verbatim = {name for name in keep if name not in features}
-    return {"dtype": dict.fromkeys(sorted(text), str), "float_precision": "round_trip", "keep_default_na": False,
-            "na_values": {name: [""] if name in verbatim else list(NA_TOKENS) for name in columns}}
+    return {
+        "dtype": dict.fromkeys(sorted(text), str),
+        "float_precision": "round_trip",
+        "keep_default_na": False,
+        "na_values": {name: [""] if name in verbatim else list(NA_TOKENS) for name in columns},
+    }
 
 
 def csv_booleans(frame: pd.DataFrame, contract: list[ColumnSpec]) -> pd.DataFrame:
     """A CSV read with csv_options, its boolean columns' true/TRUE/false/FALSE spelled True/False:
     training's CSV reader parsed them all as booleans (CSV files and CSV request bodies alike)."""
     for spec in contract:
-        if spec.kind == CATEGORICAL and spec.categories and set(spec.categories) <= {"False", "True"} and spec.name in frame.columns:
+        if (
+            spec.kind == CATEGORICAL
+            and spec.categories
+            and set(spec.categories) <= {"False", "True"}
+            and spec.name in frame.columns
+        ):
             column = frame[spec.name]
             frame[spec.name] = column.mask(column.isin(list(BOOLEAN_TOKENS)), column.map(BOOLEAN_TOKENS))
     return frame
@@ -247,7 +307,10 @@ def _csv_input(path: Path, contract: list[ColumnSpec], keep: Sequence[str], chun
             for frame in reader:
                 if frame.empty:  # a header without rows: reported once, after the loop
                     continue
-                yield csv_booleans(frame, contract), handle.tell()  # pandas numbers the rows of chunk k on from chunk k-1
+                yield (
+                    csv_booleans(frame, contract),
+                    handle.tell(),
+                )  # pandas numbers the rows of chunk k on from chunk k-1
 
     numeric = {spec.name for spec in contract if spec.kind != CATEGORICAL}
     types = {name: pa.float64() if name in numeric else pa.string() for name in keep}  # as the model reads them
@@ -283,7 +346,7 @@ def _json_input(path: Path, contract: list[ColumnSpec], keep: Sequence[str], chu
 
     def chunks() -> Iterator[tuple[pd.DataFrame, int]]:
         for start in range(0, len(frame), chunk_rows):
-            piece = frame.iloc[start:start + chunk_rows]
+            piece = frame.iloc[start : start + chunk_rows]
             yield piece, start + len(piece)
 
     return Input([str(name) for name in frame.columns], len(frame), types, chunks())
@@ -354,10 +417,14 @@ class _ParquetSink:
         import pyarrow.parquet as pq
 
         if self.writer is None:
-            fields = [pa.field(str(name), self.keep_types.get(name) or _arrow(frame[name]).type) for name in frame.columns]
+            fields = [
+                pa.field(str(name), self.keep_types.get(name) or _arrow(frame[name]).type) for name in frame.columns
+            ]
             self.writer = pq.ParquetWriter(self.path, pa.schema(fields))
         schema = self.writer.schema
-        self.writer.write_table(pa.Table.from_arrays([_arrow(frame[field.name], field.type) for field in schema], schema=schema))
+        self.writer.write_table(
+            pa.Table.from_arrays([_arrow(frame[field.name], field.type) for field in schema], schema=schema)
+        )
 
     def close(self) -> None:
         if self.writer is not None:
@@ -387,8 +454,10 @@ def _arrow(series: pd.Series, kind: Any = None) -> Any:
     try:
         return array.cast(kind)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise InputError(f"--output: column '{series.name}' holds {array.type} values here but {kind} in earlier rows; "
-                         "write .csv or .json, or make the column one type") from None
+        raise InputError(
+            f"--output: column '{series.name}' holds {array.type} values here but {kind} in earlier rows; "
+            "write .csv or .json, or make the column one type"
+        ) from None
 
 
 def _missing(value: Any) -> bool:
@@ -402,10 +471,24 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[int, int], None]]
         yield lambda done, rows: None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    bar = Progress(TextColumn("predict"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[rows]} rows"),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+    bar = Progress(
+        TextColumn("predict"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]} rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
     task = bar.add_task("predict", total=total or None, rows="0")
     with bar:
         yield lambda done, rows: bar.update(task, completed=done, rows=f"{rows:,}")
@@ -430,13 +513,19 @@ def records_from_json(body: Any) -> pd.DataFrame:
         raise InputError("body: the list of records is empty; send at least one record")
     bad = [i for i, record in enumerate(body) if not isinstance(record, dict)]
     if bad:
-        raise InputError(f"body: record(s) {', '.join(map(str, bad[:5]))} are not JSON objects; send objects of column -> value")
+        raise InputError(
+            f"body: record(s) {', '.join(map(str, bad[:5]))} are not JSON objects; send objects of column -> value"
+        )
     keys = set(body[0])
     for i, record in enumerate(body):
         if set(record) != keys:
             missing, extra = sorted(keys - set(record)), sorted(set(record) - keys)
-            differences = ([f"lacks {', '.join(missing)}"] if missing else []) + ([f"adds {', '.join(extra)}"] if extra else [])
-            raise InputError(f"body: record {i} {' and '.join(differences)} compared with record 0; every record needs the same fields")
+            differences = ([f"lacks {', '.join(missing)}"] if missing else []) + (
+                [f"adds {', '.join(extra)}"] if extra else []
+            )
+            raise InputError(
+                f"body: record {i} {' and '.join(differences)} compared with record 0; every record needs the same fields"
+            )
     try:
         return pd.DataFrame.from_records(body, columns=list(body[0]))
     except OverflowError:

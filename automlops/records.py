@@ -22,7 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Blessing", "BlessingSummary", "CandidateRef", "ChampionRef", "Lineage", "Manifest", "ManifestMetrics", "ModelInfo", "PreparedMeta", "SearchBest", "TrainingRows"]
+__all__ = [
+    "Blessing",
+    "BlessingSummary",
+    "CandidateRef",
+    "ChampionRef",
+    "Lineage",
+    "Manifest",
+    "ManifestMetrics",
+    "ModelInfo",
+    "PreparedMeta",
+    "SearchBest",
+    "TrainingRows",
+]
 
 
 def _extra(data: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
@@ -45,31 +57,67 @@ class PreparedMeta:
     positive_class: Any = None  # binary: what f1, pr_auc, brier and the threshold are about; else None
     split_columns: list[str] = field(default_factory=list)  # kept for splitting only, never given to the model
     schema: str | None = None  # the curated schema the contract follows; None: inferred only
-    dropped_columns: list[dict[str, Any]] = field(default_factory=list)  # [{column, reason}]: predict and serve ignore them
+    dropped_columns: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # [{column, reason}]: predict and serve ignore them
     data_warnings: list[str] = field(default_factory=list)  # every column warning prepare logged
-    config: dict[str, Any] | None = None  # the data config (url masked), added by the prepare stage as it writes the file
+    config: dict[str, Any] | None = (
+        None  # the data config (url masked), added by the prepare stage as it writes the file
+    )
     extra: dict[str, Any] = field(default_factory=dict)
 
-    KEYS = ("target", "task", "classes", "positive_class", "features", "split_columns", "contract", "data_hash", "source",
-            "rows", "schema", "dropped_columns", "data_warnings", "config")
+    KEYS = (
+        "target",
+        "task",
+        "classes",
+        "positive_class",
+        "features",
+        "split_columns",
+        "contract",
+        "data_hash",
+        "source",
+        "rows",
+        "schema",
+        "dropped_columns",
+        "data_warnings",
+        "config",
+    )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PreparedMeta:
         return cls(
-            target=str(data.get("target")), task=str(data.get("task")), features=list(data.get("features") or []),
-            contract=list(data.get("contract") or []), data_hash=str(data.get("data_hash")), source=str(data.get("source")),
-            rows=dict(data.get("rows") or {}), classes=list(data.get("classes") or []), positive_class=data.get("positive_class"),
-            split_columns=list(data.get("split_columns") or []), schema=data.get("schema"),
-            dropped_columns=list(data.get("dropped_columns") or []), data_warnings=list(data.get("data_warnings") or []),
-            config=data.get("config"), extra=_extra(data, cls.KEYS),
+            target=str(data.get("target")),
+            task=str(data.get("task")),
+            features=list(data.get("features") or []),
+            contract=list(data.get("contract") or []),
+            data_hash=str(data.get("data_hash")),
+            source=str(data.get("source")),
+            rows=dict(data.get("rows") or {}),
+            classes=list(data.get("classes") or []),
+            positive_class=data.get("positive_class"),
+            split_columns=list(data.get("split_columns") or []),
+            schema=data.get("schema"),
+            dropped_columns=list(data.get("dropped_columns") or []),
+            data_warnings=list(data.get("data_warnings") or []),
+            config=data.get("config"),
+            extra=_extra(data, cls.KEYS),
         )
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "target": self.target, "task": self.task, "classes": self.classes, "positive_class": self.positive_class,
-            "features": self.features, "split_columns": self.split_columns, "contract": self.contract,
-            "data_hash": self.data_hash, "source": self.source, "rows": self.rows, "schema": self.schema,
-            "dropped_columns": self.dropped_columns, "data_warnings": self.data_warnings,
+            "target": self.target,
+            "task": self.task,
+            "classes": self.classes,
+            "positive_class": self.positive_class,
+            "features": self.features,
+            "split_columns": self.split_columns,
+            "contract": self.contract,
+            "data_hash": self.data_hash,
+            "source": self.source,
+            "rows": self.rows,
+            "schema": self.schema,
+            "dropped_columns": self.dropped_columns,
+            "data_warnings": self.data_warnings,
         }
         if self.config is not None:
             data["config"] = self.config
@@ -101,16 +149,27 @@ class SearchBest:
     def from_dict(cls, data: Mapping[str, Any]) -> SearchBest:
         trained_on = data.get("trained_on")
         return cls(
-            engine=str(data.get("engine")), format=str(data.get("format")), family=str(data.get("family")),
-            params=dict(data.get("params") or {}), metric=str(data.get("metric")), valid_score=data.get("valid_score"),
-            lineage=dict(data.get("lineage") or {}), trained_on=None if trained_on is None else list(trained_on),
-            config=dict(data.get("config") or {}), extra=_extra(data, cls.KEYS),
+            engine=str(data.get("engine")),
+            format=str(data.get("format")),
+            family=str(data.get("family")),
+            params=dict(data.get("params") or {}),
+            metric=str(data.get("metric")),
+            valid_score=data.get("valid_score"),
+            lineage=dict(data.get("lineage") or {}),
+            trained_on=None if trained_on is None else list(trained_on),
+            config=dict(data.get("config") or {}),
+            extra=_extra(data, cls.KEYS),
         )
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "engine": self.engine, "format": self.format, "family": self.family, "params": self.params, "metric": self.metric,
-            "valid_score": self.valid_score, "lineage": self.lineage,
+            "engine": self.engine,
+            "format": self.format,
+            "family": self.family,
+            "params": self.params,
+            "metric": self.metric,
+            "valid_score": self.valid_score,
+            "lineage": self.lineage,
         }
         if self.trained_on is not None:
             data["trained_on"] = self.trained_on
@@ -135,11 +194,22 @@ class ModelInfo:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:
-        return cls(engine=str(data.get("engine")), format=str(data.get("format")), family=str(data.get("family")),
-                   params=dict(data.get("params") or {}), extra=_extra(data, cls.KEYS))
+        return cls(
+            engine=str(data.get("engine")),
+            format=str(data.get("format")),
+            family=str(data.get("family")),
+            params=dict(data.get("params") or {}),
+            extra=_extra(data, cls.KEYS),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"engine": self.engine, "format": self.format, "family": self.family, "params": self.params, **self.extra}
+        return {
+            "engine": self.engine,
+            "format": self.format,
+            "family": self.family,
+            "params": self.params,
+            **self.extra,
+        }
 
 
 @dataclass(frozen=True)
@@ -155,7 +225,11 @@ class ManifestMetrics:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ManifestMetrics:
         data = data or {}
-        return cls(validation=dict(data.get("validation") or {}), test=dict(data.get("test") or {}), extra=_extra(data, cls.KEYS))
+        return cls(
+            validation=dict(data.get("validation") or {}),
+            test=dict(data.get("test") or {}),
+            extra=_extra(data, cls.KEYS),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"validation": self.validation, "test": self.test, **self.extra}
@@ -179,13 +253,28 @@ class Lineage:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Lineage:
         data = data or {}
-        return cls(data_hash=data.get("data_hash"), data_source=data.get("data_source"), rows=dict(data.get("rows") or {}),
-                   git_commit=data.get("git_commit"), python=data.get("python"), packages=dict(data.get("packages") or {}),
-                   search=dict(data.get("search") or {}), extra=_extra(data, cls.KEYS))
+        return cls(
+            data_hash=data.get("data_hash"),
+            data_source=data.get("data_source"),
+            rows=dict(data.get("rows") or {}),
+            git_commit=data.get("git_commit"),
+            python=data.get("python"),
+            packages=dict(data.get("packages") or {}),
+            search=dict(data.get("search") or {}),
+            extra=_extra(data, cls.KEYS),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data_hash": self.data_hash, "data_source": self.data_source, "rows": self.rows, "git_commit": self.git_commit,
-                "python": self.python, "packages": self.packages, "search": self.search, **self.extra}
+        return {
+            "data_hash": self.data_hash,
+            "data_source": self.data_source,
+            "rows": self.rows,
+            "git_commit": self.git_commit,
+            "python": self.python,
+            "packages": self.packages,
+            "search": self.search,
+            **self.extra,
+        }
 
 
 @dataclass(frozen=True)
@@ -203,12 +292,24 @@ class TrainingRows:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingRows:
-        return cls(file=str(data.get("file")), rows=int(data.get("rows") or 0), distinct=data.get("distinct"),
-                   splits=list(data.get("splits") or []), hash=data.get("hash"), extra=_extra(data, cls.KEYS))
+        return cls(
+            file=str(data.get("file")),
+            rows=int(data.get("rows") or 0),
+            distinct=data.get("distinct"),
+            splits=list(data.get("splits") or []),
+            hash=data.get("hash"),
+            extra=_extra(data, cls.KEYS),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "rows": self.rows, "distinct": self.distinct, "splits": self.splits, "hash": self.hash,
-                **self.extra}
+        return {
+            "file": self.file,
+            "rows": self.rows,
+            "distinct": self.distinct,
+            "splits": self.splits,
+            "hash": self.hash,
+            **self.extra,
+        }
 
 
 @dataclass(frozen=True)
@@ -253,9 +354,26 @@ class Manifest:
     blessing: BlessingSummary | None = None  # only in a published version (not written when None)
     extra: dict[str, Any] = field(default_factory=dict)  # keys this automlops does not know, kept as they were
 
-    KEYS = ("format_version", "name", "version", "created_at", "task", "target", "classes", "positive_class",
-            "decision_threshold", "input_schema", "dropped_columns", "metrics", "model", "lineage", "config",
-            "training_rows", "files", "blessing")
+    KEYS = (
+        "format_version",
+        "name",
+        "version",
+        "created_at",
+        "task",
+        "target",
+        "classes",
+        "positive_class",
+        "decision_threshold",
+        "input_schema",
+        "dropped_columns",
+        "metrics",
+        "model",
+        "lineage",
+        "config",
+        "training_rows",
+        "files",
+        "blessing",
+    )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
@@ -263,26 +381,46 @@ class Manifest:
         blessing = data.get("blessing")
         return cls(
             format_version=int(data.get("format_version") or 0),  # read_manifest checks it first
-            name=str(data.get("name")), task=str(data.get("task")), target=str(data.get("target")),
-            input_schema=list(data.get("input_schema") or []), model=ModelInfo.from_dict(data.get("model") or {}),
-            version=data.get("version"), created_at=data.get("created_at"), classes=data.get("classes"),
-            positive_class=data.get("positive_class"), decision_threshold=data.get("decision_threshold"),
-            dropped_columns=data.get("dropped_columns"), metrics=ManifestMetrics.from_dict(data.get("metrics")),
-            lineage=Lineage.from_dict(data.get("lineage")), config=dict(data.get("config") or {}),
+            name=str(data.get("name")),
+            task=str(data.get("task")),
+            target=str(data.get("target")),
+            input_schema=list(data.get("input_schema") or []),
+            model=ModelInfo.from_dict(data.get("model") or {}),
+            version=data.get("version"),
+            created_at=data.get("created_at"),
+            classes=data.get("classes"),
+            positive_class=data.get("positive_class"),
+            decision_threshold=data.get("decision_threshold"),
+            dropped_columns=data.get("dropped_columns"),
+            metrics=ManifestMetrics.from_dict(data.get("metrics")),
+            lineage=Lineage.from_dict(data.get("lineage")),
+            config=dict(data.get("config") or {}),
             training_rows=TrainingRows.from_dict(training_rows) if training_rows else None,
-            files=dict(data.get("files") or {}), blessing=BlessingSummary.from_dict(blessing) if blessing else None,
+            files=dict(data.get("files") or {}),
+            blessing=BlessingSummary.from_dict(blessing) if blessing else None,
             extra=_extra(data, cls.KEYS),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest as written to manifest.json, keys in the order package has always written them."""
         data: dict[str, Any] = {
-            "format_version": self.format_version, "name": self.name, "version": self.version, "created_at": self.created_at,
-            "task": self.task, "target": self.target, "classes": self.classes, "positive_class": self.positive_class,
-            "decision_threshold": self.decision_threshold, "input_schema": self.input_schema,
-            "dropped_columns": self.dropped_columns, "metrics": self.metrics.to_dict(), "model": self.model.to_dict(),
-            "lineage": self.lineage.to_dict(), "config": self.config,
-            "training_rows": None if self.training_rows is None else self.training_rows.to_dict(), "files": self.files,
+            "format_version": self.format_version,
+            "name": self.name,
+            "version": self.version,
+            "created_at": self.created_at,
+            "task": self.task,
+            "target": self.target,
+            "classes": self.classes,
+            "positive_class": self.positive_class,
+            "decision_threshold": self.decision_threshold,
+            "input_schema": self.input_schema,
+            "dropped_columns": self.dropped_columns,
+            "metrics": self.metrics.to_dict(),
+            "model": self.model.to_dict(),
+            "lineage": self.lineage.to_dict(),
+            "config": self.config,
+            "training_rows": None if self.training_rows is None else self.training_rows.to_dict(),
+            "files": self.files,
         }
         if self.blessing is not None:
             data["blessing"] = self.blessing.to_dict()
@@ -354,15 +492,25 @@ class Blessing:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Blessing:
         champion, candidate = data.get("champion"), data.get("candidate")
-        return cls(passed=bool(data.get("passed")), checks=list(data.get("checks") or []), infra=data.get("infra"),
-                   champion=ChampionRef.from_dict(champion) if champion else None, comparison=data.get("comparison"),
-                   candidate=CandidateRef.from_dict(candidate) if candidate else None, rechecked=data.get("rechecked"),
-                   extra=_extra(data, cls.KEYS))
+        return cls(
+            passed=bool(data.get("passed")),
+            checks=list(data.get("checks") or []),
+            infra=data.get("infra"),
+            champion=ChampionRef.from_dict(champion) if champion else None,
+            comparison=data.get("comparison"),
+            candidate=CandidateRef.from_dict(candidate) if candidate else None,
+            rechecked=data.get("rechecked"),
+            extra=_extra(data, cls.KEYS),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"passed": self.passed, "checks": self.checks, "infra": self.infra,
-                                "champion": None if self.champion is None else self.champion.to_dict(),
-                                "comparison": self.comparison}
+        data: dict[str, Any] = {
+            "passed": self.passed,
+            "checks": self.checks,
+            "infra": self.infra,
+            "champion": None if self.champion is None else self.champion.to_dict(),
+            "comparison": self.comparison,
+        }
         if self.candidate is not None:
             data["candidate"] = self.candidate.to_dict()
         if self.rechecked is not None:

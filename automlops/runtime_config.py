@@ -43,11 +43,15 @@ def runtime_config(name: str | None, overrides: list[str]) -> tuple[Any, Signing
         config = to_typed(compose(overrides))
         return (getattr(config, name) if name else None), config.deploy.signing
     prefixes = (*([f"{name}."] if name else []), f"{SIGNING}.")
-    overrides = [o.lstrip("+") for o in overrides]  # +serve.x=1 and ++serve.x=1 set a key that must exist, as serve.x=1 does
+    overrides = [
+        o.lstrip("+") for o in overrides
+    ]  # +serve.x=1 and ++serve.x=1 set a key that must exist, as serve.x=1 does
     foreign = [o for o in overrides if not o.startswith(prefixes)]
     if foreign:
-        raise ConfigError(f"override '{foreign[0]}': outside a project (no {CONF_DIR}/{CONFIG_NAME}.yaml here) only "
-                          f"{' and '.join(p + '*' for p in prefixes)} keys apply")
+        raise ConfigError(
+            f"override '{foreign[0]}': outside a project (no {CONF_DIR}/{CONFIG_NAME}.yaml here) only "
+            f"{' and '.join(p + '*' for p in prefixes)} keys apply"
+        )
     typed = None
     if name:
         typed = section(name, RUNTIME_SECTIONS[name], [o for o in overrides if o.startswith(f"{name}.")])

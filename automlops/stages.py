@@ -59,19 +59,49 @@ _CHAMPION = ("deploy.dir", "deploy.alias", "deploy.signing", "run.name")  # whic
 
 STAGES: tuple[Stage, ...] = (
     Stage("check_conf", deps=("conf",), outs=_paths(CONF_OK), in_run=False),  # stops when conf/ changed after compose
-    Stage("prepare", params=("data", "run.seed"), deps=_paths(CONF_OK, "data/raw", "conf/schema"),
-          outs=_paths(PREPARED_DIR), metrics=_paths(VALIDATION_REPORT)),
-    Stage("search", params=("search", "data.split", "run.seed"),  # data.split: the folds follow the split's strategy
-          deps=_paths(PREPARED_DIR), outs=_paths(SEARCH_DIR), metrics=_paths(SEARCH_METRICS), plots=_paths(LEADERBOARD)),
-    Stage("evaluate", params=("evaluate", "run.seed"), deps=_paths(PREPARED_DIR, SEARCH_DIR), outs=_paths(EVALUATE_DIR),
-          metrics=_paths(TEST_METRICS, SLICE_METRICS), plots=_paths(PLOTS_DIR)),
-    Stage("package", params=("deploy", "evaluate.threshold", "run.name"),  # the manifest records the whole deploy section
-          deps=_paths(PREPARED_DIR, SEARCH_DIR, EVALUATE_DIR, TEST_METRICS), outs=_paths(CANDIDATE_DIR)),
+    Stage(
+        "prepare",
+        params=("data", "run.seed"),
+        deps=_paths(CONF_OK, "data/raw", "conf/schema"),
+        outs=_paths(PREPARED_DIR),
+        metrics=_paths(VALIDATION_REPORT),
+    ),
+    Stage(
+        "search",
+        params=("search", "data.split", "run.seed"),  # data.split: the folds follow the split's strategy
+        deps=_paths(PREPARED_DIR),
+        outs=_paths(SEARCH_DIR),
+        metrics=_paths(SEARCH_METRICS),
+        plots=_paths(LEADERBOARD),
+    ),
+    Stage(
+        "evaluate",
+        params=("evaluate", "run.seed"),
+        deps=_paths(PREPARED_DIR, SEARCH_DIR),
+        outs=_paths(EVALUATE_DIR),
+        metrics=_paths(TEST_METRICS, SLICE_METRICS),
+        plots=_paths(PLOTS_DIR),
+    ),
+    Stage(
+        "package",
+        params=("deploy", "evaluate.threshold", "run.name"),  # the manifest records the whole deploy section
+        deps=_paths(PREPARED_DIR, SEARCH_DIR, EVALUATE_DIR, TEST_METRICS),
+        outs=_paths(CANDIDATE_DIR),
+    ),
     Stage("gate", params=("gate", *_CHAMPION), deps=_paths(PREPARED_DIR, CANDIDATE_DIR), metrics=_paths(BLESSING)),
-    Stage("deploy", params=("deploy", "gate", "run.name"),  # gate: a champion published since the gate is judged again
-          deps=_paths(PREPARED_DIR, CANDIDATE_DIR, BLESSING, SLICE_METRICS), outs=_paths(DEPLOY_RECORD)),
-    Stage("monitor", params=("monitor", *_CHAMPION), deps=_paths("${monitor.data}", DEPLOY_RECORD),
-          metrics=_paths(MONITOR_REPORT), in_run=False),
+    Stage(
+        "deploy",
+        params=("deploy", "gate", "run.name"),  # gate: a champion published since the gate is judged again
+        deps=_paths(PREPARED_DIR, CANDIDATE_DIR, BLESSING, SLICE_METRICS),
+        outs=_paths(DEPLOY_RECORD),
+    ),
+    Stage(
+        "monitor",
+        params=("monitor", *_CHAMPION),
+        deps=_paths("${monitor.data}", DEPLOY_RECORD),
+        metrics=_paths(MONITOR_REPORT),
+        in_run=False,
+    ),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 

@@ -31,7 +31,9 @@ def mask_secrets(text: str) -> str:
     references = [match.group(0) for match in ENV_REFERENCE.finditer(text)]
     for i, reference in enumerate(references):
         text = text.replace(reference, f"\0{i}\0", 1)
-    text = _CREDENTIALS.sub(lambda m: m.group(1) + (m.group(2) if _PLACEHOLDER.fullmatch(m.group(2)) else "***") + "@", text)
+    text = _CREDENTIALS.sub(
+        lambda m: m.group(1) + (m.group(2) if _PLACEHOLDER.fullmatch(m.group(2)) else "***") + "@", text
+    )
     return _PLACEHOLDER.sub(lambda m: references[int(m.group(1))], text)
 
 
@@ -70,7 +72,11 @@ def url_problem(written: str, key: str) -> str:
     """The config check's sentence for a URL whose parts cannot be told apart, or ''. Environment
     references count as plain text here (what they hold is only known where the URL is used)."""
     problem = _ambiguity(ENV_REFERENCE.sub("x", written))
-    return f"{key}: cannot tell the URL's user, password, host and port apart ({problem}); {ENCODING_HINT}" if problem else ""
+    return (
+        f"{key}: cannot tell the URL's user, password, host and port apart ({problem}); {ENCODING_HINT}"
+        if problem
+        else ""
+    )
 
 
 def scrub(text: str, url: str) -> str:
@@ -78,7 +84,7 @@ def scrub(text: str, url: str) -> str:
     text = mask_secrets(text)
     span = _userinfo_span(url)
     if span:
-        password = url[span[0]:span[1]].partition(":")[2]
+        password = url[span[0] : span[1]].partition(":")[2]
         for form in sorted({password, unquote(password)}, key=len, reverse=True):
             if len(form) >= 3:
                 text = text.replace(form, "***")

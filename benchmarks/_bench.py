@@ -25,8 +25,20 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 KEY_PACKAGES = (
-    "automlops", "optuna", "autogluon.tabular", "flaml", "lightgbm", "xgboost-cpu", "xgboost", "catboost",
-    "scikit-learn", "pandas", "numpy", "pyarrow", "hydra-core", "torch",
+    "automlops",
+    "optuna",
+    "autogluon.tabular",
+    "flaml",
+    "lightgbm",
+    "xgboost-cpu",
+    "xgboost",
+    "catboost",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "hydra-core",
+    "torch",
 )
 
 
@@ -74,9 +86,15 @@ def machine_info() -> dict[str, Any]:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else None
@@ -86,13 +104,15 @@ def describe_machine(info: dict[str, Any]) -> str:
     p = info["packages"]
     shown = ", ".join(f"{k} {v}" for k, v in p.items() if v != "not installed")
     missing = ", ".join(k for k, v in p.items() if v == "not installed")
-    return "\n".join([
-        f"- CPU: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable); RAM {info['ram_gib']} GiB",
-        f"- OS: {info['os']}; Python {info['python']}",
-        f"- packages: {shown}",
-        f"- not installed: {missing or 'none'}",
-        f"- load average at start: {', '.join(map(str, info['load_average_at_start']))}; git {info['git_commit']}",
-    ])
+    return "\n".join(
+        [
+            f"- CPU: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable); RAM {info['ram_gib']} GiB",
+            f"- OS: {info['os']}; Python {info['python']}",
+            f"- packages: {shown}",
+            f"- not installed: {missing or 'none'}",
+            f"- load average at start: {', '.join(map(str, info['load_average_at_start']))}; git {info['git_commit']}",
+        ]
+    )
 
 
 def command_line() -> str:
@@ -127,16 +147,18 @@ class ChildRun:
         return asdict(self)
 
 
-def run_child(args: list[str], log: Path, timeout: float | None, cwd: Path | None = None,
-              env: dict[str, str] | None = None) -> ChildRun:
+def run_child(
+    args: list[str], log: Path, timeout: float | None, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> ChildRun:
     """Run `python args...` in its own session; kill the whole group past `timeout` seconds.
     Peak RSS comes from wait4() on that one child (max RSS of it and the children it waited for)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     started = time.perf_counter()
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, *args], stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-                                env=full_env, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, *args], stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=full_env, start_new_session=True
+        )
         timed_out = False
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)

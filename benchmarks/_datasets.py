@@ -102,25 +102,60 @@ def _seattle_weather() -> pd.DataFrame:
     return frame.drop(columns=["date"])
 
 
-DATASETS: dict[str, Dataset] = {d.name: d for d in [
-    Dataset("breast_cancer", "binary", "target", _breast_cancer, "scikit-learn load_breast_cancer",
-            "569 rows, 30 numeric"),
-    Dataset("fair", "binary", "had_affair", _fair, "statsmodels.datasets.fair",
-            "6366 rows, 6 numeric + 2 categorical"),
-    Dataset("anes96", "binary", "vote", _anes96, "statsmodels.datasets.anes96",
-            "944 rows, 9 numeric (ordinal codes)"),
-    Dataset("penguins", "multiclass", "species", _penguins, "palmerpenguins",
-            "344 rows, 3 classes, 4 numeric + 2 categorical, missing values"),
-    Dataset("seattle_weather", "multiclass", "weather", _seattle_weather, "vega_datasets.local_data.seattle_weather",
-            "1461 rows, 5 imbalanced classes, 6 numeric"),
-    Dataset("digits", "multiclass", "target", _digits, "scikit-learn load_digits",
-            "1797 rows, 10 classes, 64 numeric"),
-    Dataset("diabetes", "regression", "target", _diabetes, "scikit-learn load_diabetes",
-            "442 rows, 10 numeric"),
-    Dataset("cars", "regression", "Miles_per_Gallon", _cars, "vega_datasets.local_data.cars",
-            "406 rows (398 labelled), 6 numeric + 2 categorical (one with 37 levels), missing values"),
-    Dataset("randhie", "regression", "mdvis", _randhie, "statsmodels.datasets.randhie",
-            "20190 rows, 9 numeric, skewed count target"),
-]}
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in [
+        Dataset(
+            "breast_cancer",
+            "binary",
+            "target",
+            _breast_cancer,
+            "scikit-learn load_breast_cancer",
+            "569 rows, 30 numeric",
+        ),
+        Dataset(
+            "fair", "binary", "had_affair", _fair, "statsmodels.datasets.fair", "6366 rows, 6 numeric + 2 categorical"
+        ),
+        Dataset(
+            "anes96", "binary", "vote", _anes96, "statsmodels.datasets.anes96", "944 rows, 9 numeric (ordinal codes)"
+        ),
+        Dataset(
+            "penguins",
+            "multiclass",
+            "species",
+            _penguins,
+            "palmerpenguins",
+            "344 rows, 3 classes, 4 numeric + 2 categorical, missing values",
+        ),
+        Dataset(
+            "seattle_weather",
+            "multiclass",
+            "weather",
+            _seattle_weather,
+            "vega_datasets.local_data.seattle_weather",
+            "1461 rows, 5 imbalanced classes, 6 numeric",
+        ),
+        Dataset(
+            "digits", "multiclass", "target", _digits, "scikit-learn load_digits", "1797 rows, 10 classes, 64 numeric"
+        ),
+        Dataset("diabetes", "regression", "target", _diabetes, "scikit-learn load_diabetes", "442 rows, 10 numeric"),
+        Dataset(
+            "cars",
+            "regression",
+            "Miles_per_Gallon",
+            _cars,
+            "vega_datasets.local_data.cars",
+            "406 rows (398 labelled), 6 numeric + 2 categorical (one with 37 levels), missing values",
+        ),
+        Dataset(
+            "randhie",
+            "regression",
+            "mdvis",
+            _randhie,
+            "statsmodels.datasets.randhie",
+            "20190 rows, 9 numeric, skewed count target",
+        ),
+    ]
+}
 
 QUICK = ("breast_cancer", "penguins", "cars")  # one per task, with categoricals and missing values

@@ -48,8 +48,15 @@ GOOD = {
     "lightgbm-slow": ("lightgbm", "{n_estimators: 100, num_leaves: 15, learning_rate: 0.05, min_child_samples: 10}"),
 }
 WEAK = ("weak", ("lightgbm", "{n_estimators: 1, num_leaves: 2, learning_rate: 0.01, min_child_samples: 50}"))
-RUN = ("search.n_trials=1", "search.validation.method=holdout", "search.progress=false", "evaluate.importance_repeats=0",
-       "evaluate.plots=false", "gate.infra.enabled=true", "gate.infra.requests=3")
+RUN = (
+    "search.n_trials=1",
+    "search.validation.method=holdout",
+    "search.progress=false",
+    "evaluate.importance_repeats=0",
+    "evaluate.plots=false",
+    "gate.infra.enabled=true",
+    "gate.infra.requests=3",
+)
 
 
 def experiment(family: str, space: str) -> str:
@@ -71,7 +78,9 @@ def champion(registry: Path) -> tuple[int | None, float | None]:
 
 
 def auc(registry: Path, version: int) -> float:
-    return float(json.loads((registry / "versions" / str(version) / "manifest.json").read_text())["metrics"]["test"]["roc_auc"])
+    return float(
+        json.loads((registry / "versions" / str(version) / "manifest.json").read_text())["metrics"]["test"]["roc_auc"]
+    )
 
 
 def outcome(code: int, log: str, deploy: dict[str, Any] | None) -> str:
@@ -100,9 +109,23 @@ def one_round(size: int, index: int, registry: Path, workdir: Path) -> dict[str,
     running = []
     for name, folder, log in zip(names, folders, logs):
         with log.open("w") as out:
-            running.append(subprocess.Popen(
-                [sys.executable, "-m", "automlops", "run", f"+experiment={name}", f"deploy.dir={registry.parent}", *RUN],
-                cwd=folder, stdout=out, stderr=subprocess.STDOUT, text=True))
+            running.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "automlops",
+                        "run",
+                        f"+experiment={name}",
+                        f"deploy.dir={registry.parent}",
+                        *RUN,
+                    ],
+                    cwd=folder,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
     codes = [process.wait(timeout=900) for process in running]
     wall = time.perf_counter() - started
     runs = []
@@ -113,38 +136,71 @@ def one_round(size: int, index: int, registry: Path, workdir: Path) -> dict[str,
         deploy = json.loads(deploy_file.read_text()) if deploy_file.is_file() and folders.count(folder) == 1 else None
         if deploy is None and code == 0:  # two runs in one checkout: each one's record is in its own log
             match = re.search(r"model \S+ v(\d+) is the champion|unchanged: the candidate equals champion v(\d+)", text)
-            deploy = {"published": bool(match and match.group(1)), "unchanged": bool(match and match.group(2)),
-                      "version": int(match.group(1) or match.group(2))} if match else None
-        runs.append({
-            "run": i + 1, "config": name, "worse": name == WEAK[0], "checkout": folder.name, "exit": code,
-            "outcome": outcome(code, text, deploy), "candidate_auc": float(scores[-1]) if scores else None,
-            "waited": "waiting for another automlops run in this project" in text,
-            "rechecked": "judging the candidate again" in text, "internal_error": "internal error" in text or "Traceback" in text,
-            "log_tail": " | ".join(text.strip().splitlines()[-3:])[-400:],
-        })
+            deploy = (
+                {
+                    "published": bool(match and match.group(1)),
+                    "unchanged": bool(match and match.group(2)),
+                    "version": int(match.group(1) or match.group(2)),
+                }
+                if match
+                else None
+            )
+        runs.append(
+            {
+                "run": i + 1,
+                "config": name,
+                "worse": name == WEAK[0],
+                "checkout": folder.name,
+                "exit": code,
+                "outcome": outcome(code, text, deploy),
+                "candidate_auc": float(scores[-1]) if scores else None,
+                "waited": "waiting for another automlops run in this project" in text,
+                "rechecked": "judging the candidate again" in text,
+                "internal_error": "internal error" in text or "Traceback" in text,
+                "log_tail": " | ".join(text.strip().splitlines()[-3:])[-400:],
+            }
+        )
     after = champion(registry)
-    return {"size": size, "round": index + 1, "wall_seconds": round(wall, 1), "before": before, "after": after,
-            "runs": runs, "problems": problems(registry, before, after, runs)}
+    return {
+        "size": size,
+        "round": index + 1,
+        "wall_seconds": round(wall, 1),
+        "before": before,
+        "after": after,
+        "runs": runs,
+        "problems": problems(registry, before, after, runs),
+    }
 
 
-def problems(registry: Path, before: tuple[int | None, float | None], after: tuple[int | None, float | None],
-             runs: list[dict[str, Any]]) -> list[str]:
+def problems(
+    registry: Path,
+    before: tuple[int | None, float | None],
+    after: tuple[int | None, float | None],
+    runs: list[dict[str, Any]],
+) -> list[str]:
     found = []
     if before[1] is not None and (after[1] is None or after[1] < before[1]):
         found.append(f"the champion got worse: v{before[0]} ({before[1]:.4f}) -> v{after[0]} ({after[1]})")
     best = max((r["candidate_auc"] for r in runs if r["candidate_auc"] is not None), default=None)
     if best is not None and after[1] is not None and round(after[1], 4) < best:
         found.append(f"the champion ({after[1]:.4f}) is worse than a candidate of this round ({best:.4f})")
-    found += [f"run {r['run']} ({r['config']}): {r['outcome']}: {r['log_tail']}" for r in runs
-              if r["internal_error"] or r["outcome"].startswith("error")]
-    history = json.loads((registry / "aliases.json").read_text())["history"] if (registry / "aliases.json").is_file() else []
+    found += [
+        f"run {r['run']} ({r['config']}): {r['outcome']}: {r['log_tail']}"
+        for r in runs
+        if r["internal_error"] or r["outcome"].startswith("error")
+    ]
+    history = (
+        json.loads((registry / "aliases.json").read_text())["history"] if (registry / "aliases.json").is_file() else []
+    )
     for entry in history:
         if entry.get("action") != "promote" or entry.get("alias") != "champion":
             continue
         blessing = json.loads((registry / "versions" / str(entry["version"]) / "blessing.json").read_text())
         judged = (blessing.get("champion") or {}).get("version")
         if judged != entry["previous"]:
-            found.append(f"v{entry['version']} replaced v{entry['previous']}, but its blessing names {judged and f'v{judged}' or 'no champion'}")
+            found.append(
+                f"v{entry['version']} replaced v{entry['previous']}, but its blessing names {judged and f'v{judged}' or 'no champion'}"
+            )
     return sorted(set(found))
 
 
@@ -152,48 +208,77 @@ def report(results: list[dict[str, Any]], info: dict[str, Any], args: argparse.N
     def shown(champ: list[Any] | tuple[Any, ...]) -> str:
         return f"v{champ[0]} ({champ[1]:.4f})" if champ[0] else "none"
 
-    rows = [[r["size"], r["round"], shown(r["before"]), "; ".join(
-        f"{run['config']}{' [worse]' if run['worse'] else ''}{' (waited)' if run['waited'] else ''}: {run['outcome']}"
-        f"{' after recheck' if run['rechecked'] and run['outcome'].startswith('published') else ''}"
-        f" @ {run['candidate_auc']:.4f}" if run["candidate_auc"] is not None else f"{run['config']}: {run['outcome']}"
-        for run in r["runs"]), shown(r["after"]), f"{r['wall_seconds']:.0f} s", "ok" if not r["problems"] else "; ".join(r["problems"])]
-        for r in results]
+    rows = [
+        [
+            r["size"],
+            r["round"],
+            shown(r["before"]),
+            "; ".join(
+                f"{run['config']}{' [worse]' if run['worse'] else ''}{' (waited)' if run['waited'] else ''}: {run['outcome']}"
+                f"{' after recheck' if run['rechecked'] and run['outcome'].startswith('published') else ''}"
+                f" @ {run['candidate_auc']:.4f}"
+                if run["candidate_auc"] is not None
+                else f"{run['config']}: {run['outcome']}"
+                for run in r["runs"]
+            ),
+            shown(r["after"]),
+            f"{r['wall_seconds']:.0f} s",
+            "ok" if not r["problems"] else "; ".join(r["problems"]),
+        ]
+        for r in results
+    ]
     runs = [run for r in results for run in r["runs"]]
     count = lambda prefix: sum(run["outcome"].startswith(prefix) for run in runs)  # noqa: E731
     violations = sum(len(r["problems"]) for r in results)
-    return "\n".join([
-        "# Concurrent runs and the registry",
-        "",
-        f"{_bench.now()}, {_bench.duration(total)} in all. `{_bench.command_line()}`" + (f"  \nNote: {args.note}" if args.note else ""),
-        "",
-        _bench.describe_machine(info),
-        "",
-        f"**{len(results)} rounds, {len(runs)} runs: {violations} violation(s).** The champion never got worse"
-        if not violations else f"**{len(results)} rounds, {len(runs)} runs: {violations} violation(s).**",
-        "" if violations else "and every published version's blessing.json names the champion it replaced.",
-        "",
-        f"Outcomes: {count('published')} published ({sum(run['rechecked'] and run['outcome'].startswith('published') for run in runs)} "
-        f"of them after deploy judged them again against a champion published meanwhile), {count('unchanged')} unchanged "
-        f"(the champion's content digest), {count('refused by the gate')} refused by the gate, {count('refused by deploy')} "
-        f"refused by deploy's recheck, {count('error')} errors; {sum(run['waited'] for run in runs)} run(s) waited for "
-        "their checkout.",
-        "",
-        "Each round starts N `automlops run`s at once on breast_cancer (same split), one with a deliberately worse space "
-        "(`weak`: one two-leaf LightGBM tree); from N = 4 runs 1 and 2 share a checkout, the others have their own; all publish to "
-        "one registry per N through an absolute `deploy.dir`. roc_auc is each model's test score (the gate compares on "
-        "the same rows). Champion = `champion` alias before and after the round.",
-        "",
-        _bench.md_table(["N", "round", "champion before", "runs (config: outcome @ candidate roc_auc)", "champion after",
-                         "wall", "checks"], rows),
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Concurrent runs and the registry",
+            "",
+            f"{_bench.now()}, {_bench.duration(total)} in all. `{_bench.command_line()}`"
+            + (f"  \nNote: {args.note}" if args.note else ""),
+            "",
+            _bench.describe_machine(info),
+            "",
+            f"**{len(results)} rounds, {len(runs)} runs: {violations} violation(s).** The champion never got worse"
+            if not violations
+            else f"**{len(results)} rounds, {len(runs)} runs: {violations} violation(s).**",
+            "" if violations else "and every published version's blessing.json names the champion it replaced.",
+            "",
+            f"Outcomes: {count('published')} published ({sum(run['rechecked'] and run['outcome'].startswith('published') for run in runs)} "
+            f"of them after deploy judged them again against a champion published meanwhile), {count('unchanged')} unchanged "
+            f"(the champion's content digest), {count('refused by the gate')} refused by the gate, {count('refused by deploy')} "
+            f"refused by deploy's recheck, {count('error')} errors; {sum(run['waited'] for run in runs)} run(s) waited for "
+            "their checkout.",
+            "",
+            "Each round starts N `automlops run`s at once on breast_cancer (same split), one with a deliberately worse space "
+            "(`weak`: one two-leaf LightGBM tree); from N = 4 runs 1 and 2 share a checkout, the others have their own; all publish to "
+            "one registry per N through an absolute `deploy.dir`. roc_auc is each model's test score (the gate compares on "
+            "the same rows). Champion = `champion` alias before and after the round.",
+            "",
+            _bench.md_table(
+                [
+                    "N",
+                    "round",
+                    "champion before",
+                    "runs (config: outcome @ candidate roc_auc)",
+                    "champion after",
+                    "wall",
+                    "checks",
+                ],
+                rows,
+            ),
+            "",
+        ]
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="2,4", help="concurrent runs per round, comma-separated (default 2,4)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per size (default 3)")
-    parser.add_argument("--workdir", type=Path, help="where the checkouts, logs and registries go (default: a temp folder)")
+    parser.add_argument(
+        "--workdir", type=Path, help="where the checkouts, logs and registries go (default: a temp folder)"
+    )
     parser.add_argument("--results", type=Path, default=_bench.RESULTS, help="folder for concurrency.md/.json")
     parser.add_argument("--note", default="", help="a line for the results header (e.g. the machine was shared)")
     args = parser.parse_args()
@@ -206,11 +291,23 @@ def main() -> int:
         for index in range(args.rounds):
             result = one_round(size, index, registry, workdir)
             results.append(result)
-            print(f"N={size} round {index + 1}: champion {result['before']} -> {result['after']}, "
-                  f"{[r['outcome'] for r in result['runs']]}, {result['problems'] or 'ok'}", flush=True)
+            print(
+                f"N={size} round {index + 1}: champion {result['before']} -> {result['after']}, "
+                f"{[r['outcome'] for r in result['runs']]}, {result['problems'] or 'ok'}",
+                flush=True,
+            )
     total = time.perf_counter() - started
-    _bench.write_json(args.results / "concurrency.json", {"machine": info, "command": _bench.command_line(), "note": args.note,
-                                                           "seconds": round(total, 1), "workdir": str(workdir), "rounds": results})
+    _bench.write_json(
+        args.results / "concurrency.json",
+        {
+            "machine": info,
+            "command": _bench.command_line(),
+            "note": args.note,
+            "seconds": round(total, 1),
+            "workdir": str(workdir),
+            "rounds": results,
+        },
+    )
     _bench.write_text(args.results / "concurrency.md", report(results, info, args, total))
     print(f"wrote {args.results / 'concurrency.md'} (workdir {workdir})")
     return 1 if any(r["problems"] for r in results) else 0

@@ -82,7 +82,9 @@ def kinds(rows: list[dict[str, Any]]) -> list[Kind]:
     def some(rng: random.Random, n: int) -> list[dict[str, Any]]:
         return [dict(rng.choice(rows)) for _ in range(n)]
 
-    def records(body: Any, headers: dict[str, str] = as_json, endpoint: str = "/predict") -> tuple[str, bytes, dict[str, str]]:
+    def records(
+        body: Any, headers: dict[str, str] = as_json, endpoint: str = "/predict"
+    ) -> tuple[str, bytes, dict[str, str]]:
         return endpoint, json.dumps(body).encode(), headers
 
     def literal(column: str, text: str) -> Callable[[random.Random], tuple[str, bytes, dict[str, str]]]:
@@ -90,13 +92,16 @@ def kinds(rows: list[dict[str, Any]]) -> list[Kind]:
             spoiled = some(rng, 3)
             spoiled[1][column] = "@@spoil@@"
             return "/predict", json.dumps(spoiled).replace('"@@spoil@@"', text).encode(), as_json
+
         return make
 
     def with_cell(value: Any) -> Callable[[random.Random], tuple[str, bytes, dict[str, str]]]:
         return lambda rng: records([*some(rng, 1), {**some(rng, 1)[0], numeric: value}])
 
     def csv(rng: random.Random) -> tuple[str, bytes, dict[str, str]]:
-        lines = [",".join(columns)] + [",".join("" if r[c] is None else str(r[c]) for c in columns) for r in some(rng, 5)]
+        lines = [",".join(columns)] + [
+            ",".join("" if r[c] is None else str(r[c]) for c in columns) for r in some(rng, 5)
+        ]
         return "/predict", "\n".join(lines).encode(), {**auth, "Content-Type": "text/csv"}
 
     def oversized(rng: random.Random) -> tuple[str, bytes, dict[str, str]]:
@@ -107,8 +112,16 @@ def kinds(rows: list[dict[str, Any]]) -> list[Kind]:
     return [
         Kind("valid: 1 row", 22, ok, lambda rng: records(some(rng, 1)), valid=True),
         Kind("valid: 20 rows", 10, ok, lambda rng: records(some(rng, 20)), valid=True),
-        Kind("valid: dataframe_split", 6, ok, lambda rng: records({"dataframe_split": {
-            "columns": columns, "data": [[r[c] for c in columns] for r in some(rng, 3)]}}, endpoint="/invocations"), valid=True),
+        Kind(
+            "valid: dataframe_split",
+            6,
+            ok,
+            lambda rng: records(
+                {"dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in some(rng, 3)]}},
+                endpoint="/invocations",
+            ),
+            valid=True,
+        ),
         Kind("valid: CSV", 6, ok, csv, valid=True),
         Kind("valid: NaN as missing", 6, ok, literal(numeric, "NaN"), valid=True),
         Kind("5,000-digit integer", 4, bad_input, literal(numeric, HUGE)),
@@ -119,7 +132,12 @@ def kinds(rows: list[dict[str, Any]]) -> list[Kind]:
         Kind("text in a numeric column", 3, bad_input, with_cell("12,5")),
         Kind("array in a cell", 2, bad_input, with_cell([1, 2])),
         Kind("boolean in a numeric column", 2, bad_input, with_cell(True)),
-        Kind("missing field", 3, bad_input, lambda rng: records([{k: v for k, v in r.items() if k != numeric} for r in some(rng, 2)])),
+        Kind(
+            "missing field",
+            3,
+            bad_input,
+            lambda rng: records([{k: v for k, v in r.items() if k != numeric} for r in some(rng, 2)]),
+        ),
         Kind("extra field", 2, bad_input, lambda rng: records([{**r, "colour": "blue"} for r in some(rng, 2)])),
         Kind("bad JSON", 3, bad_body, lambda rng: ("/predict", b'[{"island": "Dream", ', as_json)),
         Kind("random bytes", 2, bad_body, lambda rng: ("/predict", rng.randbytes(rng.randint(1, 300)), as_json)),
@@ -129,8 +147,12 @@ def kinds(rows: list[dict[str, Any]]) -> list[Kind]:
         Kind("too many rows", 2, frozenset({413}), lambda rng: records(some(rng, MAX_ROWS + 1))),
         Kind("oversized body, declared", 1, frozenset({413}), oversized),
         Kind("oversized body, streamed", 1, frozenset({413}), oversized, streamed=True),
-        Kind("wrong token", 3, frozenset({401}), lambda rng: records(some(rng, 1), {"Authorization": "Bearer nope",
-                                                                                  "Content-Type": "application/json"})),
+        Kind(
+            "wrong token",
+            3,
+            frozenset({401}),
+            lambda rng: records(some(rng, 1), {"Authorization": "Bearer nope", "Content-Type": "application/json"}),
+        ),
         Kind("no token", 2, frozenset({401}), lambda rng: records(some(rng, 1), {"Content-Type": "application/json"})),
     ]
 
@@ -138,7 +160,7 @@ def kinds(rows: list[dict[str, Any]]) -> list[Kind]:
 # ====================================================================== the load
 async def _chunks(body: bytes, size: int = 16_384) -> AsyncIterator[bytes]:
     for start in range(0, len(body), size):
-        yield body[start:start + size]
+        yield body[start : start + size]
 
 
 async def send(client: Any, base: str, kind: Kind, rng: random.Random) -> tuple[int | None, float, str | None]:
@@ -155,7 +177,9 @@ async def send(client: Any, base: str, kind: Kind, rng: random.Random) -> tuple[
         return None, time.perf_counter() - started, type(error).__name__
 
 
-async def load(base: str, mix: list[Kind], concurrency: int, seconds: float, seed: int) -> tuple[dict[str, Tally], float]:
+async def load(
+    base: str, mix: list[Kind], concurrency: int, seconds: float, seed: int
+) -> tuple[dict[str, Tally], float]:
     import aiohttp
 
     tallies = {kind.name: Tally() for kind in mix}
@@ -209,11 +233,19 @@ def summarise(mix: list[Kind], tallies: dict[str, Tally], wall: float, rss: dict
     for kind in mix:
         tally = tallies[kind.name]
         unexpected = {s: n for s, n in tally.statuses.items() if s not in kind.statuses}
-        rows.append({
-            "kind": kind.name, "valid": kind.valid, "expected": sorted(kind.statuses), "requests": sum(tally.statuses.values()),
-            "statuses": dict(sorted(tally.statuses.items())), "unexpected": unexpected, "connection_errors": dict(tally.errors),
-            "p50_ms": _ms(percentile(tally.latencies, 50)), "p99_ms": _ms(percentile(tally.latencies, 99)),
-        })
+        rows.append(
+            {
+                "kind": kind.name,
+                "valid": kind.valid,
+                "expected": sorted(kind.statuses),
+                "requests": sum(tally.statuses.values()),
+                "statuses": dict(sorted(tally.statuses.items())),
+                "unexpected": unexpected,
+                "connection_errors": dict(tally.errors),
+                "p50_ms": _ms(percentile(tally.latencies, 50)),
+                "p99_ms": _ms(percentile(tally.latencies, 99)),
+            }
+        )
     valid = [x for kind in mix if kind.valid for x in tallies[kind.name].latencies]
     total = sum(r["requests"] for r in rows)
     server_errors = sum(n for r in rows for s, n in r["statuses"].items() if s >= 500)
@@ -223,13 +255,23 @@ def summarise(mix: list[Kind], tallies: dict[str, Tally], wall: float, rss: dict
         "no 5xx": server_errors == 0,
         "every answer the one its kind must get": unexpected == 0,
         "no dropped connection or timeout": dropped == 0,
-        f"RSS at the end within ±{RSS_TOLERANCE:.0%} of the start": rss["change"] is not None and abs(rss["change"]) <= RSS_TOLERANCE,
+        f"RSS at the end within ±{RSS_TOLERANCE:.0%} of the start": rss["change"] is not None
+        and abs(rss["change"]) <= RSS_TOLERANCE,
     }
     return {
-        "requests": total, "requests_per_second": round(total / wall, 1), "wall_seconds": round(wall, 1),
-        "server_errors": server_errors, "unexpected": unexpected, "connection_errors": dropped,
-        "valid_requests": len(valid), "valid_p50_ms": _ms(percentile(valid, 50)), "valid_p99_ms": _ms(percentile(valid, 99)),
-        "rss": rss, "kinds": rows, "checks": checks, "passed": all(checks.values()),
+        "requests": total,
+        "requests_per_second": round(total / wall, 1),
+        "wall_seconds": round(wall, 1),
+        "server_errors": server_errors,
+        "unexpected": unexpected,
+        "connection_errors": dropped,
+        "valid_requests": len(valid),
+        "valid_p50_ms": _ms(percentile(valid, 50)),
+        "valid_p99_ms": _ms(percentile(valid, 99)),
+        "rss": rss,
+        "kinds": rows,
+        "checks": checks,
+        "passed": all(checks.values()),
     }
 
 
@@ -237,10 +279,13 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
 
-def report(args: argparse.Namespace, machine: dict[str, Any], started_at: str, summary: dict[str, Any], bundle: dict[str, Any]) -> str:
+def report(
+    args: argparse.Namespace, machine: dict[str, Any], started_at: str, summary: dict[str, Any], bundle: dict[str, Any]
+) -> str:
     rss = summary["rss"]
     lines = [
-        "# automlops serve under hostile load", "",
+        "# automlops serve under hostile load",
+        "",
         f"- run: {started_at}; command: `{_bench.command_line()}`",
         f"- {args.seconds:g} s at concurrency {args.concurrency} (after a {args.warmup:g} s warm-up of the same mix, not counted); "
         "one asyncio + aiohttp client on loopback, keep-alive",
@@ -254,19 +299,30 @@ def report(args: argparse.Namespace, machine: dict[str, Any], started_at: str, s
     lines += ["", "## Verdict", ""]
     lines += [f"- {'PASS' if ok else 'FAIL'}: {name}" for name, ok in summary["checks"].items()]
     lines += [
-        "", f"{summary['requests']} requests ({summary['requests_per_second']}/s), {summary['server_errors']} 5xx, "
+        "",
+        f"{summary['requests']} requests ({summary['requests_per_second']}/s), {summary['server_errors']} 5xx, "
         f"{summary['unexpected']} unexpected statuses, {summary['connection_errors']} dropped connections or timeouts.",
         f"Valid requests: {summary['valid_requests']}, p50 {summary['valid_p50_ms']} ms, p99 {summary['valid_p99_ms']} ms "
         "(under the whole mix, client and server sharing the machine's cores).",
         f"Server RSS (process tree): {_bench.human_bytes(rss['after_startup'])} after startup, "
         f"{_bench.human_bytes(rss['start'])} at the start of the measured run, {_bench.human_bytes(rss['end'])} at its end "
         f"({rss['change']:+.1%}); min {_bench.human_bytes(rss['min'])}, max {_bench.human_bytes(rss['max'])} over {rss['samples']} samples.",
-        "", "## Per kind", "",
+        "",
+        "## Per kind",
+        "",
     ]
-    table = [[r["kind"], "/".join(map(str, r["expected"])), r["requests"],
-              ", ".join(f"{s}: {n}" for s, n in r["statuses"].items()) or "-",
-              ", ".join(f"{e}: {n}" for e, n in r["connection_errors"].items()) or "-", r["p50_ms"], r["p99_ms"]]
-             for r in summary["kinds"]]
+    table = [
+        [
+            r["kind"],
+            "/".join(map(str, r["expected"])),
+            r["requests"],
+            ", ".join(f"{s}: {n}" for s, n in r["statuses"].items()) or "-",
+            ", ".join(f"{e}: {n}" for e, n in r["connection_errors"].items()) or "-",
+            r["p50_ms"],
+            r["p99_ms"],
+        ]
+        for r in summary["kinds"]
+    ]
     lines.append(_bench.md_table(["kind", "must get", "requests", "statuses", "dropped", "p50 ms", "p99 ms"], table))
     lines += ["", "Machine:", "", _bench.describe_machine(machine), ""]
     return "\n".join(lines)
@@ -279,8 +335,14 @@ def make_bundle(work: Path) -> Path:
     if found:
         return found[-1].parent
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run([sys.executable, "-m", "automlops", "-q", "run", "+experiment=penguins", "search.n_trials=2"],
-                          cwd=project, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "automlops", "-q", "run", "+experiment=penguins", "search.n_trials=2"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if done.returncode != 0:
         raise SystemExit(f"no bundle: automlops run failed: {done.stderr[-2000:]}")
     return sorted((project / "models" / "penguins" / "versions").glob("*/manifest.json"))[-1].parent
@@ -289,10 +351,16 @@ def make_bundle(work: Path) -> Path:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=None, help="measured seconds (default 60; --quick 10)")
-    parser.add_argument("--warmup", type=float, default=None, help="seconds of the same mix before, not counted (default 10; --quick 3)")
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="seconds of the same mix before, not counted (default 10; --quick 3)"
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 s after a 3 s warm-up")
-    parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temp dir, removed at the end); a bundle in it is reused")
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="scratch folder (default: a new temp dir, removed at the end); a bundle in it is reused",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--results", default=str(_bench.RESULTS), help="where hostile_load.md/.json go")
     parser.add_argument("--note", default="", help="a line for the results header (e.g. 'machine shared')")
@@ -315,14 +383,30 @@ def main(argv: list[str] | None = None) -> int:
         bundle = make_bundle(work)
         manifest = json.loads((bundle / "manifest.json").read_text())
         rows = json.loads((bundle / "input_example.json").read_text())
-        described = {"path": "penguins (palmerpenguins), `automlops run +experiment=penguins search.n_trials=2`",
-                     "description": f"penguins, {manifest['model']['family']}, {len(manifest['input_schema'])} input columns "
-                                    f"({sum(c['kind'] == 'categorical' for c in manifest['input_schema'])} categorical)"}
+        described = {
+            "path": "penguins (palmerpenguins), `automlops run +experiment=penguins search.n_trials=2`",
+            "description": f"penguins, {manifest['model']['family']}, {len(manifest['input_schema'])} input columns "
+            f"({sum(c['kind'] == 'categorical' for c in manifest['input_schema'])} categorical)",
+        }
         mix = kinds(rows)
         port = free_port()
-        command = [sys.executable, "-m", "automlops", "serve", "--model", str(bundle), "--port", str(port),
-                   f"serve.token_env={TOKEN_ENV}", f"serve.max_rows={MAX_ROWS}", f"serve.max_body_mb={MAX_BODY_MB}"]
-        print(f"hostile load: {args.seconds:g} s at concurrency {args.concurrency} after a {args.warmup:g} s warm-up", flush=True)
+        command = [
+            sys.executable,
+            "-m",
+            "automlops",
+            "serve",
+            "--model",
+            str(bundle),
+            "--port",
+            str(port),
+            f"serve.token_env={TOKEN_ENV}",
+            f"serve.max_rows={MAX_ROWS}",
+            f"serve.max_body_mb={MAX_BODY_MB}",
+        ]
+        print(
+            f"hostile load: {args.seconds:g} s at concurrency {args.concurrency} after a {args.warmup:g} s warm-up",
+            flush=True,
+        )
         with running_server(command, port, work, work / "serve.log", ("/health",), env={TOKEN_ENV: TOKEN}) as server:
             base = f"http://127.0.0.1:{port}"
             after_startup = tree_rss(server.pid)
@@ -334,8 +418,15 @@ def main(argv: list[str] | None = None) -> int:
             end = tree_rss(server.pid)
             alive = server.poll() is None
         samples = [s for s in [start, *sampler.samples, end] if s]
-        rss = {"after_startup": after_startup, "start": start, "end": end, "min": min(samples), "max": max(samples),
-               "samples": len(samples), "change": round(end / start - 1, 4) if start and end else None}
+        rss = {
+            "after_startup": after_startup,
+            "start": start,
+            "end": end,
+            "min": min(samples),
+            "max": max(samples),
+            "samples": len(samples),
+            "change": round(end / start - 1, 4) if start and end else None,
+        }
         summary = summarise(mix, tallies, wall, rss)
         summary["server_alive_at_end"] = alive
         summary["checks"]["the server is still up"] = alive
@@ -343,12 +434,26 @@ def main(argv: list[str] | None = None) -> int:
         summary["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         results = Path(args.results)
         _bench.write_text(results / "hostile_load.md", report(args, machine, started_at, summary, described))
-        _bench.write_json(results / "hostile_load.json", {
-            "benchmark": "hostile_load", "started_at": started_at, "command": _bench.command_line(), "note": args.note,
-            "bounds": {"seconds": args.seconds, "warmup": args.warmup, "concurrency": args.concurrency,
-                       "max_rows": MAX_ROWS, "max_body_mb": MAX_BODY_MB, "rss_tolerance": RSS_TOLERANCE},
-            "machine": machine, "bundle": described, "summary": summary,
-        })
+        _bench.write_json(
+            results / "hostile_load.json",
+            {
+                "benchmark": "hostile_load",
+                "started_at": started_at,
+                "command": _bench.command_line(),
+                "note": args.note,
+                "bounds": {
+                    "seconds": args.seconds,
+                    "warmup": args.warmup,
+                    "concurrency": args.concurrency,
+                    "max_rows": MAX_ROWS,
+                    "max_body_mb": MAX_BODY_MB,
+                    "rss_tolerance": RSS_TOLERANCE,
+                },
+                "machine": machine,
+                "bundle": described,
+                "summary": summary,
+            },
+        )
         print((results / "hostile_load.md").read_text())
         return 0 if summary["passed"] else 1
     finally:

@@ -51,7 +51,17 @@ TARGET_ROWS = 1_000_000
 SHIFTED, NEW_LEVEL, MORE_MISSING = "num_00", "cat_1", "num_12"
 NEW_LEVEL_SHARE = 0.10  # share of cat_1's rows moved to a level the reference never saw
 MISSING_POINTS = 0.20  # 20 more points of num_12's values go missing
-PHASES = ("imports", "config", "bundle", "read", "statistics + tests", "prediction", "report rest", "HTML + JSON", "other")
+PHASES = (
+    "imports",
+    "config",
+    "bundle",
+    "read",
+    "statistics + tests",
+    "prediction",
+    "report rest",
+    "HTML + JSON",
+    "other",
+)
 
 
 # ====================================================================== children: data
@@ -186,18 +196,30 @@ def child_phases(args: argparse.Namespace) -> dict[str, Any]:
     phase("prediction", seconds.get("prediction", 0.0), "prediction" if "prediction" in seconds else "tests")
     phase("report rest", seconds["monitor_batch"] - seconds["tests"] - seconds.get("prediction", 0.0), "monitor_batch")
     phase("HTML + JSON", seconds["html"] + seconds["summary"] + seconds["write"], "write")
-    phases["other"] = {"seconds": monitor_seconds - sum(phases[n]["seconds"] for n in
-                                                         ("bundle", "read", "statistics + tests", "prediction", "report rest", "HTML + JSON")),
-                       "peak_rss": _rss_peak(), "rss": _rss_now() or 0}
+    phases["other"] = {
+        "seconds": monitor_seconds
+        - sum(
+            phases[n]["seconds"]
+            for n in ("bundle", "read", "statistics + tests", "prediction", "report rest", "HTML + JSON")
+        ),
+        "peak_rss": _rss_peak(),
+        "rss": _rss_now() or 0,
+    }
     for key in [k for k in phases if k.startswith("_")]:
         del phases[key]
     batch = kept["read"]
     out = Path(args.report)
     return {
-        "phases": phases, "seconds": seconds, "total_seconds": total, "monitor_seconds": monitor_seconds,
-        "in_memory_bytes": int(batch.memory_usage(deep=True).sum()), "in_memory_bytes_shallow": int(batch.memory_usage(deep=False).sum()),
-        "rows": len(batch), "columns": batch.shape[1],
-        "html_bytes": (out / runner.REPORT_HTML).stat().st_size, "json_bytes": (out / runner.REPORT_JSON).stat().st_size,
+        "phases": phases,
+        "seconds": seconds,
+        "total_seconds": total,
+        "monitor_seconds": monitor_seconds,
+        "in_memory_bytes": int(batch.memory_usage(deep=True).sum()),
+        "in_memory_bytes_shallow": int(batch.memory_usage(deep=False).sum()),
+        "rows": len(batch),
+        "columns": batch.shape[1],
+        "html_bytes": (out / runner.REPORT_HTML).stat().st_size,
+        "json_bytes": (out / runner.REPORT_JSON).stat().st_size,
     }
 
 
@@ -209,7 +231,9 @@ def run_as_child(args: argparse.Namespace) -> int:
         return 0
     except BaseException as error:
         traceback.print_exc()
-        _bench.write_json(out, {"status": "failed", "error": f"{type(error).__name__}: {' '.join(str(error).split())[:400]}"})
+        _bench.write_json(
+            out, {"status": "failed", "error": f"{type(error).__name__}: {' '.join(str(error).split())[:400]}"}
+        )
         return 1
 
 
@@ -220,21 +244,36 @@ def _child(extra: list[str], stem: Path, timeout: float) -> tuple[dict[str, Any]
     child = _bench.run_child([str(SCRIPT), *extra, "--out", str(out)], stem.with_suffix(".log"), timeout=timeout)
     if out.is_file():
         return json.loads(out.read_text()), child
-    return {"status": "failed", "error": f"{'timeout' if child.timed_out else f'exit {child.returncode}'}: {child.tail()}"}, child
+    return {
+        "status": "failed",
+        "error": f"{'timeout' if child.timed_out else f'exit {child.returncode}'}: {child.tail()}",
+    }, child
 
 
 def run_overrides() -> list[str]:
     """scale.py's run, cut to one trial, under its own name, without the gate's serving check and the
     evaluate stage's extras (neither changes the bundle's statistics)."""
     keep = [o for o in scale.overrides(1) if not o.startswith(("data.path=", "run.name="))]
-    return [*keep, "data.path=data/raw/reference.parquet", f"run.name={NAME}", "gate.infra.enabled=false",
-            "evaluate.importance_repeats=0", "evaluate.plots=false"]
+    return [
+        *keep,
+        "data.path=data/raw/reference.parquet",
+        f"run.name={NAME}",
+        "gate.infra.enabled=false",
+        "evaluate.importance_repeats=0",
+        "evaluate.plots=false",
+    ]
 
 
 def find_bundle(project: Path) -> Path | None:
     versions = project / "models" / NAME / "versions"
-    found = sorted((p for p in versions.glob("*") if (p / "manifest.json").is_file() and p.name.isdigit()),
-                   key=lambda p: int(p.name)) if versions.is_dir() else []
+    found = (
+        sorted(
+            (p for p in versions.glob("*") if (p / "manifest.json").is_file() and p.name.isdigit()),
+            key=lambda p: int(p.name),
+        )
+        if versions.is_dir()
+        else []
+    )
     return found[-1] if found else None
 
 
@@ -245,18 +284,31 @@ def make_model(project: Path, args: argparse.Namespace) -> dict[str, Any]:
         print(f"[model] reusing {existing}", flush=True)
         return {**json.loads(reference.read_text()), "bundle": str(existing), "reused": True}
     _bench.new_project(project)
-    data, _ = _child(["--child", "reference", "--rows", str(args.ref_rows), "--project", str(project)],
-                     project.parent / "reference", timeout=args.timeout)
+    data, _ = _child(
+        ["--child", "reference", "--rows", str(args.ref_rows), "--project", str(project)],
+        project.parent / "reference",
+        timeout=args.timeout,
+    )
     if data["status"] != "ok":
         return data
     command = ["-m", "automlops", "run", *run_overrides()]
     print(f"[model] automlops {' '.join(command[2:])}", flush=True)
-    run = _bench.run_child(command, project.parent / "run.log", timeout=args.timeout * 4, cwd=project,
-                           env={"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"})
+    run = _bench.run_child(
+        command,
+        project.parent / "run.log",
+        timeout=args.timeout * 4,
+        cwd=project,
+        env={"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )
     bundle = find_bundle(project)
     if not run.ok or bundle is None:
-        return {"status": "failed", "error": f"automlops run: {'timeout' if run.timed_out else run.returncode}: {run.tail()}"}
-    print(f"[model] {bundle} in {run.wall_seconds:.0f} s (peak RSS {_bench.human_bytes(run.peak_rss_bytes)})", flush=True)
+        return {
+            "status": "failed",
+            "error": f"automlops run: {'timeout' if run.timed_out else run.returncode}: {run.tail()}",
+        }
+    print(
+        f"[model] {bundle} in {run.wall_seconds:.0f} s (peak RSS {_bench.human_bytes(run.peak_rss_bytes)})", flush=True
+    )
     info = {**data, "run_seconds": run.wall_seconds, "run_peak_rss_bytes": run.peak_rss_bytes}
     _bench.write_json(reference, info)
     return {**info, "bundle": str(bundle), "reused": False}
@@ -267,8 +319,11 @@ def make_batches(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     if meta.is_file() and all((folder / f).is_file() for f in ("same.parquet", "drift.parquet", "same.csv")):
         print(f"[batches] reusing {folder}", flush=True)
         return {**json.loads(meta.read_text()), "reused": True}
-    data, child = _child(["--child", "batches", "--rows", str(args.rows), "--batches", str(folder)], folder.parent / "batches",
-                         timeout=args.timeout)
+    data, child = _child(
+        ["--child", "batches", "--rows", str(args.rows), "--batches", str(folder)],
+        folder.parent / "batches",
+        timeout=args.timeout,
+    )
     if data["status"] == "ok":
         data["seconds"] = child.wall_seconds
         _bench.write_json(meta, data)
@@ -282,15 +337,35 @@ BATCHES: tuple[tuple[str, str, set[str]], ...] = (  # label, file, what monitor.
 )
 
 
-def measure(label: str, file: str, expected: set[str], project: Path, folder: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+def measure(
+    label: str, file: str, expected: set[str], project: Path, folder: Path, work: Path, args: argparse.Namespace
+) -> dict[str, Any]:
     slug = file.replace(".", "-")
     batch = folder / file
     out = work / "reports" / slug
-    cli = ["-m", "automlops", "monitor", "--model", MODEL, "--data", str(batch), "--out", str(out), "monitor.fail_on_drift=false"]
+    cli = [
+        "-m",
+        "automlops",
+        "monitor",
+        "--model",
+        MODEL,
+        "--data",
+        str(batch),
+        "--out",
+        str(out),
+        "monitor.fail_on_drift=false",
+    ]
     (out / "monitor.json").unlink(missing_ok=True)
     run = _bench.run_child(cli, work / "logs" / f"{slug}-cli.log", timeout=args.timeout, cwd=project)
-    record: dict[str, Any] = {"batch": label, "file": file, "file_bytes": batch.stat().st_size, "expected": sorted(expected),
-                              "wall_seconds": run.wall_seconds, "peak_rss_bytes": run.peak_rss_bytes, "returncode": run.returncode}
+    record: dict[str, Any] = {
+        "batch": label,
+        "file": file,
+        "file_bytes": batch.stat().st_size,
+        "expected": sorted(expected),
+        "wall_seconds": run.wall_seconds,
+        "peak_rss_bytes": run.peak_rss_bytes,
+        "returncode": run.returncode,
+    }
     if not run.ok or not (out / "monitor.json").is_file():
         record.update(status="timeout" if run.timed_out else "failed", error=run.tail())
         return record
@@ -298,16 +373,38 @@ def measure(label: str, file: str, expected: set[str], project: Path, folder: Pa
     flagged = sorted(summary["dataset_drift"]["drifted_columns"])
     prediction = summary.get("prediction_drift") or {}
     record.update(
-        status="ok", rows=summary["batch"]["rows"], flagged=flagged, flagged_ok=set(flagged) == expected,
-        columns={name: summary["columns"][name] for name in sorted(set(flagged) | expected) if name in summary["columns"]},
-        prediction_drift=prediction, dataset_drift=summary["dataset_drift"]["drifted"], drift=summary["drift"],
+        status="ok",
+        rows=summary["batch"]["rows"],
+        flagged=flagged,
+        flagged_ok=set(flagged) == expected,
+        columns={
+            name: summary["columns"][name] for name in sorted(set(flagged) | expected) if name in summary["columns"]
+        },
+        prediction_drift=prediction,
+        dataset_drift=summary["dataset_drift"]["drifted"],
+        drift=summary["drift"],
         largest=_largest(summary, expected),
     )
     if not args.no_phases:
-        phases, child = _child(["--child", "phases", "--project", str(project), "--batch", str(batch),
-                                "--report", str(work / "reports" / f"{slug}-phases")], work / "logs" / f"{slug}-phases",
-                               timeout=args.timeout)
-        record["phases"] = {**phases, "child_wall_seconds": child.wall_seconds, "child_peak_rss_bytes": child.peak_rss_bytes}
+        phases, child = _child(
+            [
+                "--child",
+                "phases",
+                "--project",
+                str(project),
+                "--batch",
+                str(batch),
+                "--report",
+                str(work / "reports" / f"{slug}-phases"),
+            ],
+            work / "logs" / f"{slug}-phases",
+            timeout=args.timeout,
+        )
+        record["phases"] = {
+            **phases,
+            "child_wall_seconds": child.wall_seconds,
+            "child_peak_rss_bytes": child.peak_rss_bytes,
+        }
         if phases.get("status") == "ok":
             record["in_memory_bytes"] = phases["in_memory_bytes"]
             record["peak_ratio"] = run.peak_rss_bytes / phases["in_memory_bytes"]
@@ -323,8 +420,15 @@ def _largest(summary: dict[str, Any], expected: set[str]) -> list[dict[str, Any]
     for name, c in summary["columns"].items():
         if name in expected or c["statistic"] is None or c["method"] in ("ks", "chisquare"):
             continue
-        near.append({"column": name, "method": c["method"], "statistic": c["statistic"], "of_threshold": c["statistic"] / c["threshold"],
-                     "missing_change": c["missing_change"]})
+        near.append(
+            {
+                "column": name,
+                "method": c["method"],
+                "statistic": c["statistic"],
+                "of_threshold": c["statistic"] / c["threshold"],
+                "missing_change": c["missing_change"],
+            }
+        )
     return sorted(near, key=lambda c: -c["of_threshold"])[:3]
 
 
@@ -334,9 +438,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ref-rows", type=int, default=None, help="reference rows (default 1,000,000; --quick 20,000)")
     parser.add_argument("--rows", type=int, default=None, help="rows per batch (default 1,000,000; --quick 20,000)")
     parser.add_argument("--no-phases", action="store_true", help="skip the in-process phase timing children")
-    parser.add_argument("--timeout", type=float, default=900.0, help="hard limit per child, s (the model's run gets 4x)")
-    parser.add_argument("--workdir", default=None, help="scratch folder, reused when present: the model and batches found "
-                        "there are not made again (default: a new temp dir, removed at the end)")
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="hard limit per child, s (the model's run gets 4x)"
+    )
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="scratch folder, reused when present: the model and batches found "
+        "there are not made again (default: a new temp dir, removed at the end)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--results", default=str(_bench.RESULTS), help="where monitor.md/.json go")
     parser.add_argument("--note", default="", help="a line for the results header (e.g. 'machine shared')")
@@ -358,8 +468,10 @@ def summarise(records: list[dict[str, Any]], rows: int) -> dict[str, Any]:
     worst = max(parquet, key=lambda r: r["wall_seconds"]) if parquet else None
     peak = max(parquet, key=lambda r: r["peak_rss_bytes"]) if parquet else None
     return {
-        "rows": rows, "worst_wall_seconds": worst["wall_seconds"] if worst else None,
-        "peak_rss_bytes": peak["peak_rss_bytes"] if peak else None, "peak_ratio": peak.get("peak_ratio") if peak else None,
+        "rows": rows,
+        "worst_wall_seconds": worst["wall_seconds"] if worst else None,
+        "peak_rss_bytes": peak["peak_rss_bytes"] if peak else None,
+        "peak_ratio": peak.get("peak_ratio") if peak else None,
         "in_memory_bytes": peak.get("in_memory_bytes") if peak else None,
         "target_wall_met": worst is not None and worst["wall_seconds"] < WALL_TARGET,
         "flags_as_expected": bool(parquet) and all(r["flagged_ok"] for r in records if r["status"] == "ok"),
@@ -382,51 +494,110 @@ def report(records: list[dict[str, Any]], summary: dict[str, Any], batches: dict
             rows.append([r["batch"], r["status"], (r.get("error") or "")[:120]] + [""] * 7)
             continue
         pred = r["prediction_drift"]
-        pred_cell = f"{'drifted' if pred.get('drifted') else 'no'} ({pred['method']} {pred['statistic']:.3f})" if pred else "-"
-        rows.append([r["batch"], f"{r['rows']:,}", _bench.human_bytes(r["file_bytes"]), f"{r['wall_seconds']:.1f}",
-                     _bench.human_bytes(r["peak_rss_bytes"]), _bench.human_bytes(r.get("in_memory_bytes")),
-                     f"{r['peak_ratio']:.2f}x" if r.get("peak_ratio") else "-",
-                     f"{r['net_peak_ratio']:.2f}x" if r.get("net_peak_ratio") else "-",
-                     ", ".join(r["flagged"]) or "none", ("as expected" if r["flagged_ok"] else "**NOT as expected**"), pred_cell])
-    parts.append(_bench.md_table(["batch", "rows", "file", "wall s", "peak RSS", "in-memory", "peak/in-memory",
-                                  "(peak−baseline)/in-memory", "columns flagged", "flags", "prediction drift"], rows))
-    parts.append("\nwall = the whole `automlops monitor` process (interpreter start, imports, config, bundle, read, report, files); "
-                 "in-memory = `memory_usage(deep=True)` of the batch as `automlops monitor` reads it; baseline = RSS after the "
-                 "imports and the bundle's load, in the phase child.\n")
+        pred_cell = (
+            f"{'drifted' if pred.get('drifted') else 'no'} ({pred['method']} {pred['statistic']:.3f})" if pred else "-"
+        )
+        rows.append(
+            [
+                r["batch"],
+                f"{r['rows']:,}",
+                _bench.human_bytes(r["file_bytes"]),
+                f"{r['wall_seconds']:.1f}",
+                _bench.human_bytes(r["peak_rss_bytes"]),
+                _bench.human_bytes(r.get("in_memory_bytes")),
+                f"{r['peak_ratio']:.2f}x" if r.get("peak_ratio") else "-",
+                f"{r['net_peak_ratio']:.2f}x" if r.get("net_peak_ratio") else "-",
+                ", ".join(r["flagged"]) or "none",
+                ("as expected" if r["flagged_ok"] else "**NOT as expected**"),
+                pred_cell,
+            ]
+        )
+    parts.append(
+        _bench.md_table(
+            [
+                "batch",
+                "rows",
+                "file",
+                "wall s",
+                "peak RSS",
+                "in-memory",
+                "peak/in-memory",
+                "(peak−baseline)/in-memory",
+                "columns flagged",
+                "flags",
+                "prediction drift",
+            ],
+            rows,
+        )
+    )
+    parts.append(
+        "\nwall = the whole `automlops monitor` process (interpreter start, imports, config, bundle, read, report, files); "
+        "in-memory = `memory_usage(deep=True)` of the batch as `automlops monitor` reads it; baseline = RSS after the "
+        "imports and the bundle's load, in the phase child.\n"
+    )
     parts.append("### Phases, in process: seconds (peak RSS after the phase)\n")
     rows = []
     for r in records:
         if r["status"] == "ok" and (r.get("phases") or {}).get("status") == "ok":
             inner = r["phases"]["seconds"]
-            rows.append([r["batch"], *(_phase_cell(r, name) for name in PHASES),
-                         f"{inner.get('validate input', 0):.1f} / {inner.get('model predict', 0):.1f}", f"{r['phases']['total_seconds']:.1f}"])
+            rows.append(
+                [
+                    r["batch"],
+                    *(_phase_cell(r, name) for name in PHASES),
+                    f"{inner.get('validate input', 0):.1f} / {inner.get('model predict', 0):.1f}",
+                    f"{r['phases']['total_seconds']:.1f}",
+                ]
+            )
     parts.append(_bench.md_table(["batch", *PHASES, "prediction: validate / model s", "total s"], rows))
-    parts.append("\nstatistics + tests = the batch's per-column statistics on the reference's bins and each column's test "
-                 "(`report._test`, all columns); prediction = typing the batch by the input contract and the model's "
-                 "`predict` on every row, for prediction drift; report rest = the rest of `monitor_batch`.\n")
+    parts.append(
+        "\nstatistics + tests = the batch's per-column statistics on the reference's bins and each column's test "
+        "(`report._test`, all columns); prediction = typing the batch by the input contract and the model's "
+        "`predict` on every row, for prediction drift; report rest = the rest of `monitor_batch`.\n"
+    )
     parts.append("### Closest calls among the unchanged columns (statistic / threshold)\n")
-    rows = [[r["batch"], "; ".join(f"{c['column']} {c['method']} {c['statistic']:.4f} ({c['of_threshold']:.2f} of it)" for c in r["largest"])]
-            for r in records if r["status"] == "ok"]
+    rows = [
+        [
+            r["batch"],
+            "; ".join(
+                f"{c['column']} {c['method']} {c['statistic']:.4f} ({c['of_threshold']:.2f} of it)"
+                for c in r["largest"]
+            ),
+        ]
+        for r in records
+        if r["status"] == "ok"
+    ]
     parts.append(_bench.md_table(["batch", "largest three"], rows))
     parts.append("\n### Drift put into the drifted batch\n")
     parts.extend(f"- `{name}`: {what}" for name, what in (batches.get("drift") or {}).items())
     parts.append("\n### Targets\n")
     if summary["worst_wall_seconds"] is not None:
         met = "met" if summary["target_wall_met"] else "NOT met"
-        ratio = f" = {summary['peak_ratio']:.2f} × the batch's in-memory size ({_bench.human_bytes(summary['in_memory_bytes'])})" if summary["peak_ratio"] else ""
-        parts.append(f"- {summary['rows']:,} × 50 monitored in {summary['worst_wall_seconds']:.1f} s (slowest Parquet batch; "
-                     f"target: well under a minute, < {WALL_TARGET:g} s) → **{met}**; peak RSS "
-                     f"{_bench.human_bytes(summary['peak_rss_bytes'])}{ratio}")
+        ratio = (
+            f" = {summary['peak_ratio']:.2f} × the batch's in-memory size ({_bench.human_bytes(summary['in_memory_bytes'])})"
+            if summary["peak_ratio"]
+            else ""
+        )
+        parts.append(
+            f"- {summary['rows']:,} × 50 monitored in {summary['worst_wall_seconds']:.1f} s (slowest Parquet batch; "
+            f"target: well under a minute, < {WALL_TARGET:g} s) → **{met}**; peak RSS "
+            f"{_bench.human_bytes(summary['peak_rss_bytes'])}{ratio}"
+        )
         if summary["rows"] != TARGET_ROWS:
-            parts.append(f"- (not the target size: {summary['rows']:,} rows per batch, so the target is not judged on this run)")
+            parts.append(
+                f"- (not the target size: {summary['rows']:,} rows per batch, so the target is not judged on this run)"
+            )
     for r in records:
         if r["status"] != "ok" or r["flagged_ok"]:
             continue
         extra, missed = sorted(set(r["flagged"]) - set(r["expected"])), sorted(set(r["expected"]) - set(r["flagged"]))
-        parts.append(f"- {r['batch']}: flagged but unchanged: {', '.join(map(_levels, extra)) or 'none'}; changed but not flagged: "
-                     f"{', '.join(missed) or 'none'}")
-    parts.append(f"- columns flagged as expected (none on the same-distribution batches, exactly {SHIFTED}, {NEW_LEVEL}, "
-                 f"{MORE_MISSING} on the drifted one) → **{'yes' if summary['flags_as_expected'] else 'NO'}**")
+        parts.append(
+            f"- {r['batch']}: flagged but unchanged: {', '.join(map(_levels, extra)) or 'none'}; changed but not flagged: "
+            f"{', '.join(missed) or 'none'}"
+        )
+    parts.append(
+        f"- columns flagged as expected (none on the same-distribution batches, exactly {SHIFTED}, {NEW_LEVEL}, "
+        f"{MORE_MISSING} on the drifted one) → **{'yes' if summary['flags_as_expected'] else 'NO'}**"
+    )
     return "\n".join(parts) + "\n"
 
 
@@ -437,13 +608,24 @@ def _levels(column: str) -> str:
     return column
 
 
-def header(args: argparse.Namespace, machine: dict[str, Any], uptime: str, model: dict[str, Any], batches: dict[str, Any],
-           started_at: str, elapsed: float, final: bool) -> str:
+def header(
+    args: argparse.Namespace,
+    machine: dict[str, Any],
+    uptime: str,
+    model: dict[str, Any],
+    batches: dict[str, Any],
+    started_at: str,
+    elapsed: float,
+    final: bool,
+) -> str:
     lines = ["# automlops monitor: a batch of rows × 50 columns against its model's training snapshot", ""]
     if not final:
         lines += ["**Incomplete: the run is still going (or died); the tables hold the batches finished so far.**", ""]
-    made = ("reused from --workdir" if model.get("reused") else
-            f"made in {model.get('run_seconds', 0):.0f} s, peak RSS {_bench.human_bytes(model.get('run_peak_rss_bytes'))}")
+    made = (
+        "reused from --workdir"
+        if model.get("reused")
+        else f"made in {model.get('run_seconds', 0):.0f} s, peak RSS {_bench.human_bytes(model.get('run_peak_rss_bytes'))}"
+    )
     lines += [
         f"- run: {started_at}, took {_bench.duration(elapsed)}",
         f"- command: `{_bench.command_line()}`",
@@ -483,13 +665,30 @@ def main(argv: list[str] | None = None) -> int:
     def save(final: bool) -> dict[str, Any]:
         summary = summarise(records, args.rows)
         elapsed = time.perf_counter() - t_start
-        text = header(args, machine, uptime, model, batches, started_at, elapsed, final) + "\n" + report(records, summary, batches)
+        text = (
+            header(args, machine, uptime, model, batches, started_at, elapsed, final)
+            + "\n"
+            + report(records, summary, batches)
+        )
         _bench.write_text(results / "monitor.md", text)
-        _bench.write_json(results / "monitor.json", {
-            "benchmark": "monitor", "complete": final, "started_at": started_at, "elapsed_seconds": round(elapsed, 1),
-            "command": _bench.command_line(), "note": args.note, "reference_rows": args.ref_rows, "batch_rows": args.rows,
-            "machine": machine, "model": model, "batches": batches, "records": records, "summary": summary,
-        })
+        _bench.write_json(
+            results / "monitor.json",
+            {
+                "benchmark": "monitor",
+                "complete": final,
+                "started_at": started_at,
+                "elapsed_seconds": round(elapsed, 1),
+                "command": _bench.command_line(),
+                "note": args.note,
+                "reference_rows": args.ref_rows,
+                "batch_rows": args.rows,
+                "machine": machine,
+                "model": model,
+                "batches": batches,
+                "records": records,
+                "summary": summary,
+            },
+        )
         return summary
 
     project = work / f"ref-{args.ref_rows}" / "project"
@@ -508,10 +707,15 @@ def main(argv: list[str] | None = None) -> int:
         record = measure(label, file, expected, project, folder, work / f"runs-{args.ref_rows}-{args.rows}", args)
         records.append(record)
         if record["status"] == "ok":
-            print(f"[{label}] {record['wall_seconds']:.1f} s, peak RSS {_bench.human_bytes(record['peak_rss_bytes'])}"
-                  f" ({record.get('peak_ratio', 0):.2f}x of {_bench.human_bytes(record.get('in_memory_bytes'))}); flagged "
-                  f"{', '.join(record['flagged']) or 'none'}; phases "
-                  + ", ".join(f"{k} {v['seconds']:.1f}s" for k, v in ((record.get("phases") or {}).get("phases") or {}).items()), flush=True)
+            print(
+                f"[{label}] {record['wall_seconds']:.1f} s, peak RSS {_bench.human_bytes(record['peak_rss_bytes'])}"
+                f" ({record.get('peak_ratio', 0):.2f}x of {_bench.human_bytes(record.get('in_memory_bytes'))}); flagged "
+                f"{', '.join(record['flagged']) or 'none'}; phases "
+                + ", ".join(
+                    f"{k} {v['seconds']:.1f}s" for k, v in ((record.get("phases") or {}).get("phases") or {}).items()
+                ),
+                flush=True,
+            )
         else:
             print(f"[{label}] {record['status']}: {record.get('error')}", flush=True)
         save(final=False)

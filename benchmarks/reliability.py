@@ -63,11 +63,19 @@ def row(kill: Kill, repeat: int) -> list[Any]:
     expected = EXPECTED_CODE[kill.signal]
     registry = "consistent" if not kill.registry_problems else "; ".join(kill.registry_problems)[:120]
     return [
-        kill.stage, f"SIG{kill.signal}", repeat + 1, f"{kill.seconds_to_stage:.1f}",
+        kill.stage,
+        f"SIG{kill.signal}",
+        repeat + 1,
+        f"{kill.seconds_to_stage:.1f}",
         ", ".join(_short(c) for c in kill.children) or "none",
-        len(kill.survivors), "n/a" if kill.port is None else ("yes" if kill.health_after else "no"), registry,
-        (f"hung: no exit {EXIT_TIMEOUT:g} s after the signal" if kill.hung else
-         f"{kill.exit_code}" + ("" if kill.exit_code == expected else f" (expected {expected})")),
+        len(kill.survivors),
+        "n/a" if kill.port is None else ("yes" if kill.health_after else "no"),
+        registry,
+        (
+            f"hung: no exit {EXIT_TIMEOUT:g} s after the signal"
+            if kill.hung
+            else f"{kill.exit_code}" + ("" if kill.exit_code == expected else f" (expected {expected})")
+        ),
     ]
 
 
@@ -79,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (projects and run logs)")
     parser.add_argument("--results", default=str(_bench.RESULTS), help="where <name>.md/.json go")
-    parser.add_argument("--name", default="reliability", help="results file stem (e.g. reliability_before for older code on PYTHONPATH)")
+    parser.add_argument(
+        "--name", default="reliability", help="results file stem (e.g. reliability_before for older code on PYTHONPATH)"
+    )
     parser.add_argument("--note", default="", help="a line for the results header (e.g. 'machine shared')")
     args = parser.parse_args(argv)
     stages, signals = args.stages.split(","), args.signals.split(",")
@@ -103,44 +113,76 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
-    header = ["stage", "signal", "#", "s to stage", "children at the signal", "survivors", "/health after", "registry", "exit code"]
+    header = [
+        "stage",
+        "signal",
+        "#",
+        "s to stage",
+        "children at the signal",
+        "survivors",
+        "/health after",
+        "registry",
+        "exit code",
+    ]
     rows = [row(kill, repeat) for repeat, kill in kills]
-    bad = [k for _, k in kills if k.hung or k.survivors or k.health_after or k.registry_problems or k.exit_code != EXPECTED_CODE[k.signal]]
-    verdict = (f"{len(kills)} kills: {len(kills) - len(bad)} with no survivor, no server answering, a consistent registry "
-               f"and the expected exit code; {len(bad)} not")
+    bad = [
+        k
+        for _, k in kills
+        if k.hung or k.survivors or k.health_after or k.registry_problems or k.exit_code != EXPECTED_CODE[k.signal]
+    ]
+    verdict = (
+        f"{len(kills)} kills: {len(kills) - len(bad)} with no survivor, no server answering, a consistent registry "
+        f"and the expected exit code; {len(bad)} not"
+    )
     table = _bench.md_table(header, rows)
     print(table)
     print(verdict)
     results = Path(args.results)
-    text = "\n".join([
-        "# Reliability: `automlops run` killed at each stage with each signal",
-        "",
-        f"- run: {started_at}, took {_bench.duration(time.monotonic() - started)}",
-        f"- command: `{_bench.command_line()}`",
-        f"- automlops under test: {code_under_test()}",
-        "- stages: search (trials running), gate (the candidate server answers /health), deploy (the docker target's probe child runs);"
-        " the run's overrides are tests/kills.py's `STAGES`",
-        "- survivors: the run's descendants, or any process in its project folder, alive 1 s after it ended"
-        " (a child killed with its parent is gone in milliseconds);"
-        " /health after: whether the candidate port still answered; registry: aliases name existing versions,"
-        " every version's files match its manifest",
-        *([f"- **note: {args.note}**"] if args.note else []),
-        "",
-        "Machine:",
-        "",
-        _bench.describe_machine(info),
-        "",
-        f"**{verdict}.**",
-        "",
-        table,
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# Reliability: `automlops run` killed at each stage with each signal",
+            "",
+            f"- run: {started_at}, took {_bench.duration(time.monotonic() - started)}",
+            f"- command: `{_bench.command_line()}`",
+            f"- automlops under test: {code_under_test()}",
+            "- stages: search (trials running), gate (the candidate server answers /health), deploy (the docker target's probe child runs);"
+            " the run's overrides are tests/kills.py's `STAGES`",
+            "- survivors: the run's descendants, or any process in its project folder, alive 1 s after it ended"
+            " (a child killed with its parent is gone in milliseconds);"
+            " /health after: whether the candidate port still answered; registry: aliases name existing versions,"
+            " every version's files match its manifest",
+            *([f"- **note: {args.note}**"] if args.note else []),
+            "",
+            "Machine:",
+            "",
+            _bench.describe_machine(info),
+            "",
+            f"**{verdict}.**",
+            "",
+            table,
+            "",
+        ]
+    )
     _bench.write_text(results / f"{args.name}.md", text)
-    _bench.write_json(results / f"{args.name}.json", {
-        "machine": info, "command": _bench.command_line(), "code": code_under_test(), "started": started_at, "note": args.note,
-        "kills": [{**asdict(kill), "repeat": repeat, "expected_exit_code": EXPECTED_CODE[kill.signal], "log": kill.log[-2000:]}
-                  for repeat, kill in kills],
-    })
+    _bench.write_json(
+        results / f"{args.name}.json",
+        {
+            "machine": info,
+            "command": _bench.command_line(),
+            "code": code_under_test(),
+            "started": started_at,
+            "note": args.note,
+            "kills": [
+                {
+                    **asdict(kill),
+                    "repeat": repeat,
+                    "expected_exit_code": EXPECTED_CODE[kill.signal],
+                    "log": kill.log[-2000:],
+                }
+                for repeat, kill in kills
+            ],
+        },
+    )
     return 1 if bad else 0
 
 

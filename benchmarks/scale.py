@@ -33,7 +33,18 @@ import _bench  # noqa: E402
 SCRIPT = Path(__file__).resolve()
 SEED = 42
 N_NUMERIC = 40
-CATEGORICAL_LEVELS = (2, 3, 5, 8, 12, 20, 50, 100, 500, 4000)  # 10 categorical columns; the last like issue 13's 3,943-level one
+CATEGORICAL_LEVELS = (
+    2,
+    3,
+    5,
+    8,
+    12,
+    20,
+    50,
+    100,
+    500,
+    4000,
+)  # 10 categorical columns; the last like issue 13's 3,943-level one
 DEFAULT_FAMILIES = ("lightgbm", "random_forest", "linear")  # conf/search/optuna.yaml's space
 PEAK_RATIO_TARGET = 4.0
 GROWTH_TOLERANCE = 1.15  # "no worse than linear": scaling exponent of non-engine time <= this
@@ -54,7 +65,12 @@ def generate(rows: int, path: Path) -> dict[str, Any]:
         if i % 4 == 0:  # every fourth numeric column has 5-15 % missing
             values[rng.random(rows) < 0.05 + 0.01 * (i % 11)] = np.nan
         columns[f"num_{i:02d}"] = values
-    signal = 1.2 * numeric[:, 0] - 0.8 * numeric[:, 1] + 0.5 * numeric[:, 2] * numeric[:, 3] + 0.3 * np.sin(3 * numeric[:, 4])
+    signal = (
+        1.2 * numeric[:, 0]
+        - 0.8 * numeric[:, 1]
+        + 0.5 * numeric[:, 2] * numeric[:, 3]
+        + 0.3 * np.sin(3 * numeric[:, 4])
+    )
     for j, levels in enumerate(CATEGORICAL_LEVELS):
         codes = rng.integers(0, levels, rows)
         effect = rng.normal(0, 0.6 if j < 5 else 0.2, levels)
@@ -74,20 +90,34 @@ def generate(rows: int, path: Path) -> dict[str, Any]:
     read_back = pd.read_parquet(path)  # as automlops' parquet source reads it
     read_seconds = time.perf_counter() - started
     return {
-        "rows": rows, "columns": read_back.shape[1] - 1, "numeric": N_NUMERIC, "categorical": len(CATEGORICAL_LEVELS),
+        "rows": rows,
+        "columns": read_back.shape[1] - 1,
+        "numeric": N_NUMERIC,
+        "categorical": len(CATEGORICAL_LEVELS),
         "missing_cells": int(read_back.isna().sum().sum()),
         "in_memory_bytes": int(read_back.memory_usage(deep=True).sum()),
         "in_memory_bytes_shallow": int(read_back.memory_usage(deep=False).sum()),
-        "parquet_bytes": path.stat().st_size, "read_seconds": read_seconds,
+        "parquet_bytes": path.stat().st_size,
+        "read_seconds": read_seconds,
     }
 
 
 def overrides(trials: int, families: tuple[str, ...] = ("lightgbm",)) -> list[str]:
     dropped = [f"search.space.{name}=null" for name in DEFAULT_FAMILIES if name not in families]
-    return [*dropped,
-        "data.source=parquet", "data.path=data/raw/synthetic.parquet", "data.name=null", "data.target=target",
-        "data.task=binary", "data.split.strategy=stratified", "run.name=scale", f"run.seed={SEED}",
-        "search=optuna", f"search.n_trials={trials}", "search.timeout=null", "search.progress=false",
+    return [
+        *dropped,
+        "data.source=parquet",
+        "data.path=data/raw/synthetic.parquet",
+        "data.name=null",
+        "data.target=target",
+        "data.task=binary",
+        "data.split.strategy=stratified",
+        "run.name=scale",
+        f"run.seed={SEED}",
+        "search=optuna",
+        f"search.n_trials={trials}",
+        "search.timeout=null",
+        "search.progress=false",
         "search.metric=roc_auc",
         "search.validation.method=holdout",  # auto would cross-validate the 10k size only: growth in rows would not be like for like
     ]
@@ -145,7 +175,12 @@ def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     mark = time.perf_counter()
     config = to_typed(compose(overrides(args.trials, tuple(args.families.split(",")))))
     stages["compose"] = {"seconds": time.perf_counter() - mark, "peak_rss": _rss_peak()}
-    for name, stage in (("prepare", run_prepare), ("search", run_search), ("evaluate", run_evaluate), ("package", run_package)):
+    for name, stage in (
+        ("prepare", run_prepare),
+        ("search", run_search),
+        ("evaluate", run_evaluate),
+        ("package", run_package),
+    ):
         mark = time.perf_counter()
         stage(config)
         stages[name] = {"seconds": time.perf_counter() - mark, "peak_rss": _rss_peak(), "rss_after": _rss_now() or 0}
@@ -154,9 +189,16 @@ def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     test = json.loads(Path("metrics/test.json").read_text())
     meta = json.loads(Path("data/prepared/meta.json").read_text())
     return {
-        "import_seconds": import_seconds, "baseline_rss": baseline, "timed_seconds": wall, "stages": stages,
-        "engine_seconds": engine["scoring"] + engine["refit"], "engine": engine, "trials": search["trials"],
-        "valid_roc_auc": search["best_valid_score"], "test_roc_auc": test.get("roc_auc"), "split_rows": meta["rows"],
+        "import_seconds": import_seconds,
+        "baseline_rss": baseline,
+        "timed_seconds": wall,
+        "stages": stages,
+        "engine_seconds": engine["scoring"] + engine["refit"],
+        "engine": engine,
+        "trials": search["trials"],
+        "valid_roc_auc": search["best_valid_score"],
+        "test_roc_auc": test.get("roc_auc"),
+        "split_rows": meta["rows"],
     }
 
 
@@ -171,7 +213,9 @@ def run_as_child(args: argparse.Namespace) -> int:
         return 0
     except BaseException as error:
         traceback.print_exc()
-        _bench.write_json(out, {"status": "failed", "error": f"{type(error).__name__}: {' '.join(str(error).split())[:400]}"})
+        _bench.write_json(
+            out, {"status": "failed", "error": f"{type(error).__name__}: {' '.join(str(error).split())[:400]}"}
+        )
         return 1
 
 
@@ -181,7 +225,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sizes", default=None, help="comma-separated row counts (default 10000,100000,1000000)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1000 and 10000 rows")
     parser.add_argument("--trials", type=int, default=5, help="Optuna trials per size")
-    parser.add_argument("--families", default="lightgbm", help=f"comma-separated, of the default space's {','.join(DEFAULT_FAMILIES)}")
+    parser.add_argument(
+        "--families", default="lightgbm", help=f"comma-separated, of the default space's {','.join(DEFAULT_FAMILIES)}"
+    )
     parser.add_argument("--timeout", type=float, default=3600.0, help="hard limit per size's pipeline child, s")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temp dir, removed at the end)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
@@ -193,7 +239,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.child:
-        args.size_list = [int(float(s)) for s in (args.sizes or ("1000,10000" if args.quick else "10000,100000,1000000")).split(",")]
+        args.size_list = [
+            int(float(s)) for s in (args.sizes or ("1000,10000" if args.quick else "10000,100000,1000000")).split(",")
+        ]
     return args
 
 
@@ -208,9 +256,16 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     largest = max(ok, key=lambda r: r["rows"]) if ok else None
     growth = []
     for a, b in zip(ok, ok[1:]):
-        growth.append({"from": a["rows"], "to": b["rows"], "wall": exponent(a, b, "wall_seconds"),
-                       "engine": exponent(a, b, "engine_seconds"), "non_engine": exponent(a, b, "non_engine_seconds"),
-                       "peak_rss": exponent(a, b, "peak_rss_bytes")})
+        growth.append(
+            {
+                "from": a["rows"],
+                "to": b["rows"],
+                "wall": exponent(a, b, "wall_seconds"),
+                "engine": exponent(a, b, "engine_seconds"),
+                "non_engine": exponent(a, b, "non_engine_seconds"),
+                "peak_rss": exponent(a, b, "peak_rss_bytes"),
+            }
+        )
     # the largest step decides: at small sizes fixed costs (imports, sqlite, files) dominate
     last = growth[-1] if growth else None
     return {
@@ -229,14 +284,45 @@ def report(records: list[dict[str, Any]], summary: dict[str, Any]) -> str:
         if r["status"] != "ok":
             rows.append([f"{r['rows']:,}", r["status"], r.get("error", "")[:120]] + [""] * 9)
             continue
-        rows.append([f"{r['rows']:,}", f"{r['wall_seconds']:.1f}", f"{r['engine_seconds']:.1f}", f"{r['non_engine_seconds']:.1f}",
-                     f"{1e6 * r['wall_seconds'] / r['rows']:.1f}", f"{1e6 * r['non_engine_seconds'] / r['rows']:.1f}",
-                     _bench.human_bytes(r["in_memory_bytes"]), _bench.human_bytes(r["peak_rss_bytes"]),
-                     f"{r['peak_ratio']:.2f}x", f"{r['net_peak_ratio']:.2f}x", r["trials"], f"{r['test_roc_auc']:.4f}"])
-    parts.append(_bench.md_table(["rows", "wall s", "engine s", "non-engine s", "µs/row", "non-engine µs/row", "in-memory",
-                                  "peak RSS", "peak/in-memory", "(peak−baseline)/in-memory", "trials", "test AUC"], rows))
-    parts.append("\nwall = compose + prepare + search + evaluate + package in the child (library imports excluded); engine = "
-                 "time inside the trials' candidate fit/predict/score plus the winner's refit; baseline = RSS after imports.\n")
+        rows.append(
+            [
+                f"{r['rows']:,}",
+                f"{r['wall_seconds']:.1f}",
+                f"{r['engine_seconds']:.1f}",
+                f"{r['non_engine_seconds']:.1f}",
+                f"{1e6 * r['wall_seconds'] / r['rows']:.1f}",
+                f"{1e6 * r['non_engine_seconds'] / r['rows']:.1f}",
+                _bench.human_bytes(r["in_memory_bytes"]),
+                _bench.human_bytes(r["peak_rss_bytes"]),
+                f"{r['peak_ratio']:.2f}x",
+                f"{r['net_peak_ratio']:.2f}x",
+                r["trials"],
+                f"{r['test_roc_auc']:.4f}",
+            ]
+        )
+    parts.append(
+        _bench.md_table(
+            [
+                "rows",
+                "wall s",
+                "engine s",
+                "non-engine s",
+                "µs/row",
+                "non-engine µs/row",
+                "in-memory",
+                "peak RSS",
+                "peak/in-memory",
+                "(peak−baseline)/in-memory",
+                "trials",
+                "test AUC",
+            ],
+            rows,
+        )
+    )
+    parts.append(
+        "\nwall = compose + prepare + search + evaluate + package in the child (library imports excluded); engine = "
+        "time inside the trials' candidate fit/predict/score plus the winner's refit; baseline = RSS after imports.\n"
+    )
     parts.append("### Stages: seconds (peak RSS after the stage)\n")
     names = ("compose", "prepare", "search", "evaluate", "package")
     rows = []
@@ -244,24 +330,34 @@ def report(records: list[dict[str, Any]], summary: dict[str, Any]) -> str:
         if r["status"] != "ok":
             continue
         st = r["stages"]
-        rows.append([f"{r['rows']:,}"] + [f"{st[n]['seconds']:.1f} ({_bench.human_bytes(st[n]['peak_rss'])})" for n in names]
-                    + [f"{r['engine']['scoring']:.1f}/{r['engine']['refit']:.1f}", f"{r['search_outside_engine']:.1f}"])
+        rows.append(
+            [f"{r['rows']:,}"]
+            + [f"{st[n]['seconds']:.1f} ({_bench.human_bytes(st[n]['peak_rss'])})" for n in names]
+            + [f"{r['engine']['scoring']:.1f}/{r['engine']['refit']:.1f}", f"{r['search_outside_engine']:.1f}"]
+        )
     parts.append(_bench.md_table(["rows", *names, "engine scoring/refit s", "search outside engine s"], rows))
     parts.append("\n### Growth between sizes (scaling exponent: 1.0 = linear in rows)\n")
-    rows = [[f"{g['from']:,} → {g['to']:,}"] + [f"{g[k]:.2f}" if g[k] is not None else "-" for k in ("wall", "engine", "non_engine", "peak_rss")]
-            for g in summary["growth_exponents"]]
+    rows = [
+        [f"{g['from']:,} → {g['to']:,}"]
+        + [f"{g[k]:.2f}" if g[k] is not None else "-" for k in ("wall", "engine", "non_engine", "peak_rss")]
+        for g in summary["growth_exponents"]
+    ]
     parts.append(_bench.md_table(["step", "wall", "engine", "non-engine", "peak RSS"], rows))
     parts.append("\n### Targets\n")
     if summary["peak_ratio_at_largest"] is not None:
-        parts.append(f"- peak RSS / in-memory data at the largest size: {summary['peak_ratio_at_largest']:.2f}x "
-                     f"(net of the import baseline {summary['net_peak_ratio_at_largest']:.2f}x) → "
-                     f"**{'met' if summary['target_peak_ratio_met'] else 'NOT met'}** (target < {PEAK_RATIO_TARGET:g}x)")
+        parts.append(
+            f"- peak RSS / in-memory data at the largest size: {summary['peak_ratio_at_largest']:.2f}x "
+            f"(net of the import baseline {summary['net_peak_ratio_at_largest']:.2f}x) → "
+            f"**{'met' if summary['target_peak_ratio_met'] else 'NOT met'}** (target < {PEAK_RATIO_TARGET:g}x)"
+        )
     if summary["growth_exponents"]:
         last = summary["growth_exponents"][-1]
         shown = f"{last['non_engine']:.2f}" if last["non_engine"] is not None else "-"
-        parts.append(f"- non-engine time growth over the last step ({last['from']:,} → {last['to']:,} rows): exponent {shown} → "
-                     f"**{'met' if summary['target_linear_met'] else 'NOT met'}** (target: no worse than linear, exponent ≤ "
-                     f"{GROWTH_TOLERANCE:g})")
+        parts.append(
+            f"- non-engine time growth over the last step ({last['from']:,} → {last['to']:,} rows): exponent {shown} → "
+            f"**{'met' if summary['target_linear_met'] else 'NOT met'}** (target: no worse than linear, exponent ≤ "
+            f"{GROWTH_TOLERANCE:g})"
+        )
     return "\n".join(parts) + "\n"
 
 
@@ -301,18 +397,32 @@ def main(argv: list[str] | None = None) -> int:
         summary = summarise(records)
         text = header(args, machine, started_at, time.perf_counter() - t_start, final) + "\n" + report(records, summary)
         _bench.write_text(results / "scale.md", text)
-        _bench.write_json(results / "scale.json", {
-            "benchmark": "scale", "complete": final, "started_at": started_at, "elapsed_seconds": round(time.perf_counter() - t_start, 1),
-            "command": _bench.command_line(), "note": args.note, "sizes": args.size_list, "trials": args.trials,
-            "machine": machine, "records": records, "summary": summary,
-        })
+        _bench.write_json(
+            results / "scale.json",
+            {
+                "benchmark": "scale",
+                "complete": final,
+                "started_at": started_at,
+                "elapsed_seconds": round(time.perf_counter() - t_start, 1),
+                "command": _bench.command_line(),
+                "note": args.note,
+                "sizes": args.size_list,
+                "trials": args.trials,
+                "machine": machine,
+                "records": records,
+                "summary": summary,
+            },
+        )
         return summary
 
     for rows in args.size_list:
         project = _bench.new_project(work / f"rows-{rows}")
         gen_out = project.parent / f"rows-{rows}-generate.json"
-        gen = _bench.run_child([str(SCRIPT), "--child", "generate", "--rows", str(rows), "--project", str(project),
-                                "--out", str(gen_out)], project.parent / f"rows-{rows}-generate.log", timeout=args.timeout)
+        gen = _bench.run_child(
+            [str(SCRIPT), "--child", "generate", "--rows", str(rows), "--project", str(project), "--out", str(gen_out)],
+            project.parent / f"rows-{rows}-generate.log",
+            timeout=args.timeout,
+        )
         data = json.loads(gen_out.read_text()) if gen_out.is_file() else {"status": "failed", "error": gen.tail()}
         record: dict[str, Any] = {"rows": rows, "generate": data}
         if data.get("status") != "ok":
@@ -321,11 +431,29 @@ def main(argv: list[str] | None = None) -> int:
             save(final=False)
             continue
         out = project.parent / f"rows-{rows}-pipeline.json"
-        child = _bench.run_child([str(SCRIPT), "--child", "pipeline", "--trials", str(args.trials), "--families", args.families, "--project", str(project),
-                                  "--out", str(out)], project.parent / f"rows-{rows}-pipeline.log", timeout=args.timeout)
+        child = _bench.run_child(
+            [
+                str(SCRIPT),
+                "--child",
+                "pipeline",
+                "--trials",
+                str(args.trials),
+                "--families",
+                args.families,
+                "--project",
+                str(project),
+                "--out",
+                str(out),
+            ],
+            project.parent / f"rows-{rows}-pipeline.log",
+            timeout=args.timeout,
+        )
         info = json.loads(out.read_text()) if out.is_file() else {}
-        record.update(child_wall_seconds=child.wall_seconds, peak_rss_bytes=child.peak_rss_bytes,
-                      in_memory_bytes=data["in_memory_bytes"])
+        record.update(
+            child_wall_seconds=child.wall_seconds,
+            peak_rss_bytes=child.peak_rss_bytes,
+            in_memory_bytes=data["in_memory_bytes"],
+        )
         if child.timed_out:
             record.update(status="timeout", error=f"killed after {args.timeout:g} s")
         elif info.get("status") != "ok":
@@ -339,10 +467,13 @@ def main(argv: list[str] | None = None) -> int:
             record["net_peak_ratio"] = (child.peak_rss_bytes - info["baseline_rss"]) / data["in_memory_bytes"]
         records.append(record)
         if record["status"] == "ok":
-            print(f"[{rows:,} rows] wall {record['wall_seconds']:.1f}s (engine {record['engine_seconds']:.1f}s), "
-                  f"peak RSS {_bench.human_bytes(record['peak_rss_bytes'])}, in-memory {_bench.human_bytes(record['in_memory_bytes'])}, "
-                  f"ratio {record['peak_ratio']:.2f}x; stages "
-                  + ", ".join(f"{k} {v['seconds']:.1f}s" for k, v in record["stages"].items()), flush=True)
+            print(
+                f"[{rows:,} rows] wall {record['wall_seconds']:.1f}s (engine {record['engine_seconds']:.1f}s), "
+                f"peak RSS {_bench.human_bytes(record['peak_rss_bytes'])}, in-memory {_bench.human_bytes(record['in_memory_bytes'])}, "
+                f"ratio {record['peak_ratio']:.2f}x; stages "
+                + ", ".join(f"{k} {v['seconds']:.1f}s" for k, v in record["stages"].items()),
+                flush=True,
+            )
         else:
             print(f"[{rows:,} rows] {record['status']}: {record.get('error')}", flush=True)
         save(final=False)

@@ -36,19 +36,33 @@ def run_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600,
-        umask: int = -1) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600, umask: int = -1
+) -> subprocess.CompletedProcess[str]:
     """Run the real `automlops` command line (under `umask` when given, else this process's)."""
-    return subprocess.run([sys.executable, "-m", "automlops", *args], cwd=cwd, env=run_env(env),
-                          capture_output=True, text=True, timeout=timeout, umask=umask)
+    return subprocess.run(
+        [sys.executable, "-m", "automlops", *args],
+        cwd=cwd,
+        env=run_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        umask=umask,
+    )
 
 
-def dvc(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "dvc"), *args], cwd=cwd, env=run_env(env), capture_output=True, text=True, timeout=timeout)
+def dvc(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "dvc"), *args], cwd=cwd, env=run_env(env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def git(*args: str, cwd: Path) -> None:
-    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=cwd, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=cwd, check=True, capture_output=True
+    )
 
 
 def snapshot(root: Path, names: tuple[str, ...]) -> dict[str, str]:
@@ -126,8 +140,11 @@ def _uses_pipeline(item: pytest.Item) -> bool:
     info = getattr(item, "_fixtureinfo", None)  # the test's fixture closure (pytest's, not public API)
     if info is None:
         return False
-    return any(getattr(definition.func, PIPELINE_FLAG, False) for definitions in info.name2fixturedefs.values()
-               for definition in definitions)
+    return any(
+        getattr(definition.func, PIPELINE_FLAG, False)
+        for definitions in info.name2fixturedefs.values()
+        for definition in definitions
+    )
 
 
 @pytest.fixture(scope="session")

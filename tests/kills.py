@@ -20,13 +20,23 @@ from pathlib import Path
 import psutil
 
 # a fast run: linear models scored on the valid split, one thread, no permutation importance
-FAST = ["search.space.lightgbm=null", "search.space.random_forest=null", "search.validation.method=holdout", "search.threads=1",
-        "evaluate.importance_repeats=0", "search.n_trials=2"]
+FAST = [
+    "search.space.lightgbm=null",
+    "search.space.random_forest=null",
+    "search.validation.method=holdout",
+    "search.threads=1",
+    "evaluate.importance_repeats=0",
+    "search.n_trials=2",
+]
 # each stage's overrides keep the run in that stage until it is killed
 STAGES: dict[str, list[str]] = {
     "search": [*FAST, "search.n_trials=100000"],  # trials until killed
     "gate": [*FAST, "gate.infra.requests=100000000"],  # the candidate server is queried until killed
-    "deploy": [*FAST, "deploy.targets=[bundle,docker]", "gate.infra.enabled=false"],  # the docker target probes the release in a child
+    "deploy": [
+        *FAST,
+        "deploy.targets=[bundle,docker]",
+        "gate.infra.enabled=false",
+    ],  # the docker target probes the release in a child
 }
 SIGNALS = {"TERM": signal.SIGTERM, "INT": signal.SIGINT, "HUP": signal.SIGHUP, "KILL": signal.SIGKILL}
 EXPECTED_CODE = {"TERM": 143, "INT": 130, "HUP": 129, "KILL": -signal.SIGKILL}
@@ -62,14 +72,22 @@ def kill_run(project: Path, stage: str, name: str, env: dict[str, str], timeout:
     log_file = project / f"kill-{stage}-{name}.log"
     started = time.monotonic()
     with log_file.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "automlops", "run", *STAGES[stage]], cwd=project, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "automlops", "run", *STAGES[stage]],
+            cwd=project,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     run = psutil.Process(process.pid)
     seen: dict[int, psutil.Process] = {}
     try:
         while not _in_stage(stage, log_file, run, seen, result):
             if process.poll() is not None:
-                raise AssertionError(f"the run ended (rc {process.returncode}) before reaching {stage}:\n{log_file.read_text()[-3000:]}")
+                raise AssertionError(
+                    f"the run ended (rc {process.returncode}) before reaching {stage}:\n{log_file.read_text()[-3000:]}"
+                )
             if time.monotonic() - started > timeout:
                 raise AssertionError(f"the run did not reach {stage} in {timeout:g} s:\n{log_file.read_text()[-3000:]}")
             time.sleep(0.05)
@@ -90,7 +108,9 @@ def kill_run(project: Path, stage: str, name: str, env: dict[str, str], timeout:
         result.health_after = answers_health(result.port)
     result.registry_problems = registry_problems(project / "models")
     result.log = log_file.read_text()
-    for leftover in [seen[pid] for pid in seen] + _in_folder(project):  # never leave a process behind, even when the test fails
+    for leftover in [seen[pid] for pid in seen] + _in_folder(
+        project
+    ):  # never leave a process behind, even when the test fails
         try:
             leftover.kill()
         except psutil.Error:
@@ -189,8 +209,11 @@ def registry_problems(root: Path) -> list[str]:
         except AutomlopsError as error:
             problems.append(str(error))
             continue
-        problems += [f"{registry.name}: alias {alias} -> v{version}, which does not exist"
-                     for alias, version in aliases.items() if int(version) not in versions]
+        problems += [
+            f"{registry.name}: alias {alias} -> v{version}, which does not exist"
+            for alias, version in aliases.items()
+            if int(version) not in versions
+        ]
         for version in versions:
             try:
                 verify_bundle(reg.version_dir(registry, version))

@@ -65,7 +65,12 @@ def write_json(rows: pd.DataFrame, path: Path, numbers_for_digits: bool = True) 
         for name, value in record.items():
             if value is None or (isinstance(value, float) and np.isnan(value)):
                 value = None
-            elif numbers_for_digits and name in ("island", "sex") and str(value).isdigit() and not str(value).startswith("0"):
+            elif (
+                numbers_for_digits
+                and name in ("island", "sex")
+                and str(value).isdigit()
+                and not str(value).startswith("0")
+            ):
                 value = int(value)
             out[name] = value
         records.append(out)
@@ -105,12 +110,18 @@ def assert_same_text_but_the_last_bits_of_floats(left: Path, right: Path) -> Non
         a, b = json.loads(left.read_text()), json.loads(right.read_text())
     assert [list(r) for r in a] == [list(r) for r in b]  # the same columns, in the same order, on every row
     probas = [k for k in a[0] if k.startswith("proba_")]
-    assert [{k: v for k, v in r.items() if k not in probas} for r in a] == [{k: v for k, v in r.items() if k not in probas} for r in b]
-    np.testing.assert_allclose([[float(r[k]) for k in probas] for r in a], [[float(r[k]) for k in probas] for r in b], rtol=1e-12, atol=0)
+    assert [{k: v for k, v in r.items() if k not in probas} for r in a] == [
+        {k: v for k, v in r.items() if k not in probas} for r in b
+    ]
+    np.testing.assert_allclose(
+        [[float(r[k]) for k in probas] for r in a], [[float(r[k]) for k in probas] for r in b], rtol=1e-12, atol=0
+    )
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json"])
-def test_chunked_output_equals_one_chunk_output(bundle: Bundle, rows: pd.DataFrame, suffix: str, tmp_path: Path) -> None:
+def test_chunked_output_equals_one_chunk_output(
+    bundle: Bundle, rows: pd.DataFrame, suffix: str, tmp_path: Path
+) -> None:
     note = [None] * len(rows)
     note[100:103] = ["checked", "re-checked", "checked"]  # a kept column that is empty in all chunks but one
     source = write_input(rows.assign(note=note), tmp_path / f"rows{suffix}")
@@ -130,7 +141,9 @@ def test_chunked_output_equals_one_chunk_output(bundle: Bundle, rows: pd.DataFra
     assert list(out.columns) == [*keep, "prediction", "proba_Adelie", "proba_Chinstrap", "proba_Gentoo"]
     assert out["id"].tolist() == rows["id"].tolist()  # "0007" and "NA" kept as they were
     assert out["year"].astype(int).tolist() == rows["year"].tolist()
-    assert out["note"].iloc[100:103].tolist() == ["checked", "re-checked", "checked"] and not any(out["note"].iloc[:100])
+    assert out["note"].iloc[100:103].tolist() == ["checked", "re-checked", "checked"] and not any(
+        out["note"].iloc[:100]
+    )
     np.testing.assert_allclose(out.filter(like="proba_").sum(axis=1), 1.0)
     assert not list(tmp_path.glob(".*.tmp")), "no staging file is left behind"
 
@@ -152,7 +165,9 @@ def typed(bundle: Bundle, path: Path) -> pd.DataFrame:
 
 
 def test_every_format_types_the_model_input_the_same(bundle: Bundle, rows: pd.DataFrame, tmp_path: Path) -> None:
-    frames = {suffix: typed(bundle, write_input(rows, tmp_path / f"rows{suffix}")) for suffix in (".csv", ".parquet", ".json")}
+    frames = {
+        suffix: typed(bundle, write_input(rows, tmp_path / f"rows{suffix}")) for suffix in (".csv", ".parquet", ".json")
+    }
     write_json(rows, tmp_path / "strings.json", numbers_for_digits=False)
     frames["strings.json"] = typed(bundle, tmp_path / "strings.json")
     for name, frame in frames.items():
@@ -168,14 +183,17 @@ def test_every_format_types_the_model_input_the_same(bundle: Bundle, rows: pd.Da
 def bad_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """A number that is not one at row 200 and an empty non-nullable island at row 201 (both in chunk 28 of 7 rows)."""
     bad = rows.copy()
-    bad["bill_length_mm"] = [None if pd.isna(v) else repr(float(v)) for v in bad["bill_length_mm"]]  # text in every format
+    bad["bill_length_mm"] = [
+        None if pd.isna(v) else repr(float(v)) for v in bad["bill_length_mm"]
+    ]  # text in every format
     bad.loc[200, "bill_length_mm"] = "12,5"
     bad.loc[201, "island"] = None
     return bad
 
 
-def test_a_bad_value_in_a_late_chunk_names_file_column_and_row_alike_in_every_format(bundle: Bundle, rows: pd.DataFrame,
-                                                                                     tmp_path: Path) -> None:
+def test_a_bad_value_in_a_late_chunk_names_file_column_and_row_alike_in_every_format(
+    bundle: Bundle, rows: pd.DataFrame, tmp_path: Path
+) -> None:
     messages = {}
     for suffix in (".csv", ".parquet", ".json"):
         source = write_input(bad_rows(rows), tmp_path / f"bad{suffix}")
@@ -187,57 +205,123 @@ def test_a_bad_value_in_a_late_chunk_names_file_column_and_row_alike_in_every_fo
         messages[suffix] = message.removeprefix(f"--input '{source}': ")
         assert not target.exists() and not list(tmp_path.glob(".*.tmp"))
     assert messages[".csv"] == messages[".parquet"] == messages[".json"]
-    assert set(messages[".csv"].split("; ")) == {"column 'island' must not be empty (row 201)",
-                                                 "column 'bill_length_mm' row 200: expected a number, got '12,5'"}
+    assert set(messages[".csv"].split("; ")) == {
+        "column 'island' must not be empty (row 201)",
+        "column 'bill_length_mm' row 200: expected a number, got '12,5'",
+    }
 
 
-def test_cli_failure_is_one_line_and_leaves_the_previous_output(bundle_dir: Path, rows: pd.DataFrame, tmp_path: Path) -> None:
+def test_cli_failure_is_one_line_and_leaves_the_previous_output(
+    bundle_dir: Path, rows: pd.DataFrame, tmp_path: Path
+) -> None:
     source = write_input(bad_rows(rows), tmp_path / "bad.csv")
     target = tmp_path / "scored.csv"
     target.write_text("previous output\n")
-    done = cli("predict", "--model", str(bundle_dir), "--input", str(source), "--output", str(target),
-               "--keep", "id", "year", "predict.chunk_rows=50", cwd=tmp_path)
+    done = cli(
+        "predict",
+        "--model",
+        str(bundle_dir),
+        "--input",
+        str(source),
+        "--output",
+        str(target),
+        "--keep",
+        "id",
+        "year",
+        "predict.chunk_rows=50",
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     message = done.stderr.strip()
     assert "\n" not in message and "Traceback" not in done.stderr, done.stderr
     assert message.startswith(f"error: --input '{source}': ") and "column 'bill_length_mm' row 200" in message
-    assert target.read_text() == "previous output\n" and sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "scored.csv"]
+    assert target.read_text() == "previous output\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "bad.csv",
+        "scored.csv",
+    ]
 
 
-@pytest.mark.parametrize(("column", "words"), [("body_mass_g", "expected a finite number"), ("island", "expected a category")])
-def test_cli_names_the_column_of_an_integer_past_the_int_string_limit(bundle_dir: Path, column: str, words: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("column", "words"), [("body_mass_g", "expected a finite number"), ("island", "expected a category")]
+)
+def test_cli_names_the_column_of_an_integer_past_the_int_string_limit(
+    bundle_dir: Path, column: str, words: str, tmp_path: Path
+) -> None:
     """json.loads refuses an integer of more than 4,300 digits with a ValueError naming no field."""
     record = json.loads((bundle_dir / "input_example.json").read_text())[0]
     source = tmp_path / "huge.json"
-    source.write_text(json.dumps([record, {**record, column: 0}]).replace(f'"{column}": 0', f'"{column}": 1{"0" * 5000}'))
-    done = cli("predict", "--model", str(bundle_dir), "--input", str(source), "--output", str(tmp_path / "out.csv"), cwd=tmp_path)
+    source.write_text(
+        json.dumps([record, {**record, column: 0}]).replace(f'"{column}": 0', f'"{column}": 1{"0" * 5000}')
+    )
+    done = cli(
+        "predict",
+        "--model",
+        str(bundle_dir),
+        "--input",
+        str(source),
+        "--output",
+        str(tmp_path / "out.csv"),
+        cwd=tmp_path,
+    )
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert f"error: --input '{source}': column '{column}' row 1: {words}" in done.stderr, done.stderr
     assert "digits" not in done.stderr.split(words)[0] and not (tmp_path / "out.csv").exists()
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--keep", "idd"], "id column(s) idd (predict.id_columns or --keep) not in the file (did you mean 'id'?)"),
-    ([], "unexpected column(s): id, year"),
-    (["predict.chunk_rows=0"], "predict.chunk_rows: must be >= 1"),
-    (["data.name=iris"], "override 'data.name=iris': outside a project"),
-    (["predict.chunk_row=5"], "config key 'predict.chunk_row'"),
-    (["predict.chunk_row=5"], "(did you mean 'predict.chunk_rows'?) Fix the predict.* override on the command line."),
-])
-def test_cli_errors_name_the_key_or_column(bundle_dir: Path, rows: pd.DataFrame, tmp_path: Path, args: list[str], expected: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--keep", "idd"], "id column(s) idd (predict.id_columns or --keep) not in the file (did you mean 'id'?)"),
+        ([], "unexpected column(s): id, year"),
+        (["predict.chunk_rows=0"], "predict.chunk_rows: must be >= 1"),
+        (["data.name=iris"], "override 'data.name=iris': outside a project"),
+        (["predict.chunk_row=5"], "config key 'predict.chunk_row'"),
+        (
+            ["predict.chunk_row=5"],
+            "(did you mean 'predict.chunk_rows'?) Fix the predict.* override on the command line.",
+        ),
+    ],
+)
+def test_cli_errors_name_the_key_or_column(
+    bundle_dir: Path, rows: pd.DataFrame, tmp_path: Path, args: list[str], expected: str
+) -> None:
     source = write_input(rows, tmp_path / "rows.csv")
-    done = cli("predict", "--model", str(bundle_dir), "--input", str(source), "--output", str(tmp_path / "out.csv"), *args, cwd=tmp_path)
+    done = cli(
+        "predict",
+        "--model",
+        str(bundle_dir),
+        "--input",
+        str(source),
+        "--output",
+        str(tmp_path / "out.csv"),
+        *args,
+        cwd=tmp_path,
+    )
     assert done.returncode in (1, 2) and expected in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "out.csv").exists()
 
 
-def test_id_columns_come_from_the_project_conf_and_overrides(penguins_run: tuple[Path, Any], rows: pd.DataFrame, tmp_path: Path) -> None:
+def test_id_columns_come_from_the_project_conf_and_overrides(
+    penguins_run: tuple[Path, Any], rows: pd.DataFrame, tmp_path: Path
+) -> None:
     root, _ = penguins_run
     source = write_input(rows, tmp_path / "rows.parquet")
     target = tmp_path / "scored.csv"
     # a trailing override after --keep COL ... still counts as an override
-    done = cli("predict", "--model", "models/penguins@champion", "--input", str(source), "--output", str(target),
-               "predict.id_columns=[id]", "--keep", "year", "predict.chunk_rows=100", cwd=root)
+    done = cli(
+        "predict",
+        "--model",
+        "models/penguins@champion",
+        "--input",
+        str(source),
+        "--output",
+        str(target),
+        "predict.id_columns=[id]",
+        "--keep",
+        "year",
+        "predict.chunk_rows=100",
+        cwd=root,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == f"wrote {len(rows)} prediction(s) to {target}"
     assert done.stderr == ""  # no bar: stderr is not a terminal
@@ -274,8 +358,15 @@ def run_in_terminal(args: list[str], cwd: Path) -> tuple[int, str, str]:
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        done = subprocess.run([sys.executable, "-m", "automlops", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                              stderr=slave, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "automlops", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+            timeout=300,
+        )
     finally:
         os.close(slave)
     reader.join(timeout=10)
@@ -285,8 +376,19 @@ def run_in_terminal(args: list[str], cwd: Path) -> tuple[int, str, str]:
 
 def test_progress_bar_on_a_terminal_only(bundle_dir: Path, rows: pd.DataFrame, tmp_path: Path) -> None:
     source = write_input(rows, tmp_path / "rows.csv")
-    command = ["predict", "--model", str(bundle_dir), "--input", str(source), "--output", str(tmp_path / "out.csv"),
-               "--keep", "id", "year", "predict.chunk_rows=50"]
+    command = [
+        "predict",
+        "--model",
+        str(bundle_dir),
+        "--input",
+        str(source),
+        "--output",
+        str(tmp_path / "out.csv"),
+        "--keep",
+        "id",
+        "year",
+        "predict.chunk_rows=50",
+    ]
     code, stdout, terminal = run_in_terminal(command, tmp_path)
     assert code == 0, terminal
     assert "predict" in terminal and f"{len(rows)} rows" in terminal and "100%" in terminal, terminal

@@ -34,16 +34,27 @@ SPACES = {  # one fixed candidate per family: the deadline's two checks
 
 @pytest.fixture(scope="module")
 def breast_cancer(tmp_path_factory: pytest.TempPathFactory) -> SearchData:
-    return prepared(tmp_path_factory.mktemp("bc"), DataConfig(source="builtin", name="breast_cancer", target="target"), seed=3)
+    return prepared(
+        tmp_path_factory.mktemp("bc"), DataConfig(source="builtin", name="breast_cancer", target="target"), seed=3
+    )
 
 
 def cv_config(family: str, **kwargs: Any) -> SearchConfig:
-    return SearchConfig(sampler="random", pruner="none", validation=ValidationConfig("cv", FOLDS), space=SPACES[family],
-                        threads=1, progress=False, **kwargs)
+    return SearchConfig(
+        sampler="random",
+        pruner="none",
+        validation=ValidationConfig("cv", FOLDS),
+        space=SPACES[family],
+        threads=1,
+        progress=False,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("family", sorted(SPACES))
-def test_a_trial_running_past_the_deadline_is_cut_and_never_complete(breast_cancer: SearchData, tmp_path: Path, family: str) -> None:
+def test_a_trial_running_past_the_deadline_is_cut_and_never_complete(
+    breast_cancer: SearchData, tmp_path: Path, family: str
+) -> None:
     # a first search (no budget) leaves one COMPLETE trial: the model a cut search still ends with
     first = cv_config(family, n_trials=1)
     run_trials(first, plan(first, "binary"), breast_cancer, 0, tmp_path)
@@ -111,13 +122,17 @@ def importance_rows(model: Any, x: pd.DataFrame, y: pd.Series, cfg: EvaluateConf
 
 def test_importance_runs_on_its_row_sample(binary_test: tuple[Any, pd.DataFrame, pd.Series]) -> None:
     model, x, y = binary_test
-    rows, _ = importance_rows(model, x, y, EvaluateConfig(importance_repeats=2, importance_rows=100, importance_seconds=None))
+    rows, _ = importance_rows(
+        model, x, y, EvaluateConfig(importance_repeats=2, importance_rows=100, importance_seconds=None)
+    )
     per_pass = rows.count(len(x))  # the test metrics see every row, in one scoring pass
     assert per_pass and sorted(set(rows)) == [100, len(x)]
     assert rows.count(100) == per_pass * 2 * (1 + 4)  # per repeat: a baseline pass, then each feature shuffled
 
 
-def test_importance_time_cap_shrinks_the_sample_then_the_repeats(binary_test: tuple[Any, pd.DataFrame, pd.Series]) -> None:
+def test_importance_time_cap_shrinks_the_sample_then_the_repeats(
+    binary_test: tuple[Any, pd.DataFrame, pd.Series],
+) -> None:
     model, x, y = binary_test
     # a cap no scoring pass can meet: the sample falls to its floor and the repeats to one
     cfg = EvaluateConfig(importance_repeats=3, importance_rows=300, importance_seconds=1e-9)
@@ -128,6 +143,11 @@ def test_importance_time_cap_shrinks_the_sample_then_the_repeats(binary_test: tu
     assert rows.count(MIN_IMPORTANCE_ROWS) == per_pass * (1 + 4 * 1)
 
 
-@pytest.mark.parametrize(("timeout", "later", "limit"), [(60, 5.0, 54.0), (60, 8.0, 52.0), (60, 15.0, 45.0), (300, 15.0, 270.0), (10, 15.0, 5.0), (None, 5.0, None)])
-def test_the_search_keeps_part_of_the_timeout_for_the_stages_after_it(timeout: float | None, later: float, limit: float | None) -> None:
+@pytest.mark.parametrize(
+    ("timeout", "later", "limit"),
+    [(60, 5.0, 54.0), (60, 8.0, 52.0), (60, 15.0, 45.0), (300, 15.0, 270.0), (10, 15.0, 5.0), (None, 5.0, None)],
+)
+def test_the_search_keeps_part_of_the_timeout_for_the_stages_after_it(
+    timeout: float | None, later: float, limit: float | None
+) -> None:
     assert search_seconds(timeout, later) == limit

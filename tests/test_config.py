@@ -12,17 +12,17 @@ import yaml
 from conftest import REPO, cli
 from omegaconf import OmegaConf
 
-from automlops.search.samplers import SAMPLERS
 from automlops.checks import load_params, to_typed
 from automlops.config.compose import compose, write_params
 from automlops.config.resolvers import expand_env, mask_env
-from automlops.urls import connect_url
 from automlops.data.sources import SOURCES
 from automlops.deploy import TARGETS
 from automlops.errors import ConfigError
 from automlops.search.engines import ENGINES
 from automlops.search.families import FAMILIES, parse_space
+from automlops.search.samplers import SAMPLERS
 from automlops.search.space import Fixed, suggest
+from automlops.urls import connect_url
 
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
 DATA_OPTIONS = sorted(p.stem for p in (REPO / "conf" / "data").glob("*.yaml"))
@@ -83,7 +83,9 @@ def test_committed_params_yaml_is_what_compose_produces(in_repo: Path) -> None:
     committed = yaml.safe_load((in_repo / "params.yaml").read_text())  # comments (the header) are dropped
     composed = OmegaConf.to_container(compose([]))
     assert committed["conf_digest"] == composed["conf_digest"], "params.yaml was composed from an older conf/"
-    differences = {k: (v, flatten(composed).get(k)) for k, v in flatten(committed).items() if flatten(composed).get(k) != v}
+    differences = {
+        k: (v, flatten(composed).get(k)) for k, v in flatten(committed).items() if flatten(composed).get(k) != v
+    }
     assert not differences, f"params.yaml differs from `automlops compose` (committed, composed): {differences}"
     assert committed == composed
 
@@ -130,7 +132,9 @@ def test_unknown_experiment_names_it_and_lists_the_experiments(in_repo: Path) ->
         assert name in str(caught.value)
 
 
-def test_misspelled_key_in_a_data_file_names_the_key_and_the_file(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_misspelled_key_in_a_data_file_names_the_key_and_the_file(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (project / "conf" / "data" / "typo.yaml").write_text(
         "source: csv\npath: data/raw/penguins.csv\ntarget: species\ntagret: species\n"
     )
@@ -153,8 +157,12 @@ def test_wrong_type_in_a_data_file_names_the_key_and_the_file(project: Path, mon
     assert "a_fifth" in str(caught.value)
 
 
-def test_broken_yaml_in_a_data_file_is_a_config_error_naming_the_file(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (project / "conf" / "data" / "broken.yaml").write_text("source: csv\npath: [data/raw/penguins.csv\ntarget: species\n")
+def test_broken_yaml_in_a_data_file_is_a_config_error_naming_the_file(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "conf" / "data" / "broken.yaml").write_text(
+        "source: csv\npath: [data/raw/penguins.csv\ntarget: species\n"
+    )
     monkeypatch.chdir(project)
     with pytest.raises(ConfigError, match=r"broken"):
         compose(["data=broken"])
@@ -212,7 +220,9 @@ def test_close_misspelling_of_a_name_gets_a_suggestion(in_repo: Path) -> None:
 
 
 def test_unknown_metric_gets_a_suggestion(in_repo: Path) -> None:
-    with pytest.raises(ConfigError, match=r"search\.metric: 'roc_acu' is not a known scorer \(did you mean 'roc_auc'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"search\.metric: 'roc_acu' is not a known scorer \(did you mean 'roc_auc'\?\)"
+    ):
         typed("search.metric=roc_acu")
 
 
@@ -236,7 +246,9 @@ def test_split_sizes_must_leave_rows_for_training(in_repo: Path, test_size: floa
 
 @pytest.mark.parametrize("size", [0, 1, 1.5, -0.1])
 def test_split_size_must_be_a_share(in_repo: Path, size: float) -> None:
-    with pytest.raises(ConfigError, match=rf"data\.split\.test_size: must be in \(0, 1\) \(a share of rows\), got {size}"):
+    with pytest.raises(
+        ConfigError, match=rf"data\.split\.test_size: must be in \(0, 1\) \(a share of rows\), got {size}"
+    ):
         typed(f"data.split.test_size={size}")
 
 
@@ -267,7 +279,13 @@ def test_every_problem_is_reported_in_one_message(in_repo: Path) -> None:
         )
     message = str(caught.value)
     assert message.startswith("5 config problems: ")
-    for part in ("search.n_trials", "search.sampler", "deploy.targets", "data.split.time_column", "search.space.linear.alpha"):
+    for part in (
+        "search.n_trials",
+        "search.sampler",
+        "deploy.targets",
+        "data.split.time_column",
+        "search.space.linear.alpha",
+    ):
         assert part in message
     assert "\n" not in message
 
@@ -348,20 +366,26 @@ def test_missing_bound_is_a_problem() -> None:
 @pytest.mark.parametrize("choices", [[], None])
 def test_categorical_needs_choices(choices: list | None) -> None:
     _, problems = parse({"lightgbm": {"boosting_type": {"type": "categorical", "choices": choices}}})
-    assert len(problems) == 1 and "search.space.lightgbm.boosting_type.choices" in problems[0] and "non-empty" in problems[0]
+    assert (
+        len(problems) == 1
+        and "search.space.lightgbm.boosting_type.choices" in problems[0]
+        and "non-empty" in problems[0]
+    )
 
 
 def test_scalar_is_a_fixed_value_and_specs_suggest_within_bounds() -> None:
     import optuna
 
-    space, problems = parse({
-        "lightgbm": {
-            "n_estimators": 100,
-            "boosting_type": {"type": "categorical", "choices": ["gbdt", "dart"]},
-            "num_leaves": {"type": "int", "low": 8, "high": 16, "step": 4},
-            "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+    space, problems = parse(
+        {
+            "lightgbm": {
+                "n_estimators": 100,
+                "boosting_type": {"type": "categorical", "choices": ["gbdt", "dart"]},
+                "num_leaves": {"type": "int", "low": 8, "high": 16, "step": 4},
+                "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+            }
         }
-    })
+    )
     assert problems == []
     specs = space["lightgbm"]
     assert specs["n_estimators"] == Fixed(100)
@@ -402,11 +426,13 @@ def test_family_with_no_parameters_uses_the_defaults() -> None:
 
 
 def test_every_space_problem_is_collected() -> None:
-    _, problems = parse({
-        "lightgmb": {},
-        "linear": {"alpha": {"type": "float", "low": 5.0, "high": 1.0}},
-        "random_forest": {"max_features": {"type": "float", "low": 0.0, "high": 1.0, "log": True}},
-    })
+    _, problems = parse(
+        {
+            "lightgmb": {},
+            "linear": {"alpha": {"type": "float", "low": 5.0, "high": 1.0}},
+            "random_forest": {"max_features": {"type": "float", "low": 0.0, "high": 1.0, "log": True}},
+        }
+    )
     assert len(problems) == 3, problems
     unknown, swapped, log_low = problems  # one problem per family, in the order the space lists them
     assert "'lightgmb'" in unknown and "did you mean 'lightgbm'" in unknown
@@ -419,7 +445,9 @@ def test_every_space_problem_is_collected() -> None:
 SECRET_URL = "postgresql+psycopg://analyst:s3cret-pw@db.internal:5432/warehouse"
 
 
-def test_env_reference_is_kept_literal_in_params_and_expanded_at_use(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_reference_is_kept_literal_in_params_and_expanded_at_use(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (project / "conf" / "data" / "warehouse.yaml").write_text(
         "source: sql\nurl: ${oc.env:AUTOMLOPS_TEST_SECRET_URL}\nquery: SELECT * FROM t\ntarget: y\n"
     )
@@ -437,7 +465,9 @@ def test_env_reference_is_kept_literal_in_params_and_expanded_at_use(project: Pa
     assert expand_env(config.data.url, "data.url") == SECRET_URL
 
 
-def test_env_reference_given_on_the_command_line_is_kept_literal(in_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_reference_given_on_the_command_line_is_kept_literal(
+    in_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AUTOMLOPS_TEST_SECRET_URL", SECRET_URL)
     cfg = compose(["data=penguins_sql", "data.url=${oc.env:AUTOMLOPS_TEST_SECRET_URL}"])
     assert cfg.data.url == "${oc.env:AUTOMLOPS_TEST_SECRET_URL}"
@@ -486,18 +516,36 @@ def test_a_password_from_the_environment_may_hold_any_character(password: str, m
 
     monkeypatch.setenv("AUTOMLOPS_TEST_USER", "analyst@corp")
     monkeypatch.setenv("AUTOMLOPS_TEST_PW", password)
-    written = "postgresql+psycopg://${oc.env:AUTOMLOPS_TEST_USER}:${oc.env:AUTOMLOPS_TEST_PW}@db.internal:5432/warehouse"
+    written = (
+        "postgresql+psycopg://${oc.env:AUTOMLOPS_TEST_USER}:${oc.env:AUTOMLOPS_TEST_PW}@db.internal:5432/warehouse"
+    )
     for key in ("data.url", "search.storage", "deploy.mlflow.tracking_uri"):
         url = make_url(connect_url(written, key))
-        assert (url.username, url.password, url.host, url.port, url.database) == ("analyst@corp", password, "db.internal", 5432, "warehouse")
+        assert (url.username, url.password, url.host, url.port, url.database) == (
+            "analyst@corp",
+            password,
+            "db.internal",
+            5432,
+            "warehouse",
+        )
     assert mask_env(written) == written  # references are no secrets
-    assert connect_url("postgresql://h/${oc.env:AUTOMLOPS_TEST_PW}", "data.url").endswith(password)  # elsewhere: as it is
+    assert connect_url("postgresql://h/${oc.env:AUTOMLOPS_TEST_PW}", "data.url").endswith(
+        password
+    )  # elsewhere: as it is
 
 
-@pytest.mark.parametrize("url", ["postgresql://analyst:p@ss:w@rd@db.internal/warehouse", "postgresql://analyst:ab/cd@db.internal/warehouse",
-                                 "mysql://analyst:x@y@db.internal:3306/warehouse"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://analyst:p@ss:w@rd@db.internal/warehouse",
+        "postgresql://analyst:ab/cd@db.internal/warehouse",
+        "mysql://analyst:x@y@db.internal:3306/warehouse",
+    ],
+)
 @pytest.mark.parametrize("key", ["data.url", "search.storage", "deploy.mlflow.tracking_uri"])
-def test_a_url_whose_parts_cannot_be_told_apart_is_refused_quoting_none_of_it(in_repo: Path, url: str, key: str) -> None:
+def test_a_url_whose_parts_cannot_be_told_apart_is_refused_quoting_none_of_it(
+    in_repo: Path, url: str, key: str
+) -> None:
     overrides = ["data=penguins_sql"] if key == "data.url" else []
     with pytest.raises(ConfigError) as caught:
         typed(*overrides, f"{key}={url}")
@@ -542,11 +590,14 @@ def test_check_conf_refuses_a_params_yaml_older_than_conf(project: Path) -> None
     assert again.returncode == 0, again.stderr
 
 
-@pytest.mark.parametrize(("override", "named"), [
-    ("serve.max_rows=0", "serve.max_rows: must be >= 1, got 0"),
-    ("serve.unknown_categories=drop", "serve.unknown_categories: unknown value 'drop'"),
-    ("predict.chunk_rows=0", "predict.chunk_rows: must be >= 1"),
-])
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("serve.max_rows=0", "serve.max_rows: must be >= 1, got 0"),
+        ("serve.unknown_categories=drop", "serve.unknown_categories: unknown value 'drop'"),
+        ("predict.chunk_rows=0", "predict.chunk_rows: must be >= 1"),
+    ],
+)
 def test_serve_and_predict_sections_are_checked_when_composed(in_repo: Path, override: str, named: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(named)):
         typed(override)

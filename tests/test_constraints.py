@@ -35,12 +35,15 @@ RULES = {
 }
 
 
-@pytest.mark.parametrize(("values", "problem"), [
-    (Section(count=0, kind="alpha"), "s.count: must be >= 1 (rows), got 0; or remove it"),
-    (Section(limit=0.0, kind="alpha"), "s.limit: must be > 0 seconds, got 0.0"),
-    (Section(inner=Inner(share=0), kind="alpha"), "s.inner.share: must be in (0, 1], got 0"),
-    (Section(kind="alpa"), "s.kind: unknown value 'alpa' (did you mean 'alpha'?); choose one of: alpha, beta"),
-])
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        (Section(count=0, kind="alpha"), "s.count: must be >= 1 (rows), got 0; or remove it"),
+        (Section(limit=0.0, kind="alpha"), "s.limit: must be > 0 seconds, got 0.0"),
+        (Section(inner=Inner(share=0), kind="alpha"), "s.inner.share: must be in (0, 1], got 0"),
+        (Section(kind="alpa"), "s.kind: unknown value 'alpa' (did you mean 'alpha'?); choose one of: alpha, beta"),
+    ],
+)
 def test_a_miss_is_one_sentence_naming_the_key_the_range_and_the_value(values: Section, problem: str) -> None:
     assert violations("s", values, RULES) == [problem]
 
@@ -52,6 +55,8 @@ def test_null_passes_only_where_declared_and_bounds_follow_closed() -> None:
     assert not Interval(0, None).allows(True) and not Interval(0, None).allows(float("nan"))
 
 
-@pytest.mark.parametrize(("section", "rules"), [(ServeConfig(), SERVE), (MonitorConfig(), MONITOR), (DeployConfig(), DEPLOY)])
+@pytest.mark.parametrize(
+    ("section", "rules"), [(ServeConfig(), SERVE), (MonitorConfig(), MONITOR), (DeployConfig(), DEPLOY)]
+)
 def test_declared_keys_exist_and_the_defaults_meet_them(section: object, rules: dict) -> None:
     assert violations("x", section, rules) == []  # a misspelled key would raise AttributeError here

@@ -20,17 +20,28 @@ from automlops.data.split import split_table
 from automlops.errors import ConfigError, DataError, InputError
 from automlops.predict import read_table, records_from_json
 
-PENGUIN_COLUMNS = ["species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"]
+PENGUIN_COLUMNS = [
+    "species",
+    "island",
+    "bill_length_mm",
+    "bill_depth_mm",
+    "flipper_length_mm",
+    "body_mass_g",
+    "sex",
+    "year",
+]
 
 
 def small_table(n: int = 60, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "x": rng.normal(size=n).round(3),
-        "size": rng.integers(1, 100, n),
-        "color": rng.choice(["red", "green", "blue"], n),
-        "label": np.where(np.arange(n) % 3 == 0, "yes", "no"),
-    })
+    return pd.DataFrame(
+        {
+            "x": rng.normal(size=n).round(3),
+            "size": rng.integers(1, 100, n),
+            "color": rng.choice(["red", "green", "blue"], n),
+            "label": np.where(np.arange(n) % 3 == 0, "yes", "no"),
+        }
+    )
 
 
 def csv_config(path: Path, target: str = "label", **kwargs) -> DataConfig:
@@ -114,7 +125,9 @@ def examples_sqlite(folder: Path) -> str:
 
 def test_sql_source_reads_a_sqlite_file(tmp_path: Path) -> None:
     url = examples_sqlite(tmp_path)
-    cfg = DataConfig(source="sql", url=url, query="SELECT x, color, label FROM examples WHERE size > 50", target="label")
+    cfg = DataConfig(
+        source="sql", url=url, query="SELECT x, color, label FROM examples WHERE size > 50", target="label"
+    )
     frame = load_table(cfg)
     expected = small_table().query("size > 50")[["x", "color", "label"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(frame, expected)
@@ -163,7 +176,9 @@ def test_sql_source_reads_postgresql(postgres_url: str, pg_table: str) -> None:
 @pytest.mark.postgres
 def test_sql_source_url_from_the_environment(postgres_url: str, pg_table: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTOMLOPS_TEST_PG", postgres_url)
-    cfg = DataConfig(source="sql", url="${oc.env:AUTOMLOPS_TEST_PG}", query=f'SELECT * FROM "{pg_table}"', target="label")
+    cfg = DataConfig(
+        source="sql", url="${oc.env:AUTOMLOPS_TEST_PG}", query=f'SELECT * FROM "{pg_table}"', target="label"
+    )
     assert len(load_table(cfg)) == len(small_table())
     monkeypatch.delenv("AUTOMLOPS_TEST_PG")
     with pytest.raises(ConfigError, match=r"data\.url: environment variable AUTOMLOPS_TEST_PG is not set"):
@@ -172,7 +187,9 @@ def test_sql_source_url_from_the_environment(postgres_url: str, pg_table: str, m
 
 @pytest.mark.postgres
 def test_postgresql_connection_failure_does_not_leak_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AUTOMLOPS_TEST_PG", "postgresql+psycopg://postgres:leaky-pw-42@127.0.0.1:5432/automlops_no_such_db")
+    monkeypatch.setenv(
+        "AUTOMLOPS_TEST_PG", "postgresql+psycopg://postgres:leaky-pw-42@127.0.0.1:5432/automlops_no_such_db"
+    )
     cfg = DataConfig(source="sql", url="${oc.env:AUTOMLOPS_TEST_PG}", query="SELECT 1", target="a")
     with pytest.raises(DataError, match=r"data\.url: cannot run data\.query") as caught:
         load_table(cfg)
@@ -189,8 +206,13 @@ def test_prepare_stage_on_postgresql_never_writes_the_resolved_url(project: Path
     try:
         env = {"AUTOMLOPS_TEST_PG": secret_url}
         composed = cli(
-            "compose", "data=penguins_sql", "data.url=${oc.env:AUTOMLOPS_TEST_PG}",
-            f"data.query=SELECT * FROM {table}", "data.features.exclude=[year]", cwd=project, env=env,
+            "compose",
+            "data=penguins_sql",
+            "data.url=${oc.env:AUTOMLOPS_TEST_PG}",
+            f"data.query=SELECT * FROM {table}",
+            "data.features.exclude=[year]",
+            cwd=project,
+            env=env,
         )
         assert composed.returncode == 0, composed.stderr
         prepared = cli("stage", "prepare", cwd=project, env=env)
@@ -277,7 +299,9 @@ def test_rows_with_missing_target_are_dropped(tmp_path: Path) -> None:
 
 
 def test_regression_target_must_be_numeric(small_csv: Path) -> None:
-    with pytest.raises(DataError, match=r"data\.task: regression needs a numeric target, but 'color' holds '(red|green|blue)'"):
+    with pytest.raises(
+        DataError, match=r"data\.task: regression needs a numeric target, but 'color' holds '(red|green|blue)'"
+    ):
         prepare(csv_config(small_csv, target="color", task="regression"), seed=0)
 
 
@@ -288,7 +312,9 @@ def test_regression_target_of_numeric_strings_is_typed_or_refused(tmp_path: Path
     frame = pd.DataFrame({"x": rng.normal(size=60), "y": [f"{v:.2f}" for v in rng.normal(size=60)]})
     path = tmp_path / "text_target.parquet"
     frame.to_parquet(path, index=False)
-    cfg = DataConfig(source="parquet", path=str(path), target="y", task="regression", split=SplitConfig(strategy="random"))
+    cfg = DataConfig(
+        source="parquet", path=str(path), target="y", task="regression", split=SplitConfig(strategy="random")
+    )
     try:
         prepared = prepare(cfg, seed=0)
     except DataError as error:
@@ -339,7 +365,12 @@ def test_datetime_feature_is_dropped_with_a_warning(tmp_path: Path, caplog: pyte
     assert [item["column"] for item in meta["dropped_columns"]] == ["when"]
     assert "dates are not features yet" in caplog.text and "'when'" in caplog.text
     with pytest.raises(DataError, match=r"data\.features: column 'when' holds dates.*data\.features\.exclude"):
-        prepare(DataConfig(source="parquet", path=str(path), target="label", features=FeaturesConfig(include=["x", "when"])), seed=0)
+        prepare(
+            DataConfig(
+                source="parquet", path=str(path), target="label", features=FeaturesConfig(include=["x", "when"])
+            ),
+            seed=0,
+        )
 
 
 def test_prepare_meta_describes_the_data(small_csv: Path) -> None:
@@ -385,7 +416,9 @@ def test_declared_task_overrides_inference() -> None:
 
 
 def test_declared_binary_needs_two_classes() -> None:
-    with pytest.raises(DataError, match=r"data\.task: binary needs exactly 2 classes, but 'y' has 3; set data\.task=multiclass"):
+    with pytest.raises(
+        DataError, match=r"data\.task: binary needs exactly 2 classes, but 'y' has 3; set data\.task=multiclass"
+    ):
         infer_task(pd.Series(["a", "b", "c"]), "binary", "y")
 
 
@@ -394,7 +427,9 @@ def test_declared_task_reaches_the_prepared_meta(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     pd.DataFrame({"x": rng.normal(size=80), "grade": rng.integers(1, 5, 80)}).to_csv(path, index=False)
     assert prepare(csv_config(path, target="grade"), seed=0).meta["task"] == "multiclass"
-    declared = prepare(csv_config(path, target="grade", task="regression", split=SplitConfig(strategy="random")), seed=0)
+    declared = prepare(
+        csv_config(path, target="grade", task="regression", split=SplitConfig(strategy="random")), seed=0
+    )
     assert declared.meta["task"] == "regression" and declared.meta["classes"] == []
 
 
@@ -403,12 +438,14 @@ def test_declared_task_reaches_the_prepared_meta(tmp_path: Path) -> None:
 
 def split_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "x": rng.normal(size=n),
-        "y": np.where(np.arange(n) < n // 5, "rare", "common"),  # 20% rare
-        "when": pd.date_range("2020-01-01", periods=n, freq="D")[rng.permutation(n)],
-        "customer": rng.integers(0, 40, n),
-    })
+    return pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "y": np.where(np.arange(n) < n // 5, "rare", "common"),  # 20% rare
+            "when": pd.date_range("2020-01-01", periods=n, freq="D")[rng.permutation(n)],
+            "customer": rng.integers(0, 40, n),
+        }
+    )
 
 
 def assert_partition(table: pd.DataFrame, parts: tuple[pd.DataFrame, ...]) -> None:
@@ -420,7 +457,9 @@ def assert_partition(table: pd.DataFrame, parts: tuple[pd.DataFrame, ...]) -> No
 @pytest.mark.parametrize("strategy", ["random", "stratified"])
 def test_split_sizes_roughly_match(strategy: str) -> None:
     table = split_frame()
-    train, valid, test = split_table(table, "y", "binary", SplitConfig(strategy=strategy, test_size=0.25, valid_size=0.15), 0)
+    train, valid, test = split_table(
+        table, "y", "binary", SplitConfig(strategy=strategy, test_size=0.25, valid_size=0.15), 0
+    )
     assert_partition(table, (train, valid, test))
     assert len(test) == pytest.approx(100, abs=2) and len(valid) == pytest.approx(60, abs=2)
 
@@ -480,7 +519,9 @@ def test_group_split_with_one_group_is_refused() -> None:
 def test_group_column_is_kept_for_splitting_but_not_given_to_the_model(tmp_path: Path) -> None:
     path = tmp_path / "grouped.parquet"
     split_frame().drop(columns="when").to_parquet(path, index=False)
-    cfg = DataConfig(source="parquet", path=str(path), target="y", split=SplitConfig(strategy="group", group_column="customer"))
+    cfg = DataConfig(
+        source="parquet", path=str(path), target="y", split=SplitConfig(strategy="group", group_column="customer")
+    )
     prepared = prepare(cfg, seed=0)
     assert prepared.meta["features"] == ["x"] and prepared.meta["split_columns"] == ["customer"]
     assert not set(prepared.train["customer"]) & set(prepared.test["customer"])
@@ -497,20 +538,30 @@ def test_stratified_split_of_too_few_rows_is_a_data_error(tmp_path: Path) -> Non
 
 
 def training_features() -> pd.DataFrame:
-    return pd.DataFrame({
-        "length": [1.0, 2.5, np.nan, 4.0],
-        "count": [1, 2, 3, 4],
-        "island": ["Biscoe", "Dream", "Biscoe", None],
-        "flag": [True, False, True, True],
-    })
+    return pd.DataFrame(
+        {
+            "length": [1.0, 2.5, np.nan, 4.0],
+            "count": [1, 2, 3, 4],
+            "island": ["Biscoe", "Dream", "Biscoe", None],
+            "flag": [True, False, True, True],
+        }
+    )
 
 
 def test_infer_contract_kinds_categories_and_ranges() -> None:
     specs = {spec.name: spec for spec in infer_contract(training_features())}
     assert list(specs) == ["length", "count", "island", "flag"]
-    assert specs["length"].kind == NUMERIC and specs["length"].nullable and (specs["length"].min, specs["length"].max) == (1.0, 4.0)
+    assert (
+        specs["length"].kind == NUMERIC
+        and specs["length"].nullable
+        and (specs["length"].min, specs["length"].max) == (1.0, 4.0)
+    )
     assert specs["count"].kind == NUMERIC and not specs["count"].nullable and specs["count"].dtype == "int64"
-    assert specs["island"].kind == CATEGORICAL and specs["island"].categories == ["Biscoe", "Dream"] and specs["island"].nullable
+    assert (
+        specs["island"].kind == CATEGORICAL
+        and specs["island"].categories == ["Biscoe", "Dream"]
+        and specs["island"].nullable
+    )
     assert specs["flag"].kind == CATEGORICAL and specs["flag"].categories == ["False", "True"]
 
 
@@ -525,7 +576,9 @@ def contract():
 
 
 def good_rows() -> pd.DataFrame:
-    return pd.DataFrame({"length": [3.0, 1.5], "count": [2, 7], "island": ["Dream", "Torgersen"], "flag": [True, False]})
+    return pd.DataFrame(
+        {"length": [3.0, 1.5], "count": [2, 7], "island": ["Dream", "Torgersen"], "flag": [True, False]}
+    )
 
 
 def test_validate_input_types_good_rows(contract) -> None:
@@ -542,12 +595,14 @@ def test_validate_input_rejects_missing_and_extra_columns(contract) -> None:
 
 
 def test_validate_input_names_the_column_and_row_of_a_string_in_a_numeric_column(contract) -> None:
-    rows = pd.DataFrame({
-        "length": [2.0, "eleven", 3.0],
-        "count": [1, 2, 3],
-        "island": ["Biscoe-secret-a", "Dream-secret-b", "Biscoe-secret-c"],
-        "flag": [True, True, False],
-    })
+    rows = pd.DataFrame(
+        {
+            "length": [2.0, "eleven", 3.0],
+            "count": [1, 2, 3],
+            "island": ["Biscoe-secret-a", "Dream-secret-b", "Biscoe-secret-c"],
+            "flag": [True, True, False],
+        }
+    )
     with pytest.raises(InputError, match=r"column 'length' row 1: expected a number, got 'eleven'") as caught:
         validate_input(rows, contract)
     assert "secret" not in str(caught.value)  # other columns and rows are never echoed
@@ -585,7 +640,9 @@ def test_validate_input_rejects_an_empty_frame(contract) -> None:
 
 
 def test_validate_input_caps_the_problems_listed(contract) -> None:
-    rows = pd.DataFrame({"length": [f"bad{i}" for i in range(12)], "count": range(12), "island": ["Dream"] * 12, "flag": [True] * 12})
+    rows = pd.DataFrame(
+        {"length": [f"bad{i}" for i in range(12)], "count": range(12), "island": ["Dream"] * 12, "flag": [True] * 12}
+    )
     with pytest.raises(InputError) as caught:
         validate_input(rows, contract)
     message = str(caught.value)

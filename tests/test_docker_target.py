@@ -33,9 +33,27 @@ PORT = 9090
 BASE_IMAGE = "python:3.11-slim"
 # shared libraries every python:3.11-slim (Debian bookworm) image has: glibc, the C++ runtime
 # (apt needs it), and the libraries CPython itself links
-BASE_LIBS = {"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libutil.so.1", "ld-linux-x86-64.so.2",
-             "ld-linux-aarch64.so.1", "libstdc++.so.6", "libgcc_s.so.1", "libz.so.1", "libffi.so.8", "libssl.so.3",
-             "libcrypto.so.3", "libbz2.so.1.0", "liblzma.so.5", "libsqlite3.so.0", "libuuid.so.1", "libexpat.so.1"}
+BASE_LIBS = {
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "libpthread.so.0",
+    "librt.so.1",
+    "libutil.so.1",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+    "libstdc++.so.6",
+    "libgcc_s.so.1",
+    "libz.so.1",
+    "libffi.so.8",
+    "libssl.so.3",
+    "libcrypto.so.3",
+    "libbz2.so.1.0",
+    "liblzma.so.5",
+    "libsqlite3.so.0",
+    "libuuid.so.1",
+    "libexpat.so.1",
+}
 APT_LIBS = {"libgomp1": {"libgomp.so.1"}}  # what the Debian packages the Dockerfile may install provide
 
 
@@ -44,9 +62,19 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real pipeline run with the docker target in deploy.targets, a LightGBM winner (the engine
     that needs a system library) and card fields, all from the command line."""
     root = new_project(tmp_path_factory.mktemp("docker") / "project")
-    done = cli("run", "+experiment=penguins", "search.n_trials=1", "search.space.random_forest=null", "search.space.linear=null",
-               "deploy.targets=[bundle,docker]", f"deploy.docker.port={PORT}", f"deploy.docker.base_image={BASE_IMAGE}",
-               "deploy.card.intended_use='Sorting penguins by species'", "deploy.card.owners=[ml-team]", cwd=root)
+    done = cli(
+        "run",
+        "+experiment=penguins",
+        "search.n_trials=1",
+        "search.space.random_forest=null",
+        "search.space.linear=null",
+        "deploy.targets=[bundle,docker]",
+        f"deploy.docker.port={PORT}",
+        f"deploy.docker.base_image={BASE_IMAGE}",
+        "deploy.card.intended_use='Sorting penguins by species'",
+        "deploy.card.owners=[ml-team]",
+        cwd=root,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return root
 
@@ -83,7 +111,14 @@ def test_the_deploy_stage_writes_the_context_and_records_it(run: Path, context: 
     record = json.loads((run / "metrics" / "deploy.json").read_text())["targets"]["docker"]
     assert record["context"] == "artifacts/docker/penguins" and record["image_tag"] == "penguins:v1"
     assert record["port"] == PORT and record["base_image"] == BASE_IMAGE
-    assert sorted(p.name for p in context.iterdir()) == [".dockerignore", "Dockerfile", "README.txt", "bundle", "requirements.txt", "wheels"]
+    assert sorted(p.name for p in context.iterdir()) == [
+        ".dockerignore",
+        "Dockerfile",
+        "README.txt",
+        "bundle",
+        "requirements.txt",
+        "wheels",
+    ]
     assert "docker build -t penguins:v1 artifacts/docker/penguins" in (context / "README.txt").read_text()
     released = champion(run, "penguins")  # the context serves the version the registry holds
     assert read_manifest(context / "bundle") == read_manifest(released)
@@ -91,7 +126,9 @@ def test_the_deploy_stage_writes_the_context_and_records_it(run: Path, context: 
 
 
 def test_dockerfile_copies_only_files_the_context_has(context: Path, parsed: list[dict]) -> None:
-    sources = [src for value in instructions(parsed, "COPY") + instructions(parsed, "ADD") for src in copy_sources(value)]
+    sources = [
+        src for value in instructions(parsed, "COPY") + instructions(parsed, "ADD") for src in copy_sources(value)
+    ]
     assert sources and not instructions(parsed, "ADD")
     for source in sources:
         assert (context / source).exists(), source
@@ -106,13 +143,24 @@ def test_dockerfile_runs_the_server_unprivileged_with_a_healthcheck(context: Pat
     assert instructions(parsed, "EXPOSE") == [str(PORT)]
     names = [item["instruction"] for item in parsed]
     assert names[-1] == "CMD" and names.count("CMD") == 1 and "ENTRYPOINT" not in names
-    assert json.loads(instructions(parsed, "CMD")[0]) == ["automlops", "serve", "--model", "/app/bundle", "--host", "0.0.0.0", "--port", str(PORT)]
+    assert json.loads(instructions(parsed, "CMD")[0]) == [
+        "automlops",
+        "serve",
+        "--model",
+        "/app/bundle",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(PORT),
+    ]
     users = instructions(parsed, "USER")
     uid = users[-1].split(":")[0]
-    assert names.index("USER") < names.index("CMD") and uid.isdigit() and int(uid) != 0  # numeric: runAsNonRoot can check it
+    assert (
+        names.index("USER") < names.index("CMD") and uid.isdigit() and int(uid) != 0
+    )  # numeric: runAsNonRoot can check it
     assert any(f"useradd --system --uid {uid}" in run for run in instructions(parsed, "RUN"))
     [health] = instructions(parsed, "HEALTHCHECK")
-    command = json.loads(health[health.index("CMD") + 3:])
+    command = json.loads(health[health.index("CMD") + 3 :])
     assert command[:2] == ["python", "-c"] and f"http://127.0.0.1:{PORT}/health" in command[2]  # no curl in slim images
     installs = [run for run in instructions(parsed, "RUN") if "pip install" in run]
     assert len(installs) == 2 and all("--no-cache-dir" in run for run in installs)
@@ -126,7 +174,16 @@ def test_pins_hold_the_engine_and_not_the_search(context: Path, run: Path) -> No
     pinned = {name.lower(): version for name, version in pins(context).items()}
     for name in ("lightgbm", "scikit-learn", "fastapi", "uvicorn", "pandas", "numpy", "omegaconf"):
         assert pinned[name] == metadata.version(name), name
-    for name in ("autogluon.tabular", "autogluon.core", "optuna", "dvc", "hydra-core", "sqlalchemy", "automlops", "pyarrow"):
+    for name in (
+        "autogluon.tabular",
+        "autogluon.core",
+        "optuna",
+        "dvc",
+        "hydra-core",
+        "sqlalchemy",
+        "automlops",
+        "pyarrow",
+    ):
         assert name not in pinned, name
     manifest = read_manifest(context / "bundle")
     for name in PICKLE_PACKAGES[manifest.model.format]:  # load_bundle refuses the bundle without them
@@ -144,8 +201,14 @@ def test_context_serves_from_a_venv_holding_only_the_pins(context: Path, tmp_pat
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     for name, version in pins(context).items():
         dist = metadata.distribution(name)
         assert dist.version == version, name
@@ -154,12 +217,24 @@ def test_context_serves_from_a_venv_holding_only_the_pins(context: Path, tmp_pat
                 (site / file).parent.mkdir(parents=True, exist_ok=True)
                 (site / file).symlink_to(dist.locate_file(file))
     [wheel] = (context / "wheels").glob("automlops-*-py3-none-any.whl")
-    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
-                             capture_output=True, text=True)
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
-    where = subprocess.run([python, "-c", "import automlops, importlib.util as u; print(automlops.__file__); "
-                            "print([m for m in ('autogluon', 'optuna', 'dvc', 'hydra', 'pyarrow') if u.find_spec(m)])"],
-                           capture_output=True, text=True, cwd=tmp_path, env=run_env())
+    where = subprocess.run(
+        [
+            python,
+            "-c",
+            "import automlops, importlib.util as u; print(automlops.__file__); "
+            "print([m for m in ('autogluon', 'optuna', 'dvc', 'hydra', 'pyarrow') if u.find_spec(m)])",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=run_env(),
+    )
     assert where.returncode == 0, where.stderr
     assert where.stdout.splitlines() == [str(site / "automlops" / "__init__.py"), "[]"]
 
@@ -168,8 +243,12 @@ def test_context_serves_from_a_venv_holding_only_the_pins(context: Path, tmp_pat
         port = probe.getsockname()[1]
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        server = subprocess.Popen([venv / "bin" / "automlops", "serve", "--model", str(context / "bundle"), "--port", str(port)],
-                                  cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [venv / "bin" / "automlops", "serve", "--model", str(context / "bundle"), "--port", str(port)],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -182,7 +261,9 @@ def test_context_serves_from_a_venv_holding_only_the_pins(context: Path, tmp_pat
                 time.sleep(0.2)
         assert health["status"] == "ok" and health["model"] == "penguins"
         example = (context / "bundle" / "input_example.json").read_bytes()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/predict?proba=1", data=example, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict?proba=1", data=example, headers={"Content-Type": "application/json"}
+        )
         answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
         assert len(answer["predictions"]) == len(json.loads(example)) and len(answer["probabilities"][0]) == 3
     finally:
@@ -190,8 +271,18 @@ def test_context_serves_from_a_venv_holding_only_the_pins(context: Path, tmp_pat
         server.wait(timeout=15)
 
     # a regular (non-editable) install ships the same wheel as the editable one this suite runs
-    rebuilt = subprocess.run([python, "-c", "import sys; from pathlib import Path; from automlops.deploy.docker import build_wheel; "
-                              "print(build_wheel(Path(sys.argv[1])))", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    rebuilt = subprocess.run(
+        [
+            python,
+            "-c",
+            "import sys; from pathlib import Path; from automlops.deploy.docker import build_wheel; "
+            "print(build_wheel(Path(sys.argv[1])))",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
     assert Path(rebuilt.stdout.strip()).read_bytes() == wheel.read_bytes()
 
@@ -211,20 +302,30 @@ def test_context_bundle_loads_and_is_readable_by_anyone(context: Path) -> None:
 def test_native_libraries_are_vendored_in_the_base_image_or_installed(context: Path, parsed: list[dict]) -> None:
     """Every shared library a pinned package's native code links is in that package set, in the
     base image, or in a Debian package the Dockerfile installs (LightGBM: libgomp1)."""
-    apt = {word for run in instructions(parsed, "RUN") if "apt-get install" in run for word in run.split() if word in APT_LIBS}
+    apt = {
+        word
+        for run in instructions(parsed, "RUN")
+        if "apt-get install" in run
+        for word in run.split()
+        if word in APT_LIBS
+    }
     dists = [metadata.distribution(name) for name in pins(context)]
     vendored = {Path(str(f)).name for d in dists for f in d.files or ()}
     unmet: dict[str, set[str]] = {}  # library file -> what neither the pins nor the base image provide
     for dist in dists:
         for file in dist.files or ():
             if re.search(r"\.so(\.|$)", file.name):
-                dynamic = subprocess.run(["readelf", "-d", str(dist.locate_file(file))], capture_output=True, text=True).stdout
+                dynamic = subprocess.run(
+                    ["readelf", "-d", str(dist.locate_file(file))], capture_output=True, text=True
+                ).stdout
                 needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dynamic))
                 if needed - vendored - BASE_LIBS:
                     unmet[str(file)] = needed - vendored - BASE_LIBS
     installed = {lib for package in apt for lib in APT_LIBS[package]}
     assert not {file: libs - installed for file, libs in unmet.items() if libs - installed}
-    assert unmet == {"lightgbm/lib/lib_lightgbm.so": {"libgomp.so.1"}} and apt == {"libgomp1"}  # the one system library needed
+    assert unmet == {"lightgbm/lib/lib_lightgbm.so": {"libgomp.so.1"}} and apt == {
+        "libgomp1"
+    }  # the one system library needed
 
 
 def test_pins_follow_the_bundle_requirements(run: Path, tmp_path: Path) -> None:
@@ -238,7 +339,10 @@ def test_pins_follow_the_bundle_requirements(run: Path, tmp_path: Path) -> None:
     pinned = pins(Path(record["context"]))
     assert pinned["scikit-learn"] == "1.0.99"  # the bundle's pin wins over this environment's version
     assert "optuna" not in pinned and pinned["lightgbm"] == metadata.version("lightgbm")
-    assert "Pinned: 1 version(s) from the bundle's requirements.txt" in (Path(record["context"]) / "requirements.txt").read_text()
+    assert (
+        "Pinned: 1 version(s) from the bundle's requirements.txt"
+        in (Path(record["context"]) / "requirements.txt").read_text()
+    )
 
     (bundle / "requirements.txt").unlink()  # an older bundle without one: this environment's versions
     seal(bundle, manifest)

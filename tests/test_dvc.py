@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sklearn.datasets import load_breast_cancer
 from conftest import champion, cli, dvc, new_project, snapshot
+from sklearn.datasets import load_breast_cancer
 
 from automlops.stages import STAGE_NAMES
 
@@ -55,17 +55,46 @@ def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None
     assert (project / "artifacts" / "search" / "model" / "model.joblib").read_bytes() == model_before
 
     # the candidate's manifest records the whole deploy section: a model card edit repackages (it was stale before)
-    ok(cli("compose", "search.n_trials=2", "deploy.example_rows=2", "deploy.card.intended_use=triage", NO_CHANGE_CHECK, cwd=project))
+    ok(
+        cli(
+            "compose",
+            "search.n_trials=2",
+            "deploy.example_rows=2",
+            "deploy.card.intended_use=triage",
+            NO_CHANGE_CHECK,
+            cwd=project,
+        )
+    )
     card_change = ok(dvc("repro", cwd=project))
     assert stages_run(card_change) == ["package", "gate", "deploy", "monitor"]
-    assert read_json(project / "artifacts" / "bundle" / "manifest.json")["config"]["deploy"]["card"]["intended_use"] == "triage"
+    assert (
+        read_json(project / "artifacts" / "bundle" / "manifest.json")["config"]["deploy"]["card"]["intended_use"]
+        == "triage"
+    )
 
     # a search change reruns the search and what depends on it, not the data preparation
     # a publishing change repackages the same model and publishes it again, nothing further upstream reruns
-    ok(cli("compose", "search.n_trials=2", "deploy.example_rows=2", "deploy.alias=production", NO_CHANGE_CHECK, cwd=project))
+    ok(
+        cli(
+            "compose",
+            "search.n_trials=2",
+            "deploy.example_rows=2",
+            "deploy.alias=production",
+            NO_CHANGE_CHECK,
+            cwd=project,
+        )
+    )
     deploy_only = ok(dvc("repro", cwd=project))
-    assert stages_run(deploy_only) == ["package", "gate", "deploy", "monitor"]  # the gate compares with deploy.alias's model
-    assert read_json(project / "models" / "breast_cancer" / "aliases.json")["aliases"] == {"champion": 2, "production": 3}
+    assert stages_run(deploy_only) == [
+        "package",
+        "gate",
+        "deploy",
+        "monitor",
+    ]  # the gate compares with deploy.alias's model
+    assert read_json(project / "models" / "breast_cancer" / "aliases.json")["aliases"] == {
+        "champion": 2,
+        "production": 3,
+    }
 
     ok(cli("compose", "search.n_trials=3", "deploy.example_rows=2", NO_CHANGE_CHECK, cwd=project))
     search_change = ok(dvc("repro", cwd=project))
@@ -73,7 +102,9 @@ def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None
     assert read_json(project / "metrics" / "search.json")["trials"] == 3
     assert read_json(project / "artifacts" / "bundle" / "manifest.json")["lineage"]["search"]["trials_finished"] == 3
     # the third trial did not beat the first two: the same model, packaged the same way, adds no version
-    assert read_json(project / "metrics" / "deploy.json")["unchanged"] and champion(project, "breast_cancer").name == "2"
+    assert (
+        read_json(project / "metrics" / "deploy.json")["unchanged"] and champion(project, "breast_cancer").name == "2"
+    )
 
     # conf/ edited but params.yaml not recomposed: stop before any work, saying how to fix it
     optuna_yaml = project / "conf" / "search" / "optuna.yaml"
@@ -104,7 +135,16 @@ def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None
     assert report["dataset_drift"]["drifted"] and len(report["dataset_drift"]["drifted_columns"]) == 30
     assert (project / "metrics" / "monitor" / "monitor.html").is_file()
     assert snapshot(project, ("models",)) == registry_before
-    ok(cli("compose", "search.n_trials=3", "deploy.example_rows=2", NO_CHANGE_CHECK, "monitor.fail_on_drift=false", cwd=project))
+    ok(
+        cli(
+            "compose",
+            "search.n_trials=3",
+            "deploy.example_rows=2",
+            NO_CHANGE_CHECK,
+            "monitor.fail_on_drift=false",
+            cwd=project,
+        )
+    )
     assert stages_run(ok(dvc("repro", cwd=project))) == ["monitor"]  # a monitor setting reruns the monitor alone
 
     # after a manual promote or rollback, the README's command re-checks the candidate and retrains nothing
@@ -143,6 +183,11 @@ def test_repro_reproduces_automlops_run(penguins_run, tmp_path: Path) -> None:
         assert run_best[key] == repro_best[key], key
     assert read_json(project / "metrics" / "test.json") == read_json(other / "metrics" / "test.json")
     # every trial alike, bar its fit time
-    boards = [pd.read_csv(root / "metrics" / "leaderboard.csv").drop(columns=["fit_seconds", "predict_seconds_per_row", "recorded_at", "artifact"]) for root in (project, other)]
+    boards = [
+        pd.read_csv(root / "metrics" / "leaderboard.csv").drop(
+            columns=["fit_seconds", "predict_seconds_per_row", "recorded_at", "artifact"]
+        )
+        for root in (project, other)
+    ]
     assert len(boards[0]) == 2
     pd.testing.assert_frame_equal(boards[0], boards[1])

@@ -63,23 +63,49 @@ def engines_project(optuna_run: tuple[Path, dict]) -> Path:
 NO_FAMILY = ["search.space.lightgbm=null", "search.space.random_forest=null", "search.space.linear=null"]
 BAD_SEARCH_INPUT = [
     pytest.param(NO_FAMILY, ["search.space: no model family to search"], id="empty-space"),
-    pytest.param(["+search.space.lightgmb={}"], ["search.space family", "'lightgmb'", "did you mean 'lightgbm'"], id="unknown-family"),
-    pytest.param(["+search.space.lightgbm.n_estimator=100"], ["search.space.lightgbm.n_estimator", "did you mean 'n_estimators'"],
-                 id="unknown-param"),
-    pytest.param(["data=diabetes", "search.metric=roc_auc"], ["search.metric", "'roc_auc'", "regression"], id="metric-for-another-task"),
+    pytest.param(
+        ["+search.space.lightgmb={}"],
+        ["search.space family", "'lightgmb'", "did you mean 'lightgbm'"],
+        id="unknown-family",
+    ),
+    pytest.param(
+        ["+search.space.lightgbm.n_estimator=100"],
+        ["search.space.lightgbm.n_estimator", "did you mean 'n_estimators'"],
+        id="unknown-param",
+    ),
+    pytest.param(
+        ["data=diabetes", "search.metric=roc_auc"],
+        ["search.metric", "'roc_auc'", "regression"],
+        id="metric-for-another-task",
+    ),
     pytest.param(["search.n_trials=0"], ["search.n_trials", "must be >= 1, got 0"], id="zero-budget"),
-    pytest.param(["search.storage=postgresql+psycopg://nobody@127.0.0.1:1/x"],
-                 ["search.storage", "postgresql+psycopg://nobody@127.0.0.1:1/x", "check the URL"], id="unreachable-storage"),
-    pytest.param(["search.sampler=cmaes", "search.objectives=[model_size]"], ["search.sampler: cmaes is single-objective"],
-                 id="cmaes-multi-objective"),
-    pytest.param(["search.engine=autogluon", "search.timeout=null"], ["search.timeout", "autogluon"], id="autogluon-without-timeout"),
-    pytest.param(["search=autogluon", "search.autogluon.hyperparameters=zeroshoot"],
-                 ["search.autogluon.hyperparameters", "'zeroshoot'", "did you mean 'zeroshot'"], id="unknown-autogluon-portfolio"),
+    pytest.param(
+        ["search.storage=postgresql+psycopg://nobody@127.0.0.1:1/x"],
+        ["search.storage", "postgresql+psycopg://nobody@127.0.0.1:1/x", "check the URL"],
+        id="unreachable-storage",
+    ),
+    pytest.param(
+        ["search.sampler=cmaes", "search.objectives=[model_size]"],
+        ["search.sampler: cmaes is single-objective"],
+        id="cmaes-multi-objective",
+    ),
+    pytest.param(
+        ["search.engine=autogluon", "search.timeout=null"],
+        ["search.timeout", "autogluon"],
+        id="autogluon-without-timeout",
+    ),
+    pytest.param(
+        ["search=autogluon", "search.autogluon.hyperparameters=zeroshoot"],
+        ["search.autogluon.hyperparameters", "'zeroshoot'", "did you mean 'zeroshot'"],
+        id="unknown-autogluon-portfolio",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("overrides", "named"), BAD_SEARCH_INPUT)
-def test_bad_search_input_is_refused_before_any_trial(engines_project: Path, overrides: list[str], named: list[str]) -> None:
+def test_bad_search_input_is_refused_before_any_trial(
+    engines_project: Path, overrides: list[str], named: list[str]
+) -> None:
     before = snapshot(engines_project, GUARDED)
     result = cli("run", "search.n_trials=2", *overrides, cwd=engines_project, timeout=120)
     assert result.returncode == 2, (result.returncode, result.stderr)
@@ -91,7 +117,9 @@ def test_bad_search_input_is_refused_before_any_trial(engines_project: Path, ove
     # no study, no trial, no candidate, no bundle, no search output: nothing guarded changed. A metric that
     # does not fit the task is caught right after prepare, whose own outputs (data/prepared and
     # metrics/validation.json, the data validation report) a finished prepare may rewrite
-    assert (engines_project / ".automlops" / "optuna.db").is_file() and (engines_project / "models" / "breast_cancer").is_dir()
+    assert (engines_project / ".automlops" / "optuna.db").is_file() and (
+        engines_project / "models" / "breast_cancer"
+    ).is_dir()
     after = snapshot(engines_project, GUARDED)
     for state in (before, after):
         state.pop("metrics/validation.json", None)
@@ -100,10 +128,17 @@ def test_bad_search_input_is_refused_before_any_trial(engines_project: Path, ove
 
 def test_autogluon_dict_override_from_the_command_line_composes(engines_project: Path) -> None:
     """The hyperparameters example in conf/search/autogluon.yaml, given on the command line."""
-    result = cli("run", "--cfg", "search=autogluon", "search.timeout=20", "search.autogluon.hyperparameters={GBM: {}, LR: {}}", cwd=engines_project)
+    result = cli(
+        "run",
+        "--cfg",
+        "search=autogluon",
+        "search.timeout=20",
+        "search.autogluon.hyperparameters={GBM: {}, LR: {}}",
+        cwd=engines_project,
+    )
     assert result.returncode == 0, result.stderr
     assert "internal error" not in result.stderr
-    composed = result.stdout[result.stdout.index("autogluon:"):]
+    composed = result.stdout[result.stdout.index("autogluon:") :]
     assert "hyperparameters:\n      GBM: {}\n      LR: {}" in composed, composed[:400]
 
 
@@ -111,12 +146,16 @@ def leaderboard(root: Path) -> pd.DataFrame:
     return pd.read_csv(root / "metrics" / "leaderboard.csv", keep_default_na=False, na_values=[""])
 
 
-def test_autogluon_bundle_predicts_and_joins_the_optuna_leaderboard(optuna_run: tuple[Path, dict], tmp_path: Path) -> None:
+def test_autogluon_bundle_predicts_and_joins_the_optuna_leaderboard(
+    optuna_run: tuple[Path, dict], tmp_path: Path
+) -> None:
     project, optuna_manifest = optuna_run
     study = optuna_manifest["lineage"]["search"]["study_name"]
 
     (project / "conf" / "experiment" / "ag_small.yaml").write_text(AG_EXPERIMENT)
-    result = cli("run", "+experiment=ag_small", "gate.checks=[]", cwd=project)  # published whatever its score: the gate has its own tests
+    result = cli(
+        "run", "+experiment=ag_small", "gate.checks=[]", cwd=project
+    )  # published whatever its score: the gate has its own tests
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
 
@@ -133,12 +172,23 @@ def test_autogluon_bundle_predicts_and_joins_the_optuna_leaderboard(optuna_run: 
     assert manifest["metrics"]["test"]["roc_auc"] > 0.9
     if manifest["model"]["family"] == "WeightedEnsemble_L2":  # its members and their weights, not its settings
         weights = manifest["model"]["params"]["ensemble_weights"]
-        assert set(weights) <= AG_FAMILIES - {"WeightedEnsemble_L2"} and sum(weights.values()) == pytest.approx(1, abs=1e-3)
+        assert set(weights) <= AG_FAMILIES - {"WeightedEnsemble_L2"} and sum(weights.values()) == pytest.approx(
+            1, abs=1e-3
+        )
 
     # `automlops predict` on the bundle gives what the bundle's model gives in memory
     rows = pd.DataFrame.from_records(json.loads((bundle / "input_example.json").read_text()))
     out = tmp_path / "predictions.csv"
-    done = cli("predict", "--model", str(bundle), "--input", str(bundle / "input_example.json"), "--output", str(out), cwd=project)
+    done = cli(
+        "predict",
+        "--model",
+        str(bundle),
+        "--input",
+        str(bundle / "input_example.json"),
+        "--output",
+        str(out),
+        cwd=project,
+    )
     assert done.returncode == 0, done.stderr
     assert f"wrote {len(rows)} prediction(s)" in done.stdout
     predicted = pd.read_csv(out, float_precision="round_trip")
@@ -154,7 +204,11 @@ def test_autogluon_bundle_predicts_and_joins_the_optuna_leaderboard(optuna_run: 
     meta = json.loads((project / "data" / "prepared" / "meta.json").read_text())
     assert set(table["engine"]) == {"optuna", "autogluon"}
     hashes = set(table["data_hash"])  # the data and its train/valid split
-    assert set(table["metric"]) == {"roc_auc"} and len(hashes) == 1 and hashes.pop().startswith(meta["data_hash"] + "/split:")
+    assert (
+        set(table["metric"]) == {"roc_auc"}
+        and len(hashes) == 1
+        and hashes.pop().startswith(meta["data_hash"] + "/split:")
+    )
     optuna_rows, ag_rows = table[table["engine"] == "optuna"], table[table["engine"] == "autogluon"]
     assert len(optuna_rows) == 3 and set(optuna_rows["source"]) == {study}
     assert set(ag_rows["source"]) == {search["fit_id"]}
@@ -162,7 +216,11 @@ def test_autogluon_bundle_predicts_and_joins_the_optuna_leaderboard(optuna_run: 
     winners = table[table["winner"]]
     assert len(winners) == 1
     winner = winners.iloc[0]
-    assert (winner["engine"], winner["source"], winner["family"]) == ("autogluon", search["fit_id"], manifest["model"]["family"])
+    assert (winner["engine"], winner["source"], winner["family"]) == (
+        "autogluon",
+        search["fit_id"],
+        manifest["model"]["family"],
+    )
     assert winner["score"] == pytest.approx(manifest["metrics"]["validation"]["roc_auc"])
     scores = table["score"].dropna().to_numpy()
     assert (np.diff(scores) <= 0).all(), "the leaderboard is ranked best first"

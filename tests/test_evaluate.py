@@ -21,7 +21,6 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from automlops.records import Manifest
 from automlops.checks import to_typed
 from automlops.config.compose import compose
 from automlops.config.schema import EvaluateConfig
@@ -29,17 +28,25 @@ from automlops.data.contract import infer_contract
 from automlops.deploy.bundle import Bundle
 from automlops.errors import ConfigError
 from automlops.evaluate import (
-    HIGHER_IS_BETTER, PLOT_FILES, check_slice_columns, evaluate, metric_names, predict, primary_metric, test_metrics,
+    HIGHER_IS_BETTER,
+    PLOT_FILES,
+    check_slice_columns,
+    evaluate,
+    metric_names,
+    predict,
+    primary_metric,
+    test_metrics,
 )
 from automlops.evaluate.metrics import calibration_table
 from automlops.predict import predict_frame
+from automlops.records import Manifest
 
 NO_PLOTS = EvaluateConfig(plots=False)
 
 
 def _split(x: pd.DataFrame, y: pd.Series, seed: int = 0) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
     order = np.random.default_rng(seed).permutation(len(x))
-    train, test = order[: len(x) // 2], order[len(x) // 2:]
+    train, test = order[: len(x) // 2], order[len(x) // 2 :]
     return x.iloc[train], y.iloc[train], x.iloc[test].reset_index(drop=True), y.iloc[test].reset_index(drop=True)
 
 
@@ -71,8 +78,11 @@ def regression() -> tuple[Pipeline, pd.DataFrame, pd.Series]:
 def test_binary_metrics_match_scikit_learn(binary) -> None:
     model, x, y = binary
     metrics = test_metrics(model, x, y, "binary")
-    assert list(metrics) == metric_names("binary") == [
-        "accuracy", "balanced_accuracy", "f1", "f1_macro", "log_loss", "roc_auc", "pr_auc", "brier", "ece"]
+    assert (
+        list(metrics)
+        == metric_names("binary")
+        == ["accuracy", "balanced_accuracy", "f1", "f1_macro", "log_loss", "roc_auc", "pr_auc", "brier", "ece"]
+    )
     predicted, positive = model.predict(x), model.predict_proba(x)[:, 1]
     expected = {
         "accuracy": skm.accuracy_score(y, predicted),
@@ -102,7 +112,11 @@ def test_binary_metrics_match_scikit_learn(binary) -> None:
 def test_multiclass_metrics_match_scikit_learn(multiclass) -> None:
     model, x, y = multiclass
     metrics = test_metrics(model, x, y, "multiclass")
-    assert list(metrics) == metric_names("multiclass") == ["accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr", "ece"]
+    assert (
+        list(metrics)
+        == metric_names("multiclass")
+        == ["accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr", "ece"]
+    )
     proba, predicted = model.predict_proba(x), model.predict(x)
     assert metrics["accuracy"] == pytest.approx(skm.accuracy_score(y, predicted), abs=1e-6)
     assert metrics["f1_macro"] == pytest.approx(skm.f1_score(y, predicted, average="macro"), abs=1e-6)
@@ -122,10 +136,15 @@ def test_regression_metrics_match_scikit_learn(regression) -> None:
     model, x, y = regression
     metrics = test_metrics(model, x, y, "regression")
     predicted = model.predict(x)
-    assert metrics == pytest.approx({
-        "rmse": skm.root_mean_squared_error(y, predicted), "mae": skm.mean_absolute_error(y, predicted),
-        "r2": skm.r2_score(y, predicted), "mape": skm.mean_absolute_percentage_error(y, predicted),
-    }, abs=1e-6)
+    assert metrics == pytest.approx(
+        {
+            "rmse": skm.root_mean_squared_error(y, predicted),
+            "mae": skm.mean_absolute_error(y, predicted),
+            "r2": skm.r2_score(y, predicted),
+            "mape": skm.mean_absolute_percentage_error(y, predicted),
+        },
+        abs=1e-6,
+    )
     assert list(metrics) == metric_names("regression")
 
 
@@ -164,7 +183,11 @@ def test_threshold_moves_the_decision_not_the_probabilities(binary, multiclass) 
 
 def _bundle(model: Pipeline, x: pd.DataFrame, task: str, threshold: float | None) -> Bundle:
     schema = [spec.to_dict() for spec in infer_contract(x)]
-    return Bundle(Path("unused"), Manifest.from_dict({"task": task, "decision_threshold": threshold, "input_schema": schema}), model)
+    return Bundle(
+        Path("unused"),
+        Manifest.from_dict({"task": task, "decision_threshold": threshold, "input_schema": schema}),
+        model,
+    )
 
 
 def test_serving_applies_the_bundles_decision_threshold(binary, multiclass) -> None:
@@ -174,7 +197,10 @@ def test_serving_applies_the_bundles_decision_threshold(binary, multiclass) -> N
     assert (strict["prediction"].to_numpy() != model.predict(x)).sum() > 10
     assert strict["proba_1"].to_numpy() == pytest.approx(model.predict_proba(x)[:, 1])
     # without probabilities in the output, the threshold still decides
-    assert predict_frame(_bundle(model, x, "binary", 0.9), x, probabilities=False)["prediction"].tolist() == strict["prediction"].tolist()
+    assert (
+        predict_frame(_bundle(model, x, "binary", 0.9), x, probabilities=False)["prediction"].tolist()
+        == strict["prediction"].tolist()
+    )
     # what serving predicts is what evaluation measured
     p = predict(model, x, y, "binary", threshold=0.9)
     assert strict["prediction"].tolist() == p.predicted.tolist()
@@ -182,7 +208,9 @@ def test_serving_applies_the_bundles_decision_threshold(binary, multiclass) -> N
     assert predict_frame(_bundle(model, x, "binary", None), x)["prediction"].tolist() == model.predict(x).tolist()
     # a multiclass bundle ignores a threshold
     model3, x3, _ = multiclass
-    assert predict_frame(_bundle(model3, x3, "multiclass", 0.9), x3)["prediction"].tolist() == model3.predict(x3).tolist()
+    assert (
+        predict_frame(_bundle(model3, x3, "multiclass", 0.9), x3)["prediction"].tolist() == model3.predict(x3).tolist()
+    )
 
 
 def test_slices_by_category_and_by_quantile_bin(binary) -> None:
@@ -195,7 +223,9 @@ def test_slices_by_category_and_by_quantile_bin(binary) -> None:
     slices = evaluate(model, test, list(x.columns), "target", "binary", cfg, seed=0).slices
 
     assert list(slices["site"]) == ["island", "north", "south", "missing"]
-    assert slices["site"]["island"] == {"rows": 1} and slices["site"]["missing"] == {"rows": 3}  # < min_slice_rows: size only
+    assert slices["site"]["island"] == {"rows": 1} and slices["site"]["missing"] == {
+        "rows": 3
+    }  # < min_slice_rows: size only
     north = (test["site"] == "north").to_numpy()
     assert slices["site"]["north"] == {"rows": int(north.sum()), **test_metrics(model, x[north], y[north], "binary")}
 
@@ -214,19 +244,41 @@ def test_slices_by_category_and_by_quantile_bin(binary) -> None:
 
 def test_unknown_slice_column_is_a_config_error_with_a_suggestion(binary) -> None:
     model, x, y = binary
-    with pytest.raises(ConfigError, match=r"^evaluate\.slices: unknown value 'mean radus' \(did you mean 'mean radius'\?\); choose one of: "):
-        evaluate(model, x.assign(target=y), list(x.columns), "target", "binary", EvaluateConfig(slices=["mean radus"]), 0)
-    with pytest.raises(ConfigError, match=r"data/prepared/test\.parquet holds the features, the target and any split column"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^evaluate\.slices: unknown value 'mean radus' \(did you mean 'mean radius'\?\); choose one of: ",
+    ):
+        evaluate(
+            model, x.assign(target=y), list(x.columns), "target", "binary", EvaluateConfig(slices=["mean radus"]), 0
+        )
+    with pytest.raises(
+        ConfigError, match=r"data/prepared/test\.parquet holds the features, the target and any split column"
+    ):
         check_slice_columns(["year"], ["island", "species"])
 
 
-@pytest.mark.parametrize(("overrides", "messages"), [
-    (["evaluate.threshold=1.5"], [r"evaluate\.threshold: must be in \(0, 1\) \(a probability\), got 1\.5; or null"]),
-    (["evaluate.slice_bins=1", "evaluate.importance_repeats=-1", "evaluate.min_slice_rows=0"],
-     [r"evaluate\.slice_bins: must be >= 2", r"evaluate\.importance_repeats: must be >= 0", r"evaluate\.min_slice_rows: must be >= 1"]),
-    (["data=diabetes", "evaluate.threshold=0.3"], [r"evaluate\.threshold: applies to binary tasks only, but data\.task=regression"]),
-    (["evaluate.slices=[a,b,a]"], [r"evaluate\.slices: column\(s\) a listed more than once"]),
-])
+@pytest.mark.parametrize(
+    ("overrides", "messages"),
+    [
+        (
+            ["evaluate.threshold=1.5"],
+            [r"evaluate\.threshold: must be in \(0, 1\) \(a probability\), got 1\.5; or null"],
+        ),
+        (
+            ["evaluate.slice_bins=1", "evaluate.importance_repeats=-1", "evaluate.min_slice_rows=0"],
+            [
+                r"evaluate\.slice_bins: must be >= 2",
+                r"evaluate\.importance_repeats: must be >= 0",
+                r"evaluate\.min_slice_rows: must be >= 1",
+            ],
+        ),
+        (
+            ["data=diabetes", "evaluate.threshold=0.3"],
+            [r"evaluate\.threshold: applies to binary tasks only, but data\.task=regression"],
+        ),
+        (["evaluate.slices=[a,b,a]"], [r"evaluate\.slices: column\(s\) a listed more than once"]),
+    ],
+)
 def test_evaluate_config_checks(overrides: list[str], messages: list[str]) -> None:
     with pytest.raises(ConfigError) as caught:
         to_typed(compose(overrides, conf_dir=REPO / "conf"))
@@ -263,7 +315,9 @@ def test_binary_plot_tables(binary) -> None:
 
 def test_regression_plot_tables(regression) -> None:
     model, x, y = regression
-    plots = evaluate(model, x.assign(target=y), list(x.columns), "target", "regression", EvaluateConfig(importance_repeats=3), seed=0).plots
+    plots = evaluate(
+        model, x.assign(target=y), list(x.columns), "target", "regression", EvaluateConfig(importance_repeats=3), seed=0
+    ).plots
     residuals = plots["residuals.csv"]
     assert residuals["predicted"].to_numpy() == pytest.approx(model.predict(x), abs=1e-5)
     assert residuals["residual"].to_numpy() == pytest.approx(y - model.predict(x), abs=1e-5)
@@ -274,9 +328,13 @@ def test_regression_plot_tables(regression) -> None:
     assert importance["bmi"] > 5  # rmse points lost when bmi is shuffled
     assert abs(importance["noise"]) < importance["bmi"] / 10
 
-    none = evaluate(model, x.assign(target=y), list(x.columns), "target", "regression", EvaluateConfig(importance_repeats=0), seed=0)
+    none = evaluate(
+        model, x.assign(target=y), list(x.columns), "target", "regression", EvaluateConfig(importance_repeats=0), seed=0
+    )
     assert none.plots["importance.csv"].empty and not none.plots["residuals.csv"].empty
-    off = evaluate(model, x.assign(target=y), list(x.columns), "target", "regression", replace(NO_PLOTS, slices=["sex"]), seed=0)
+    off = evaluate(
+        model, x.assign(target=y), list(x.columns), "target", "regression", replace(NO_PLOTS, slices=["sex"]), seed=0
+    )
     assert all(table.empty for table in off.plots.values()) and off.metrics == test_metrics(model, x, y, "regression")
     assert sum(s["rows"] for s in off.slices["sex"].values()) == len(x)
 
@@ -302,17 +360,30 @@ def test_dvc_plots_show_renders_the_evaluate_plots(project: Path) -> None:
     shown = _ok(dvc("plots", "show", cwd=project))
     assert "failed" not in shown.stdout + shown.stderr
     html = (project / "dvc_plots" / "index.html").read_text()
-    specs = dict(re.findall(r'<div id = "metrics_plots_(\w+)_csv">\s*<script type = "text/javascript">\s*var spec = (.*?);\n', html))
+    specs = dict(
+        re.findall(
+            r'<div id = "metrics_plots_(\w+)_csv">\s*<script type = "text/javascript">\s*var spec = (.*?);\n', html
+        )
+    )
     assert set(specs) == {name.removesuffix(".csv") for name in PLOT_FILES}
     drawn = {name: json.loads(spec) for name, spec in specs.items() if spec != "{}"}
     assert set(drawn) == {"confusion", "roc", "precision_recall", "calibration", "importance"}  # residuals: header only
     assert len(drawn["confusion"]["data"]["values"]) == test_rows
     assert {row["feature"] for row in drawn["importance"]["data"]["values"]} >= {"mean radius", "worst area"}
-    assert drawn["roc"]["data"]["values"][-1] | {"threshold": None} == {"fpr": "1.0", "tpr": "1.0", "threshold": None, "rev": "workspace"}
+    assert drawn["roc"]["data"]["values"][-1] | {"threshold": None} == {
+        "fpr": "1.0",
+        "tpr": "1.0",
+        "threshold": None,
+        "rev": "workspace",
+    }
 
     _ok(cli("compose", "search.n_trials=2", "evaluate.slices=[mean radus]", cwd=project))
     before = snapshot(project, ("metrics",))
     failed = cli("stage", "evaluate", cwd=project)
     assert failed.returncode == 2
-    assert failed.stderr.strip().splitlines()[-1].startswith("error: evaluate.slices: unknown value 'mean radus' (did you mean 'mean radius'?)")
+    assert (
+        failed.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: evaluate.slices: unknown value 'mean radus' (did you mean 'mean radius'?)")
+    )
     assert snapshot(project, ("metrics",)) == before

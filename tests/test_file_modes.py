@@ -9,12 +9,17 @@ import stat
 from pathlib import Path
 
 import pytest
+from conftest import PROJECT_FILES, champion, cli, new_project
 from palmerpenguins import load_penguins
 
-from conftest import PROJECT_FILES, champion, cli, new_project
-
 FEATURES = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex"]
-NOT_OURS = (".git", ".dvc", ".dvcignore", "data", *(name for name in PROJECT_FILES if name != "params.yaml"))  # git, dvc, the copied inputs
+NOT_OURS = (
+    ".git",
+    ".dvc",
+    ".dvcignore",
+    "data",
+    *(name for name in PROJECT_FILES if name != "params.yaml"),
+)  # git, dvc, the copied inputs
 
 
 def created(root: Path) -> list[Path]:
@@ -46,11 +51,29 @@ def predict_and_monitor(model: Path, tmp_path: Path, umask: int, suffix: str) ->
     inputs, out = tmp_path / "inputs", tmp_path / "out"
     inputs.mkdir()
     load_penguins()[FEATURES].to_csv(inputs / "batch.csv", index=False)
-    scored = cli("predict", "--model", str(model), "--input", str(inputs / "batch.csv"), "--output", str(out / "scores" / f"p{suffix}"),
-                 cwd=tmp_path, umask=umask)
+    scored = cli(
+        "predict",
+        "--model",
+        str(model),
+        "--input",
+        str(inputs / "batch.csv"),
+        "--output",
+        str(out / "scores" / f"p{suffix}"),
+        cwd=tmp_path,
+        umask=umask,
+    )
     assert scored.returncode == 0, scored.stderr[-2000:]
-    watched = cli("monitor", "--model", str(model), "--data", str(inputs / "batch.csv"), "--out", str(out / "monitor"),
-                  cwd=tmp_path, umask=umask)
+    watched = cli(
+        "monitor",
+        "--model",
+        str(model),
+        "--data",
+        str(inputs / "batch.csv"),
+        "--out",
+        str(out / "monitor"),
+        cwd=tmp_path,
+        umask=umask,
+    )
     assert watched.returncode in (0, 4), watched.stderr[-2000:]
     assert {p.name for p in (out / "monitor").iterdir()} == {"monitor.json", "monitor.html"}
     return out
@@ -61,10 +84,18 @@ def test_under_umask_022_every_artifact_is_0644_and_every_folder_0755(penguins_r
     out = predict_and_monitor(champion(root, "penguins"), tmp_path, 0o022, ".parquet")
     paths = created(root) + [out, *out.rglob("*")]
     names = {p.relative_to(root).as_posix() for p in paths if p.is_relative_to(root)}
-    for name in ("params.yaml", "metrics/deploy.json", "metrics/blessing.json", "models/penguins/aliases.json",
-                 "models/penguins/versions/1/manifest.json", "models/penguins/versions/1/model_card.html",
-                 "models/penguins/versions/1/blessing.json", "models/penguins/versions/1/statistics.json",
-                 "data/prepared/statistics.json", "artifacts/bundle"):
+    for name in (
+        "params.yaml",
+        "metrics/deploy.json",
+        "metrics/blessing.json",
+        "models/penguins/aliases.json",
+        "models/penguins/versions/1/manifest.json",
+        "models/penguins/versions/1/model_card.html",
+        "models/penguins/versions/1/blessing.json",
+        "models/penguins/versions/1/statistics.json",
+        "data/prepared/statistics.json",
+        "artifacts/bundle",
+    ):
         assert name in names  # the walk sees what the issue listed
     wrong = wrong_modes(paths, 0o022)
     assert not wrong, f"{len(wrong)} of {len(paths)} paths: {wrong}"

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from conftest import cli
 
-from automlops.records import ChampionRef
 from automlops.config.schema import GateCheck, GateConfig
 from automlops.data.contract import infer_contract
 from automlops.data.row_hashes import hash_set, row_hashes
@@ -27,6 +26,7 @@ from automlops.gate import (
     too_few_rows,
     unseen_rows,
 )
+from automlops.records import ChampionRef
 
 
 def gate(*checks: GateCheck) -> GateConfig:
@@ -35,8 +35,12 @@ def gate(*checks: GateCheck) -> GateConfig:
 
 def versus(champion: dict[str, float], challenger: dict[str, float] | None = None) -> Comparison:
     """Both models scored on the same unseen rows (the challenger's own values unless given)."""
-    return Comparison(UNSEEN_ROWS, challenger or {}, champion, {"test": 50, "used": 40, "champion_trained_on": 10,
-                                                                   "challenger_trained_on": 0})
+    return Comparison(
+        UNSEEN_ROWS,
+        challenger or {},
+        champion,
+        {"test": 50, "used": 40, "champion_trained_on": 10, "challenger_trained_on": 0},
+    )
 
 
 def checks_vs(cfg: GateConfig, task: str, challenger: dict[str, float], champion: dict[str, float]) -> list:
@@ -80,13 +84,20 @@ def test_without_a_champion_change_checks_pass_and_say_why() -> None:
 def test_the_blessing_fails_on_any_check_or_on_infra() -> None:
     checks = run_checks(gate(GateCheck("roc_auc", min=0.9)), "binary", {"roc_auc": 0.95}, None)
     assert blessing(checks, {"passed": True}, None, None).passed
-    record = blessing(checks, {"passed": False, "error": "p95 latency 900 ms is above gate.infra.p95_ms=500"}, 3, versus({}))
+    record = blessing(
+        checks, {"passed": False, "error": "p95 latency 900 ms is above gate.infra.p95_ms=500"}, 3, versus({})
+    )
     scored_on = "40 of 50 test rows neither model trained on (10 excluded: 10 the champion trained on, 0 the challenger trained on)"
     assert not record.passed and record.champion == ChampionRef(3, scored_on)
     assert failure_summary(record) == "infra validation: p95 latency 900 ms is above gate.infra.p95_ms=500"
     # no change check configured: the champion is not scored, and the record says so
-    assert not has_change_checks(gate(GateCheck("roc_auc", min=0.9))) and has_change_checks(gate(GateCheck("rmse", max_worse_relative=0)))
-    assert blessing(checks, None, 3, None).to_dict()["champion"] == {"version": 3, "scored_on": "not scored (gate.checks has no change check)"}
+    assert not has_change_checks(gate(GateCheck("roc_auc", min=0.9))) and has_change_checks(
+        gate(GateCheck("rmse", max_worse_relative=0))
+    )
+    assert blessing(checks, None, 3, None).to_dict()["champion"] == {
+        "version": 3,
+        "scored_on": "not scored (gate.checks has no change check)",
+    }
 
 
 def test_a_row_hashes_the_same_whatever_form_it_arrives_in() -> None:
@@ -99,7 +110,9 @@ def test_a_row_hashes_the_same_whatever_form_it_arrives_in() -> None:
     assert list(row_hashes(again, pd.Series(["yes", "no", "yes"], dtype="category"), contract)) == list(hashes)
     other = pd.DataFrame({"size": [1.0, 2.5, 3.5], "colour": ["red", None, "blue"]})
     assert list(row_hashes(other, pd.Series(["yes", "yes", "yes"]), contract) == hashes) == [True, False, False]
-    assert list(hash_set(np.concatenate([hashes, hashes[:1]]))) == sorted(hashes)  # distinct and sorted, as a bundle keeps them
+    assert list(hash_set(np.concatenate([hashes, hashes[:1]]))) == sorted(
+        hashes
+    )  # distinct and sorted, as a bundle keeps them
 
 
 def test_the_compared_rows_are_those_neither_model_trained_on() -> None:
@@ -107,8 +120,12 @@ def test_the_compared_rows_are_those_neither_model_trained_on() -> None:
     y = pd.Series([0, 1, 0, 1, 0])
     contract = infer_contract(test)
     hashes = row_hashes(test, y, contract)
-    champion_trained = hash_set(row_hashes(test.iloc[[0, 2]], y.iloc[[0, 2]], contract))  # a new split: two test rows were its training rows
-    challenger_trained = hash_set(row_hashes(test.iloc[[2, 3]], y.iloc[[2, 3]], contract))  # duplicates of its training rows
+    champion_trained = hash_set(
+        row_hashes(test.iloc[[0, 2]], y.iloc[[0, 2]], contract)
+    )  # a new split: two test rows were its training rows
+    challenger_trained = hash_set(
+        row_hashes(test.iloc[[2, 3]], y.iloc[[2, 3]], contract)
+    )  # duplicates of its training rows
     keep, rows = unseen_rows(hashes, champion_trained, hashes, challenger_trained)
     assert list(keep) == [False, True, False, False, True]
     assert rows == {"test": 5, "used": 2, "champion_trained_on": 2, "challenger_trained_on": 2}
@@ -120,12 +137,18 @@ def test_the_compared_rows_are_those_neither_model_trained_on() -> None:
 def test_change_checks_compare_the_metrics_on_the_unseen_rows_not_the_recorded_ones() -> None:
     cfg = gate(GateCheck("roc_auc", min=0.9, max_worse=0.0))
     recorded = {"roc_auc": 0.9974}  # the challenger's whole test split
-    honest = Comparison(UNSEEN_ROWS, {"roc_auc": 0.99}, {"roc_auc": 0.98}, {"test": 114, "used": 40, "champion_trained_on": 74,
-                                                                             "challenger_trained_on": 0})
+    honest = Comparison(
+        UNSEEN_ROWS,
+        {"roc_auc": 0.99},
+        {"roc_auc": 0.98},
+        {"test": 114, "used": 40, "champion_trained_on": 74, "challenger_trained_on": 0},
+    )
     value, change = run_checks(cfg, "binary", recorded, honest)
     assert (value.value, value.passed) == (0.9974, True)
     assert (change.value, change.champion, change.passed) == (0.99, 0.98, True)
-    one_class = Comparison(UNSEEN_ROWS, {"accuracy": 1.0}, {"accuracy": 1.0}, honest.rows)  # roc_auc undefined on these rows
+    one_class = Comparison(
+        UNSEEN_ROWS, {"accuracy": 1.0}, {"accuracy": 1.0}, honest.rows
+    )  # roc_auc undefined on these rows
     undefined = run_checks(cfg, "binary", recorded, one_class)[1]
     assert not undefined.passed and "roc_auc is undefined on the rows neither model trained on" in undefined.sentence()
 
@@ -134,21 +157,31 @@ def test_too_few_unseen_rows_fail_naming_the_count_and_the_override() -> None:
     rows = {"test": 114, "used": 20, "champion_trained_on": 94, "challenger_trained_on": 0}
     assert too_few_rows(rows, 20) is None
     none_left = too_few_rows({**rows, "used": 0, "champion_trained_on": 114}, 30)
-    assert none_left is not None and "gate.min_rows=30; keep the champion's split" in none_left.reason  # no override helps
+    assert (
+        none_left is not None and "gate.min_rows=30; keep the champion's split" in none_left.reason
+    )  # no override helps
     failed = too_few_rows(rows, 30)
     assert failed is not None and not failed.passed
-    record = blessing(run_checks(gate(GateCheck("primary", max_worse=0.0)), "binary", {"roc_auc": 0.99}, failed), None, 1, failed)
+    record = blessing(
+        run_checks(gate(GateCheck("primary", max_worse=0.0)), "binary", {"roc_auc": 0.99}, failed), None, 1, failed
+    )
     assert not record.passed and record.comparison is not None and record.comparison["rows"] == rows
     assert failure_summary(record) == (
         "only 20 of 114 test rows are unseen by both models (94 excluded: 94 the champion trained on, 0 the challenger "
         "trained on), fewer than gate.min_rows=30; accept a noisier comparison with gate.min_rows=20, or keep the "
-        "champion's split (the same data, run.seed and data.split)")
+        "champion's split (the same data, run.seed and data.split)"
+    )
 
 
-@pytest.mark.parametrize(("policy", "passed", "champion_value"), [("fail", False, None), ("recorded", True, 0.95), ("skip", True, None)])
-def test_an_incomparable_champion_is_decided_by_gate_incomparable(policy: str, passed: bool, champion_value: float | None) -> None:
-    comparison = incomparable(policy, "it cannot score this test split (input: missing column(s): age)", {"roc_auc": 0.96},
-                              {"roc_auc": 0.95})
+@pytest.mark.parametrize(
+    ("policy", "passed", "champion_value"), [("fail", False, None), ("recorded", True, 0.95), ("skip", True, None)]
+)
+def test_an_incomparable_champion_is_decided_by_gate_incomparable(
+    policy: str, passed: bool, champion_value: float | None
+) -> None:
+    comparison = incomparable(
+        policy, "it cannot score this test split (input: missing column(s): age)", {"roc_auc": 0.96}, {"roc_auc": 0.95}
+    )
     check = run_checks(gate(GateCheck("primary", max_worse=0.0)), "binary", {"roc_auc": 0.96}, comparison)[0]
     record = blessing([check], None, 4, comparison)
     assert (record.passed, check.passed, check.champion) == (passed, passed, champion_value)
@@ -157,7 +190,8 @@ def test_an_incomparable_champion_is_decided_by_gate_incomparable(policy: str, p
         assert failure_summary(record) == (
             "it cannot score this test split (input: missing column(s): age); gate.incomparable=fail keeps the champion "
             "(set gate.incomparable=recorded to compare with its recorded metrics from another split, or skip to drop the "
-            "change checks)")
+            "change checks)"
+        )
     elif policy == "recorded":
         assert record.comparison is not None and record.comparison["basis"] == "recorded"
         assert record.champion is not None and "from another split" in str(record.champion.scored_on)
@@ -166,7 +200,9 @@ def test_an_incomparable_champion_is_decided_by_gate_incomparable(policy: str, p
 
 
 def test_a_metric_the_task_does_not_produce_is_named_with_the_ones_it_does() -> None:
-    with pytest.raises(ConfigError, match=r"gate\.checks\[1\]\.metric: unknown value 'roc_auc'.*rmse.*\(metrics of a regression task\)"):
+    with pytest.raises(
+        ConfigError, match=r"gate\.checks\[1\]\.metric: unknown value 'roc_auc'.*rmse.*\(metrics of a regression task\)"
+    ):
         check_metric_names(gate(GateCheck("primary", max_worse=0), GateCheck("roc_auc", min=0.5)), "regression")
 
 
@@ -174,20 +210,32 @@ def test_bad_min_rows_and_incomparable_are_named_together() -> None:
     from automlops.checks import to_typed
     from automlops.config.compose import compose
 
-    with pytest.raises(ConfigError, match=r"gate\.min_rows: must be >= 1 .*got 0; gate\.incomparable: unknown value 'recorde' "
-                                          r"\(did you mean 'recorded'\?\); choose one of: fail, recorded, skip"):
+    with pytest.raises(
+        ConfigError,
+        match=r"gate\.min_rows: must be >= 1 .*got 0; gate\.incomparable: unknown value 'recorde' "
+        r"\(did you mean 'recorded'\?\); choose one of: fail, recorded, skip",
+    ):
         to_typed(compose(["gate.min_rows=0", "gate.incomparable=recorde"]))
 
 
-@pytest.mark.parametrize(("override", "named"), [
-    ("gate.checks=[{metric:roc_acu,min:0.5}]", "gate.checks[0].metric: unknown value 'roc_acu' (did you mean 'roc_auc'?)"),
-    ("gate.checks=[{metric:roc_auc,min:high}]", "gate.checks"),
-    ("gate.checks=[{metric:roc_auc}]", "gate.checks[0]: checks nothing; give min, max, max_worse or max_worse_relative"),
-    ("gate.checks=[{metric:rmse,max_worse:-1}]", "gate.checks[0].max_worse: must be >= 0"),
-    ("gate.infra.requests=0", "gate.infra.requests: must be >= 1"),
-    ("deploy.targets=[bundle,dokcer]", "deploy.targets: unknown value 'dokcer' (did you mean 'docker'?)"),
-    ("deploy.alias=v2", "deploy.alias: 'v2' must be a name"),
-])
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        (
+            "gate.checks=[{metric:roc_acu,min:0.5}]",
+            "gate.checks[0].metric: unknown value 'roc_acu' (did you mean 'roc_auc'?)",
+        ),
+        ("gate.checks=[{metric:roc_auc,min:high}]", "gate.checks"),
+        (
+            "gate.checks=[{metric:roc_auc}]",
+            "gate.checks[0]: checks nothing; give min, max, max_worse or max_worse_relative",
+        ),
+        ("gate.checks=[{metric:rmse,max_worse:-1}]", "gate.checks[0].max_worse: must be >= 0"),
+        ("gate.infra.requests=0", "gate.infra.requests: must be >= 1"),
+        ("deploy.targets=[bundle,dokcer]", "deploy.targets: unknown value 'dokcer' (did you mean 'docker'?)"),
+        ("deploy.alias=v2", "deploy.alias: 'v2' must be a name"),
+    ],
+)
 def test_bad_gate_and_deploy_config_stops_before_any_work(project: Path, override: str, named: str) -> None:
     result = cli("run", override, cwd=project)
     assert result.returncode == 2, result.stderr[-2000:]

@@ -12,17 +12,21 @@ import pandas as pd
 import pytest
 from conftest import champion, cli
 
-from automlops.records import Manifest
 from automlops.data.contract import validate_input
 from automlops.deploy.bundle import load_bundle, seal
 from automlops.evaluate import test_metrics
+from automlops.records import Manifest
 
 pytestmark = pytest.mark.slow
 
 # half the rows are test rows, so that a new split leaves ~100 rows neither model trained on (more than
 # gate.min_rows); the log_loss check never blocks, it shows which rows the champion was scored on
-SETTINGS = ("search.n_trials=2", "gate.infra.enabled=false", "data.split.test_size=0.5",
-            "gate.checks=[{metric:primary,max_worse:0.0},{metric:log_loss,max_worse:1.0}]")
+SETTINGS = (
+    "search.n_trials=2",
+    "gate.infra.enabled=false",
+    "data.split.test_size=0.5",
+    "gate.checks=[{metric:primary,max_worse:0.0},{metric:log_loss,max_worse:1.0}]",
+)
 SECOND = ("run.seed=5", *SETTINGS)
 RUN2_BLESSING = "run2_blessing.json"
 RUN2_STDERR = "run2_stderr.txt"
@@ -93,10 +97,16 @@ def test_the_champion_is_scored_only_on_rows_neither_model_trained_on(two_runs: 
     for metric in ("roc_auc", "log_loss"):  # both models judged on the same clean rows, the challenger too
         assert checks[metric]["champion"] == champion_scores[metric], (metric, checks[metric], champion_scores)
         assert checks[metric]["value"] == challenger_scores[metric], (metric, checks[metric], challenger_scores)
-    rows = {"test": len(test), "used": int(clean.sum()), "champion_trained_on": int(by_champion.sum()),
-            "challenger_trained_on": int(by_challenger.sum())}
+    rows = {
+        "test": len(test),
+        "used": int(clean.sum()),
+        "champion_trained_on": int(by_champion.sum()),
+        "challenger_trained_on": int(by_challenger.sum()),
+    }
     assert record["comparison"]["basis"] == "unseen_rows" and record["comparison"]["rows"] == rows
-    assert record["champion"]["scored_on"].startswith(f"{rows['used']} of {rows['test']} test rows neither model trained on")
+    assert record["champion"]["scored_on"].startswith(
+        f"{rows['used']} of {rows['test']} test rows neither model trained on"
+    )
     log = (two_runs / RUN2_STDERR).read_text()
     assert f"gate: champion v1 comparison (unseen_rows): {rows['used']} of {rows['test']} test rows" in log, log[-3000:]
 
@@ -104,7 +114,11 @@ def test_the_champion_is_scored_only_on_rows_neither_model_trained_on(two_runs: 
     from automlops.data.row_hashes import hash_set, row_hashes  # here: the assertions above run on any automlops
 
     recorded = v1.training_rows
-    assert recorded is not None and v1.manifest.training_rows is not None and v1.manifest.training_rows.rows == len(champion_rows)
+    assert (
+        recorded is not None
+        and v1.manifest.training_rows is not None
+        and v1.manifest.training_rows.rows == len(champion_rows)
+    )
     assert v1.manifest.training_rows.splits == ["train", "valid"] and "training_rows.npy" in v1.manifest.files
     assert list(recorded) == list(hash_set(row_hashes(champion_rows, champion_rows[target], v1.contract)))
     used = row_hashes(test.loc[clean], test.loc[clean, target], v1.contract)
@@ -116,22 +130,36 @@ def test_too_few_unseen_rows_fail_in_one_line_and_gate_min_rows_lowers_the_bar(t
     code, stderr, record = gate_stage(two_runs, *SECOND, f"gate.min_rows={used + 1}")
     line = error_line(stderr)
     assert code == 1 and not record["passed"] and record["comparison"]["basis"] == "failed"
-    for part in (f"only {used} of ", f"fewer than gate.min_rows={used + 1}", f"gate.min_rows={used},", "champion v1 stays"):
+    for part in (
+        f"only {used} of ",
+        f"fewer than gate.min_rows={used + 1}",
+        f"gate.min_rows={used},",
+        "champion v1 stays",
+    ):
         assert part in line, line
     code, stderr, record = gate_stage(two_runs, *SECOND, f"gate.min_rows={used}")
-    assert record["comparison"]["basis"] == "unseen_rows" and record["comparison"]["rows"]["used"] == used, stderr[-2000:]
+    assert record["comparison"]["basis"] == "unseen_rows" and record["comparison"]["rows"]["used"] == used, stderr[
+        -2000:
+    ]
 
 
 def test_a_champion_that_cannot_score_the_split_fails_the_gate_unless_gate_incomparable_says_otherwise(
-        two_runs: Path, tmp_path: Path) -> None:
+    two_runs: Path, tmp_path: Path
+) -> None:
     project = tmp_path / "p"
     shutil.copytree(two_runs, project, symlinks=True)
     narrower = (*SECOND, "data.features.exclude=['mean radius']")  # the champion needs this column
     run = cli("run", *narrower, cwd=project)
     line = error_line(run.stderr)
     assert run.returncode == 1, run.stderr[-3000:]
-    for part in ("it cannot score this test split", "mean radius", "gate.incomparable=fail keeps the champion",
-                 "gate.incomparable=recorded", "skip", "champion v1 stays"):
+    for part in (
+        "it cannot score this test split",
+        "mean radius",
+        "gate.incomparable=fail keeps the champion",
+        "gate.incomparable=recorded",
+        "skip",
+        "champion v1 stays",
+    ):
         assert part in line, line
     assert "gate: champion v1 comparison (failed)" in run.stderr
 
@@ -139,7 +167,10 @@ def test_a_champion_that_cannot_score_the_split_fails_the_gate_unless_gate_incom
     theirs = load_bundle(champion(project, "breast_cancer")).manifest.metrics.test
     mine = json.loads((project / "artifacts" / "bundle" / "manifest.json").read_text())["metrics"]["test"]
     check = next(c for c in record["checks"] if c["metric"] == "roc_auc" and c["kind"] == "max_worse")
-    assert record["comparison"]["basis"] == "recorded" and (check["champion"], check["value"]) == (theirs["roc_auc"], mine["roc_auc"])
+    assert record["comparison"]["basis"] == "recorded" and (check["champion"], check["value"]) == (
+        theirs["roc_auc"],
+        mine["roc_auc"],
+    )
     assert code == (0 if check["passed"] else 1) and "comparison (recorded)" in stderr
 
     code, stderr, record = gate_stage(project, *narrower, "gate.incomparable=skip")

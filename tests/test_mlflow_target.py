@@ -23,7 +23,6 @@ import pandas as pd
 import pytest
 from conftest import BIN, cli, new_project, run_env, runs_pipeline
 
-from automlops.records import Manifest
 from automlops.config.schema import DeployConfig, MlflowConfig
 from automlops.data.sources import BUILTIN_DATASETS
 from automlops.deploy import TARGETS, Release
@@ -31,9 +30,12 @@ from automlops.deploy.bundle import load_bundle, read_manifest
 from automlops.deploy.mlflow_target import MISSING_EXTRA, check_mlflow
 from automlops.errors import AutomlopsError, ConfigError
 from automlops.predict import predict_frame, records_from_json
+from automlops.records import Manifest
 
 HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
-needs_mlflow = pytest.mark.skipif(not HAS_MLFLOW, reason="mlflow is not installed: pip install -e '.[mlflow]' (the test extra has it)")
+needs_mlflow = pytest.mark.skipif(
+    not HAS_MLFLOW, reason="mlflow is not installed: pip install -e '.[mlflow]' (the test extra has it)"
+)
 SERVER_START_SECONDS = 240  # loading an AutoGluon predictor in a fresh process takes a while on 2 cores
 AG_EXPERIMENT = """\
 # @package _global_
@@ -71,7 +73,10 @@ def source_rows(dataset: str, bundle: Path, count: int = 30) -> pd.DataFrame:
 
 def plain(rows: pd.DataFrame) -> list[list[Any]]:
     """Rows as JSON values: NaN becomes null."""
-    return [[None if isinstance(v, float) and math.isnan(v) else v for v in row] for row in rows.astype(object).itertuples(index=False)]
+    return [
+        [None if isinstance(v, float) and math.isnan(v) else v for v in row]
+        for row in rows.astype(object).itertuples(index=False)
+    ]
 
 
 def records(rows: pd.DataFrame) -> list[dict[str, Any]]:
@@ -104,7 +109,9 @@ def assert_same_predictions(answer: list[dict[str, Any]], expected: pd.DataFrame
     assert got["prediction"].tolist() == expected["prediction"].tolist()
     probabilities = [c for c in expected.columns if c.startswith("proba_")]
     if probabilities:
-        np.testing.assert_allclose(got[probabilities].to_numpy(float), expected[probabilities].to_numpy(float), rtol=1e-12, atol=0)
+        np.testing.assert_allclose(
+            got[probabilities].to_numpy(float), expected[probabilities].to_numpy(float), rtol=1e-12, atol=0
+        )
 
 
 def free_port() -> int:
@@ -128,10 +135,28 @@ def mlflow_server(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
     def start(model_uri: str, tracking_uri: str) -> str:
         port = free_port()
         log = tmp_path / f"mlflow-serve-{port}.log"
-        command = [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"]
+        command = [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "local",
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+        ]
         with log.open("wb") as output:
-            process = subprocess.Popen(command, cwd=tmp_path, env=run_env({"MLFLOW_TRACKING_URI": tracking_uri}), stdout=output,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                command,
+                cwd=tmp_path,
+                env=run_env({"MLFLOW_TRACKING_URI": tracking_uri}),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         started.append(process)
         url = f"http://127.0.0.1:{port}"
         import httpx
@@ -182,14 +207,22 @@ def test_without_the_extra_the_target_names_the_install(monkeypatch: pytest.Monk
     release = Release(name="x", bundle=tmp_path, manifest=Manifest.from_dict({}), alias="champion")
     with pytest.raises(ConfigError) as error:
         TARGETS.get("mlflow")(release, DeployConfig(targets=["bundle", "mlflow"]))
-    assert str(error.value) == MISSING_EXTRA == "deploy.targets: 'mlflow' needs the mlflow extra: pip install 'automlops[mlflow]'"
+    assert (
+        str(error.value)
+        == MISSING_EXTRA
+        == "deploy.targets: 'mlflow' needs the mlflow extra: pip install 'automlops[mlflow]'"
+    )
 
 
 def test_config_checks_name_the_mlflow_keys() -> None:
     problems: list[str] = []
-    check_mlflow(DeployConfig(targets=["bundle", "mlflow"], alias="latest", mlflow=MlflowConfig(experiment=" ")), problems)
-    assert problems[:2] == ["deploy.mlflow.experiment: must name an MLflow experiment, e.g. automlops",
-                            "deploy.alias: 'latest' is reserved by MLflow's registry; choose another name, e.g. champion"]
+    check_mlflow(
+        DeployConfig(targets=["bundle", "mlflow"], alias="latest", mlflow=MlflowConfig(experiment=" ")), problems
+    )
+    assert problems[:2] == [
+        "deploy.mlflow.experiment: must name an MLflow experiment, e.g. automlops",
+        "deploy.alias: 'latest' is reserved by MLflow's registry; choose another name, e.g. champion",
+    ]
     assert (MISSING_EXTRA in problems) == (not HAS_MLFLOW)
     untouched: list[str] = []
     check_mlflow(DeployConfig(targets=["bundle"], alias="latest"), untouched)  # not an mlflow deploy: nothing to say
@@ -202,25 +235,43 @@ def test_signature_types_follow_the_input_contract() -> None:
     from automlops.data.contract import infer_contract
     from automlops.deploy.mlflow_target import _input_schema
 
-    frame = pd.DataFrame({"count": [1, 2], "maybe": pd.array([1, None], dtype="Int64"), "size": [0.5, None],
-                          "flag": [True, False], "city": ["a", None]})
+    frame = pd.DataFrame(
+        {
+            "count": [1, 2],
+            "maybe": pd.array([1, None], dtype="Int64"),
+            "size": [0.5, None],
+            "flag": [True, False],
+            "city": ["a", None],
+        }
+    )
     schema = _input_schema(infer_contract(frame))
     assert {spec.name: spec.type.name for spec in schema.inputs} == {
-        "count": "long", "maybe": "double", "size": "double", "flag": "boolean", "city": "string"}
+        "count": "long",
+        "maybe": "double",
+        "size": "double",
+        "flag": "boolean",
+        "city": "string",
+    }
     assert all(spec.required for spec in schema.inputs)
 
 
 @needs_mlflow
 @pytest.mark.slow
-def test_unreachable_tracking_server_is_one_line_without_the_password(optuna_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_tracking_server_is_one_line_without_the_password(
+    optuna_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once instead of backing off for minutes
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     monkeypatch.setenv("MLFLOW_TEST_PASSWORD", "s3cret")
-    cfg = DeployConfig(targets=["mlflow"], mlflow=MlflowConfig(tracking_uri="http://ci:${oc.env:MLFLOW_TEST_PASSWORD}@127.0.0.1:9"))
+    cfg = DeployConfig(
+        targets=["mlflow"], mlflow=MlflowConfig(tracking_uri="http://ci:${oc.env:MLFLOW_TEST_PASSWORD}@127.0.0.1:9")
+    )
     with pytest.raises(AutomlopsError) as error:
         TARGETS.get("mlflow")(release_of(find_bundle(optuna_project, "penguins"), "penguins"), cfg)
     message = str(error.value)
-    assert message.startswith("deploy.mlflow.tracking_uri: publishing to MLflow at http://ci:${oc.env:MLFLOW_TEST_PASSWORD}@127.0.0.1:9 failed (")
+    assert message.startswith(
+        "deploy.mlflow.tracking_uri: publishing to MLflow at http://ci:${oc.env:MLFLOW_TEST_PASSWORD}@127.0.0.1:9 failed ("
+    )
     assert message.endswith("; check the URI and that the store is reachable")
     assert "s3cret" not in message and "\n" not in message
 
@@ -238,7 +289,9 @@ def test_optuna_bundle_served_by_mlflow_predicts_like_automlops(
     uri = f"sqlite:///{(tmp_path / 'tracking' / 'mlflow.db').as_posix()}"
     cfg = DeployConfig(targets=["bundle", "mlflow"], mlflow=MlflowConfig(tracking_uri=uri, experiment="penguins-test"))
     first = TARGETS.get("mlflow")(release_of(bundle, "penguins"), cfg)
-    second = TARGETS.get("mlflow")(release_of(bundle, "penguins"), cfg)  # a second release: a new version takes the alias
+    second = TARGETS.get("mlflow")(
+        release_of(bundle, "penguins"), cfg
+    )  # a second release: a new version takes the alias
 
     assert (first["version"], second["version"]) == (1, 2)
     assert second["tracking_uri"] == uri and second["serve_uri"] == "models:/penguins@champion"
@@ -272,7 +325,9 @@ def test_optuna_bundle_served_by_mlflow_predicts_like_automlops(
 
     bad = plain(rows.head(2))
     bad[1][list(rows.columns).index("island")] = None  # island never was missing in training
-    refused = httpx.post(f"{url}/invocations", json={"dataframe_split": {"columns": list(rows.columns), "data": bad}}, timeout=60)
+    refused = httpx.post(
+        f"{url}/invocations", json={"dataframe_split": {"columns": list(rows.columns), "data": bad}}, timeout=60
+    )
     assert refused.status_code == 400
     assert "column 'island' must not be empty (row 1)" in refused.json()["message"]
 
@@ -296,7 +351,9 @@ def test_autogluon_bundle_logged_to_the_default_store_serves_like_automlops(
     database = autogluon_project.resolve() / ".automlops" / "mlflow.db"
     uri = f"sqlite:///{database.as_posix()}"
     assert database.is_file() and record["tracking_uri"] == uri and record["experiment"] == "automlops"
-    assert (autogluon_project / ".automlops" / "mlflow-artifacts").is_dir() and not (autogluon_project / "mlruns").exists()
+    assert (autogluon_project / ".automlops" / "mlflow-artifacts").is_dir() and not (
+        autogluon_project / "mlruns"
+    ).exists()
     assert record["version"] == 1
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     loaded = mlflow.pyfunc.load_model("models:/ag_mlflow@champion")
@@ -305,7 +362,10 @@ def test_autogluon_bundle_logged_to_the_default_store_serves_like_automlops(
     assert_same_predictions(loaded.predict(rows).to_dict("records"), expected)  # in process, through load_context
 
     url = mlflow_server("models:/ag_mlflow@champion", uri)
-    for body in ({"dataframe_split": {"columns": list(rows.columns), "data": plain(rows)}}, {"dataframe_records": records(rows)}):
+    for body in (
+        {"dataframe_split": {"columns": list(rows.columns), "data": plain(rows)}},
+        {"dataframe_records": records(rows)},
+    ):
         answer = httpx.post(f"{url}/invocations", json=body, timeout=120)
         assert answer.status_code == 200, answer.text
         assert_same_predictions(answer.json()["predictions"], expected)

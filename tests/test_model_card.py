@@ -13,47 +13,127 @@ from typing import Any
 import pytest
 from conftest import champion
 
-from automlops.records import Blessing, Manifest
 from automlops.config.schema import CardConfig
 from automlops.deploy.card import write_model_card
+from automlops.records import Blessing, Manifest
 
 MANIFEST: dict[str, Any] = {
-    "format_version": 1, "name": "penguins", "version": 3, "created_at": "2026-11-28T03:05:28+00:00",
-    "task": "multiclass", "target": "species", "classes": ["Adelie", "Chinstrap", "Gentoo"], "decision_threshold": None,
+    "format_version": 1,
+    "name": "penguins",
+    "version": 3,
+    "created_at": "2026-11-28T03:05:28+00:00",
+    "task": "multiclass",
+    "target": "species",
+    "classes": ["Adelie", "Chinstrap", "Gentoo"],
+    "decision_threshold": None,
     "input_schema": [
-        {"name": "island", "kind": "categorical", "dtype": "object", "nullable": False, "categories": ["Biscoe", "Dream", "Torgersen"], "min": None, "max": None},
-        {"name": "bill_length_mm", "kind": "numeric", "dtype": "float64", "nullable": True, "categories": [], "min": 32.1, "max": 59.6},
-        {"name": "sex", "kind": "categorical", "dtype": "object", "nullable": True, "categories": ["female", "male|other"], "min": None, "max": None},
+        {
+            "name": "island",
+            "kind": "categorical",
+            "dtype": "object",
+            "nullable": False,
+            "categories": ["Biscoe", "Dream", "Torgersen"],
+            "min": None,
+            "max": None,
+        },
+        {
+            "name": "bill_length_mm",
+            "kind": "numeric",
+            "dtype": "float64",
+            "nullable": True,
+            "categories": [],
+            "min": 32.1,
+            "max": 59.6,
+        },
+        {
+            "name": "sex",
+            "kind": "categorical",
+            "dtype": "object",
+            "nullable": True,
+            "categories": ["female", "male|other"],
+            "min": None,
+            "max": None,
+        },
     ],
-    "metrics": {"validation": {"neg_log_loss": -0.0712345678}, "test": {"accuracy": 0.971014, "f1_macro": 0.962963, "log_loss": 0.081234}},
-    "model": {"engine": "optuna", "format": "sklearn", "family": "lightgbm", "params": {"n_estimators": 150, "learning_rate": 0.0523}},
+    "metrics": {
+        "validation": {"neg_log_loss": -0.0712345678},
+        "test": {"accuracy": 0.971014, "f1_macro": 0.962963, "log_loss": 0.081234},
+    },
+    "model": {
+        "engine": "optuna",
+        "format": "sklearn",
+        "family": "lightgbm",
+        "params": {"n_estimators": 150, "learning_rate": 0.0523},
+    },
     "lineage": {
-        "data_hash": "sha256:ab12cd", "data_source": "builtin dataset penguins", "rows": {"train": 206, "valid": 69, "test": 69},
-        "git_commit": "0123abcd-dirty", "python": "3.11.7", "packages": {"scikit-learn": "1.9.1", "lightgbm": "4.7.0"},
+        "data_hash": "sha256:ab12cd",
+        "data_source": "builtin dataset penguins",
+        "rows": {"train": 206, "valid": 69, "test": 69},
+        "git_commit": "0123abcd-dirty",
+        "python": "3.11.7",
+        "packages": {"scikit-learn": "1.9.1", "lightgbm": "4.7.0"},
         "search": {"engine": "optuna", "study_name": "automlops-9f8e7d", "best_trial": 7, "trials_finished": 15},
     },
 }
 BLESSING: dict[str, Any] = {
     "passed": True,
     "checks": [
-        {"metric": "log_loss", "kind": "max_worse", "value": 0.081234, "threshold": 0.0, "passed": True, "champion": 0.0934, "note": "",
-         "summary": "log_loss 0.08123 vs champion 0.0934, may be worse by 0: ok"},
-        {"metric": "accuracy", "kind": "min", "value": 0.971014, "threshold": 0.9, "passed": True, "champion": None, "note": "",
-         "summary": "accuracy 0.971 >= 0.9: ok"},
+        {
+            "metric": "log_loss",
+            "kind": "max_worse",
+            "value": 0.081234,
+            "threshold": 0.0,
+            "passed": True,
+            "champion": 0.0934,
+            "note": "",
+            "summary": "log_loss 0.08123 vs champion 0.0934, may be worse by 0: ok",
+        },
+        {
+            "metric": "accuracy",
+            "kind": "min",
+            "value": 0.971014,
+            "threshold": 0.9,
+            "passed": True,
+            "champion": None,
+            "note": "",
+            "summary": "accuracy 0.971 >= 0.9: ok",
+        },
     ],
-    "infra": {"passed": True, "requests": 20, "rows_per_request": 5, "p50_ms": 4.21, "p95_ms": 7.83, "p95_limit_ms": 1000.0},
+    "infra": {
+        "passed": True,
+        "requests": 20,
+        "rows_per_request": 5,
+        "p50_ms": 4.21,
+        "p95_ms": 7.83,
+        "p95_limit_ms": 1000.0,
+    },
     "champion": {"version": 2, "scored_on": "same test rows"},
 }
-SLICES = {"island": {"Biscoe": {"rows": 33, "accuracy": 0.969697, "log_loss": 0.0912},
-                     "Dream": {"rows": 25, "accuracy": 0.96, "log_loss": 0.1003},
-                     "Torgersen": {"rows": 8}}}
-CARD = CardConfig(intended_use="Sort penguins by species from field measurements.", out_of_scope="Other birds.",
-                  limitations="Three islands only.", owners=["ml-team@example.org", "Ada"])
+SLICES = {
+    "island": {
+        "Biscoe": {"rows": 33, "accuracy": 0.969697, "log_loss": 0.0912},
+        "Dream": {"rows": 25, "accuracy": 0.96, "log_loss": 0.1003},
+        "Torgersen": {"rows": 8},
+    }
+}
+CARD = CardConfig(
+    intended_use="Sort penguins by species from field measurements.",
+    out_of_scope="Other birds.",
+    limitations="Three islands only.",
+    owners=["ml-team@example.org", "Ada"],
+)
 
 
-def write(tmp_path: Path, manifest: dict = MANIFEST, blessing: dict | None = BLESSING, slices: dict | None = SLICES,
-          card: CardConfig = CARD) -> tuple[str, str]:
-    write_model_card(tmp_path, Manifest.from_dict(manifest), None if blessing is None else Blessing.from_dict(blessing), slices, card)
+def write(
+    tmp_path: Path,
+    manifest: dict = MANIFEST,
+    blessing: dict | None = BLESSING,
+    slices: dict | None = SLICES,
+    card: CardConfig = CARD,
+) -> tuple[str, str]:
+    write_model_card(
+        tmp_path, Manifest.from_dict(manifest), None if blessing is None else Blessing.from_dict(blessing), slices, card
+    )
     return (tmp_path / "model_card.md").read_text(), (tmp_path / "model_card.html").read_text()
 
 
@@ -63,7 +143,11 @@ def section(markdown: str, title: str) -> str:
 
 def cells(markdown: str) -> list[list[str]]:
     """Table rows as lists of cells (escaped pipes stay inside their cell)."""
-    return [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]] for line in markdown.splitlines() if line.startswith("|")]
+    return [
+        [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        for line in markdown.splitlines()
+        if line.startswith("|")
+    ]
 
 
 class Page(HTMLParser):
@@ -91,32 +175,49 @@ def test_every_section_carries_its_numbers(tmp_path: Path) -> None:
     markdown, _ = write(tmp_path)
     assert markdown.startswith("# Model card: penguins v3\n")
     model = section(markdown, "Model")
-    for line in ("- **Created:** 2026-11-28T03:05:28+00:00", "- **Task:** multiclass", "- **Target:** species",
-                 "- **Classes:** Adelie, Chinstrap, Gentoo", "- **Family:** lightgbm", "- **Parameters:** n_estimators=150, learning_rate=0.0523"):
+    for line in (
+        "- **Created:** 2026-11-28T03:05:28+00:00",
+        "- **Task:** multiclass",
+        "- **Target:** species",
+        "- **Classes:** Adelie, Chinstrap, Gentoo",
+        "- **Family:** lightgbm",
+        "- **Parameters:** n_estimators=150, learning_rate=0.0523",
+    ):
         assert line in model
     assert "Decision threshold" not in model  # none set
     use = section(markdown, "Intended use")
     assert "- **Out of scope:** Other birds." in use and "- **Owners:** ml-team@example.org, Ada" in use
     data = cells(section(markdown, "Data"))
     assert data[0] == ["feature", "kind", "dtype", "missing values", "values seen in training"]
-    assert data[2:] == [["island", "categorical", "object", "no", "Biscoe, Dream, Torgersen"],
-                        ["bill_length_mm", "numeric", "float64", "yes", "32.1 to 59.6"],
-                        ["sex", "categorical", "object", "yes", r"female, male\|other"]]  # a pipe cannot split the row
+    assert data[2:] == [
+        ["island", "categorical", "object", "no", "Biscoe, Dream, Torgersen"],
+        ["bill_length_mm", "numeric", "float64", "yes", "32.1 to 59.6"],
+        ["sex", "categorical", "object", "yes", r"female, male\|other"],
+    ]  # a pipe cannot split the row
     assert "- **Rows:** train 206, valid 69, test 69 (total 344)" in section(markdown, "Data")
     assert "- **Data hash:** sha256:ab12cd" in section(markdown, "Data")
     metrics = section(markdown, "Test metrics")
     assert cells(metrics)[2:] == [["accuracy", "0.971014"], ["f1_macro", "0.962963"], ["log_loss", "0.081234"]]
     assert "held-out test split (69 rows)" in metrics and "neg_log_loss=-0.0712346" in metrics
-    assert cells(section(markdown, "Slices"))[2:] == [["Biscoe", "33", "0.969697", "0.0912"], ["Dream", "25", "0.96", "0.1003"],
-                                                      ["Torgersen", "8", "–", "–"]]
+    assert cells(section(markdown, "Slices"))[2:] == [
+        ["Biscoe", "33", "0.969697", "0.0912"],
+        ["Dream", "25", "0.96", "0.1003"],
+        ["Torgersen", "8", "–", "–"],
+    ]
     gate = section(markdown, "Gate")
     assert "- **Verdict:** passed" in gate and "- **Compared with:** champion v2 (same test rows)" in gate
-    assert cells(gate)[2:] == [["log_loss", "max_worse", "0.081234", "0", "yes", "0.0934", "–"],
-                               ["accuracy", "min", "0.971014", "0.9", "yes", "–", "–"]]
+    assert cells(gate)[2:] == [
+        ["log_loss", "max_worse", "0.081234", "0", "yes", "0.0934", "–"],
+        ["accuracy", "min", "0.971014", "0.9", "yes", "–", "–"],
+    ]
     assert "- **p95_ms:** 7.83" in gate and "- **requests:** 20" in gate
     lineage = section(markdown, "Lineage")
-    for line in ("- **Git commit:** 0123abcd-dirty", "- **Search study name:** automlops-9f8e7d", "- **Search best trial:** 7",
-                 "- **Python:** 3.11.7"):
+    for line in (
+        "- **Git commit:** 0123abcd-dirty",
+        "- **Search study name:** automlops-9f8e7d",
+        "- **Search best trial:** 7",
+        "- **Python:** 3.11.7",
+    ):
         assert line in lineage
     assert ["lightgbm", "4.7.0"] in cells(lineage)
 
@@ -125,8 +226,17 @@ def test_html_holds_the_same_data_and_nothing_external(tmp_path: Path) -> None:
     _, html = write(tmp_path)
     page = parse(html)
     text = " ".join(page.text)
-    for value in ("penguins v3", "0.971014", "Biscoe, Dream, Torgersen", "32.1 to 59.6", "champion v2 (same test rows)",
-                  "automlops-9f8e7d", "0123abcd-dirty", "Sort penguins by species from field measurements.", "7.83"):
+    for value in (
+        "penguins v3",
+        "0.971014",
+        "Biscoe, Dream, Torgersen",
+        "32.1 to 59.6",
+        "champion v2 (same test rows)",
+        "automlops-9f8e7d",
+        "0123abcd-dirty",
+        "Sort penguins by species from field measurements.",
+        "7.83",
+    ):
         assert value in text, value
     assert page.tags.count("section") == 7 and page.tags.count("table") == 5
     assert "script" not in page.tags and "link" not in page.tags and "img" not in page.tags
@@ -134,8 +244,11 @@ def test_html_holds_the_same_data_and_nothing_external(tmp_path: Path) -> None:
 
 
 def test_fields_are_escaped_in_html_and_markdown(tmp_path: Path) -> None:
-    card = CardConfig(intended_use="<script>alert('x')</script> & more", limitations="**bold** [link](javascript:alert(1))",
-                      owners=["<img src=x onerror=alert(1)>"])
+    card = CardConfig(
+        intended_use="<script>alert('x')</script> & more",
+        limitations="**bold** [link](javascript:alert(1))",
+        owners=["<img src=x onerror=alert(1)>"],
+    )
     markdown, html = write(tmp_path, card=card)
     page = parse(html)
     assert "script" not in page.tags and "img" not in page.tags
@@ -159,8 +272,13 @@ def test_missing_blessing_slices_and_fields(tmp_path: Path) -> None:
 
 
 def test_a_failed_check_and_no_infra_run(tmp_path: Path) -> None:
-    blessing = {**BLESSING, "passed": False, "infra": None, "champion": None,
-                "checks": [{**BLESSING["checks"][1], "value": 0.85, "passed": False}]}
+    blessing = {
+        **BLESSING,
+        "passed": False,
+        "infra": None,
+        "champion": None,
+        "checks": [{**BLESSING["checks"][1], "value": 0.85, "passed": False}],
+    }
     gate = section(write(tmp_path, blessing=blessing)[0], "Gate")
     assert "- **Verdict:** FAILED" in gate and "no champion (first version)" in gate
     assert ["accuracy", "min", "0.85", "0.9", "no", "–", "–"] in cells(gate)

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from conftest import cli, snapshot
 
-from automlops.records import Manifest
 from automlops.config.schema import InfraConfig
 from automlops.deploy.bundle import seal, verify_bundle
 from automlops.deploy.model_registry import read_aliases, resolve
 from automlops.errors import BundleError
 from automlops.infra import validate_serving
+from automlops.records import Manifest
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,10 @@ search:
     random_forest: null
     linear: null
 """
-FAST = ("search.n_trials=1", "gate.infra.requests=5")  # one trial: the weak space is one fixed setting, and trial 0 of the default space (linear) beats it
+FAST = (
+    "search.n_trials=1",
+    "gate.infra.requests=5",
+)  # one trial: the weak space is one fixed setting, and trial 0 of the default space (linear) beats it
 
 
 def registry_state(project: Path) -> dict[str, str]:
@@ -75,7 +78,10 @@ def test_a_better_challenger_is_promoted_with_the_numbers_that_let_it_through(hi
     check = next(c for c in record["checks"] if c["kind"] == "max_worse")
     assert check["metric"] == "roc_auc" and check["value"] > check["champion"], check
     # the same split: no test row was a training row of either, so all of them are compared
-    assert record["champion"] == {"version": 1, "scored_on": "114 of 114 test rows neither model trained on (none excluded)"}
+    assert record["champion"] == {
+        "version": 1,
+        "scored_on": "114 of 114 test rows neither model trained on (none excluded)",
+    }
     assert record["comparison"]["basis"] == "unseen_rows" and record["comparison"]["rows"]["used"] == 114
     manifest = verify_bundle(history / "models" / "breast_cancer" / "versions" / "2")
     assert manifest.version == 2 and manifest.blessing is not None and manifest.blessing.passed
@@ -83,7 +89,10 @@ def test_a_better_challenger_is_promoted_with_the_numbers_that_let_it_through(hi
     assert resolve(history / "models" / "breast_cancer") == resolve(f"{history}/models/breast_cancer@champion")
     assert resolve(history / "models" / "breast_cancer").name == "2"
     history_entries = read_aliases(history / "models" / "breast_cancer")["history"]
-    assert [(e["action"], e["version"], e["previous"]) for e in history_entries] == [("promote", 1, None), ("promote", 2, 1)]
+    assert [(e["action"], e["version"], e["previous"]) for e in history_entries] == [
+        ("promote", 1, None),
+        ("promote", 2, 1),
+    ]
 
 
 def test_a_worse_challenger_is_refused_and_the_champion_stays(history: Path) -> None:
@@ -130,8 +139,12 @@ def test_rollback_and_promote_move_the_alias_and_nothing_else(history: Path, tmp
 
     missing = cli("models", "promote", "breast_cancer", "7", cwd=project)
     assert missing.returncode == 1 and "has no version 7" in missing.stderr
-    unknown = cli("predict", "--model", "models/breast_cancer@champoin", "--input", "x.csv", "--output", "y.csv", cwd=project)
-    assert unknown.returncode == 1 and "no alias 'champoin' (did you mean 'champion'?)" in unknown.stderr, unknown.stderr
+    unknown = cli(
+        "predict", "--model", "models/breast_cancer@champoin", "--input", "x.csv", "--output", "y.csv", cwd=project
+    )
+    assert unknown.returncode == 1 and "no alias 'champoin' (did you mean 'champion'?)" in unknown.stderr, (
+        unknown.stderr
+    )
 
 
 def test_a_tampered_version_is_refused_before_unpickling(history: Path, tmp_path: Path) -> None:
@@ -143,8 +156,12 @@ def test_a_tampered_version_is_refused_before_unpickling(history: Path, tmp_path
     assert promote.returncode == 1 and "does not match its sha256" in promote.stderr, promote.stderr
     assert champion_version(project) == 2
     example = project / "models" / "breast_cancer" / "versions" / "2" / "input_example.json"
-    predict = cli("predict", "--model", "models/breast_cancer@1", "--input", str(example), "--output", "out.csv", cwd=project)
-    assert predict.returncode == 1 and "does not match its sha256" in predict.stderr and not (project / "out.csv").exists()
+    predict = cli(
+        "predict", "--model", "models/breast_cancer@1", "--input", str(example), "--output", "out.csv", cwd=project
+    )
+    assert (
+        predict.returncode == 1 and "does not match its sha256" in predict.stderr and not (project / "out.csv").exists()
+    )
     ok = cli("predict", "--model", "models/breast_cancer", "--input", str(example), "--output", "out.csv", cwd=project)
     assert ok.returncode == 0, ok.stderr
 
@@ -197,6 +214,9 @@ def test_a_bundle_pickled_under_another_major_version_is_refused_naming_both(his
     manifest.lineage.packages["scikit-learn"] = "0.24.2"
     seal(bundle, manifest)
     installed = metadata.version("scikit-learn")
-    with pytest.raises(BundleError, match=rf"trained with scikit-learn 0\.24\.2, this environment has {installed}.*install scikit-learn==0\.24\.2"):
+    with pytest.raises(
+        BundleError,
+        match=rf"trained with scikit-learn 0\.24\.2, this environment has {installed}.*install scikit-learn==0\.24\.2",
+    ):
         load_bundle(bundle)
     assert read_manifest(bundle).version == 2  # the metadata stays readable without loading the model

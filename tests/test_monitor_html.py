@@ -28,10 +28,12 @@ TESTS = {"age": ColumnTest("wasserstein", 0.1), ODD: ColumnTest("jensenshannon",
 
 def frame(rows: int, seed: int, shift: float) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "age": rng.normal(40 + shift, 10, rows).round(1),
-        ODD: rng.choice(["a", "b", "<i>c&d</i>"], rows, p=[0.5, 0.3, 0.2]),
-    })
+    return pd.DataFrame(
+        {
+            "age": rng.normal(40 + shift, 10, rows).round(1),
+            ODD: rng.choice(["a", "b", "<i>c&d</i>"], rows, p=[0.5, 0.3, 0.2]),
+        }
+    )
 
 
 def build_report(batch: pd.DataFrame | None = None, source: str = "data/<incoming>&.csv") -> dict[str, Any]:
@@ -39,22 +41,39 @@ def build_report(batch: pd.DataFrame | None = None, source: str = "data/<incomin
     reference_frame = frame(400, seed=0, shift=0)
     batch = frame(300, seed=1, shift=15) if batch is None else batch
     reference = table_statistics(reference_frame, KINDS)
-    columns = {name: column_drift(name, kind, reference["columns"][name], batch[name], TESTS[name], 0.05)
-               for name, kind in KINDS.items()}
+    columns = {
+        name: column_drift(name, kind, reference["columns"][name], batch[name], TESTS[name], 0.05)
+        for name, kind in KINDS.items()
+    }
     predictions = (batch["age"] > 45).map({True: "old", False: "young"})
     ref_predictions = categorical_statistics((reference_frame["age"] > 45).map({True: "old", False: "young"}))
-    prediction = column_drift("prediction", CATEGORICAL, {**ref_predictions, "rows": 400}, predictions,
-                              ColumnTest("chisquare", 0.05), 0.05)
+    prediction = column_drift(
+        "prediction", CATEGORICAL, {**ref_predictions, "rows": 400}, predictions, ColumnTest("chisquare", 0.05), 0.05
+    )
     drifted = [name for name, entry in columns.items() if entry["drifted"]]
-    performance = {"metric": "accuracy", "reference": 0.91, "current": 0.78, "rows": 120, "drop": 0.143, "threshold": 0.05, "worse": 0.13}
+    performance = {
+        "metric": "accuracy",
+        "reference": 0.91,
+        "current": 0.78,
+        "rows": 120,
+        "drop": 0.143,
+        "threshold": 0.05,
+        "worse": 0.13,
+    }
     verdict = decide(drifted, 2, performance, MonitorConfig())
     return {
         "created_at": "2024-05-01T12:00:00+00:00",
         "model": {"name": "people", "version": 3, "task": "binary", "target": "label"},
         "reference": {"rows": len(reference_frame), "data_hash": "abc123def4567890"},
         "batch": {"source": source, "rows": len(batch)},
-        "dataset_drift": {"drifted": verdict.dataset, "share": verdict.share, "threshold": verdict.threshold,
-                          "drifted_columns": drifted, "missing_columns": [], "columns": 2},
+        "dataset_drift": {
+            "drifted": verdict.dataset,
+            "share": verdict.share,
+            "threshold": verdict.threshold,
+            "drifted_columns": drifted,
+            "missing_columns": [],
+            "columns": 2,
+        },
         "columns": columns,
         "prediction_drift": prediction,
         "performance": performance | {"drifted": verdict.performance},
@@ -84,7 +103,7 @@ def plots(page: str) -> list[str]:
 def section(page: str, name: str) -> str:
     """The HTML of one column's section, found through its chart."""
     start = page.index(f'data-column="{name}"')
-    return page[page.rindex("<section", 0, start):page.index("</section>", start)]
+    return page[page.rindex("<section", 0, start) : page.index("</section>", start)]
 
 
 def test_one_chart_per_column_and_one_for_the_predictions() -> None:
@@ -102,7 +121,7 @@ def test_drifted_columns_come_first_and_are_marked_in_words() -> None:
     report = build_report()
     assert report["columns"]["age"]["drifted"] and not report["columns"][ODD]["drifted"]
     page = render_html(report)
-    summary = page[page.index("<table>"):page.index("</table>")]
+    summary = page[page.index("<table>") : page.index("</table>")]
     assert summary.index(">age<") < summary.index("&lt;b&gt;x")
     drifted, steady = section(page, "age"), section(page, "&lt;b&gt;x&lt;/b&gt;&amp;")
     assert 'class="drifted"' in drifted and "DRIFTED" in drifted
@@ -153,7 +172,7 @@ def chromium() -> str:
 
 
 def near(pixels: np.ndarray, colour: str, tolerance: int = 8) -> np.ndarray:
-    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
     return np.all(np.abs(pixels.astype(int) - rgb) <= tolerance, axis=-1)
 
 
@@ -165,10 +184,23 @@ def test_headless_chromium_draws_the_bars(tmp_path: Path) -> None:
     browser = chromium()
     page, png = tmp_path / "monitor.html", tmp_path / "monitor.png"
     page.write_text(render_html(build_report()), encoding="utf-8")
-    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--force-device-scale-factor=1", f"--user-data-dir={tmp_path / 'profile'}",
-                           "--window-size=1200,1600", f"--screenshot={png}", page.as_uri()],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1200,1600",
+            f"--screenshot={png}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert png.exists(), done.stderr[-2000:]
     with Image.open(png) as image:
         assert image.size == (1200, 1600)
@@ -177,7 +209,7 @@ def test_headless_chromium_draws_the_bars(tmp_path: Path) -> None:
     rows = np.flatnonzero(reference.any(axis=1))
     assert len(rows), "no reference-coloured pixel in the screenshot: the charts were not drawn"
     top = rows[0]  # the first chart's legend: the first bar colour from the top of the page
-    region = pixels[top + 20:top + HEIGHT]  # the plot area under the legend
+    region = pixels[top + 20 : top + HEIGHT]  # the plot area under the legend
     assert near(region, REFERENCE_COLOUR).sum() > 500 and near(region, CURRENT_COLOUR).sum() > 500
 
 

@@ -56,8 +56,16 @@ DEFAULT_SPACE = ("lightgbm", "random_forest", "linear")  # conf/search/optuna.ya
 OPTIONAL = {"xgboost": "xgboost"}  # family -> the package it needs
 INSTALLED = [f for f in FAMILIES.names() if f not in OPTIONAL or importlib.util.find_spec(OPTIONAL[f]) is not None]
 MODELS = [*INSTALLED, "autogluon"]
-COMMON = ["data=penguins_csv", "data.path=data/raw/parity.csv", f"data.target={TARGET}", "data.features.exclude=[]",
-          f"run.name={NAME}", "gate.infra.enabled=false", "evaluate.plots=false", "search.progress=false"]
+COMMON = [
+    "data=penguins_csv",
+    "data.path=data/raw/parity.csv",
+    f"data.target={TARGET}",
+    "data.features.exclude=[]",
+    f"run.name={NAME}",
+    "gate.infra.enabled=false",
+    "evaluate.plots=false",
+    "search.progress=false",
+]
 PROCESS_EXAMPLES, SERVER_EXAMPLES, IN_PROCESS_EXAMPLES = 1, 12, 12  # hypothesis batches per path kind, per model
 MAX_ROWS = 40  # rows per batch
 
@@ -82,10 +90,25 @@ def training_table(rows: int = 500, seed: int = 0) -> pd.DataFrame:
     x1[rng.random(rows) < 0.1] = np.nan
     count = rng.integers(0, 10, rows)
     code = rng.choice(["7", "12", "007", "x"], rows)
-    logit = (np.nan_to_num(x1) + 1.5 * pd.isna(region) + 0.8 * flag + 0.2 * count - 1.5 * (code == "007")
-             + rng.normal(scale=0.8, size=rows) - 1.0)
-    return pd.DataFrame({"x1": x1, "count": count, "flag": flag_column, "region": region, "code": code,
-                         TARGET: np.where(logit > 0, "churned", "stayed")})  # text labels, which every family takes
+    logit = (
+        np.nan_to_num(x1)
+        + 1.5 * pd.isna(region)
+        + 0.8 * flag
+        + 0.2 * count
+        - 1.5 * (code == "007")
+        + rng.normal(scale=0.8, size=rows)
+        - 1.0
+    )
+    return pd.DataFrame(
+        {
+            "x1": x1,
+            "count": count,
+            "flag": flag_column,
+            "region": region,
+            "code": code,
+            TARGET: np.where(logit > 0, "churned", "stayed"),
+        }
+    )  # text labels, which every family takes
 
 
 @dataclass
@@ -110,7 +133,9 @@ class Trained:
 
 
 @pytest.fixture(scope="module")
-def projects(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+def projects(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
     """Each model the selected tests use (`-k lightgbm`: one) trained once, two `automlops run` at a
     time, each in its own copy of one project: (project root, the run)."""
     wanted = {item.callspec.params.get("trained") for item in request.session.items if hasattr(item, "callspec")}
@@ -127,7 +152,9 @@ def projects(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="module", params=MODELS)
-def trained(request: pytest.FixtureRequest, projects: dict[str, tuple[Path, subprocess.CompletedProcess[str]]]) -> Iterator[Trained]:
+def trained(
+    request: pytest.FixtureRequest, projects: dict[str, tuple[Path, subprocess.CompletedProcess[str]]]
+) -> Iterator[Trained]:
     model = request.param
     root, run = projects[model]
     assert run.returncode == 0, f"{model}: {run.stderr[-3000:]}"
@@ -139,8 +166,15 @@ def trained(request: pytest.FixtureRequest, projects: dict[str, tuple[Path, subp
     (scratch / "data" / "prepared").mkdir(parents=True)
     shutil.copy(root / "data" / "prepared" / "meta.json", scratch / "data" / "prepared" / "meta.json")
     with running_server(path, cwd=root, log_file=scratch / "serve.log") as (client, _):
-        yield Trained(model, root, load_bundle(path), load_model(best["format"], root / "artifacts" / "search" / "model"),
-                      json.loads((root / "data" / "prepared" / "meta.json").read_text()), scratch, client)
+        yield Trained(
+            model,
+            root,
+            load_bundle(path),
+            load_model(best["format"], root / "artifacts" / "search" / "model"),
+            json.loads((root / "data" / "prepared" / "meta.json").read_text()),
+            scratch,
+            client,
+        )
 
 
 # ---- rows drawn from the contract, and the ways each path receives them ----
@@ -157,14 +191,24 @@ def _unseen(spec: ColumnSpec) -> st.SearchStrategy[str]:
     in training's reader) nor, in a boolean column, a spelling of true or false (CSV booleans)."""
     banned = set(NA_TOKENS) | set(spec.categories)
     text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=8)
-    return text.filter(lambda s: s not in banned and s.strip() == s and s.strip() != ""
-                       and not (_is_boolean(spec) and s.lower() in ("true", "false")))
+    return text.filter(
+        lambda s: (
+            s not in banned
+            and s.strip() == s
+            and s.strip() != ""
+            and not (_is_boolean(spec) and s.lower() in ("true", "false"))
+        )
+    )
 
 
 def _value(spec: ColumnSpec) -> st.SearchStrategy[Any]:
     if spec.kind == NUMERIC:
         whole = st.integers(-1000, 1000).map(float)
-        value = whole if spec.dtype.startswith("int") else st.one_of(whole, st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
+        value = (
+            whole
+            if spec.dtype.startswith("int")
+            else st.one_of(whole, st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
+        )
     else:
         value = st.one_of(st.sampled_from(spec.categories), _unseen(spec)) if spec.categories else _unseen(spec)
     return st.one_of(st.just(MISSING), value) if spec.nullable else value
@@ -173,7 +217,9 @@ def _value(spec: ColumnSpec) -> st.SearchStrategy[Any]:
 def batches(contract: list[ColumnSpec]) -> st.SearchStrategy[Batch]:
     """A batch of rows (each cell a logical value and a variant: which spelling each format uses)."""
     cell = {spec.name: st.tuples(_value(spec), st.integers(0, 2)) for spec in contract}
-    return st.builds(Batch, st.just(contract), st.lists(st.fixed_dictionaries(cell), min_size=1, max_size=MAX_ROWS), st.booleans())
+    return st.builds(
+        Batch, st.just(contract), st.lists(st.fixed_dictionaries(cell), min_size=1, max_size=MAX_ROWS), st.booleans()
+    )
 
 
 @dataclass
@@ -184,7 +230,9 @@ class Batch:
 
     def logical(self) -> pd.DataFrame:
         """The values as prepare would have held them: text, numbers, None for missing."""
-        return pd.DataFrame({spec.name: pd.Series([row[spec.name][0] for row in self.rows], dtype=object) for spec in self.contract})
+        return pd.DataFrame(
+            {spec.name: pd.Series([row[spec.name][0] for row in self.rows], dtype=object) for spec in self.contract}
+        )
 
     def csv_text(self) -> str:
         out = io.StringIO()
@@ -209,7 +257,9 @@ class Batch:
             return pd.Series(values, dtype="Float64" if self.nullable_dtypes else object)
         present = [value for value, _ in cells if value is not MISSING]
         booleans = _is_boolean(spec) and set(present) <= {"True", "False"}
-        values = [gaps[variant] if value is MISSING else (value == "True" if booleans else value) for value, variant in cells]
+        values = [
+            gaps[variant] if value is MISSING else (value == "True" if booleans else value) for value, variant in cells
+        ]
         if self.nullable_dtypes:
             return pd.Series(values, dtype="boolean" if booleans else "string")
         return pd.Series(values, dtype=object)
@@ -253,14 +303,25 @@ def evaluated_answers(model: Trained, batch: Batch) -> Predictions:
 
 def assert_same(model: Trained, expected: Predictions, labels: Any, proba: Any, path: str) -> None:
     labels = np.asarray(labels)
-    assert labels.tolist() == expected.predicted.tolist(), f"{model.name} {path}: labels differ from the evaluated model's"
+    assert labels.tolist() == expected.predicted.tolist(), (
+        f"{model.name} {path}: labels differ from the evaluated model's"
+    )
     if proba is not None:
-        np.testing.assert_allclose(np.asarray(proba, dtype=float), expected.proba, rtol=0, atol=1e-9,
-                                   err_msg=f"{model.name} {path}: probabilities differ from the evaluated model's")
+        np.testing.assert_allclose(
+            np.asarray(proba, dtype=float),
+            expected.proba,
+            rtol=0,
+            atol=1e-9,
+            err_msg=f"{model.name} {path}: probabilities differ from the evaluated model's",
+        )
 
 
 def write_inputs(model: Trained, batch: Batch) -> dict[str, Path]:
-    files = {"csv": model.scratch / "rows.csv", "parquet": model.scratch / "rows.parquet", "json": model.scratch / "rows.json"}
+    files = {
+        "csv": model.scratch / "rows.csv",
+        "parquet": model.scratch / "rows.parquet",
+        "json": model.scratch / "rows.json",
+    }
     files["csv"].write_text(batch.csv_text(), encoding="utf-8")
     batch.frame().to_parquet(files["parquet"], index=False)
     files["json"].write_text(json.dumps(batch.records(), ensure_ascii=False), encoding="utf-8")
@@ -274,8 +335,13 @@ def check_outputs(model: Trained, expected: Predictions, outputs: dict[str, Path
 
 
 # no shrinking: each step would rerun processes or requests; a failure reports its batch as drawn
-SETTINGS = dict(deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = dict(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def test_automlops_predict_answers_as_the_evaluated_model(trained: Trained) -> None:
@@ -288,10 +354,28 @@ def test_automlops_predict_answers_as_the_evaluated_model(trained: Trained) -> N
         expected = evaluated_answers(trained, batch)
         files = write_inputs(trained, batch)
         outputs = {kind: trained.scratch / f"out_{kind}.parquet" for kind in files}
-        processes = [subprocess.Popen([sys.executable, "-m", "automlops", "predict", "--model", str(trained.bundle.path),
-                                       "--input", str(files[kind]), "--output", str(outputs[kind])],
-                                      cwd=trained.root, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                     for kind in files]
+        processes = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "automlops",
+                    "predict",
+                    "--model",
+                    str(trained.bundle.path),
+                    "--input",
+                    str(files[kind]),
+                    "--output",
+                    str(outputs[kind]),
+                ],
+                cwd=trained.root,
+                env=run_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for kind in files
+        ]
         for kind, process in zip(files, processes):
             _, stderr = process.communicate(timeout=120)
             assert process.returncode == 0, f"{trained.name} predict {kind}: {stderr[-2000:]}"
@@ -330,10 +414,16 @@ def test_both_endpoints_answer_as_the_evaluated_model(trained: Trained) -> None:
         records, text = batch.records(), batch.csv_text().encode()
         json_body = json.dumps(records, ensure_ascii=False).encode()
         names = [spec.name for spec in trained.contract]
-        split = json.dumps({"dataframe_split": {"columns": names, "data": [[r[n] for n in names] for r in records]}}).encode()
+        split = json.dumps(
+            {"dataframe_split": {"columns": names, "data": [[r[n] for n in names] for r in records]}}
+        ).encode()
         classes = [str(label) for label in trained.bundle.model.classes_]
-        for path, body, kind in (("/predict?proba=1", json_body, "application/json"), ("/predict?proba=1", text, "text/csv"),
-                                 ("/invocations", split, "application/json"), ("/invocations", text, "text/csv")):
+        for path, body, kind in (
+            ("/predict?proba=1", json_body, "application/json"),
+            ("/predict?proba=1", text, "text/csv"),
+            ("/invocations", split, "application/json"),
+            ("/invocations", text, "text/csv"),
+        ):
             answer = trained.client.post(path, content=body, headers={"Content-Type": kind})
             assert answer.status_code == 200, f"{trained.name} {path} {kind}: {answer.text[:500]}"
             got = answer.json()
@@ -352,7 +442,13 @@ def test_the_input_example_is_answered_as_evaluated(trained: Trained) -> None:
     expected = predict(trained.evaluated, head[trained.meta["features"]], head[TARGET], trained.meta["task"])
     got = trained.client.post("/predict?proba=1", json=example).json()
     classes = [str(label) for label in trained.bundle.model.classes_]
-    assert_same(trained, expected, got["predictions"], [[row[c] for c in classes] for row in got["probabilities"]], "input example")
+    assert_same(
+        trained,
+        expected,
+        got["predictions"],
+        [[row[c] for c in classes] for row in got["probabilities"]],
+        "input example",
+    )
 
 
 def test_the_recorded_test_metrics_are_those_of_automlops_predict(trained: Trained) -> None:
@@ -360,21 +456,42 @@ def test_the_recorded_test_metrics_are_those_of_automlops_predict(trained: Train
     the 6 digits recorded), and monitor, given the labelled test split as Parquet or CSV, measures the same."""
     test_split = trained.root / "data" / "prepared" / "test.parquet"
     out = trained.scratch / "test_predictions.parquet"
-    done = cli("predict", "--model", str(trained.bundle.path), "--input", str(test_split), "--keep", TARGET,
-               "--output", str(out), cwd=trained.root)
+    done = cli(
+        "predict",
+        "--model",
+        str(trained.bundle.path),
+        "--input",
+        str(test_split),
+        "--keep",
+        TARGET,
+        "--output",
+        str(out),
+        cwd=trained.root,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     predicted = pd.read_parquet(out)
     task = trained.meta["task"]
-    recomputed = scores(Predictions(predicted[TARGET].to_numpy(), predicted["prediction"].to_numpy(),
-                                    predicted[trained.proba_columns].to_numpy(), np.asarray(trained.bundle.model.classes_)), task)
+    recomputed = scores(
+        Predictions(
+            predicted[TARGET].to_numpy(),
+            predicted["prediction"].to_numpy(),
+            predicted[trained.proba_columns].to_numpy(),
+            np.asarray(trained.bundle.model.classes_),
+        ),
+        task,
+    )
     recorded = json.loads((trained.root / "metrics" / "test.json").read_text())
     assert recorded == trained.bundle.manifest.metrics.test
-    assert recomputed == recorded, f"{trained.name}: predict on the test split gives {recomputed}, the bundle records {recorded}"
+    assert recomputed == recorded, (
+        f"{trained.name}: predict on the test split gives {recomputed}, the bundle records {recorded}"
+    )
 
     from automlops.monitor.runner import monitor
 
     def measured(batch: Path) -> dict[str, Any]:
-        return monitor(str(trained.bundle.path), batch, MonitorConfig(out=str(trained.scratch / "monitor")))["performance"]
+        return monitor(str(trained.bundle.path), batch, MonitorConfig(out=str(trained.scratch / "monitor")))[
+            "performance"
+        ]
 
     performance = measured(test_split)
     assert performance["current"] == performance["reference"], f"{trained.name}: monitor measures {performance}"

@@ -141,7 +141,9 @@ def test_predict_cli_matches_in_memory_model(name: str, experiment_run, tmp_path
         assert done.returncode == 0, done.stderr
         assert f"wrote {len(rows)} prediction(s)" in done.stdout
         path = tmp_path / target
-        outputs[target] = pd.read_parquet(path) if target.endswith(".parquet") else pd.read_csv(path, float_precision="round_trip")
+        outputs[target] = (
+            pd.read_parquet(path) if target.endswith(".parquet") else pd.read_csv(path, float_precision="round_trip")
+        )
 
     for target, out in outputs.items():
         assert len(out) == len(rows), target
@@ -153,7 +155,9 @@ def test_predict_cli_matches_in_memory_model(name: str, experiment_run, tmp_path
         else:
             np.testing.assert_array_equal(out["prediction"].to_numpy(), expected, err_msg=target)
             assert probability_columns == [f"proba_{label}" for label in model.classes_], target
-            np.testing.assert_allclose(out[probability_columns].to_numpy(), model.predict_proba(x), rtol=1e-12, atol=0, err_msg=target)
+            np.testing.assert_allclose(
+                out[probability_columns].to_numpy(), model.predict_proba(x), rtol=1e-12, atol=0, err_msg=target
+            )
 
 
 def test_sweep_packages_every_job_and_runs_are_deterministic(project: Path, experiment_run) -> None:
@@ -182,7 +186,9 @@ def test_sweep_packages_every_job_and_runs_are_deterministic(project: Path, expe
     # the classifier bundle holds the classifier, not the regressor fitted after it in the same process
     classifier = load_bundle(project / "models" / "breast_cancer")
     example = pd.DataFrame.from_records(json.loads((classifier.path / "input_example.json").read_text()))
-    assert set(classifier.model.predict(validate_input(example, classifier.contract))) <= set(classifier.manifest.classes or [])
+    assert set(classifier.model.predict(validate_input(example, classifier.contract))) <= set(
+        classifier.manifest.classes or []
+    )
 
 
 def test_tampered_bundle_is_refused(penguins_run, tmp_path: Path) -> None:
@@ -201,7 +207,9 @@ def test_tampered_bundle_is_refused(penguins_run, tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="sha256"):
         load_bundle(bundle)
     out = tmp_path / "out.csv"
-    done = cli("predict", "--model", str(bundle), "--input", str(tmp_path / "rows.csv"), "--output", str(out), cwd=tmp_path)
+    done = cli(
+        "predict", "--model", str(bundle), "--input", str(tmp_path / "rows.csv"), "--output", str(out), cwd=tmp_path
+    )
     assert done.returncode != 0
     message = done.stderr.strip()
     assert "\n" not in message, f"expected a one-line error, got:\n{message}"

@@ -14,12 +14,12 @@ import pytest
 from conftest import champion, cli, new_project
 from test_serve import running_server
 
-from automlops.records import PreparedMeta
 from automlops.config.schema import DataConfig, FeaturesConfig, SplitConfig
 from automlops.data.contract import NUMERIC, validate_input
 from automlops.data.prepare import prepare
 from automlops.errors import DataError
 from automlops.io import write_json_atomic
+from automlops.records import PreparedMeta
 
 ROWS = 300
 
@@ -35,19 +35,21 @@ def traps(n: int = ROWS, seed: int = 0) -> pd.DataFrame:
     ratio[7:10] = -np.inf
     age_text = age.astype(str).astype(object)
     age_text[rng.choice(n, n // 5, replace=False)] = rng.choice(["?", "unknown", "-"], n // 5)  # 20 % stray text
-    return pd.DataFrame({
-        "customer_id": [f"C{i:06d}" for i in rng.permutation(n)],  # unique text
-        "row_number": rng.permutation(n) + 1,  # integers numbering the rows
-        "signup": pd.date_range("2020-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),  # dates, as CSV gives them
-        "income": income,
-        "visits": rng.integers(0, 10**7, n),  # unique-ish integers over a wide range: a real count, kept
-        "age": age_text,
-        "ratio": ratio,
-        "plan": ["basic"] * n,  # constant
-        "notes": [np.nan] * n,  # all missing
-        "color": color,
-        "y": np.where((income > 50_000) ^ (color == "red"), "yes", "no"),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{i:06d}" for i in rng.permutation(n)],  # unique text
+            "row_number": rng.permutation(n) + 1,  # integers numbering the rows
+            "signup": pd.date_range("2020-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),  # dates, as CSV gives them
+            "income": income,
+            "visits": rng.integers(0, 10**7, n),  # unique-ish integers over a wide range: a real count, kept
+            "age": age_text,
+            "ratio": ratio,
+            "plan": ["basic"] * n,  # constant
+            "notes": [np.nan] * n,  # all missing
+            "color": color,
+            "y": np.where((income > 50_000) ^ (color == "red"), "yes", "no"),
+        }
+    )
 
 
 def write_traps(folder: Path) -> Path:
@@ -143,25 +145,34 @@ def test_mostly_text_stays_categorical_with_a_warning(tmp_path: Path) -> None:
     prepared = prepare(csv_config(path), seed=0)
     spec = next(spec for spec in prepared.meta.contract if spec["name"] == "level")
     assert spec["kind"] == "categorical"
-    assert "column 'level': 70 of 100 values are not numbers ('high', 'low'); kept as categorical" in prepared.meta.data_warnings[0]
+    assert (
+        "column 'level': 70 of 100 values are not numbers ('high', 'low'); kept as categorical"
+        in prepared.meta.data_warnings[0]
+    )
 
 
 def test_a_repeated_csv_header_is_refused_naming_column_and_file(tmp_path: Path) -> None:
     path = tmp_path / "twice.csv"
     path.write_text("x,y,x\n1,a,2\n3,b,4\n")
-    with pytest.raises(DataError, match=r"data: csv file .*twice\.csv names column\(s\) 'x' more than once in its header"):
+    with pytest.raises(
+        DataError, match=r"data: csv file .*twice\.csv names column\(s\) 'x' more than once in its header"
+    ):
         prepare(csv_config(path), seed=0)
 
 
 @pytest.mark.parametrize("key", ["time_column", "group_column"])
 def test_a_missing_split_column_is_named_with_a_suggestion(traps_csv: Path, key: str) -> None:
     split = SplitConfig(strategy=key.removesuffix("_column"), **{key: "signpu"})
-    with pytest.raises(DataError, match=rf"data\.split\.{key}: column 'signpu' is not in csv file .*\(did you mean 'signup'\?\)"):
+    with pytest.raises(
+        DataError, match=rf"data\.split\.{key}: column 'signpu' is not in csv file .*\(did you mean 'signup'\?\)"
+    ):
         prepare(csv_config(traps_csv, split=split), seed=0)
 
 
 def test_multiclass_on_a_two_class_target_fails_in_prepare(traps_csv: Path) -> None:
-    with pytest.raises(DataError, match=r"data\.task: multiclass needs 3 or more classes, but 'y' has 2; set data\.task=binary"):
+    with pytest.raises(
+        DataError, match=r"data\.task: multiclass needs 3 or more classes, but 'y' has 2; set data\.task=binary"
+    ):
         prepare(csv_config(traps_csv, task="multiclass"), seed=0)
 
 
@@ -204,7 +215,9 @@ def test_a_run_on_a_table_with_every_trap_succeeds_and_predicts_on_the_same_csv(
     late = cli("run", *base, "data.split.strategy=time", "data.split.time_column=signpu", cwd=root)
     errors = [line for line in late.stderr.splitlines() if line.strip()]
     assert late.returncode != 0 and "Traceback" not in late.stderr and len(errors) == 1, late.stderr
-    assert errors[0].startswith("error: data.split.time_column: column 'signpu'") and "did you mean 'signup'" in errors[0]
+    assert (
+        errors[0].startswith("error: data.split.time_column: column 'signpu'") and "did you mean 'signup'" in errors[0]
+    )
     wrong_task = cli("run", *base, "data.task=multiclass", cwd=root)
     assert wrong_task.returncode != 0 and "Traceback" not in wrong_task.stderr
     assert "error: data.task: multiclass needs 3 or more classes" in wrong_task.stderr
@@ -216,18 +229,30 @@ def test_a_run_on_a_table_with_every_trap_succeeds_and_predicts_on_the_same_csv(
     bundle = root / "artifacts" / "bundle"
     manifest = strict_json((bundle / "manifest.json").read_text())
     assert isinstance(manifest, dict)
-    assert {item["column"] for item in manifest["dropped_columns"]} == {"customer_id", "row_number", "signup", "plan", "notes"}
+    assert {item["column"] for item in manifest["dropped_columns"]} == {
+        "customer_id",
+        "row_number",
+        "signup",
+        "plan",
+        "notes",
+    }
     contract = [spec["name"] for spec in manifest["input_schema"]]
     assert contract == ["income", "visits", "age", "ratio", "color"]
     example = strict_json((bundle / "input_example.json").read_text())
     assert isinstance(example, list) and [list(row) for row in example] == [contract] * len(example)
-    written = [*(root / "data" / "prepared").glob("*.json"), *(root / "metrics").rglob("*.json"), *champion(root, "traps").glob("*.json")]
+    written = [
+        *(root / "data" / "prepared").glob("*.json"),
+        *(root / "metrics").rglob("*.json"),
+        *champion(root, "traps").glob("*.json"),
+    ]
     assert len(written) > 6
     for file in written:  # every JSON the pipeline wrote, the released manifest and blessing included
         strict_json(file.read_text())
 
     card = (champion(root, "traps") / "model_card.md").read_text()
-    assert "5 column(s) dropped by prepare" in card and "| customer_id | id-like (300 distinct values in 300 rows)" in card
+    assert (
+        "5 column(s) dropped by prepare" in card and "| customer_id | id-like (300 distinct values in 300 rows)" in card
+    )
 
     out = tmp_path / "scored.csv"
     predict = ["predict", "--model", "models/traps", "--output", str(out), "--keep", "y"]
@@ -250,6 +275,10 @@ def test_a_run_on_a_table_with_every_trap_succeeds_and_predicts_on_the_same_csv(
         assert response.status_code == 200, response.text
         assert response.json()["predictions"] == answers["prediction"].head(5).tolist()
         refused_row = client.post("/predict", json=[{**rows[0], "surprise": 1}])
-        assert refused_row.status_code == 422 and "surprise" in refused_row.text  # other extra columns: refused as before
+        assert (
+            refused_row.status_code == 422 and "surprise" in refused_row.text
+        )  # other extra columns: refused as before
         text_number = client.post("/predict", json=[{**rows[0], "age": "?"}])
-        assert text_number.status_code == 422 and "expected a number, got a string ('?')" in text_number.text  # JSON has null
+        assert (
+            text_number.status_code == 422 and "expected a number, got a string ('?')" in text_number.text
+        )  # JSON has null

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
+from automlops.config.schema import SearchConfig, ValidationConfig
 from automlops.data.contract import infer_contract
 from automlops.errors import ConfigError
 from automlops.search.engines import SearchData
 from automlops.search.families import FAMILIES, build_pipeline
 from automlops.search.optuna_engine import plan, search_optuna
-from automlops.config.schema import SearchConfig, ValidationConfig
 from automlops.serve.direct import direct_pipeline
 
 ROWS, LEVELS = 6_000, 600  # ten rows a level: above the linear family's rare-level floor of 5
@@ -29,8 +29,14 @@ def many_levels_table(rows: int = ROWS, seed: int = 0) -> tuple[pd.DataFrame, pd
     codes = rng.integers(0, LEVELS, rows)
     city = np.array([f"city_{c:04d}" for c in codes], dtype=object)
     city[rng.random(rows) < 0.03] = None
-    x = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows), "city": city,
-                      "colour": rng.choice(np.array(["red", "green", "blue"], dtype=object), rows)})
+    x = pd.DataFrame(
+        {
+            "a": rng.normal(size=rows),
+            "b": rng.normal(size=rows),
+            "city": city,
+            "colour": rng.choice(np.array(["red", "green", "blue"], dtype=object), rows),
+        }
+    )
     y = pd.Series(2.0 * rng.normal(size=LEVELS)[codes] + x["a"] + rng.normal(scale=0.5, size=rows), name="y")
     return x, y
 
@@ -40,7 +46,9 @@ def stored_values(matrix) -> int:
 
 
 @pytest.mark.parametrize("encoder", [None, "onehot", "ordinal", "target"])
-@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "hist_gradient_boosting", "random_forest", "extra_trees", "linear"])
+@pytest.mark.parametrize(
+    "family", ["lightgbm", "xgboost", "hist_gradient_boosting", "random_forest", "extra_trees", "linear"]
+)
 def test_the_matrix_of_every_family_stays_near_the_tables_size(family: str, encoder: str | None) -> None:
     """At most a few stored values per raw cell, never rows x levels: on 627fad9 the linear family's
     dense one-hot held 6,000 x ~600 values (and every family did with encoder=onehot)."""
@@ -56,15 +64,24 @@ def test_the_matrix_of_every_family_stays_near_the_tables_size(family: str, enco
 @pytest.mark.parametrize("task", ["regression", "binary", "multiclass"])
 def test_a_column_with_more_levels_than_max_levels_is_target_encoded(task: str) -> None:
     x, y = many_levels_table()
-    y = {"regression": y, "binary": (y > y.median()).map({True: "hi", False: "lo"}),
-         "multiclass": pd.qcut(y, 3, labels=["lo", "mid", "hi"]).astype(str)}[task]
+    y = {
+        "regression": y,
+        "binary": (y > y.median()).map({True: "hi", False: "lo"}),
+        "multiclass": pd.qcut(y, 3, labels=["lo", "mid", "hi"]).astype(str),
+    }[task]
     columns = build_pipeline("linear", {}, {}, infer_contract(x), task, 0, 1).named_steps["preprocess"].fit(x, y)
     encoded = {name for name, _, cols in columns.transformers_ if "city" in cols}
     assert encoded == {"many_levels"}
     names = [n for n in columns.get_feature_names_out() if n.startswith("city")]
     assert len(names) == (3 if task == "multiclass" else 1), names  # one column (one per class), not one per level
-    kept = build_pipeline("linear", {}, {"max_levels": LEVELS}, infer_contract(x), task, 0, 1).named_steps["preprocess"].fit(x, y)
-    assert len([n for n in kept.get_feature_names_out() if n.startswith("city")]) > 100, "max_levels raised: one-hot again"
+    kept = (
+        build_pipeline("linear", {}, {"max_levels": LEVELS}, infer_contract(x), task, 0, 1)
+        .named_steps["preprocess"]
+        .fit(x, y)
+    )
+    assert len([n for n in kept.get_feature_names_out() if n.startswith("city")]) > 100, (
+        "max_levels raised: one-hot again"
+    )
 
 
 def test_a_tree_learns_from_a_many_level_column() -> None:
@@ -74,7 +91,9 @@ def test_a_tree_learns_from_a_many_level_column() -> None:
 
     x, y = many_levels_table(rows=2 * ROWS)
     fit_x, fit_y, test_x, test_y = x.iloc[:ROWS], y.iloc[:ROWS], x.iloc[ROWS:], y.iloc[ROWS:]
-    pipeline = build_pipeline("lightgbm", {"n_estimators": 100}, {}, infer_contract(fit_x), "regression", 0, 1).fit(fit_x, fit_y)
+    pipeline = build_pipeline("lightgbm", {"n_estimators": 100}, {}, infer_contract(fit_x), "regression", 0, 1).fit(
+        fit_x, fit_y
+    )
     assert r2_score(test_y, pipeline.predict(test_x)) > 0.7
 
 
@@ -86,12 +105,24 @@ def test_max_levels_must_be_a_whole_number_of_at_least_one() -> None:
 @pytest.mark.slow  # fits models: seconds of CPU each
 def test_a_search_on_a_many_level_table_predicts_unseen_levels_and_gaps(tmp_path: Path) -> None:
     x, y = many_levels_table()
-    data = SearchData(x.iloc[:4000], y.iloc[:4000], x.iloc[4000:], y.iloc[4000:], infer_contract(x.iloc[:4000]),
-                      "regression", "sha256:many-levels", "random")
+    data = SearchData(
+        x.iloc[:4000],
+        y.iloc[:4000],
+        x.iloc[4000:],
+        y.iloc[4000:],
+        infer_contract(x.iloc[:4000]),
+        "regression",
+        "sha256:many-levels",
+        "random",
+    )
     space = {"linear": {}, "lightgbm": {"n_estimators": 30}}
-    cfg = SearchConfig(progress=False, n_trials=3, sampler="random", validation=ValidationConfig(method="holdout"), space=space)
+    cfg = SearchConfig(
+        progress=False, n_trials=3, sampler="random", validation=ValidationConfig(method="holdout"), space=space
+    )
     result = search_optuna(cfg, data, 0, tmp_path)
-    assert {c.family for c in result.candidates if c.state == "COMPLETE"} >= {"linear", "lightgbm"}, "the test needs both"
+    assert {c.family for c in result.candidates if c.state == "COMPLETE"} >= {"linear", "lightgbm"}, (
+        "the test needs both"
+    )
     new = x.iloc[:4].copy()
     new["city"] = ["city_never_seen", None, np.nan, "city_0001"]
     new["colour"] = ["purple", None, "red", "red"]
@@ -112,7 +143,14 @@ def test_a_sparse_linear_model_keeps_the_step_by_step_serving_path() -> None:
 
 
 def test_every_family_is_covered() -> None:
-    assert set(FAMILIES.names()) == {"lightgbm", "xgboost", "hist_gradient_boosting", "random_forest", "extra_trees", "linear"}
+    assert set(FAMILIES.names()) == {
+        "lightgbm",
+        "xgboost",
+        "hist_gradient_boosting",
+        "random_forest",
+        "extra_trees",
+        "linear",
+    }
 
 
 @pytest.mark.parametrize("family", ["random_forest", "extra_trees"])
@@ -121,7 +159,11 @@ def test_a_forest_shares_a_bounded_number_of_leaves_unless_told_otherwise(family
     from automlops.search.families import FOREST_LEAVES
 
     x, y = many_levels_table()
-    trees = build_pipeline(family, {"n_estimators": 250}, {}, infer_contract(x), "regression", 0, 1).named_steps["model"]
+    trees = build_pipeline(family, {"n_estimators": 250}, {}, infer_contract(x), "regression", 0, 1).named_steps[
+        "model"
+    ]
     assert trees.max_leaf_nodes == FOREST_LEAVES // 250
-    told = build_pipeline(family, {"max_leaf_nodes": None}, {}, infer_contract(x), "regression", 0, 1).named_steps["model"]
+    told = build_pipeline(family, {"max_leaf_nodes": None}, {}, infer_contract(x), "regression", 0, 1).named_steps[
+        "model"
+    ]
     assert told.max_leaf_nodes is None

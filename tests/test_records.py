@@ -15,18 +15,46 @@ from automlops.io import finite
 from automlops.records import Blessing, Lineage, Manifest, PreparedMeta, SearchBest, TrainingRows
 
 FULL: dict[str, Any] = {
-    "format_version": 1, "name": "penguins", "version": 3, "created_at": "2026-11-28T03:05:28+00:00",
-    "task": "binary", "target": "sex", "classes": ["female", "male"], "positive_class": "male", "decision_threshold": 0.42,
-    "input_schema": [{"name": "island", "kind": "categorical", "dtype": "object", "nullable": False,
-                      "categories": ["Biscoe", "Dream"], "min": None, "max": None}],
+    "format_version": 1,
+    "name": "penguins",
+    "version": 3,
+    "created_at": "2026-11-28T03:05:28+00:00",
+    "task": "binary",
+    "target": "sex",
+    "classes": ["female", "male"],
+    "positive_class": "male",
+    "decision_threshold": 0.42,
+    "input_schema": [
+        {
+            "name": "island",
+            "kind": "categorical",
+            "dtype": "object",
+            "nullable": False,
+            "categories": ["Biscoe", "Dream"],
+            "min": None,
+            "max": None,
+        }
+    ],
     "dropped_columns": [{"column": "id", "reason": "id-like"}],
     "metrics": {"validation": {"roc_auc": 0.97}, "test": {"roc_auc": 0.96, "f1": 0.9}},
     "model": {"engine": "optuna", "format": "sklearn", "family": "lightgbm", "params": {"n_estimators": 150}},
-    "lineage": {"data_hash": "sha256:ab12", "data_source": "builtin dataset penguins", "rows": {"train": 200, "test": 69},
-                "git_commit": None, "python": "3.11.7", "packages": {"scikit-learn": "1.9.1"},
-                "search": {"engine": "optuna", "study_name": "automlops-9f8e"}},
+    "lineage": {
+        "data_hash": "sha256:ab12",
+        "data_source": "builtin dataset penguins",
+        "rows": {"train": 200, "test": 69},
+        "git_commit": None,
+        "python": "3.11.7",
+        "packages": {"scikit-learn": "1.9.1"},
+        "search": {"engine": "optuna", "study_name": "automlops-9f8e"},
+    },
     "config": {"data": {"source": "builtin"}, "search": {"engine": "optuna"}, "deploy": {"alias": "champion"}},
-    "training_rows": {"file": "training_rows.npy", "rows": 200, "distinct": 199, "splits": ["train", "valid"], "hash": "xxh"},
+    "training_rows": {
+        "file": "training_rows.npy",
+        "rows": 200,
+        "distinct": 199,
+        "splits": ["train", "valid"],
+        "hash": "xxh",
+    },
     "files": {"model/model.joblib": "ab" * 32},
     "blessing": {"passed": True, "checks": ["roc_auc 0.96 >= 0.9: ok"]},
 }
@@ -52,12 +80,24 @@ def test_an_older_manifest_without_the_newer_keys_reads_with_defaults() -> None:
         del old[key]
     del old["lineage"]["git_commit"]
     manifest = Manifest.from_dict(old)
-    assert (manifest.positive_class, manifest.dropped_columns, manifest.training_rows, manifest.blessing) == (None, None, None, None)
+    assert (manifest.positive_class, manifest.dropped_columns, manifest.training_rows, manifest.blessing) == (
+        None,
+        None,
+        None,
+        None,
+    )
     assert manifest.lineage.git_commit is None and manifest.lineage.python == "3.11.7"
     assert "blessing" not in manifest.to_dict()  # a candidate has none, and none is written for it
     assert Manifest.from_dict(manifest.to_dict()) == manifest
-    bare = Manifest.from_dict({"format_version": 1, "name": "x", "task": "regression", "target": "y",
-                               "model": {"engine": "optuna", "format": "sklearn", "family": "ridge"}})
+    bare = Manifest.from_dict(
+        {
+            "format_version": 1,
+            "name": "x",
+            "task": "regression",
+            "target": "y",
+            "model": {"engine": "optuna", "format": "sklearn", "family": "ridge"},
+        }
+    )
     assert bare.lineage == Lineage() and bare.metrics.test == {} and bare.files == {}
 
 
@@ -90,17 +130,42 @@ def test_real_bundles_manifests_come_back_byte_for_byte(penguins_run: tuple[Path
 
 
 def test_older_meta_and_best_without_the_newer_keys_read_with_defaults() -> None:
-    meta = PreparedMeta.from_dict({"target": "y", "task": "binary", "classes": [0, 1], "features": ["a"],
-                                   "contract": [{"name": "a", "kind": "numeric"}], "data_hash": "h", "source": "s",
-                                   "rows": {"train": 8}})
+    meta = PreparedMeta.from_dict(
+        {
+            "target": "y",
+            "task": "binary",
+            "classes": [0, 1],
+            "features": ["a"],
+            "contract": [{"name": "a", "kind": "numeric"}],
+            "data_hash": "h",
+            "source": "s",
+            "rows": {"train": 8},
+        }
+    )
     assert (meta.positive_class, meta.split_columns, meta.dropped_columns, meta.config) == (None, [], [], None)
     assert "config" not in meta.to_dict()  # prepare() returns it without; the stage adds it as it writes meta.json
-    best = SearchBest.from_dict({"engine": "optuna", "format": "sklearn", "family": "ridge", "params": {}, "metric": "r2",
-                                 "valid_score": 0.5, "lineage": {}, "config": {}})
+    best = SearchBest.from_dict(
+        {
+            "engine": "optuna",
+            "format": "sklearn",
+            "family": "ridge",
+            "params": {},
+            "metric": "r2",
+            "valid_score": 0.5,
+            "lineage": {},
+            "config": {},
+        }
+    )
     assert best.trained_on is None and "trained_on" not in best.to_dict()
     assert SearchBest.from_dict(best.to_dict()) == best and PreparedMeta.from_dict(meta.to_dict()) == meta
     gated = Blessing.from_dict({"passed": False, "checks": [], "infra": None, "champion": None, "comparison": None})
-    assert (gated.candidate, gated.rechecked) == (None, None) and list(gated.to_dict()) == ["passed", "checks", "infra", "champion", "comparison"]
+    assert (gated.candidate, gated.rechecked) == (None, None) and list(gated.to_dict()) == [
+        "passed",
+        "checks",
+        "infra",
+        "champion",
+        "comparison",
+    ]
 
 
 def test_mypy_names_a_misspelled_field(tmp_path: Path) -> None:
@@ -108,6 +173,8 @@ def test_mypy_names_a_misspelled_field(tmp_path: Path) -> None:
     from mypy import api
 
     reader = tmp_path / "reader.py"
-    reader.write_text("from automlops.records import Manifest\n\n\ndef task(manifest: Manifest) -> str:\n    return manifest.taks\n")
+    reader.write_text(
+        "from automlops.records import Manifest\n\n\ndef task(manifest: Manifest) -> str:\n    return manifest.taks\n"
+    )
     out, _, code = api.run([str(reader), "--config-file=", "--no-incremental", "--follow-imports=silent"])
     assert code == 1 and '"Manifest" has no attribute "taks"' in out, out

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from conftest import new_project, run_env
 
-from automlops.records import Manifest
 from automlops.deploy import TARGETS, Release
 from automlops.deploy.model_registry import list_versions, next_version, read_aliases
 from automlops.errors import DeployError, GateError
+from automlops.records import Manifest
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +30,14 @@ EXPERIMENTS = {
     "forest": "random_forest: {n_estimators: 30, max_features: 0.5, min_samples_leaf: 2}",  # another good one
     "weak": "lightgbm: {n_estimators: 1, num_leaves: 2, learning_rate: 0.01, min_child_samples: 50}",  # deliberately worse (~0.88)
 }
-FAST = ("search.n_trials=1", "search.validation.method=holdout", "search.progress=false", "gate.infra.enabled=false",
-        "evaluate.importance_repeats=0", "evaluate.plots=false")
+FAST = (
+    "search.n_trials=1",
+    "search.validation.method=holdout",
+    "search.progress=false",
+    "gate.infra.enabled=false",
+    "evaluate.importance_repeats=0",
+    "evaluate.plots=false",
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +47,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     families = {"lightgbm": "null", "random_forest": "null", "linear": "null"}
     for name, family in EXPERIMENTS.items():
         space = "\n".join(f"    {f}: {v}" for f, v in families.items() if not family.startswith(f))
-        (root / "conf" / "experiment" / f"{name}.yaml").write_text(f"# @package _global_\nsearch:\n  space:\n    {family}\n{space}\n")
+        (root / "conf" / "experiment" / f"{name}.yaml").write_text(
+            f"# @package _global_\nsearch:\n  space:\n    {family}\n{space}\n"
+        )
     return root
 
 
@@ -62,13 +70,18 @@ def assert_truthful(registry: Path) -> None:
         version = registry / "versions" / str(entry["version"])
         blessing = json.loads((version / "blessing.json").read_text())
         judged = (blessing["champion"] or {}).get("version")
-        assert judged == entry["previous"], (f"v{entry['version']} replaced champion v{entry['previous']}, but its blessing says it "
-                                             f"was judged against {judged and f'v{judged}' or 'no champion'}")
+        assert judged == entry["previous"], (
+            f"v{entry['version']} replaced champion v{entry['previous']}, but its blessing says it "
+            f"was judged against {judged and f'v{judged}' or 'no champion'}"
+        )
         if entry["previous"] is not None:
-            assert auc(version) >= auc(registry / "versions" / str(entry["previous"])), f"v{entry['version']} made the champion worse"
+            assert auc(version) >= auc(registry / "versions" / str(entry["previous"])), (
+                f"v{entry['version']} made the champion worse"
+            )
 
 
 # ---- the critical section, step by step (in this process: deterministic) ----
+
 
 @pytest.fixture
 def probe() -> Iterator[list[dict[str, Any]]]:
@@ -98,8 +111,9 @@ def stages(project: Path, monkeypatch: pytest.MonkeyPatch, names: tuple[str, ...
 GATED = ("prepare", "search", "evaluate", "package", "gate")
 
 
-def test_a_champion_published_between_gate_and_deploy_is_judged_again(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                      probe: list[dict[str, Any]]) -> None:
+def test_a_champion_published_between_gate_and_deploy_is_judged_again(
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, probe: list[dict[str, Any]]
+) -> None:
     shared = tmp_path / "models"
     registry = shared / "breast_cancer"
     weak, good = checkout(template, tmp_path / "weak"), checkout(template, tmp_path / "good")
@@ -109,15 +123,24 @@ def test_a_champion_published_between_gate_and_deploy_is_judged_again(template: 
     (good / "metrics" / "deploy.json").write_text('{"published": true, "version": 7}')  # an older run's record
 
     first = stages(weak, monkeypatch, ("deploy",), "+experiment=weak", to)
-    assert first["published"] and first["version"] == 1 and first.get("compared_with") is None and not first.get("rechecked")
+    assert (
+        first["published"]
+        and first["version"] == 1
+        and first.get("compared_with") is None
+        and not first.get("rechecked")
+    )
 
     # the good candidate was gated against no champion; the weak one is champion now: judged again, it wins
     second = stages(good, monkeypatch, ("deploy",), "+experiment=lin", to, "deploy.targets=[bundle,probe]")
     blessing = json.loads((registry / "versions" / "2" / "blessing.json").read_text())
-    assert (blessing["champion"] or {}).get("version") == 1, "v2 replaced champion v1, but its blessing says it was not judged against it"
+    assert (blessing["champion"] or {}).get("version") == 1, (
+        "v2 replaced champion v1, but its blessing says it was not judged against it"
+    )
     assert blessing["comparison"]["basis"] == "unseen_rows" and blessing["rechecked"]
     assert second["published"] and second["version"] == 2 and second["compared_with"] == 1 and second["rechecked"]
-    assert probe == [{"published": None, "state": "in progress", "started_at": probe[0]["started_at"]}], probe  # not version 7
+    assert probe == [{"published": None, "state": "in progress", "started_at": probe[0]["started_at"]}], (
+        probe
+    )  # not version 7
     gated = json.loads((good / "metrics" / "blessing.json").read_text())
     assert blessing["candidate"]["sha256"] == gated["candidate"]["sha256"] and gated["champion"] is None
 
@@ -127,7 +150,9 @@ def test_a_champion_published_between_gate_and_deploy_is_judged_again(template: 
     assert json.loads((good / "metrics" / "deploy.json").read_text())["unchanged"]
 
     # the weak candidate, blessed against no champion, deployed again: refused against v2, which stays
-    with pytest.raises(GateError, match=r"deploy: the champion changed to v2 after the gate, .*roc_auc .* FAILED.*champion v2 stays"):
+    with pytest.raises(
+        GateError, match=r"deploy: the champion changed to v2 after the gate, .*roc_auc .* FAILED.*champion v2 stays"
+    ):
         stages(weak, monkeypatch, ("deploy",), "+experiment=weak", to)
     refused = json.loads((weak / "metrics" / "deploy.json").read_text())
     assert refused["published"] is False and refused["rechecked"] and refused["compared_with"] == 2
@@ -144,26 +169,43 @@ def test_a_champion_published_between_gate_and_deploy_is_judged_again(template: 
 
 # ---- real concurrent runs ----
 
+
 def launch(project: Path, log: Path, *overrides: str) -> subprocess.Popen[bytes]:
     """A real run; its output goes to `log` (a full pipe must not stall a run that holds a lock)."""
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "automlops", "run", *FAST, *overrides], cwd=project, env=run_env(),
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "automlops", "run", *FAST, *overrides],
+            cwd=project,
+            env=run_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 # the 2-run case serves each candidate at the gate: seconds between its champion check and the publish, the race's window
-@pytest.mark.parametrize(("plan", "infra"), [
-    pytest.param([("a", "weak"), ("b", "lin")], "gate.infra.enabled=true", id="2-checkouts"),
-    pytest.param([("a", "weak"), ("a", "lin"), ("b", "forest"), ("c", "weak")], "gate.infra.enabled=false", id="4-runs-3-checkouts"),
-])
-def test_concurrent_runs_never_make_the_champion_worse(template: Path, tmp_path: Path, plan: list[tuple[str, str]], infra: str) -> None:
+@pytest.mark.parametrize(
+    ("plan", "infra"),
+    [
+        pytest.param([("a", "weak"), ("b", "lin")], "gate.infra.enabled=true", id="2-checkouts"),
+        pytest.param(
+            [("a", "weak"), ("a", "lin"), ("b", "forest"), ("c", "weak")],
+            "gate.infra.enabled=false",
+            id="4-runs-3-checkouts",
+        ),
+    ],
+)
+def test_concurrent_runs_never_make_the_champion_worse(
+    template: Path, tmp_path: Path, plan: list[tuple[str, str]], infra: str
+) -> None:
     """Runs in separate checkouts share deploy.dir and meet at the registry lock; two runs in one
     checkout ("a") take turns (they share its data/prepared, artifacts/ and metrics/)."""
     shared = tmp_path / "models"
     projects = {where: checkout(template, tmp_path / where) for where in dict(plan)}
     logs = [tmp_path / f"run{i}.log" for i in range(len(plan))]
-    running = [launch(projects[where], log, f"+experiment={name}", f"deploy.dir={shared}", infra, "gate.infra.requests=3")
-               for (where, name), log in zip(plan, logs)]
+    running = [
+        launch(projects[where], log, f"+experiment={name}", f"deploy.dir={shared}", infra, "gate.infra.requests=3")
+        for (where, name), log in zip(plan, logs)
+    ]
     finished = [(process.wait(timeout=300), log.read_text()) for process, log in zip(running, logs)]
     candidates = []
     for (code, err), (where, name) in zip(finished, plan):
@@ -181,6 +223,7 @@ def test_concurrent_runs_never_make_the_champion_worse(template: Path, tmp_path:
 
 # ---- delete, prune, version numbers ----
 
+
 def registry_of(where: Path, count: int) -> Path:
     """models/breast_cancer with v1..v`count` (small sealed bundles; nothing here loads a model), champion v1."""
     from automlops.deploy.bundle import FORMAT_VERSION, seal
@@ -191,7 +234,9 @@ def registry_of(where: Path, count: int) -> Path:
         bundle = where / "bundles" / str(version)
         (bundle / "model").mkdir(parents=True)
         (bundle / "model" / "model.joblib").write_bytes(f"model {version}".encode())
-        seal(bundle, Manifest.from_dict({"format_version": FORMAT_VERSION, "name": "breast_cancer", "version": version}))
+        seal(
+            bundle, Manifest.from_dict({"format_version": FORMAT_VERSION, "name": "breast_cancer", "version": version})
+        )
         add_version(registry, bundle, version)
     promote(registry, 1)
     return registry
@@ -207,7 +252,9 @@ def models(registry: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tu
     return code, out, err
 
 
-def test_delete_refuses_an_alias_target_and_numbers_are_never_reused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_delete_refuses_an_alias_target_and_numbers_are_never_reused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     registry = registry_of(tmp_path, 3)
     models(registry, capsys, "promote", "breast_cancer", "3", "--alias", "staging")
     code, _, err = models(registry, capsys, "delete", "breast_cancer", "1")
@@ -222,7 +269,9 @@ def test_delete_refuses_an_alias_target_and_numbers_are_never_reused(tmp_path: P
     assert code == 1 and "has no version 3; it has 1, 2" in err
 
 
-def test_prune_keeps_the_newest_and_every_alias_target_and_says_which(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_prune_keeps_the_newest_and_every_alias_target_and_says_which(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     registry = registry_of(tmp_path, 5)
     models(registry, capsys, "promote", "breast_cancer", "2", "--alias", "staging")
     code, out, err = models(registry, capsys, "prune", "breast_cancer", "--keep", "1")
@@ -235,7 +284,9 @@ def test_prune_keeps_the_newest_and_every_alias_target_and_says_which(tmp_path: 
     assert next_version(registry) == 6  # the highest number was deleted, and is still not given again
 
 
-def test_rollback_to_a_deleted_version_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rollback_to_a_deleted_version_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     registry = registry_of(tmp_path, 3)
     models(registry, capsys, "promote", "breast_cancer", "2")
     models(registry, capsys, "promote", "breast_cancer", "3")
@@ -246,6 +297,7 @@ def test_rollback_to_a_deleted_version_is_refused_in_one_line(tmp_path: Path, ca
 
 
 # ---- the local Optuna storage ----
+
 
 def test_processes_opening_a_new_local_optuna_storage_together_all_get_the_study(tmp_path: Path) -> None:
     """Runs and `automlops worker`s starting at once on a fresh .automlops/optuna.db: SQLite let each

@@ -45,12 +45,19 @@ def test_killed_search_resumes_with_its_finished_trials(project: Path, tmp_path:
     db = project / ".automlops" / "optuna.db"
     storage = f"sqlite:///{db}"
     log = (tmp_path / "killed.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "automlops", "run", "search.n_trials=40", *ONLY_LIGHTGBM],
-                               cwd=project, env=run_env(), stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "automlops", "run", "search.n_trials=40", *ONLY_LIGHTGBM],
+        cwd=project,
+        env=run_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 240
         while complete_trials(db) < 3:
-            assert process.poll() is None, f"the run ended (rc {process.returncode}) before 3 trials:\n{(tmp_path / 'killed.log').read_text()[-3000:]}"
+            assert process.poll() is None, (
+                f"the run ended (rc {process.returncode}) before 3 trials:\n{(tmp_path / 'killed.log').read_text()[-3000:]}"
+            )
             assert time.monotonic() < deadline, "3 trials did not complete in time"
             time.sleep(0.1)
         process.send_signal(signal.SIGKILL)
@@ -69,8 +76,12 @@ def test_killed_search_resumes_with_its_finished_trials(project: Path, tmp_path:
     assert 3 <= len(before) < 40
     # the trial in flight at the kill: its heartbeat goes stale after the grace period, and whichever run
     # looks after that marks it FAIL, possibly the resumed run below, midway
-    in_flight = {t.number for t in optuna.load_study(study_name=study_name, storage=storage).get_trials(
-        deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    in_flight = {
+        t.number
+        for t in optuna.load_study(study_name=study_name, storage=storage).get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
+        )
+    }
     assert len(in_flight) <= 1, in_flight
     # the killed run left nothing half-made behind, and did not claim success in params.yaml
     assert not (project / "models" / "breast_cancer").exists()

@@ -58,7 +58,9 @@ def prepared(root: Path, data: DataConfig, seed: int = 0) -> SearchData:
 
 @pytest.fixture(scope="module")
 def breast_cancer(tmp_path_factory: pytest.TempPathFactory) -> SearchData:
-    return prepared(tmp_path_factory.mktemp("bc"), DataConfig(source="builtin", name="breast_cancer", target="target"), seed=3)
+    return prepared(
+        tmp_path_factory.mktemp("bc"), DataConfig(source="builtin", name="breast_cancer", target="target"), seed=3
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,9 @@ def penguins(tmp_path_factory: pytest.TempPathFactory) -> SearchData:
 
 @pytest.fixture(scope="module")
 def diabetes(tmp_path_factory: pytest.TempPathFactory) -> SearchData:
-    data = DataConfig(source="builtin", name="diabetes", target="target", task="regression", split=SplitConfig(strategy="random"))
+    data = DataConfig(
+        source="builtin", name="diabetes", target="target", task="regression", split=SplitConfig(strategy="random")
+    )
     return prepared(tmp_path_factory.mktemp("diabetes"), data)
 
 
@@ -151,7 +155,10 @@ def test_each_trial_samples_and_fits_only_its_own_familys_parameters(breast_canc
             assert type(estimator).__name__ == "LogisticRegression"
             assert estimator.C == pytest.approx(1 / params["alpha"])
         else:
-            assert type(estimator).__name__ == {"lightgbm": "LGBMClassifier", "random_forest": "RandomForestClassifier"}[candidate.family]
+            assert (
+                type(estimator).__name__
+                == {"lightgbm": "LGBMClassifier", "random_forest": "RandomForestClassifier"}[candidate.family]
+            )
             assert {k: estimator.get_params()[k] for k in params} == params
 
 
@@ -162,7 +169,9 @@ PRUNABLE = {"linear": {"alpha": {"type": "float", "low": 1e-4, "high": 1e6, "log
 
 
 def cv_search(data: SearchData, state_dir: Path, pruner: str) -> optuna.Study:
-    cfg = search_config(n_trials=8, sampler="random", pruner=pruner, validation=ValidationConfig("cv", FOLDS), space=PRUNABLE)
+    cfg = search_config(
+        n_trials=8, sampler="random", pruner=pruner, validation=ValidationConfig("cv", FOLDS), space=PRUNABLE
+    )
     return run_trials(cfg, plan(cfg, data.task), data, 0, state_dir)
 
 
@@ -210,7 +219,9 @@ def test_a_failing_family_is_recorded_and_the_search_goes_on(breast_cancer: Sear
     assert fitted_estimator(result.model).__class__.__name__ == "LogisticRegression"
     assert result.lineage["trials_finished"] == 6
 
-    table = update_leaderboard(tmp_path / "history.csv", result.candidates, result.winner, result.metric, breast_cancer.data_hash)
+    table = update_leaderboard(
+        tmp_path / "history.csv", result.candidates, result.winner, result.metric, breast_cancer.data_hash
+    )
     assert len(table) == 6 and table["winner"].sum() == 1
     assert table.loc[table["winner"], "family"].item() == "linear"
     failing_rows = table[table["state"] == "FAIL"]
@@ -219,10 +230,12 @@ def test_a_failing_family_is_recorded_and_the_search_goes_on(breast_cancer: Sear
     assert all("num_leaves" in error and "\n" not in error for error in failing_rows["error"])
     assert table.loc[table["state"] == "COMPLETE", "error"].fillna("").eq("").all()
     # the failures sort last: the leaderboard ranks by score
-    assert list(table["state"].iloc[-len(failed):]) == ["FAIL"] * len(failed)
+    assert list(table["state"].iloc[-len(failed) :]) == ["FAIL"] * len(failed)
 
 
-def test_too_many_failures_stop_the_search_with_an_error_naming_the_setting(breast_cancer: SearchData, tmp_path: Path) -> None:
+def test_too_many_failures_stop_the_search_with_an_error_naming_the_setting(
+    breast_cancer: SearchData, tmp_path: Path
+) -> None:
     cfg = search_config(n_trials=8, sampler="random", max_failure_rate=0.2, space=BROKEN_LIGHTGBM)
     with pytest.raises(SearchError) as raised:
         search_optuna(cfg, breast_cancer, 0, tmp_path)
@@ -243,7 +256,9 @@ def test_too_many_failures_stop_the_search_with_an_error_naming_the_setting(brea
 
 
 @pytest.mark.slow  # fits models: seconds of CPU each
-def test_patience_stops_a_search_that_no_longer_improves(breast_cancer: SearchData, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_patience_stops_a_search_that_no_longer_improves(
+    breast_cancer: SearchData, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="automlops")
     # one fixed candidate: no trial can beat the first one
     cfg = search_config(n_trials=8, sampler="random", patience=2, space={"linear": {"alpha": 1.0}})
@@ -276,10 +291,22 @@ def frames(n: int = 60, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
 
 def fold_data(x: pd.DataFrame, y: pd.Series, strategy: str, task: str = "binary", **kwargs) -> SearchData:
     cut = len(x) * 2 // 3
-    return SearchData(x.iloc[:cut], y.iloc[:cut], x.iloc[cut:], y.iloc[cut:], infer_contract(x), task, "sha256:test", strategy, **kwargs)
+    return SearchData(
+        x.iloc[:cut],
+        y.iloc[:cut],
+        x.iloc[cut:],
+        y.iloc[cut:],
+        infer_contract(x),
+        task,
+        "sha256:test",
+        strategy,
+        **kwargs,
+    )
 
 
-def assert_partition(folds: list[tuple[np.ndarray, np.ndarray]], rows: int, folds_wanted: int, every_row_scored: bool = True) -> None:
+def assert_partition(
+    folds: list[tuple[np.ndarray, np.ndarray]], rows: int, folds_wanted: int, every_row_scored: bool = True
+) -> None:
     """Disjoint train/valid rows in each fold; k-fold schemes score every row exactly once."""
     assert len(folds) == folds_wanted
     for train, valid in folds:
@@ -298,7 +325,9 @@ def test_group_folds_never_put_a_group_on_both_sides() -> None:
     for train, valid in folds:
         assert not set(groups.iloc[train]) & set(groups.iloc[valid])
 
-    with pytest.raises(ConfigError, match=r"search\.validation\.folds: 10 folds need at least 10 groups, the data has 9"):
+    with pytest.raises(
+        ConfigError, match=r"search\.validation\.folds: 10 folds need at least 10 groups, the data has 9"
+    ):
         fold_indices(data, x, y, 10, 0)
 
 
@@ -306,7 +335,11 @@ def test_group_folds_never_put_a_group_on_both_sides() -> None:
 def test_time_folds_validate_on_later_rows_than_they_train_on(kind: str) -> None:
     x, y = frames()
     order = np.random.default_rng(2).permutation(len(x))  # rows are not stored in time order
-    when = pd.Series(order.astype(float)) if kind == "number" else pd.Series(pd.Timestamp("2020-01-01") + pd.to_timedelta(order, "D"))
+    when = (
+        pd.Series(order.astype(float))
+        if kind == "number"
+        else pd.Series(pd.Timestamp("2020-01-01") + pd.to_timedelta(order, "D"))
+    )
     folds = fold_indices(fold_data(x, y, "time", time=when), x, y, 4, 0)
     assert_partition(folds, len(x), 4, every_row_scored=False)  # the earliest rows are only ever trained on
     for train, valid in folds:
@@ -316,12 +349,14 @@ def test_time_folds_validate_on_later_rows_than_they_train_on(kind: str) -> None
 def write_csv(path: Path, n: int = 90) -> pd.DataFrame:
     rng = np.random.default_rng(3)
     days = pd.Timestamp("2019-11-15") + pd.to_timedelta(rng.permutation(n), "D")  # spans a new year
-    frame = pd.DataFrame({
-        "when": days.strftime("%-m/%-d/%Y"),  # how a CSV export writes dates: text, not in sortable order
-        "store": rng.choice([f"s{i}" for i in range(8)], n),
-        "x": rng.normal(size=n).round(3),
-        "y": np.where(np.arange(n) % 3 == 0, "yes", "no"),
-    })
+    frame = pd.DataFrame(
+        {
+            "when": days.strftime("%-m/%-d/%Y"),  # how a CSV export writes dates: text, not in sortable order
+            "store": rng.choice([f"s{i}" for i in range(8)], n),
+            "x": rng.normal(size=n).round(3),
+            "y": np.where(np.arange(n) % 3 == 0, "yes", "no"),
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     return frame
@@ -331,24 +366,42 @@ def test_time_folds_of_a_csv_date_column_follow_the_dates_not_the_text(tmp_path:
     """The prepare stage orders a CSV's text dates as dates (tests/test_data.py); the search's
     cross-validation folds over the same data must too."""
     write_csv(tmp_path / "data.csv")
-    data = prepared(tmp_path / "project", DataConfig(source="csv", path=str(tmp_path / "data.csv"), target="y",
-                                                     split=SplitConfig(strategy="time", time_column="when")))
+    data = prepared(
+        tmp_path / "project",
+        DataConfig(
+            source="csv",
+            path=str(tmp_path / "data.csv"),
+            target="y",
+            split=SplitConfig(strategy="time", time_column="when"),
+        ),
+    )
     x = pd.concat([data.x_train, data.x_valid], ignore_index=True)
     y = pd.concat([data.y_train, data.y_valid], ignore_index=True)
     assert data.time is not None and len(data.time) == len(x)
     when = pd.to_datetime(data.time, format="%m/%d/%Y")
-    assert when.iloc[: len(data.x_train)].max() < when.iloc[len(data.x_train):].min()  # the split itself is in time order
+    assert (
+        when.iloc[: len(data.x_train)].max() < when.iloc[len(data.x_train) :].min()
+    )  # the split itself is in time order
     folds = fold_indices(data, x, y, 3, 0)
     assert_partition(folds, len(x), 3, every_row_scored=False)
     for number, (train, valid) in enumerate(folds):
         latest_train, earliest_valid = when.iloc[train].max(), when.iloc[valid].min()
-        assert latest_train < earliest_valid, f"fold {number}: trains on {latest_train:%Y-%m-%d} but validates from {earliest_valid:%Y-%m-%d}"
+        assert latest_train < earliest_valid, (
+            f"fold {number}: trains on {latest_train:%Y-%m-%d} but validates from {earliest_valid:%Y-%m-%d}"
+        )
 
 
 def test_group_folds_from_a_prepared_project_keep_groups_apart(tmp_path: Path) -> None:
     write_csv(tmp_path / "data.csv")
-    data = prepared(tmp_path / "project", DataConfig(source="csv", path=str(tmp_path / "data.csv"), target="y",
-                                                     split=SplitConfig(strategy="group", group_column="store")))
+    data = prepared(
+        tmp_path / "project",
+        DataConfig(
+            source="csv",
+            path=str(tmp_path / "data.csv"),
+            target="y",
+            split=SplitConfig(strategy="group", group_column="store"),
+        ),
+    )
     x = pd.concat([data.x_train, data.x_valid], ignore_index=True)
     y = pd.concat([data.y_train, data.y_valid], ignore_index=True)
     assert "store" not in x.columns and data.groups is not None and len(data.groups) == len(x)
@@ -378,24 +431,39 @@ def test_stratified_folds_keep_the_class_shares(breast_cancer: SearchData) -> No
 # --- 6. multi-objective ------------------------------------------------------------------------
 
 SIZED_SPACE = {  # model size grows with trees and depth, and so (mostly) does the score
-    "lightgbm": {"n_estimators": {"type": "int", "low": 2, "high": 100, "log": True}, "num_leaves": {"type": "int", "low": 2, "high": 31}},
-    "random_forest": {"n_estimators": {"type": "int", "low": 2, "high": 50, "log": True}, "max_depth": {"type": "int", "low": 1, "high": 8}},
+    "lightgbm": {
+        "n_estimators": {"type": "int", "low": 2, "high": 100, "log": True},
+        "num_leaves": {"type": "int", "low": 2, "high": 31},
+    },
+    "random_forest": {
+        "n_estimators": {"type": "int", "low": 2, "high": 50, "log": True},
+        "max_depth": {"type": "int", "low": 1, "high": 8},
+    },
 }
 
 
 def dominated(candidate: Candidate, others: list[Candidate]) -> bool:
     return any(
-        o.score >= candidate.score and o.size_bytes <= candidate.size_bytes
+        o.score >= candidate.score
+        and o.size_bytes <= candidate.size_bytes
         and (o.score > candidate.score or o.size_bytes < candidate.size_bytes)
         for o in others
     )
 
 
 @pytest.mark.slow  # fits models: seconds of CPU each
-def test_smallest_within_tolerance_picks_a_small_pareto_optimal_model(breast_cancer: SearchData, tmp_path: Path) -> None:
+def test_smallest_within_tolerance_picks_a_small_pareto_optimal_model(
+    breast_cancer: SearchData, tmp_path: Path
+) -> None:
     tolerance = 0.01
-    cfg = search_config(n_trials=8, sampler="nsga2", objectives=["model_size"], select="smallest_within",
-                        select_tolerance=tolerance, space=SIZED_SPACE)
+    cfg = search_config(
+        n_trials=8,
+        sampler="nsga2",
+        objectives=["model_size"],
+        select="smallest_within",
+        select_tolerance=tolerance,
+        space=SIZED_SPACE,
+    )
     result = search_optuna(cfg, breast_cancer, 0, tmp_path)
     study = study_in(tmp_path)
     assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
@@ -416,7 +484,9 @@ def test_smallest_within_tolerance_picks_a_small_pareto_optimal_model(breast_can
     assert all(winner.size_bytes <= c.size_bytes for c in close), [(c.trial, c.score, c.size_bytes) for c in close]
     assert winner.score < best, "the test needs the smallest close model to differ from the best-scoring one"
 
-    table = update_leaderboard(tmp_path / "history.csv", result.candidates, winner, result.metric, breast_cancer.data_hash)
+    table = update_leaderboard(
+        tmp_path / "history.csv", result.candidates, winner, result.metric, breast_cancer.data_hash
+    )
     assert set(table.loc[table["pareto"], "trial"]) == front
     assert table.loc[table["winner"], "trial"].tolist() == [winner.trial]
 
@@ -443,7 +513,9 @@ def test_a_fixed_encoder_choice_is_used_by_every_family(penguins: SearchData, tm
     pipelines = [result.model] + [joblib.load(c.artifact) for c in result.candidates if c.artifact]
     assert len(pipelines) == 5
     for pipeline in pipelines:
-        encoders = step_names(pipeline.named_steps["preprocess"].named_transformers_["categorical"]) & set(ENCODERS.values())
+        encoders = step_names(pipeline.named_steps["preprocess"].named_transformers_["categorical"]) & set(
+            ENCODERS.values()
+        )
         assert encoders == {ENCODERS[encoder]}, (encoder, encoders)
     assert all(c.params["preprocess.encoder"] == encoder for c in result.candidates)
 
@@ -453,7 +525,10 @@ def test_an_unknown_encoder_is_a_config_error_listing_the_valid_ones(spec) -> No
     cfg = search_config(preprocess={"encoder": spec}, space=LINEAR_ONLY)
     with pytest.raises(ConfigError) as raised:
         plan(cfg, "binary")
-    assert str(raised.value) == "search.preprocess.encoder: unknown value 'hashing'; choose one of: onehot, ordinal, target"
+    assert (
+        str(raised.value)
+        == "search.preprocess.encoder: unknown value 'hashing'; choose one of: onehot, ordinal, target"
+    )
 
 
 def rare_levels_data() -> SearchData:
@@ -471,8 +546,12 @@ def rare_levels_data() -> SearchData:
 def test_rare_min_frequency_groups_rare_levels(tmp_path: Path, minimum: int, city_columns: int) -> None:
     """One-hot columns for the city: one per level, or north, south and one for the 6 rare villages."""
     data = rare_levels_data()
-    cfg = search_config(n_trials=3, sampler="random", preprocess={"encoder": "onehot", "rare_min_frequency": minimum},
-                        space={"linear": {"alpha": 1.0}})
+    cfg = search_config(
+        n_trials=3,
+        sampler="random",
+        preprocess={"encoder": "onehot", "rare_min_frequency": minimum},
+        space={"linear": {"alpha": 1.0}},
+    )
     result = search_optuna(cfg, data, 0, tmp_path)
     columns = result.model.named_steps["preprocess"]
     names = [n for n in columns.get_feature_names_out() if n.startswith("city_")]
@@ -501,7 +580,9 @@ def imbalanced() -> SearchData:
     keep = np.r_[np.flatnonzero(y == 1), rng.choice(np.flatnonzero(y == 0), 25, replace=False)]
     x, y = x.iloc[keep].reset_index(drop=True), y.iloc[keep].map({0: "malignant", 1: "benign"}).reset_index(drop=True)
     x_train, x_valid, y_train, y_valid = train_test_split(x, y, test_size=0.3, stratify=y, random_state=0)
-    return SearchData(x_train, y_train, x_valid, y_valid, infer_contract(x), "binary", "sha256:imbalanced", "stratified")
+    return SearchData(
+        x_train, y_train, x_valid, y_valid, infer_contract(x), "binary", "sha256:imbalanced", "stratified"
+    )
 
 
 def malignant_probability(data: SearchData, class_weight: str | None, state_dir: Path) -> np.ndarray:
@@ -539,7 +620,9 @@ def test_every_sampler_runs_a_search(breast_cancer: SearchData, tmp_path: Path, 
 
 def test_cmaes_with_objectives_is_a_config_error() -> None:
     cfg = search_config(sampler="cmaes", objectives=["model_size"], space=LINEAR_ONLY)
-    with pytest.raises(ConfigError, match=r"search\.sampler: cmaes is single-objective; use nsga2 or tpe with search\.objectives"):
+    with pytest.raises(
+        ConfigError, match=r"search\.sampler: cmaes is single-objective; use nsga2 or tpe with search\.objectives"
+    ):
         plan(cfg, "binary")
 
 
@@ -555,15 +638,20 @@ def test_an_unknown_sampler_or_pruner_is_a_config_error_not_tpe(tmp_path: Path, 
     cfg = search_config(n_trials=1, space=LINEAR_ONLY)
     the_plan = plan(cfg, "binary")
     valid = {"sampler": SAMPLERS, "pruner": PRUNERS}[key].names()
-    with pytest.raises(ConfigError, match=rf"^search\.{key}: unknown value '{value}'; choose one of: {', '.join(valid)}$"):
+    with pytest.raises(
+        ConfigError, match=rf"^search\.{key}: unknown value '{value}'; choose one of: {', '.join(valid)}$"
+    ):
         open_study(replace(cfg, **{key: value}), the_plan, 0, "data", tmp_path)
 
 
 ALL_KINDS = {  # every kind of parameter spec, in two families (a conditional space)
-    "lightgbm": {"n_estimators": {"type": "int", "low": 10, "high": 50, "step": 10},
-                 "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
-                 "reg_alpha": {"type": "float", "low": 0, "high": 1},
-                 "boosting_type": {"type": "categorical", "choices": ["gbdt", "goss"]}, "subsample_freq": 1},
+    "lightgbm": {
+        "n_estimators": {"type": "int", "low": 10, "high": 50, "step": 10},
+        "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+        "reg_alpha": {"type": "float", "low": 0, "high": 1},
+        "boosting_type": {"type": "categorical", "choices": ["gbdt", "goss"]},
+        "subsample_freq": 1,
+    },
     "linear": {"alpha": {"type": "float", "low": 0.1, "high": 10.0, "step": 0.1}},
 }
 
@@ -585,15 +673,23 @@ def test_the_space_as_optuna_distributions_samples_what_suggest_calls_sampled(sa
         family = trial.suggest_categorical("family", ["lightgbm", "linear"])
         if family == "linear":
             return [family, {"alpha": trial.suggest_float("linear.alpha", 0.1, 10.0, step=0.1)}]
-        return [family, {"n_estimators": trial.suggest_int("lightgbm.n_estimators", 10, 50, step=10),
-                         "learning_rate": trial.suggest_float("lightgbm.learning_rate", 0.01, 0.3, log=True),
-                         "reg_alpha": trial.suggest_float("lightgbm.reg_alpha", 0.0, 1.0),
-                         "boosting_type": trial.suggest_categorical("lightgbm.boosting_type", ["gbdt", "goss"]),
-                         "subsample_freq": 1}]
+        return [
+            family,
+            {
+                "n_estimators": trial.suggest_int("lightgbm.n_estimators", 10, 50, step=10),
+                "learning_rate": trial.suggest_float("lightgbm.learning_rate", 0.01, 0.3, log=True),
+                "reg_alpha": trial.suggest_float("lightgbm.reg_alpha", 0.0, 1.0),
+                "boosting_type": trial.suggest_categorical("lightgbm.boosting_type", ["gbdt", "goss"]),
+                "subsample_freq": 1,
+            },
+        ]
 
     def drawn(draw) -> list:
-        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3, n_startup_trials=4) if sampler == "tpe"
-                                    else optuna.samplers.RandomSampler(seed=3))
+        study = optuna.create_study(
+            sampler=optuna.samplers.TPESampler(seed=3, n_startup_trials=4)
+            if sampler == "tpe"
+            else optuna.samplers.RandomSampler(seed=3)
+        )
         found = []
         for _ in range(10):
             trial = study.ask()
@@ -609,9 +705,15 @@ def test_a_study_keeps_its_name_for_the_same_config(tmp_path: Path) -> None:
     does, or a killed search (or a larger n_trials) starts a new study instead of resuming."""
     from automlops.search.optuna_engine import open_study
 
-    cfg = search_config(space={**ALL_KINDS, "random_forest": {}, "xgboost": None}, n_trials=3, preprocess={
-        "encoder": {"type": "categorical", "choices": ["onehot", "ordinal"]},
-        "rare_min_frequency": {"type": "int", "low": 1, "high": 20}, "max_levels": 50})
+    cfg = search_config(
+        space={**ALL_KINDS, "random_forest": {}, "xgboost": None},
+        n_trials=3,
+        preprocess={
+            "encoder": {"type": "categorical", "choices": ["onehot", "ordinal"]},
+            "rare_min_frequency": {"type": "int", "low": 1, "high": 20},
+            "max_levels": 50,
+        },
+    )
     assert open_study(cfg, plan(cfg, "regression"), 7, "abc", tmp_path).study_name == "automlops-c8ad8470874a"
 
 
@@ -620,13 +722,23 @@ def test_the_same_config_and_seed_give_the_same_search(breast_cancer: SearchData
     cfg = search_config(n_trials=5, sampler="tpe", space=MIXED_SPACE)
     first = search_optuna(cfg, breast_cancer, 7, tmp_path / "first")
     second = search_optuna(cfg, breast_cancer, 7, tmp_path / "second")
-    assert (first.winner.trial, first.winner.family, first.winner.params) == (second.winner.trial, second.winner.family, second.winner.params)
-    assert [(c.family, c.params, c.score) for c in first.candidates] == [(c.family, c.params, c.score) for c in second.candidates]
+    assert (first.winner.trial, first.winner.family, first.winner.params) == (
+        second.winner.trial,
+        second.winner.family,
+        second.winner.params,
+    )
+    assert [(c.family, c.params, c.score) for c in first.candidates] == [
+        (c.family, c.params, c.score) for c in second.candidates
+    ]
     assert first.lineage["study_name"] == second.lineage["study_name"]
-    np.testing.assert_array_equal(first.model.predict_proba(breast_cancer.x_valid), second.model.predict_proba(breast_cancer.x_valid))
+    np.testing.assert_array_equal(
+        first.model.predict_proba(breast_cancer.x_valid), second.model.predict_proba(breast_cancer.x_valid)
+    )
     other = search_optuna(cfg, breast_cancer, 8, tmp_path / "other")  # and the seed matters
     assert [c.params for c in other.candidates] != [c.params for c in first.candidates]
-    timeless = [{k: v for k, v in run.lineage.items() if k != "budget"} for run in (first, second)]  # budget: seconds spent
+    timeless = [
+        {k: v for k, v in run.lineage.items() if k != "budget"} for run in (first, second)
+    ]  # budget: seconds spent
     assert json.dumps(timeless[0], sort_keys=True, default=str) == json.dumps(timeless[1], sort_keys=True, default=str)
     assert first.lineage["budget"].keys() == second.lineage["budget"].keys()
 
@@ -640,14 +752,19 @@ def test_a_search_on_another_validation_split_does_not_resume_the_old_study(
 ) -> None:
     """Same table, seed and space, but data.split.valid_size changed: the earlier trials were scored
     on other rows, so their scores cannot be ranked against new ones."""
-    wider = prepared(tmp_path_factory.mktemp("bc_wider"), DataConfig(
-        source="builtin", name="breast_cancer", target="target", split=SplitConfig(valid_size=0.3)), seed=3)
+    wider = prepared(
+        tmp_path_factory.mktemp("bc_wider"),
+        DataConfig(source="builtin", name="breast_cancer", target="target", split=SplitConfig(valid_size=0.3)),
+        seed=3,
+    )
     assert len(wider.x_valid) != len(breast_cancer.x_valid)
     cfg = search_config(n_trials=2, sampler="random", space=LINEAR_ONLY)
     first = search_optuna(cfg, breast_cancer, 0, tmp_path)
     cfg.n_trials = 3
     second = search_optuna(cfg, wider, 0, tmp_path)
-    assert second.lineage["study_name"] != first.lineage["study_name"], "the search resumed a study scored on another split"
+    assert second.lineage["study_name"] != first.lineage["study_name"], (
+        "the search resumed a study scored on another split"
+    )
     assert second.lineage["trials_finished"] == 3
 
 
@@ -660,8 +777,12 @@ def test_autogluon_presets_that_bag_keep_the_validation_split_as_holdout(tmp_pat
 
     x, y = frames(n=150, seed=3)
     x["b"] = np.random.default_rng(4).normal(size=len(x))
-    cfg = SearchConfig(engine="autogluon", timeout=40, threads=1,  # fit(): 40 % of the 25 s left after the later stages
-                       autogluon=AutoGluonConfig(presets="best_quality", hyperparameters={"GBM": {"num_boost_round": 20}}))
+    cfg = SearchConfig(
+        engine="autogluon",
+        timeout=40,
+        threads=1,  # fit(): 40 % of the 25 s left after the later stages
+        autogluon=AutoGluonConfig(presets="best_quality", hyperparameters={"GBM": {"num_boost_round": 20}}),
+    )
     result = search_autogluon(cfg, fold_data(x, y, "stratified"), seed=0, state_dir=tmp_path)
     assert result.lineage["presets"] == "best_quality"
     assert any("BAG" in c.family for c in result.candidates), [c.family for c in result.candidates]
@@ -681,9 +802,18 @@ def test_autogluon_labels_from_its_probabilities_equal_its_predict(task: str, tm
     rng = np.random.default_rng(5)
     x = pd.DataFrame({"a": rng.normal(size=240), "b": rng.normal(size=240)})
     score = x["a"] + 0.5 * x["b"] + rng.normal(scale=0.8, size=240)
-    y = pd.Series(np.where(score > 0.6, "yes", "no")) if task == "binary" else pd.Series(pd.cut(score, 3, labels=["lo", "mid", "hi"]).astype(str))
-    cfg = SearchConfig(engine="autogluon", timeout=20, threads=1, metric="f1" if task == "binary" else None,
-                       autogluon=AutoGluonConfig(hyperparameters={"GBM": {"num_boost_round": 30}, "RF": {"n_estimators": 20}}))
+    y = (
+        pd.Series(np.where(score > 0.6, "yes", "no"))
+        if task == "binary"
+        else pd.Series(pd.cut(score, 3, labels=["lo", "mid", "hi"]).astype(str))
+    )
+    cfg = SearchConfig(
+        engine="autogluon",
+        timeout=20,
+        threads=1,
+        metric="f1" if task == "binary" else None,
+        autogluon=AutoGluonConfig(hyperparameters={"GBM": {"num_boost_round": 30}, "RF": {"n_estimators": 20}}),
+    )
     result = search_autogluon(cfg, fold_data(x, y, "stratified", task=task), seed=0, state_dir=tmp_path)
     model = result.model
     assert isinstance(model, AutoGluonModel)
@@ -702,7 +832,9 @@ def test_autogluon_labels_from_its_probabilities_equal_its_predict(task: str, tm
 
 
 @pytest.mark.slow  # fits models: seconds of CPU each
-def test_auto_validation_cross_validates_small_data_and_keeps_the_holdout_elsewhere(breast_cancer: SearchData, tmp_path: Path) -> None:
+def test_auto_validation_cross_validates_small_data_and_keeps_the_holdout_elsewhere(
+    breast_cancer: SearchData, tmp_path: Path
+) -> None:
     """auto: k-fold CV where the valid split is too small to rank candidates on, holdout on large
     data and where the folds cannot be drawn; the search records what it used."""
     from dataclasses import replace
@@ -729,7 +861,8 @@ def test_auto_validation_cross_validates_small_data_and_keeps_the_holdout_elsewh
 
 @pytest.mark.slow  # fits models: seconds of CPU each
 @pytest.mark.parametrize(("refit", "splits"), [(True, ("train", "valid")), (False, ("train",))])
-def test_the_result_names_the_splits_the_winner_was_fit_on(breast_cancer: SearchData, tmp_path: Path, refit: bool,
-                                                             splits: tuple[str, ...]) -> None:
+def test_the_result_names_the_splits_the_winner_was_fit_on(
+    breast_cancer: SearchData, tmp_path: Path, refit: bool, splits: tuple[str, ...]
+) -> None:
     result = search_optuna(search_config(n_trials=1, space=LINEAR_ONLY, refit=refit), breast_cancer, 0, tmp_path)
     assert result.trained_on == splits and result.lineage["refit_on"] == "+".join(splits)

@@ -21,7 +21,9 @@ def imports_within_search() -> dict[str, set[str]]:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-            found |= {n.split(".")[2] for n in names if n.startswith("automlops.search.") and n.split(".")[2] in modules}
+            found |= {
+                n.split(".")[2] for n in names if n.startswith("automlops.search.") and n.split(".")[2] in modules
+            }
         graph[module] = found - {module}
     return graph
 
@@ -32,7 +34,7 @@ def test_no_import_circle_inside_search() -> None:
 
     def visit(module: str, path: list[str]) -> None:
         if module in path:
-            raise AssertionError("import circle: " + " -> ".join([*path[path.index(module):], module]))
+            raise AssertionError("import circle: " + " -> ".join([*path[path.index(module) :], module]))
         if module not in done:
             for target in sorted(graph[module]):
                 visit(target, [*path, module])

@@ -34,23 +34,44 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(model: Path | str, *args: str, cwd: Path, log_file: Path, env: dict[str, str] | None = None,
-                   startup: float = 90) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
+def running_server(
+    model: Path | str, *args: str, cwd: Path, log_file: Path, env: dict[str, str] | None = None, startup: float = 90
+) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
     """`python -m automlops serve` on a free port, in its own process group; yields a client (and the
     process) once /health answers; always stops the whole group (workers included)."""
     port = free_port()
     with log_file.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "automlops", "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port), *args],
-            cwd=cwd, env=run_env(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "automlops",
+                "serve",
+                "--model",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *args,
+            ],
+            cwd=cwd,
+            env=run_env(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     # a fresh connection per request: a request the server fails on cannot break the next test's
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+    client = httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", timeout=30, limits=httpx.Limits(max_keepalive_connections=0)
+    )
     try:
         deadline = time.monotonic() + startup
         while True:
             assert process.poll() is None, f"server exited with {process.returncode}:\n{log_file.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"server not healthy within {startup:g} s:\n{log_file.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, (
+                f"server not healthy within {startup:g} s:\n{log_file.read_text()[-3000:]}"
+            )
             try:
                 if client.get("/health").status_code == 200:
                     break
@@ -74,8 +95,12 @@ def metric(client: httpx.Client, name: str, **labels: str) -> float:
 
     response = client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-    return sum(sample.value for family in text_string_to_metric_families(response.text) for sample in family.samples
-               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def wait_for(condition, timeout: float, what: str) -> None:  # noqa: ANN001
@@ -102,8 +127,14 @@ def served(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
     except the prediction log (on, a new file per request of 5 rows)."""
     folder = tmp_path_factory.mktemp("serve")
     predictions = folder / "predictions"
-    with running_server(bundle, "serve.prediction_log.enabled=true", f"serve.prediction_log.dir={predictions}",
-                        "serve.prediction_log.max_rows_per_file=5", cwd=folder, log_file=folder / "serve.log") as (client, _):
+    with running_server(
+        bundle,
+        "serve.prediction_log.enabled=true",
+        f"serve.prediction_log.dir={predictions}",
+        "serve.prediction_log.max_rows_per_file=5",
+        cwd=folder,
+        log_file=folder / "serve.log",
+    ) as (client, _):
         yield client, folder / "serve.log", predictions
 
 
@@ -138,7 +169,11 @@ def in_memory(bundle: Path, example: list[dict]) -> pd.DataFrame:
 
 
 def probabilities(frame: pd.DataFrame) -> list[dict]:
-    return frame[[c for c in frame.columns if c.startswith("proba_")]].rename(columns=lambda c: c[len("proba_"):]).to_dict("records")
+    return (
+        frame[[c for c in frame.columns if c.startswith("proba_")]]
+        .rename(columns=lambda c: c[len("proba_") :])
+        .to_dict("records")
+    )
 
 
 def test_probes_and_metadata(server: httpx.Client, bundle: Path) -> None:
@@ -168,11 +203,24 @@ def test_openapi_request_bodies_come_from_the_bundles_input_schema(server: httpx
     row = rows["items"]
     assert row["required"] == [c["name"] for c in contract] and row["additionalProperties"] is False
     for column in contract:
-        kind = {"type": "number"} if column["kind"] == "numeric" else {"type": "string", "examples": column["categories"][:5]}
-        assert row["properties"][column["name"]] == ({"anyOf": [kind, {"type": "null"}]} if column["nullable"] else kind)
-    assert body["application/json"]["example"] == json.loads((bundle / "input_example.json").read_text())  # no token: the real example
+        kind = (
+            {"type": "number"}
+            if column["kind"] == "numeric"
+            else {"type": "string", "examples": column["categories"][:5]}
+        )
+        assert row["properties"][column["name"]] == (
+            {"anyOf": [kind, {"type": "null"}]} if column["nullable"] else kind
+        )
+    assert body["application/json"]["example"] == json.loads(
+        (bundle / "input_example.json").read_text()
+    )  # no token: the real example
     envelopes = paths["/invocations"]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
-    assert [next(iter(e["properties"])) for e in envelopes] == ["dataframe_split", "dataframe_records", "instances", "inputs"]
+    assert [next(iter(e["properties"])) for e in envelopes] == [
+        "dataframe_split",
+        "dataframe_records",
+        "instances",
+        "inputs",
+    ]
     assert envelopes[1]["properties"]["dataframe_records"] == rows
 
 
@@ -191,20 +239,34 @@ def _bodies(example: list[dict]) -> dict[str, tuple[str, bytes]]:
     by_column = {c: [r[c] for r in example] for c in columns}
     split = {"columns": columns, "data": [[r[c] for c in columns] for r in example]}
     as_json = {
-        "records": example, "columns": by_column, "dataframe_records": {"dataframe_records": example},
-        "dataframe_split": {"dataframe_split": split}, "instances": {"instances": example},
+        "records": example,
+        "columns": by_column,
+        "dataframe_records": {"dataframe_records": example},
+        "dataframe_split": {"dataframe_split": split},
+        "instances": {"instances": example},
         "inputs_by_column": {"inputs": by_column},
     }
-    return {**{name: ("application/json", json.dumps(body).encode()) for name, body in as_json.items()}, "csv": ("text/csv", csv_bytes(example))}
+    return {
+        **{name: ("application/json", json.dumps(body).encode()) for name, body in as_json.items()},
+        "csv": ("text/csv", csv_bytes(example)),
+    }
 
 
 FORMATS = ["records", "columns", "dataframe_records", "dataframe_split", "instances", "inputs_by_column", "csv"]
 MLFLOW_FORMATS = ["dataframe_records", "dataframe_split", "instances", "inputs_by_column", "csv"]
 
 
-@pytest.mark.parametrize("endpoint,form", [("/predict", f) for f in FORMATS] + [("/invocations", f) for f in MLFLOW_FORMATS])
+@pytest.mark.parametrize(
+    "endpoint,form", [("/predict", f) for f in FORMATS] + [("/invocations", f) for f in MLFLOW_FORMATS]
+)
 def test_every_format_predicts_what_the_cli_and_the_loaded_model_do(
-        server: httpx.Client, example: list[dict], cli_predictions: pd.DataFrame, in_memory: pd.DataFrame, endpoint: str, form: str) -> None:
+    server: httpx.Client,
+    example: list[dict],
+    cli_predictions: pd.DataFrame,
+    in_memory: pd.DataFrame,
+    endpoint: str,
+    form: str,
+) -> None:
     content_type, body = _bodies(example)[form]
     response = server.post(endpoint, content=body, headers={"content-type": content_type})
     assert response.status_code == 200, response.text
@@ -213,19 +275,26 @@ def test_every_format_predicts_what_the_cli_and_the_loaded_model_do(
     assert answer["predictions"] == cli_predictions["prediction"].tolist() == in_memory["prediction"].tolist()
     assert "probabilities" not in answer
     if endpoint == "/predict":
-        with_probabilities = server.post(endpoint, params={"proba": "1"}, content=body, headers={"content-type": content_type}).json()
+        with_probabilities = server.post(
+            endpoint, params={"proba": "1"}, content=body, headers={"content-type": content_type}
+        ).json()
         assert with_probabilities["predictions"] == answer["predictions"]
         assert with_probabilities["probabilities"] == probabilities(cli_predictions) == probabilities(in_memory)
 
 
-def test_nulls_in_nullable_columns_and_unseen_categories_are_scored(server: httpx.Client, bundle: Path, example: list[dict]) -> None:
+def test_nulls_in_nullable_columns_and_unseen_categories_are_scored(
+    server: httpx.Client, bundle: Path, example: list[dict]
+) -> None:
     """body_mass_g and flipper_length_mm are integers with gaps in training (nullable ints): null is a
     value; with serve.unknown_categories=missing an unseen island is scored as if it were empty."""
     from automlops.deploy.bundle import load_bundle
     from automlops.predict import predict_frame, records_from_json
 
-    rows = [{**example[0], "body_mass_g": None, "flipper_length_mm": 190}, {**example[1], "sex": None, "bill_length_mm": None},
-            {**example[2], "island": "Atlantis"}]
+    rows = [
+        {**example[0], "body_mass_g": None, "flipper_length_mm": 190},
+        {**example[1], "sex": None, "bill_length_mm": None},
+        {**example[2], "island": "Atlantis"},
+    ]
     response = server.post("/predict", params={"proba": "true"}, json=rows)
     assert response.status_code == 200, response.text
     expected = predict_frame(load_bundle(bundle), records_from_json(rows), unknown_categories="missing")
@@ -251,8 +320,12 @@ def test_metrics_count_requests_latency_rows_and_version(server: httpx.Client, e
     assert metric(server, "automlops_requests_total", endpoint="/metrics", status="200") >= 1
 
 
-@pytest.mark.parametrize("given,kept", [("order-42.retry_1", True), ("has spaces", False), ("x" * 65, False), ("<script>", False)])
-def test_request_ids_are_kept_when_sane_and_logged(served: tuple[httpx.Client, Path, Path], example: list[dict], given: str, kept: bool) -> None:
+@pytest.mark.parametrize(
+    "given,kept", [("order-42.retry_1", True), ("has spaces", False), ("x" * 65, False), ("<script>", False)]
+)
+def test_request_ids_are_kept_when_sane_and_logged(
+    served: tuple[httpx.Client, Path, Path], example: list[dict], given: str, kept: bool
+) -> None:
     server, log_file, _ = served
     for method, path, body in (("POST", "/predict", example), ("POST", "/predict", []), ("GET", "/health", None)):
         response = server.request(method, path, json=body, headers={"X-Request-ID": given})
@@ -260,15 +333,23 @@ def test_request_ids_are_kept_when_sane_and_logged(served: tuple[httpx.Client, P
         assert (rid == given) == kept and len(rid) <= 64, rid
         if response.status_code != 200:
             assert response.json()["request_id"] == rid
-        wait_for(lambda: f"{rid} {method} {path} {response.status_code}" in log_file.read_text(), 5, f"log line of request {rid}")
+        wait_for(
+            lambda: f"{rid} {method} {path} {response.status_code}" in log_file.read_text(),
+            5,
+            f"log line of request {rid}",
+        )
 
 
 def _logged(folder: Path) -> dict[str, dict]:
-    entries = [json.loads(line) for file in sorted(folder.glob("*.jsonl")) for line in file.read_text().splitlines() if line]
+    entries = [
+        json.loads(line) for file in sorted(folder.glob("*.jsonl")) for line in file.read_text().splitlines() if line
+    ]
     return {entry["request_id"]: entry for entry in entries}
 
 
-def test_prediction_log_holds_inputs_outputs_version_time_and_request_id(served: tuple[httpx.Client, Path, Path], example: list[dict]) -> None:
+def test_prediction_log_holds_inputs_outputs_version_time_and_request_id(
+    served: tuple[httpx.Client, Path, Path], example: list[dict]
+) -> None:
     server, _, folder = served
     started = time.time()
     response = server.post("/predict", json=example, headers={"X-Request-ID": "logged-1"})
@@ -293,7 +374,11 @@ def test_a_broken_prediction_log_fails_no_request(served: tuple[httpx.Client, Pa
     try:
         for _ in range(3):
             assert server.post("/predict", json=example).status_code == 200
-        wait_for(lambda: metric(server, "automlops_prediction_log_dropped_total") >= dropped + 3, 10, "dropped entries counted")
+        wait_for(
+            lambda: metric(server, "automlops_prediction_log_dropped_total") >= dropped + 3,
+            10,
+            "dropped entries counted",
+        )
     finally:
         folder.unlink()
         folder.mkdir()
@@ -310,7 +395,9 @@ def test_serve_refuses_a_bad_bundle_with_one_line(bundle: Path, tmp_path: Path, 
         data[len(data) // 2] ^= 0xFF
         (target / "model" / "model.joblib").write_bytes(bytes(data))
     try:
-        done = cli("serve", "--model", str(target), "--host", "127.0.0.1", "--port", str(free_port()), cwd=tmp_path, timeout=60)
+        done = cli(
+            "serve", "--model", str(target), "--host", "127.0.0.1", "--port", str(free_port()), cwd=tmp_path, timeout=60
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"serve started on a {problem} bundle instead of refusing it")
     assert done.returncode != 0
@@ -322,7 +409,9 @@ def test_serve_refuses_a_bad_bundle_with_one_line(bundle: Path, tmp_path: Path, 
         assert "sha256" in message
 
 
-def _batcher_calls(bundle: Path, example: list[dict], inline_ms: float, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list[tuple[bool, int]]]:
+def _batcher_calls(
+    bundle: Path, example: list[dict], inline_ms: float, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list, list[tuple[bool, int]]]:
     """Answers to one request, then one more, then 16 at once, through a real MicroBatcher and the
     real model; and per model call: (ran on the event loop's thread, rows)."""
     import asyncio
@@ -357,19 +446,23 @@ def _batcher_calls(bundle: Path, example: list[dict], inline_ms: float, monkeypa
 
 
 def test_a_fast_model_is_scored_on_the_event_loop_and_concurrent_requests_still_share_calls(
-        bundle: Path, example: list[dict], in_memory: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle: Path, example: list[dict], in_memory: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
     answers, calls = _batcher_calls(bundle, example, inline_ms=10_000, monkeypatch=monkeypatch)
     assert calls[0] == (False, 1), "a model's first call goes to a thread: its cost is not known yet"
     assert calls[1] == (True, 1), "once it is known to be fast, a small call runs on the loop"
-    assert sum(rows for _, rows in calls[2:]) == 16 and len(calls) - 2 < 16, f"16 concurrent requests were not batched: {calls}"
+    assert sum(rows for _, rows in calls[2:]) == 16 and len(calls) - 2 < 16, (
+        f"16 concurrent requests were not batched: {calls}"
+    )
     labels = [answer[0][0] for answer in answers]
     order = [0, 1] + [i % len(example) for i in range(16)]
     assert labels == [in_memory["prediction"].iloc[i] for i in order]
 
 
 @pytest.mark.parametrize("inline_ms", [0.0, 1e-6], ids=["off", "model-slower-than-the-budget"])
-def test_other_models_are_scored_in_worker_threads(bundle: Path, example: list[dict], in_memory: pd.DataFrame, inline_ms: float,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_other_models_are_scored_in_worker_threads(
+    bundle: Path, example: list[dict], in_memory: pd.DataFrame, inline_ms: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
     answers, calls = _batcher_calls(bundle, example, inline_ms=inline_ms, monkeypatch=monkeypatch)
     assert calls, "the model was never called: nothing shows where it ran"
     assert sum(rows for _, rows in calls) == 18, f"every request's row is scored exactly once: {calls}"
@@ -391,8 +484,13 @@ def test_the_server_calls_the_pipeline_step_by_step_with_the_same_answers(pengui
     served, plain = load_warm(bundle), load_bundle(bundle)
     assert isinstance(served.model, DirectPipeline), "an Optuna bundle's pipeline is served step by step"
     names = [spec.name for spec in plain.contract]
-    rows = pd.concat([pd.read_parquet(root / "data" / "prepared" / f"{split}.parquet")[names] for split in ("train", "valid", "test")],
-                     ignore_index=True)
+    rows = pd.concat(
+        [
+            pd.read_parquet(root / "data" / "prepared" / f"{split}.parquet")[names]
+            for split in ("train", "valid", "test")
+        ],
+        ignore_index=True,
+    )
     assert rows.isna().any().any(), "the check needs rows with gaps"
     unseen = rows.copy()
     for spec in plain.contract:
@@ -417,12 +515,19 @@ def test_a_pipeline_of_another_shape_is_served_as_it_is_and_sparse_columns_step_
 
     x = pd.DataFrame({"a": ["x", "y", "x", "y"], "b": ["u", "u", "v", "v"]})
     y = [0, 0, 1, 1]
-    contract = [ColumnSpec(name, "categorical", "object", nullable=False, categories=sorted(set(x[name]))) for name in ("a", "b")]
+    contract = [
+        ColumnSpec(name, "categorical", "object", nullable=False, categories=sorted(set(x[name])))
+        for name in ("a", "b")
+    ]
     no_columns = Pipeline([("onehot", OneHotEncoder()), ("model", LogisticRegression())]).fit(x, y)
     assert direct_pipeline(no_columns, x, contract) is None, "a pipeline that does not start with a ColumnTransformer"
     assert direct_pipeline(LogisticRegression().fit(pd.get_dummies(x, dtype=float), y), x, contract) is None
-    sparse = Pipeline([("columns", ColumnTransformer([("onehot", OneHotEncoder(), ["a", "b"])], sparse_threshold=1.0)),
-                       ("model", LogisticRegression())]).fit(x, y)
+    sparse = Pipeline(
+        [
+            ("columns", ColumnTransformer([("onehot", OneHotEncoder(), ["a", "b"])], sparse_threshold=1.0)),
+            ("model", LogisticRegression()),
+        ]
+    ).fit(x, y)
     direct = direct_pipeline(sparse, x, contract)  # sparse one-hot columns are stacked as the ColumnTransformer does
     assert direct is not None
     assert (direct.predict_proba(x) == sparse.predict_proba(x)).all()

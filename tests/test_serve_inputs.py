@@ -56,49 +56,154 @@ def _malformed(example: list[dict]) -> dict[str, tuple[tuple[str, bytes], int, l
         "empty_list": (_json([]), 400, ["empty"]),
         "not_records": (_json([[1, 2, 3]]), 400, ["record(s) 0", "JSON objects"]),
         "nested_envelopes": (_json({"records": {"dataframe_records": example}}), 400, ["list of records"]),
-        "column_missing": (_json([_without(r, "body_mass_g") for r in example]), 422, ["missing column", "body_mass_g"]),
-        "column_missing_in_one_record": (_json([_without(r, "sex") if i == 2 else r for i, r in enumerate(example)]), 400, ["record 2", "sex"]),
+        "column_missing": (
+            _json([_without(r, "body_mass_g") for r in example]),
+            422,
+            ["missing column", "body_mass_g"],
+        ),
+        "column_missing_in_one_record": (
+            _json([_without(r, "sex") if i == 2 else r for i, r in enumerate(example)]),
+            400,
+            ["record 2", "sex"],
+        ),
         "extra_column": (_json([{**r, "colour": "blue"} for r in example]), 422, ["unexpected column", "colour"]),
         "text_in_numeric_column": (_json(text_in_number), 422, ["bill_length_mm", "row 1", "'abc'"]),
-        "numeric_text_in_numeric_column": (_json([row, {**row, "body_mass_g": "4000"}]), 422, ["body_mass_g", "row 1", "string"]),
-        "boolean_in_numeric_column": (_json([{**row, "flipper_length_mm": True}]), 422, ["flipper_length_mm", "row 0", "boolean"]),
-        "null_in_non_nullable_column": (_json([row, row, {**row, "island": None}]), 422, ["island", "must not be empty", "row 2"]),
-        "nan_in_non_nullable_column": (("application/json", json.dumps([{**row, "island": float("nan")}]).encode()), 422, ["island", "row 0"]),
-        "infinity": (("application/json", json.dumps([{**row, "bill_depth_mm": float("-inf")}]).encode()), 422,
-                     ["bill_depth_mm", "row 0", "finite"]),
+        "numeric_text_in_numeric_column": (
+            _json([row, {**row, "body_mass_g": "4000"}]),
+            422,
+            ["body_mass_g", "row 1", "string"],
+        ),
+        "boolean_in_numeric_column": (
+            _json([{**row, "flipper_length_mm": True}]),
+            422,
+            ["flipper_length_mm", "row 0", "boolean"],
+        ),
+        "null_in_non_nullable_column": (
+            _json([row, row, {**row, "island": None}]),
+            422,
+            ["island", "must not be empty", "row 2"],
+        ),
+        "nan_in_non_nullable_column": (
+            ("application/json", json.dumps([{**row, "island": float("nan")}]).encode()),
+            422,
+            ["island", "row 0"],
+        ),
+        "infinity": (
+            ("application/json", json.dumps([{**row, "bill_depth_mm": float("-inf")}]).encode()),
+            422,
+            ["bill_depth_mm", "row 0", "finite"],
+        ),
         "number_too_large_for_a_float": (
-            ("application/json", json.dumps([{**row, "body_mass_g": 0}]).replace('"body_mass_g": 0', '"body_mass_g": 1' + "0" * 400).encode()),
-            422, ["body_mass_g", "row 0", "too large"]),
-        "integer_of_5000_digits": (_literal([row, {**row, "body_mass_g": 0}], "1" + "0" * 5000), 422, ["body_mass_g", "row 1", "finite"]),
-        "integer_of_5000_digits_in_a_category": (_literal([{**row, "island": 0}], "-1" + "0" * 5000), 422, ["island", "row 0", "category"]),
-        "integer_of_5000_digits_in_a_nullable_category": (_literal([{**row, "sex": 0}], "9" * 5000), 422, ["sex", "row 0", "category"]),
+            (
+                "application/json",
+                json.dumps([{**row, "body_mass_g": 0}])
+                .replace('"body_mass_g": 0', '"body_mass_g": 1' + "0" * 400)
+                .encode(),
+            ),
+            422,
+            ["body_mass_g", "row 0", "too large"],
+        ),
+        "integer_of_5000_digits": (
+            _literal([row, {**row, "body_mass_g": 0}], "1" + "0" * 5000),
+            422,
+            ["body_mass_g", "row 1", "finite"],
+        ),
+        "integer_of_5000_digits_in_a_category": (
+            _literal([{**row, "island": 0}], "-1" + "0" * 5000),
+            422,
+            ["island", "row 0", "category"],
+        ),
+        "integer_of_5000_digits_in_a_nullable_category": (
+            _literal([{**row, "sex": 0}], "9" * 5000),
+            422,
+            ["sex", "row 0", "category"],
+        ),
         "infinity_in_a_category": (_literal([{**row, "sex": 0}], "Infinity"), 422, ["sex", "row 0", "category"]),
         "array_in_a_cell": (_json([row, {**row, "island": ["Dream"]}]), 422, ["island", "row 1", "array"]),
-        "object_in_a_cell": (_json([{**row, "bill_length_mm": {"value": 40}}]), 422, ["bill_length_mm", "row 0", "object"]),
-        "columns_of_unequal_length": (_json({c: [row[c]] * (2 if c == "sex" else 1) for c in columns}), 400, ["one length"]),
-        "split_with_duplicate_column": (_json({"dataframe_split": {
-            "columns": [*columns, "island"], "data": [[*(r[c] for c in columns), "Dream"] for r in example]}}), 400, ["island", "more than once"]),
-        "split_with_a_short_row": (_json({"dataframe_split": {"columns": columns, "data": [list(row.values()), [1]]}}), 400, ["row(s) 1"]),
-        "split_with_odd_column_names": (_json({"dataframe_split": {"columns": [[1], 10**400], "data": [[1, 2]]}}), 400, ["columns", "item 0"]),
-        "csv_text_in_numeric_column": (("text/csv", csv_bytes(text_in_number)), 422, ["bill_length_mm", "row 1", "'abc'"]),
+        "object_in_a_cell": (
+            _json([{**row, "bill_length_mm": {"value": 40}}]),
+            422,
+            ["bill_length_mm", "row 0", "object"],
+        ),
+        "columns_of_unequal_length": (
+            _json({c: [row[c]] * (2 if c == "sex" else 1) for c in columns}),
+            400,
+            ["one length"],
+        ),
+        "split_with_duplicate_column": (
+            _json(
+                {
+                    "dataframe_split": {
+                        "columns": [*columns, "island"],
+                        "data": [[*(r[c] for c in columns), "Dream"] for r in example],
+                    }
+                }
+            ),
+            400,
+            ["island", "more than once"],
+        ),
+        "split_with_a_short_row": (
+            _json({"dataframe_split": {"columns": columns, "data": [list(row.values()), [1]]}}),
+            400,
+            ["row(s) 1"],
+        ),
+        "split_with_odd_column_names": (
+            _json({"dataframe_split": {"columns": [[1], 10**400], "data": [[1, 2]]}}),
+            400,
+            ["columns", "item 0"],
+        ),
+        "csv_text_in_numeric_column": (
+            ("text/csv", csv_bytes(text_in_number)),
+            422,
+            ["bill_length_mm", "row 1", "'abc'"],
+        ),
         "csv_header_only": (("text/csv", csv_bytes(example).splitlines()[0] + b"\n"), 422, ["no rows"]),
         "csv_not_utf8": (("text/csv", b"island\n\xff\xfe\n"), 400, ["CSV"]),
     }
 
 
-MALFORMED = ["empty_body", "not_json", "nested_too_deep", "unknown_object", "empty_list", "not_records", "nested_envelopes",
-             "column_missing", "column_missing_in_one_record", "extra_column", "text_in_numeric_column",
-             "numeric_text_in_numeric_column", "boolean_in_numeric_column", "null_in_non_nullable_column",
-             "nan_in_non_nullable_column", "infinity", "number_too_large_for_a_float", "integer_of_5000_digits",
-             "integer_of_5000_digits_in_a_category", "integer_of_5000_digits_in_a_nullable_category", "infinity_in_a_category", "array_in_a_cell", "object_in_a_cell",
-             "columns_of_unequal_length", "split_with_duplicate_column", "split_with_a_short_row", "split_with_odd_column_names",
-             "csv_text_in_numeric_column", "csv_header_only", "csv_not_utf8"]
+MALFORMED = [
+    "empty_body",
+    "not_json",
+    "nested_too_deep",
+    "unknown_object",
+    "empty_list",
+    "not_records",
+    "nested_envelopes",
+    "column_missing",
+    "column_missing_in_one_record",
+    "extra_column",
+    "text_in_numeric_column",
+    "numeric_text_in_numeric_column",
+    "boolean_in_numeric_column",
+    "null_in_non_nullable_column",
+    "nan_in_non_nullable_column",
+    "infinity",
+    "number_too_large_for_a_float",
+    "integer_of_5000_digits",
+    "integer_of_5000_digits_in_a_category",
+    "integer_of_5000_digits_in_a_nullable_category",
+    "infinity_in_a_category",
+    "array_in_a_cell",
+    "object_in_a_cell",
+    "columns_of_unequal_length",
+    "split_with_duplicate_column",
+    "split_with_a_short_row",
+    "split_with_odd_column_names",
+    "csv_text_in_numeric_column",
+    "csv_header_only",
+    "csv_not_utf8",
+]
 
 
 def echoed_values(message: str, example: list[dict], allowed: set[tuple[int, str]]) -> list[str]:
     """Values of the example that a message repeats, other than the offending cells'."""
-    return [str(value) for i, record in enumerate(example) for key, value in record.items()
-            if value is not None and (i, key) not in allowed and len(str(value)) > 2 and str(value) in message]
+    return [
+        str(value)
+        for i, record in enumerate(example)
+        for key, value in record.items()
+        if value is not None and (i, key) not in allowed and len(str(value)) > 2 and str(value) in message
+    ]
 
 
 @pytest.mark.parametrize("case", MALFORMED)
@@ -112,25 +217,36 @@ def test_malformed_body_is_a_4xx_naming_the_problem(server: httpx.Client, exampl
     assert isinstance(detail, str) and "\n" not in detail and len(detail) < 400 and "Traceback" not in detail
     for word in words:
         assert word in detail, f"{word!r} not in {detail!r}"
-    assert not echoed_values(detail, example, {(1, "bill_length_mm")}), detail  # names the bad cell, echoes no other row
+    assert not echoed_values(detail, example, {(1, "bill_length_mm")}), (
+        detail
+    )  # names the bad cell, echoes no other row
     assert "Torgersen" not in detail, f"the error recites the schema: {detail!r}"
 
 
 def test_every_offending_cell_is_named(server: httpx.Client, example: list[dict]) -> None:
     rows = [dict(r) for r in example]
     rows[0]["body_mass_g"], rows[3]["bill_depth_mm"], rows[4]["island"] = float("inf"), True, None
-    detail = server.post("/predict", content=json.dumps(rows), headers={"content-type": "application/json"}).json()["detail"]
-    for where in ("column 'body_mass_g' row 0", "column 'bill_depth_mm' row 3", "column 'island' must not be empty (row 4)"):
+    detail = server.post("/predict", content=json.dumps(rows), headers={"content-type": "application/json"}).json()[
+        "detail"
+    ]
+    for where in (
+        "column 'body_mass_g' row 0",
+        "column 'bill_depth_mm' row 3",
+        "column 'island' must not be empty (row 4)",
+    ):
         assert where in detail, detail
     assert not echoed_values(detail, example, set()), detail
 
 
-@pytest.mark.parametrize("body,words", [
-    ([{"island": "Dream"}], ["exactly one of", "got a JSON array"]),
-    ({"records": []}, ["exactly one of", "got keys records"]),
-    ({"dataframe_records": [], "instances": []}, ["exactly one of", "dataframe_records, instances"]),
-    ({"dataframe_split": {"columns": ["island"]}}, ["dataframe_split", '"data"']),
-])
+@pytest.mark.parametrize(
+    "body,words",
+    [
+        ([{"island": "Dream"}], ["exactly one of", "got a JSON array"]),
+        ({"records": []}, ["exactly one of", "got keys records"]),
+        ({"dataframe_records": [], "instances": []}, ["exactly one of", "dataframe_records, instances"]),
+        ({"dataframe_split": {"columns": ["island"]}}, ["dataframe_split", '"data"']),
+    ],
+)
 def test_invocations_answers_errors_as_mlflow_does(server: httpx.Client, body: object, words: list[str]) -> None:
     response = server.post("/invocations", json=body)
     assert response.status_code == 400, response.text
@@ -148,8 +264,12 @@ def test_invocations_names_the_bad_cell(server: httpx.Client, example: list[dict
     assert "column 'flipper_length_mm' row 2" in response.json()["message"]
 
 
-FUZZ = dict(deadline=timedelta(seconds=10), database=None, derandomize=True,  # bounded, and the same examples on every run
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+FUZZ = dict(
+    deadline=timedelta(seconds=10),
+    database=None,
+    derandomize=True,  # bounded, and the same examples on every run
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
 
 
 def assert_no_server_error(response: httpx.Response | Any, what: str) -> None:
@@ -168,7 +288,13 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(server: httpx.Client) 
     base_url = str(server.base_url).rstrip("/")
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     operations = [schema[path]["POST"] for path in ("/predict", "/invocations")]
-    cases = st.one_of([op.as_strategy(generation_mode=mode) for op in operations for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)])
+    cases = st.one_of(
+        [
+            op.as_strategy(generation_mode=mode)
+            for op in operations
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        ]
+    )
     statuses: Counter[int] = Counter()
 
     @settings(max_examples=200, **FUZZ)
@@ -183,8 +309,32 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(server: httpx.Client) 
 
 
 LITERAL = re.compile(r'"@@literal:([^@"]*)@@"')
-ODD_NUMBERS = ["1e400", "-1e400", "1E5", "-0", "-0.0", "+1", "+0.5", ".5", "1.", "01", "0x1F", "1e", "--1", "NaN", "-NaN",
-               "Infinity", "-Infinity", "inf", "nan", "5e-324", "1e-400", "1.7976931348623157e308", "1" + "0" * 4300, "1" + "0" * 4301]
+ODD_NUMBERS = [
+    "1e400",
+    "-1e400",
+    "1E5",
+    "-0",
+    "-0.0",
+    "+1",
+    "+0.5",
+    ".5",
+    "1.",
+    "01",
+    "0x1F",
+    "1e",
+    "--1",
+    "NaN",
+    "-NaN",
+    "Infinity",
+    "-Infinity",
+    "inf",
+    "nan",
+    "5e-324",
+    "1e-400",
+    "1.7976931348623157e308",
+    "1" + "0" * 4300,
+    "1" + "0" * 4301,
+]
 
 
 def _literals() -> st.SearchStrategy:
@@ -199,10 +349,19 @@ def _dumps(body: object) -> bytes:
 
 
 def _cells() -> st.SearchStrategy:
-    scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**400), max_value=10**400), st.floats(), st.text(max_size=20),
-                        _literals())
-    return st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                        max_leaves=8)
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**400), max_value=10**400),
+        st.floats(),
+        st.text(max_size=20),
+        _literals(),
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+        max_leaves=8,
+    )
 
 
 @st.composite
@@ -218,15 +377,40 @@ def _raw_bodies(draw: st.DrawFn, example: list[dict]) -> tuple[str, bytes]:
         else:
             rows[row].pop(key, None)
     by_column = {c: [r.get(c) for r in rows] for c in columns}
-    split = {"columns": draw(st.one_of(st.just(columns), _cells())), "data": draw(st.one_of(st.just([[r.get(c) for c in columns] for r in rows]), _cells()))}
-    form = draw(st.sampled_from(["records", "dataframe_records", "dataframe_split", "instances", "inputs", "columns", "any_json", "bytes", "csv"]))
+    split = {
+        "columns": draw(st.one_of(st.just(columns), _cells())),
+        "data": draw(st.one_of(st.just([[r.get(c) for c in columns] for r in rows]), _cells())),
+    }
+    form = draw(
+        st.sampled_from(
+            [
+                "records",
+                "dataframe_records",
+                "dataframe_split",
+                "instances",
+                "inputs",
+                "columns",
+                "any_json",
+                "bytes",
+                "csv",
+            ]
+        )
+    )
     if form == "bytes":
         return draw(st.sampled_from(["application/json", "text/csv"])), draw(st.binary(max_size=200))
     if form == "csv":
-        lines = [",".join(columns)] + [",".join(draw(st.text(max_size=6)) for _ in columns) for _ in range(draw(st.integers(0, 3)))]
+        lines = [",".join(columns)] + [
+            ",".join(draw(st.text(max_size=6)) for _ in columns) for _ in range(draw(st.integers(0, 3)))
+        ]
         return "text/csv", "\n".join(lines).encode("utf-8", "surrogatepass")
-    body = {"records": rows, "dataframe_records": {"dataframe_records": rows}, "dataframe_split": {"dataframe_split": split},
-            "instances": {"instances": rows}, "inputs": {"inputs": by_column}, "columns": by_column}.get(form) or draw(_cells())
+    body = {
+        "records": rows,
+        "dataframe_records": {"dataframe_records": rows},
+        "dataframe_split": {"dataframe_split": split},
+        "instances": {"instances": rows},
+        "inputs": {"inputs": by_column},
+        "columns": by_column,
+    }.get(form) or draw(_cells())
     if draw(st.integers(0, 3)) == 0:  # one envelope inside another
         body = {draw(st.sampled_from(["dataframe_split", "dataframe_records", "records", "instances", "inputs"])): body}
     return "application/json", _dumps(body)
@@ -250,7 +434,9 @@ def test_fuzzing_raw_bodies_finds_no_server_error(server: httpx.Client, example:
     assert statuses[200] and statuses[400] and statuses[422], statuses
 
 
-def test_nan_is_a_missing_value_in_a_nullable_column_and_refused_elsewhere(server: httpx.Client, example: list[dict]) -> None:
+def test_nan_is_a_missing_value_in_a_nullable_column_and_refused_elsewhere(
+    server: httpx.Client, example: list[dict]
+) -> None:
     """NaN is what json.dumps writes for a float NaN (a pandas user's missing value): in a column that
     had missing values in training it is scored as null is; elsewhere it is a 422 naming the cell."""
     row = example[0]
@@ -261,6 +447,9 @@ def test_nan_is_a_missing_value_in_a_nullable_column_and_refused_elsewhere(serve
         assert response.status_code == 200, response.text
         answers[name] = response.json()
     assert answers["NaN"] == answers["null"]
-    response = server.post("/predict", content=json.dumps([{**row, "island": 0}]).replace(": 0", ": NaN"),
-                           headers={"content-type": "application/json"})
+    response = server.post(
+        "/predict",
+        content=json.dumps([{**row, "island": 0}]).replace(": 0", ": NaN"),
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 422 and "column 'island' must not be empty (row 0)" in response.json()["detail"]

@@ -17,9 +17,9 @@ import pytest
 from conftest import cli
 from test_serve import metric, running_server, wait_for
 
-from automlops.records import Manifest
 from automlops.deploy.bundle import seal
 from automlops.deploy.model_registry import add_version, promote
+from automlops.records import Manifest
 from automlops.serve.holder import follows_alias
 
 
@@ -51,8 +51,15 @@ def registry(penguins_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def reloading(registry: Path) -> Iterator[tuple[httpx.Client, Path, Path]]:
     """(client, server log, prediction log folder) of a server following models/penguins's champion."""
     folder = registry.parent.parent
-    with running_server(registry, "serve.reload_interval=0.2", "serve.unknown_categories=model", "serve.prediction_log.enabled=true",
-                        f"serve.prediction_log.dir={folder / 'predictions'}", cwd=folder, log_file=folder / "serve.log") as (client, _):
+    with running_server(
+        registry,
+        "serve.reload_interval=0.2",
+        "serve.unknown_categories=model",
+        "serve.prediction_log.enabled=true",
+        f"serve.prediction_log.dir={folder / 'predictions'}",
+        cwd=folder,
+        log_file=folder / "serve.log",
+    ) as (client, _):
         yield client, folder / "serve.log", folder / "predictions"
 
 
@@ -76,7 +83,9 @@ class Traffic:
             while not self._stop.is_set():
                 rid = f"{self.name}-{len(self.answers)}"
                 try:
-                    response = client.post("/predict", content=self.body, headers={"content-type": "application/json", "X-Request-ID": rid})
+                    response = client.post(
+                        "/predict", content=self.body, headers={"content-type": "application/json", "X-Request-ID": rid}
+                    )
                     body = response.json() if response.status_code == 200 else response.text[:300]
                     self.answers.append((response.status_code, response.headers.get("x-model-version"), rid, body))
                 except httpx.HTTPError as error:
@@ -109,21 +118,27 @@ def test_which_references_follow_an_alias(tmp_path: Path) -> None:
     (registry / "versions" / "1").mkdir(parents=True)
     (registry / "versions" / "1" / "manifest.json").write_text("{}")
     (registry / "aliases.json").write_text('{"aliases": {"champion": 1}, "history": []}')
-    assert follows_alias(str(registry)) and follows_alias(f"{registry}@champion") and follows_alias(f"{registry}@staging")
+    assert (
+        follows_alias(str(registry)) and follows_alias(f"{registry}@champion") and follows_alias(f"{registry}@staging")
+    )
     assert not follows_alias(f"{registry}@2") and not follows_alias(f"{registry}@v2")  # a fixed version
     assert not follows_alias(str(registry / "versions" / "1"))  # a bundle folder
 
 
 @pytest.mark.slow
 def test_promotion_and_rollback_switch_versions_with_no_failed_request(
-        reloading: tuple[httpx.Client, Path, Path], registry: Path, example: list[dict]) -> None:
+    reloading: tuple[httpx.Client, Path, Path], registry: Path, example: list[dict]
+) -> None:
     """Two clients: small requests, and 1000-row ones that are being scored while versions swap."""
     server, _, predictions = reloading
     promote(registry, 1)  # whatever an earlier test left
     wait_for(lambda: server.get("/metadata").json()["version"] == 1, 15, "v1 serving")
     reloads = metric(server, "automlops_model_reloads_total", result="ok")
     project = registry.parent.parent
-    with Traffic(str(server.base_url), example, "small") as small, Traffic(str(server.base_url), example * 200, "large") as large:
+    with (
+        Traffic(str(server.base_url), example, "small") as small,
+        Traffic(str(server.base_url), example * 200, "large") as large,
+    ):
 
         def serving(version: str) -> bool:
             return small.version() == version and large.version() == version
@@ -167,7 +182,8 @@ def test_promotion_and_rollback_switch_versions_with_no_failed_request(
 
 @pytest.mark.slow
 def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
-        reloading: tuple[httpx.Client, Path, Path], registry: Path, example: list[dict]) -> None:
+    reloading: tuple[httpx.Client, Path, Path], registry: Path, example: list[dict]
+) -> None:
     server, log_file, _ = reloading
     promote(registry, 1)
     wait_for(lambda: server.get("/metadata").json()["version"] == 1, 15, "v1 serving")
@@ -176,7 +192,11 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
         with Traffic(str(server.base_url), example) as traffic:
             traffic.more(10)
             promote(registry, 3)
-            wait_for(lambda: metric(server, "automlops_model_reloads_total", result="failed") == failures + 1, 15, "the failed reload counted")
+            wait_for(
+                lambda: metric(server, "automlops_model_reloads_total", result="failed") == failures + 1,
+                15,
+                "the failed reload counted",
+            )
             time.sleep(1)  # five reload intervals: v3 is not retried while the alias stays on it
             traffic.more(10)
         assert metric(server, "automlops_model_reloads_total", result="failed") == failures + 1
@@ -191,12 +211,15 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
 
 @pytest.mark.slow
 def test_unknown_categories_model_passes_unseen_values_to_the_model(
-        reloading: tuple[httpx.Client, Path, Path], registry: Path, example: list[dict]) -> None:
+    reloading: tuple[httpx.Client, Path, Path], registry: Path, example: list[dict]
+) -> None:
     from automlops.deploy.bundle import load_bundle
     from automlops.predict import predict_frame, records_from_json
 
     rows = [{**example[0], "island": "Atlantis"}, {**example[1], "sex": "unknown"}]
     response = reloading[0].post("/predict", json=rows)
     assert response.status_code == 200, response.text
-    expected = predict_frame(load_bundle(registry / "versions" / "1"), records_from_json(rows), unknown_categories="model")
+    expected = predict_frame(
+        load_bundle(registry / "versions" / "1"), records_from_json(rows), unknown_categories="model"
+    )
     assert response.json()["predictions"] == expected["prediction"].tolist()

@@ -67,13 +67,15 @@ def test_a_signal_counts_even_when_cleanup_raises_something_else() -> None:
 @linux_only
 def test_sigterm_stops_the_command_as_ctrl_c_does() -> None:
     """The handlers turn SIGTERM into an exception that unwinds: `finally` blocks run, exit 143."""
-    code = ("import os, signal, sys, time\n"
-            "from automlops.children import install_handlers, Terminated\n"
-            "install_handlers()\n"
-            "try:\n"
-            "    os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)\n"
-            "except Terminated as stop:\n"
-            "    print('cleaned up', stop.signum); sys.exit(128 + stop.signum)\n")
+    code = (
+        "import os, signal, sys, time\n"
+        "from automlops.children import install_handlers, Terminated\n"
+        "install_handlers()\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)\n"
+        "except Terminated as stop:\n"
+        "    print('cleaned up', stop.signum); sys.exit(128 + stop.signum)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (143, "cleaned up 15"), done.stderr
 
@@ -87,15 +89,17 @@ def test_sigterm_stops_the_command_as_ctrl_c_does() -> None:
 @linux_only
 def test_a_thread_that_never_ends_does_not_keep_a_stopped_command_alive() -> None:
     """Optuna's heartbeat thread (not a daemon) runs forever when the signal lands before it is told to stop."""
-    code = ("import os, signal, threading, time\n"
-            "import automlops.cli as cli\n"
-            "def main():\n"
-            "    threading.Thread(target=threading.Event().wait).start()\n"
-            "    try:\n"
-            "        os.kill(os.getpid(), signal.SIGINT); time.sleep(60)\n"
-            "    except KeyboardInterrupt:\n"
-            "        return 130\n"
-            "cli.main = main\n"
-            "cli.entry_point()\n")
+    code = (
+        "import os, signal, threading, time\n"
+        "import automlops.cli as cli\n"
+        "def main():\n"
+        "    threading.Thread(target=threading.Event().wait).start()\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT); time.sleep(60)\n"
+        "    except KeyboardInterrupt:\n"
+        "        return 130\n"
+        "cli.main = main\n"
+        "cli.entry_point()\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=40)
     assert done.returncode == 130, done.stderr

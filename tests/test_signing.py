@@ -19,12 +19,12 @@ import pytest
 from conftest import REPO, cli
 from test_serve import running_server
 
-from automlops.records import Manifest
 from automlops.config.schema import SigningConfig
 from automlops.deploy.bundle import MANIFEST, load_bundle, seal, verify_bundle
 from automlops.deploy.model_registry import add_version
 from automlops.deploy.signing import SIGNATURE, check_signing, generate_keys, sign_manifest, signer, trusted_keys
 from automlops.errors import BundleError, ConfigError
+from automlops.records import Manifest
 from automlops.serve.holder import ModelHolder
 
 
@@ -88,20 +88,32 @@ def test_keys_generate_writes_a_private_key_only_its_owner_reads_and_prints_the_
     assert stat.S_IMODE(private.stat().st_mode) == 0o600 and b"PRIVATE KEY" in private.read_bytes()
     assert b"PUBLIC KEY" in public.read_bytes()
     again = cli("keys", "generate", str(private.parent), cwd=tmp_path)
-    assert again.returncode == 2 and "already exist" in again.stderr and private.read_bytes().startswith(b"-----BEGIN PRIVATE KEY")
+    assert (
+        again.returncode == 2
+        and "already exist" in again.stderr
+        and private.read_bytes().startswith(b"-----BEGIN PRIVATE KEY")
+    )
     made = cli("keys", "generate", str(tmp_path / "k"), cwd=tmp_path)
-    assert f"private_key: {tmp_path / 'k' / 'signing.key'}" in made.stdout and f"public_keys: [{tmp_path / 'k' / 'signing.pub'}]" in made.stdout
+    assert (
+        f"private_key: {tmp_path / 'k' / 'signing.key'}" in made.stdout
+        and f"public_keys: [{tmp_path / 'k' / 'signing.pub'}]" in made.stdout
+    )
 
 
 @pytest.mark.slow  # the session's penguins run
-def test_a_signed_bundle_loads_and_each_tampering_is_refused_before_unpickling(signed: Path, keys, tmp_path: Path) -> None:
+def test_a_signed_bundle_loads_and_each_tampering_is_refused_before_unpickling(
+    signed: Path, keys, tmp_path: Path
+) -> None:
     trusted = trusting(keys["new"][1])
     assert load_bundle(signed, keys=trusted).manifest.name == "penguins"
     marker = tmp_path / "PWNED"
 
     swapped = tmp_path / "swapped"  # another genuinely signed bundle's signature on this one
     shutil.copytree(signed, swapped)
-    seal(swapped, Manifest.from_dict({**json.loads((swapped / MANIFEST).read_text()), "created_at": "2020-01-01T00:00:00+00:00"}))
+    seal(
+        swapped,
+        Manifest.from_dict({**json.loads((swapped / MANIFEST).read_text()), "created_at": "2020-01-01T00:00:00+00:00"}),
+    )
     sign(swapped, keys["new"][0])
     assert load_bundle(swapped, keys=trusted)
     plant(signed, marker)
@@ -139,8 +151,12 @@ def test_rotation_old_key_verifies_while_listed_and_is_refused_once_removed(sign
 
 
 def test_key_config_errors_name_the_key(keys, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="public_keys is set, so every bundle must be signed, but no private key is configured"):
-        check_signing(SigningConfig(private_key_env="", public_keys=[str(keys["new"][1])]))  # nothing package made would load
+    with pytest.raises(
+        ConfigError, match="public_keys is set, so every bundle must be signed, but no private key is configured"
+    ):
+        check_signing(
+            SigningConfig(private_key_env="", public_keys=[str(keys["new"][1])])
+        )  # nothing package made would load
     with pytest.raises(ConfigError, match=r"the private key .* matches none of deploy.signing.public_keys"):
         check_signing(SigningConfig(private_key=str(keys["attacker"][0]), public_keys=[str(keys["new"][1])]))
     with pytest.raises(ConfigError, match=r"deploy.signing.public_keys\[1\]: cannot read the public key .*nope.pub"):
@@ -158,13 +174,36 @@ def test_key_config_errors_name_the_key(keys, tmp_path: Path) -> None:
 def test_predict_refuses_the_planted_model_and_never_runs_it(signed: Path, keys, tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
     example = str(signed / "input_example.json")
-    good = cli("predict", "--model", str(signed), "--input", example, "--output", "p.csv", keys_arg(keys["new"][1]), cwd=tmp_path)
+    good = cli(
+        "predict",
+        "--model",
+        str(signed),
+        "--input",
+        example,
+        "--output",
+        "p.csv",
+        keys_arg(keys["new"][1]),
+        cwd=tmp_path,
+    )
     assert good.returncode == 0, good.stderr
     plant(signed, marker)
-    refused = cli("predict", "--model", str(signed), "--input", example, "--output", "q.csv", keys_arg(keys["new"][1]), cwd=tmp_path)
+    refused = cli(
+        "predict",
+        "--model",
+        str(signed),
+        "--input",
+        example,
+        "--output",
+        "q.csv",
+        keys_arg(keys["new"][1]),
+        cwd=tmp_path,
+    )
     assert refused.returncode == 1 and not marker.exists()
     [line] = refused.stderr.strip().splitlines()
-    assert line.startswith(f"error: bundle {signed}: manifest.sig does not match its manifest.json") and not (tmp_path / "q.csv").exists()
+    assert (
+        line.startswith(f"error: bundle {signed}: manifest.sig does not match its manifest.json")
+        and not (tmp_path / "q.csv").exists()
+    )
 
 
 @pytest.mark.slow  # the session's penguins run
@@ -174,11 +213,19 @@ def test_serve_refuses_a_planted_model_and_serves_a_signed_one(signed: Path, key
     (unsigned / SIGNATURE).unlink()
     marker = tmp_path / "PWNED"
     plant(unsigned, marker)
-    refused = cli("serve", "--model", str(unsigned), "--port", "8099", keys_arg(keys["new"][1]), cwd=tmp_path, timeout=60)
+    refused = cli(
+        "serve", "--model", str(unsigned), "--port", "8099", keys_arg(keys["new"][1]), cwd=tmp_path, timeout=60
+    )
     assert refused.returncode == 1 and "not signed (no manifest.sig)" in refused.stderr and not marker.exists()
     # two workers: each verifies the bundle again with the keys the parent hands them
-    with running_server(signed, "--workers", "2", keys_arg(keys["old"][1], keys["new"][1]), cwd=tmp_path,
-                        log_file=tmp_path / "serve.log") as (client, _):
+    with running_server(
+        signed,
+        "--workers",
+        "2",
+        keys_arg(keys["old"][1], keys["new"][1]),
+        cwd=tmp_path,
+        log_file=tmp_path / "serve.log",
+    ) as (client, _):
         answer = client.post("/predict", json=json.loads((signed / "input_example.json").read_text()))
         assert answer.status_code == 200 and len(answer.json()["predictions"]) > 0
 
@@ -190,8 +237,12 @@ def test_hot_reload_and_promote_refuse_an_unsigned_version(penguins_run, keys, t
     shutil.copytree(root / "models" / "penguins", registry)
     unsigned = cli("models", "promote", str(registry), "1", keys_arg(keys["new"][1]), cwd=tmp_path)
     assert unsigned.returncode == 1 and f"bundle {registry}/versions/1: not signed" in unsigned.stderr
-    signed = cli("keys", "sign", f"{registry}@1", f"deploy.signing.private_key={keys['new'][0]}", cwd=tmp_path)  # a version published before signing
-    assert signed.returncode == 0 and f"signed {registry}/versions/1/manifest.json with key" in signed.stdout, signed.stderr
+    signed = cli(
+        "keys", "sign", f"{registry}@1", f"deploy.signing.private_key={keys['new'][0]}", cwd=tmp_path
+    )  # a version published before signing
+    assert signed.returncode == 0 and f"signed {registry}/versions/1/manifest.json with key" in signed.stdout, (
+        signed.stderr
+    )
     planted = tmp_path / "v2"
     shutil.copytree(registry / "versions" / "1", planted)
     marker = tmp_path / "PWNED"
@@ -209,8 +260,16 @@ def test_hot_reload_and_promote_refuse_an_unsigned_version(penguins_run, keys, t
     holder.check_now()
     assert holder.bundle.manifest.version == 1 and not marker.exists()
 
-    monitored = cli("monitor", "--model", f"{registry}@champion", "--data", str(planted / "input_example.json"),
-                    keys_arg(keys["new"][1]), "monitor.out=m", cwd=tmp_path)
+    monitored = cli(
+        "monitor",
+        "--model",
+        f"{registry}@champion",
+        "--data",
+        str(planted / "input_example.json"),
+        keys_arg(keys["new"][1]),
+        "monitor.out=m",
+        cwd=tmp_path,
+    )
     assert monitored.returncode == 1 and "manifest.sig does not match" in monitored.stderr and not marker.exists()
 
 
@@ -219,15 +278,29 @@ def test_gate_and_deploy_sign_verify_and_refuse_planted_models(penguins_run, key
     root, _ = penguins_run
     project = tmp_path / "project"
     shutil.copytree(root, project, symlinks=True)
-    common = ("+experiment=penguins", "search.n_trials=2", "gate.infra.requests=2", keys_arg(keys["old"][1], keys["new"][1]))
+    common = (
+        "+experiment=penguins",
+        "search.n_trials=2",
+        "gate.infra.requests=2",
+        keys_arg(keys["old"][1], keys["new"][1]),
+    )
     # another input example: a candidate with v1's content would publish no new version (deploy's content digest)
-    assert cli("compose", *common, "deploy.example_rows=3", f"deploy.signing.private_key={keys['new'][0]}", cwd=project).returncode == 0
+    assert (
+        cli(
+            "compose", *common, "deploy.example_rows=3", f"deploy.signing.private_key={keys['new'][0]}", cwd=project
+        ).returncode
+        == 0
+    )
     packaged = cli("stage", "package", cwd=project)
     assert packaged.returncode == 0, packaged.stderr
     assert (project / "artifacts" / "bundle" / SIGNATURE).is_file()
 
-    sign(project / "models" / "penguins" / "versions" / "1", keys["old"][0])  # the champion, signed by the key before rotation
-    gate = cli("stage", "gate", cwd=project)  # candidate and champion verified; infra serves the candidate with the keys
+    sign(
+        project / "models" / "penguins" / "versions" / "1", keys["old"][0]
+    )  # the champion, signed by the key before rotation
+    gate = cli(
+        "stage", "gate", cwd=project
+    )  # candidate and champion verified; infra serves the candidate with the keys
     assert gate.returncode == 0, gate.stderr
     assert json.loads((project / "metrics" / "blessing.json").read_text())["infra"]["passed"]
     deployed = cli("stage", "deploy", cwd=project)
@@ -241,14 +314,26 @@ def test_gate_and_deploy_sign_verify_and_refuse_planted_models(penguins_run, key
     assert gate.returncode == 1 and "manifest.sig does not match" in gate.stderr and not marker.exists()
     plant(project / "artifacts" / "bundle", marker)  # the candidate planted after package
     gate = cli("stage", "gate", cwd=project)
-    assert gate.returncode == 1 and "artifacts/bundle: manifest.sig does not match" in gate.stderr and not marker.exists()
+    assert (
+        gate.returncode == 1 and "artifacts/bundle: manifest.sig does not match" in gate.stderr and not marker.exists()
+    )
 
 
 def test_every_bundle_load_in_automlops_passes_the_configured_keys() -> None:
     """Whoever loads or verifies a bundle (or hands one to a server) says which keys verify it: a
     call without `keys=` would silently accept unsigned bundles."""
-    guarded = {"load_bundle", "verify_bundle", "load_warm", "ModelHolder", "create_app", "serve", "monitor",
-               "validate_serving", "serving_requirements", "probe_engine"}
+    guarded = {
+        "load_bundle",
+        "verify_bundle",
+        "load_warm",
+        "ModelHolder",
+        "create_app",
+        "serve",
+        "monitor",
+        "validate_serving",
+        "serving_requirements",
+        "probe_engine",
+    }
     missing = []
     for file in sorted((REPO / "automlops").rglob("*.py")):
         for node in ast.walk(ast.parse(file.read_text())):
@@ -257,4 +342,3 @@ def test_every_bundle_load_in_automlops_passes_the_configured_keys() -> None:
                 if name in guarded and not any(keyword.arg == "keys" for keyword in node.keywords):
                     missing.append(f"{file.relative_to(REPO)}:{node.lineno} {name}()")
     assert not missing, missing
-

@@ -15,6 +15,7 @@ from conftest import REPO
 from automlops.config.schema import DeployConfig
 from automlops.deploy.bundle import MANIFEST, PackageInput, write_bundle
 from automlops.evaluate import PLOT_FILES
+from automlops.records import PreparedMeta, SearchBest
 from automlops.stages import PLOTS_DIR, STAGE_NAMES, STAGES, Stage, stage
 
 
@@ -28,8 +29,11 @@ def paths(entries: list[Any] | None) -> list[str]:
 
 
 def declared_plots(declared: Stage) -> list[str]:
-    return [f"{PLOTS_DIR.as_posix()}/{name}" for name in PLOT_FILES] if declared.plots == (PLOTS_DIR.as_posix(),) \
+    return (
+        [f"{PLOTS_DIR.as_posix()}/{name}" for name in PLOT_FILES]
+        if declared.plots == (PLOTS_DIR.as_posix(),)
         else list(declared.plots)
+    )
 
 
 def keys(section: dict[str, Any], prefix: str) -> list[str]:
@@ -80,15 +84,40 @@ def test_package_declares_every_deploy_key_its_manifest_records(tmp_path: Path) 
     model.mkdir()
     (model / "model.joblib").write_bytes(b"model")
     inputs = PackageInput(
-        name="m", model_dir=model, example=pd.DataFrame({"x": [1.0]}), metrics={"accuracy": 1.0},
-        prepared={"task": "binary", "target": "y", "classes": [0, 1], "contract": [], "data_hash": "h", "source": "s",
-                  "rows": 1, "config": {}},
-        search={"metric": "accuracy", "valid_score": 1.0, "engine": "optuna", "format": "sklearn", "family": "f",
-                "params": {}, "lineage": {}, "config": {}},
+        name="m",
+        model_dir=model,
+        example=pd.DataFrame({"x": [1.0]}),
+        metrics={"accuracy": 1.0},
+        prepared=PreparedMeta.from_dict(
+            {
+                "task": "binary",
+                "target": "y",
+                "classes": [0, 1],
+                "contract": [],
+                "data_hash": "h",
+                "source": "s",
+                "rows": {"train": 1},
+                "config": {},
+            }
+        ),
+        search=SearchBest.from_dict(
+            {
+                "metric": "accuracy",
+                "valid_score": 1.0,
+                "engine": "optuna",
+                "format": "sklearn",
+                "family": "f",
+                "params": {},
+                "lineage": {},
+                "config": {},
+            }
+        ),
     )
     write_bundle(inputs, DeployConfig(), tmp_path / "bundle")
     recorded = keys(json.loads((tmp_path / "bundle" / MANIFEST).read_text())["config"]["deploy"], "deploy")
     assert "deploy.card.intended_use" in recorded and "deploy.targets" in recorded
     package = dvc_stages()["package"]["params"]
     missing = [key for key in recorded if not any(key == p or key.startswith(p + ".") for p in package)]
-    assert missing == [], f"dvc.yaml: the package stage records {missing} in its manifest but does not list them in params"
+    assert missing == [], (
+        f"dvc.yaml: the package stage records {missing} in its manifest but does not list them in params"
+    )

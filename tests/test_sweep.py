@@ -18,10 +18,9 @@ def test_a_failed_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr[-3000:]
     assert "error: gate: the candidate was not blessed" in result.stderr
     assert (project / "models" / "breast_cancer" / "versions" / "1").is_dir(), "the second job did not run"
-    table = result.stdout[result.stdout.index("sweep: "):].splitlines()
+    table = result.stdout[result.stdout.index("sweep: ") :].splitlines()
     assert table[0] == "sweep: 2 of 2 job(s) ran, 1 failed"
     assert table[1].split() == ["job", "exit", "outcome"]
     assert table[2].startswith("  gate.checks.0.min=1.1     1  error: gate: the candidate was not blessed (roc_auc")
     assert table[3] == "  gate.checks.0.min=0.5     0  breast_cancer v1 is the champion"
     assert not (project / "params.yaml").exists()  # a sweep never writes params.yaml
-

@@ -24,18 +24,22 @@ FEATURES = ["length", "count", "color"]
 
 def table(n: int = 400, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "length": rng.uniform(0, 10, n).round(3),
-        "count": rng.integers(1, 50, n),
-        "color": rng.choice(["red", "green", "blue"], n),
-        "label": np.where(np.arange(n) % 4 == 0, "yes", "no"),
-    })
+    frame = pd.DataFrame(
+        {
+            "length": rng.uniform(0, 10, n).round(3),
+            "count": rng.integers(1, 50, n),
+            "color": rng.choice(["red", "green", "blue"], n),
+            "label": np.where(np.arange(n) % 4 == 0, "yes", "no"),
+        }
+    )
     frame.loc[::20, "length"] = np.nan  # 5 % missing: the schema says nullable, missing_rate 0.05
     return frame
 
 
 def schema_of(frame: pd.DataFrame, task: str = "binary", target: str = "label") -> DataSchema:
-    return DataSchema(infer_contract(frame[[c for c in frame.columns if c != target]]), target_spec(frame[target], target, task))
+    return DataSchema(
+        infer_contract(frame[[c for c in frame.columns if c != target]]), target_spec(frame[target], target, task)
+    )
 
 
 def flagged(anomalies: list[Anomaly]) -> set[tuple[str, str]]:
@@ -65,28 +69,59 @@ def test_regression_target_keeps_mean_and_std(tmp_path: Path) -> None:
     path = tmp_path / "schema.yaml"
     path.write_text(schema_to_yaml(schema_of(frame, "regression"), "x"))
     target = read_schema(path).target
-    assert target is not None and target.task == "regression" and target.mean == pytest.approx(199.5) and not target.classes
+    assert (
+        target is not None
+        and target.task == "regression"
+        and target.mean == pytest.approx(199.5)
+        and not target.classes
+    )
 
 
 def test_older_contracts_without_missing_rate_still_load() -> None:
     from automlops.data.contract import contract_from_dicts
 
-    old = {"name": "x", "kind": "numeric", "dtype": "float64", "nullable": False, "categories": [], "min": 0.0, "max": 1.0}
+    old = {
+        "name": "x",
+        "kind": "numeric",
+        "dtype": "float64",
+        "nullable": False,
+        "categories": [],
+        "min": 0.0,
+        "max": 1.0,
+    }
     assert contract_from_dicts([old])[0].missing_rate is None
 
 
-@pytest.mark.parametrize(("content", "match"), [
-    ("columns: [oops", r"is not valid YAML"),
-    ("- a\n- b\n", r"expected a mapping with keys columns and target"),
-    ("colums: {x: {kind: numeric}}\n", r"colums: unknown key \(did you mean 'columns'\?\)"),
-    ("columns: {x: {kind: numerc}}\n", r"columns\.x\.kind: unknown value 'numerc' \(did you mean 'numeric'\?\); choose one of: categorical, numeric"),
-    ("columns: {x: {kind: numeric, min: 5, max: 3}}\n", r"columns\.x: min \(5\) must be <= max \(3\); swap or fix them"),
-    ("columns: {x: {kind: numeric, categories: [a]}}\n", r"columns\.x\.categories: only categorical columns take categories"),
-    ("columns: {x: {kind: categorical, categoris: [a]}}\n", r"columns\.x\.categoris: unknown key \(did you mean 'categories'\?\)"),
-    ("columns: {x: {kind: numeric, min: low}}\n", r"columns\.x\.min: must be a number or null; got 'low'"),
-    ("columns: {x: {kind: numeric}}\ntarget: {name: y, task: regresion}\n", r"target\.task: unknown value 'regresion'"),
-    ("columns: {x: {nullable: false}}\n", r"columns\.x\.kind: required"),
-])
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("columns: [oops", r"is not valid YAML"),
+        ("- a\n- b\n", r"expected a mapping with keys columns and target"),
+        ("colums: {x: {kind: numeric}}\n", r"colums: unknown key \(did you mean 'columns'\?\)"),
+        (
+            "columns: {x: {kind: numerc}}\n",
+            r"columns\.x\.kind: unknown value 'numerc' \(did you mean 'numeric'\?\); choose one of: categorical, numeric",
+        ),
+        (
+            "columns: {x: {kind: numeric, min: 5, max: 3}}\n",
+            r"columns\.x: min \(5\) must be <= max \(3\); swap or fix them",
+        ),
+        (
+            "columns: {x: {kind: numeric, categories: [a]}}\n",
+            r"columns\.x\.categories: only categorical columns take categories",
+        ),
+        (
+            "columns: {x: {kind: categorical, categoris: [a]}}\n",
+            r"columns\.x\.categoris: unknown key \(did you mean 'categories'\?\)",
+        ),
+        ("columns: {x: {kind: numeric, min: low}}\n", r"columns\.x\.min: must be a number or null; got 'low'"),
+        (
+            "columns: {x: {kind: numeric}}\ntarget: {name: y, task: regresion}\n",
+            r"target\.task: unknown value 'regresion'",
+        ),
+        ("columns: {x: {nullable: false}}\n", r"columns\.x\.kind: required"),
+    ],
+)
 def test_bad_curated_schema_is_one_line_naming_file_and_key(tmp_path: Path, content: str, match: str) -> None:
     path = tmp_path / "curated.yaml"
     path.write_text(content)
@@ -171,7 +206,12 @@ def test_label_shift_of_a_regression_target() -> None:
     batch = train.assign(label=train["label"] + 1.0)  # half a std
     found = validate_batch(batch, FEATURES, "label", schema_of(train, "regression"), DataValidationConfig())
     assert flagged(found) == {("label", "label_shift")} and found[0].value == pytest.approx(0.5, abs=0.05)
-    assert validate_batch(batch, FEATURES, "label", schema_of(train, "regression"), DataValidationConfig(max_label_shift=1.0)) == []
+    assert (
+        validate_batch(
+            batch, FEATURES, "label", schema_of(train, "regression"), DataValidationConfig(max_label_shift=1.0)
+        )
+        == []
+    )
 
 
 def test_out_of_range_counts_only_above_its_share() -> None:
@@ -199,7 +239,10 @@ def test_prepare_stops_before_the_split_with_the_report(tmp_path: Path) -> None:
     schema_file.write_text(schema_to_yaml(schema_of(table()), "x"))
     data = tmp_path / "batch.csv"
     table().drop(columns=["count"]).to_csv(data, index=False)
-    with pytest.raises(ValidationFailed, match=r"1 error\(s\) against .*curated\.yaml: 'count' missing_column; see metrics/validation\.json.*data\.validation\.missing_column=warn") as caught:
+    with pytest.raises(
+        ValidationFailed,
+        match=r"1 error\(s\) against .*curated\.yaml: 'count' missing_column; see metrics/validation\.json.*data\.validation\.missing_column=warn",
+    ) as caught:
         prepare(DataConfig(source="csv", path=str(data), target="label", schema=str(schema_file)), seed=0)
     report = caught.value.report
     assert report["passed"] is False and report["errors"] == 1 and report["anomalies"][0]["column"] == "count"
@@ -218,12 +261,21 @@ def test_prepare_without_a_schema_reports_nothing_validated(tmp_path: Path) -> N
 
 
 def test_bad_severity_is_named_with_a_suggestion() -> None:
-    config = Config(data=DataConfig(source="builtin", name="iris", target="target",
-                                    validation=DataValidationConfig(new_category="wran", out_of_range_share=2.0)))
+    config = Config(
+        data=DataConfig(
+            source="builtin",
+            name="iris",
+            target="target",
+            validation=DataValidationConfig(new_category="wran", out_of_range_share=2.0),
+        )
+    )
     with pytest.raises(ConfigError) as caught:
         check_config(config)
     message = str(caught.value)
-    assert "data.validation.new_category: unknown value 'wran' (did you mean 'warn'?); choose one of: error, ignore, warn" in message
+    assert (
+        "data.validation.new_category: unknown value 'wran' (did you mean 'warn'?); choose one of: error, ignore, warn"
+        in message
+    )
     assert "data.validation.out_of_range_share: must be in [0, 1] (a share), got 2.0" in message
 
 
@@ -235,8 +287,14 @@ def test_missing_curated_schema_names_data_schema(tmp_path: Path) -> None:
 
 # --- the real pipeline -------------------------------------------------------------------------
 
-RUN = ("run", "data=penguins_csv", "data.schema=conf/schema/curated.yaml", "search.n_trials=2", "gate.infra.enabled=false",
-       "evaluate.importance_repeats=0")
+RUN = (
+    "run",
+    "data=penguins_csv",
+    "data.schema=conf/schema/curated.yaml",
+    "search.n_trials=2",
+    "gate.infra.enabled=false",
+    "evaluate.importance_repeats=0",
+)
 
 
 def penguins_csv(root: Path) -> pd.DataFrame:
@@ -267,7 +325,9 @@ def test_small_range_violation_warns_and_the_run_goes_on(validated: tuple[Path, 
     report = json.loads((root / "metrics" / "validation.json").read_text())
     assert report["passed"] is True and report["schema"] == "conf/schema/curated.yaml"
     assert {(a["column"], a["kind"], a["severity"]) for a in report["anomalies"]} == {
-        ("island", "new_category", "warn"), ("body_mass_g", "out_of_range", "warn")}
+        ("island", "new_category", "warn"),
+        ("body_mass_g", "out_of_range", "warn"),
+    }
     assert (root / "models" / "penguins" / "versions" / "1").is_dir()
     inferred = yaml.safe_load((root / "data" / "prepared" / "schema.yaml").read_text())
     assert inferred["columns"]["island"]["categories"] == ["Biscoe", "Dream", "Torgersen"]  # the data's, for review
@@ -300,12 +360,16 @@ def test_curated_schema_is_the_served_contract(validated: tuple[Path, str]) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("change", "overrides", "named"), [
-    ("drop bill_depth_mm", (), "'bill_depth_mm' missing_column"),
-    ("range", ("data.validation.out_of_range=error",), "'body_mass_g' out_of_range"),
-])
-def test_gate_stops_the_run_and_keeps_the_last_good_data(validated: tuple[Path, str], change: str,
-                                                          overrides: tuple[str, ...], named: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "overrides", "named"),
+    [
+        ("drop bill_depth_mm", (), "'bill_depth_mm' missing_column"),
+        ("range", ("data.validation.out_of_range=error",), "'body_mass_g' out_of_range"),
+    ],
+)
+def test_gate_stops_the_run_and_keeps_the_last_good_data(
+    validated: tuple[Path, str], change: str, overrides: tuple[str, ...], named: str
+) -> None:
     root, _ = validated
     batch = penguins_csv(root)
     if change.startswith("drop"):
@@ -328,7 +392,11 @@ def test_bad_curated_file_exits_2_with_one_line(project: Path) -> None:
     result = cli("run", "data=penguins_csv", "data.schema=conf/schema/bad.yaml", cwd=project)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "conf/schema/bad.yaml: columns.island.kind: unknown value 'categorial' (did you mean 'categorical'?)" in lines[0]
+    assert (
+        len(lines) == 1
+        and "conf/schema/bad.yaml: columns.island.kind: unknown value 'categorial' (did you mean 'categorical'?)"
+        in lines[0]
+    )
     assert snapshot(project, ("data", "params.yaml")) == before
 
 

@@ -45,8 +45,12 @@ def test_two_workers_share_one_study_and_the_run_resumes_it(
 ) -> None:
     root = new_project(tmp_path / "project")
     overrides = [
-        f"search.storage={postgres_url}", f"run.seed={seed}", f"search.n_trials={N_TRIALS}",
-        "search.space.random_forest=null", "search.space.lightgbm.n_estimators.high=150", "search.threads=1",  # one core per worker
+        f"search.storage={postgres_url}",
+        f"run.seed={seed}",
+        f"search.n_trials={N_TRIALS}",
+        "search.space.random_forest=null",
+        "search.space.lightgbm.n_estimators.high=150",
+        "search.threads=1",  # one core per worker
     ]
     for args in (("compose", *overrides), ("stage", "prepare")):  # workers score on the data the run will prepare
         done = cli(*args, cwd=root)
@@ -58,8 +62,15 @@ def test_two_workers_share_one_study_and_the_run_resumes_it(
     try:
         for out, err in logs:
             with out.open("w") as stdout, err.open("w") as stderr:
-                processes.append(subprocess.Popen([sys.executable, "-m", "automlops", "worker", *overrides],
-                                                  cwd=root, env=run_env(), stdout=stdout, stderr=stderr))
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "automlops", "worker", *overrides],
+                        cwd=root,
+                        env=run_env(),
+                        stdout=stdout,
+                        stderr=stderr,
+                    )
+                )
         for process in processes:
             process.wait(timeout=240)
     finally:

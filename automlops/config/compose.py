@@ -54,7 +54,9 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
     except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError(describe_config_error(error)) from error
     except yaml.YAMLError as error:  # the message names the file, line and column
-        raise ConfigError(f"config: a file under {conf_dir}/ is not valid YAML: {' '.join(str(error).split())}") from error
+        raise ConfigError(
+            f"config: a file under {conf_dir}/ is not valid YAML: {' '.join(str(error).split())}"
+        ) from error
     return cfg
 
 
@@ -64,7 +66,9 @@ SIGNING = "deploy.signing"  # every run-time command loads a bundle, so it needs
 
 def section(name: str, schema: type, overrides: list[str]) -> Any:
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist([o[len(name) + 1:] for o in overrides]))
+        merged = OmegaConf.merge(
+            OmegaConf.structured(schema), OmegaConf.from_dotlist([o[len(name) + 1 :] for o in overrides])
+        )
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as error:
         raise ConfigError(describe_config_error(error, section=name)) from error
@@ -90,8 +94,10 @@ def _refuse_unknown_keys(cfg: DictConfig) -> None:
     unknown = _unknown_keys(cfg)
     if unknown:
         shown = "; ".join(f"config key '{key}': not in the schema{_suggest_key(key)}" for key in unknown[:5])
-        raise ConfigError(f"{shown}. An override may only set a key that exists (with or without + or ++); fix the key in "
-                          "conf/ or on the command line (`automlops run --cfg` prints the composed config).")
+        raise ConfigError(
+            f"{shown}. An override may only set a key that exists (with or without + or ++); fix the key in "
+            "conf/ or on the command line (`automlops run --cfg` prints the composed config)."
+        )
 
 
 def _unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
@@ -104,15 +110,24 @@ def _unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
         path, child = f"{prefix}{key!s}", node._get_node(key)
         nested = child if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing() else None
         if known is not None and key not in known:
-            unknown += _leaves(nested, f"{path}.") if nested is not None and len(nested) else [path]  # +serch.n_trials=3: 'serch.n_trials'
+            unknown += (
+                _leaves(nested, f"{path}.") if nested is not None and len(nested) else [path]
+            )  # +serch.n_trials=3: 'serch.n_trials'
         elif nested is not None:
             unknown += _unknown_keys(nested, f"{path}.")
     return unknown
 
 
 def _leaves(node: Any, prefix: str) -> list[str]:
-    return [leaf for key in node.keys() for leaf in
-            (_leaves(node[key], f"{prefix}{key}.") if isinstance(node[key], DictConfig) and len(node[key]) else [f"{prefix}{key}"])]
+    return [
+        leaf
+        for key in node.keys()
+        for leaf in (
+            _leaves(node[key], f"{prefix}{key}.")
+            if isinstance(node[key], DictConfig) and len(node[key])
+            else [f"{prefix}{key}"]
+        )
+    ]
 
 
 def write_params(cfg: DictConfig, path: Path = PARAMS_FILE) -> None:
@@ -144,7 +159,9 @@ def describe_config_error(error: BaseException, section: str = "") -> str:
             line = line.strip()
             if line.startswith("Config search path"):
                 break  # the rest lists Hydra's search path: noise to an analyst
-            if line and not re.match(r"(full_key|object_type|reference_type|Set the environment|To append to your config)\b|.*\$VALUE", line):
+            if line and not re.match(
+                r"(full_key|object_type|reference_type|Set the environment|To append to your config)\b|.*\$VALUE", line
+            ):
                 if line not in messages:
                     messages.append(line)
         current = current.__cause__ or current.__context__
@@ -154,12 +171,18 @@ def describe_config_error(error: BaseException, section: str = "") -> str:
     key = overridden if overridden.startswith(full_key) else full_key
     if section and key and not key.startswith(f"{section}."):
         key = f"{section}.{key}"
-        messages = [m.replace(f"'{key[len(section) + 1:]}'", f"'{key}'") for m in messages]
+        messages = [m.replace(f"'{key[len(section) + 1 :]}'", f"'{key}'") for m in messages]
     hint = _suggest_key(key) if key else ""
     where = f"config key '{key}': " if key else "config: "
-    messages = [re.sub(r"^In '([^']+)': (\w+ raised while composing config:\s*)?", r"in conf/\1.yaml: ", m).strip() for m in messages]
-    fix = (f" Fix the {section}.* override on the command line." if section else
-           " Fix the key or value in conf/ or on the command line (`automlops run --cfg` prints the composed config).")
+    messages = [
+        re.sub(r"^In '([^']+)': (\w+ raised while composing config:\s*)?", r"in conf/\1.yaml: ", m).strip()
+        for m in messages
+    ]
+    fix = (
+        f" Fix the {section}.* override on the command line."
+        if section
+        else " Fix the key or value in conf/ or on the command line (`automlops run --cfg` prints the composed config)."
+    )
     return f"{where}{' '.join(messages).rstrip('.')}.{hint}{fix}"
 
 

@@ -12,7 +12,16 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from automlops.urls import expand_env, mask_secrets as mask_env  # noqa: F401  (re-exported)
+from automlops.urls import expand_env
+from automlops.urls import mask_secrets as mask_env
+
+__all__ = [
+    "conf_digest",
+    "expand_env",
+    "mask_env",
+    "model_name",
+    "register_resolvers",
+]  # expand_env, mask_env: re-exported
 
 _NO_DEFAULT = object()
 

@@ -4,7 +4,7 @@ wrong type fails at composition with the key path named, before any work starts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -20,10 +20,14 @@ class RunConfig:
 
 @dataclass
 class FeaturesConfig:
-    include: list[str] = field(default_factory=list)  # empty: every column but the target; listed columns are never auto-dropped
+    include: list[str] = field(
+        default_factory=list
+    )  # empty: every column but the target; listed columns are never auto-dropped
     exclude: list[str] = field(default_factory=list)
     drop_id_like: bool = True  # drop id-like columns (unique text, integers numbering the rows) with a warning
-    numeric_share: float = 0.75  # a text column whose present values are at least this share numbers is numeric, the rest missing
+    numeric_share: float = (
+        0.75  # a text column whose present values are at least this share numbers is numeric, the rest missing
+    )
 
 
 @dataclass
@@ -31,8 +35,8 @@ class SplitConfig:
     strategy: str = "stratified"  # random | stratified | time | group
     test_size: float = 0.2  # share of rows held out for the final evaluation
     valid_size: float = 0.2  # share of rows used to score search candidates
-    time_column: Optional[str] = None  # required by strategy=time: the latest rows become test
-    group_column: Optional[str] = None  # required by strategy=group: a group never spans splits
+    time_column: str | None = None  # required by strategy=time: the latest rows become test
+    group_column: str | None = None  # required by strategy=group: a group never spans splits
 
 
 @dataclass
@@ -56,22 +60,24 @@ class DataValidationConfig:
 @dataclass
 class DataConfig:
     source: str = MISSING  # csv | parquet | sql | builtin
-    path: Optional[str] = None  # csv, parquet: the file
-    url: Optional[str] = None  # sql: SQLAlchemy URL; put secrets in ${oc.env:VAR}
-    query: Optional[str] = None  # sql: a SELECT returning one row per example
-    name: Optional[str] = None  # builtin: a dataset shipped in an installed package
+    path: str | None = None  # csv, parquet: the file
+    url: str | None = None  # sql: SQLAlchemy URL; put secrets in ${oc.env:VAR}
+    query: str | None = None  # sql: a SELECT returning one row per example
+    name: str | None = None  # builtin: a dataset shipped in an installed package
     target: str = MISSING  # the column to predict
     task: str = "auto"  # auto | binary | multiclass | regression
     positive_class: Any = None  # binary: the class f1, precision, recall, pr_auc and the threshold are about; null: the second in sorted order
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
-    schema: Optional[str] = None  # a curated schema (conf/schema/<name>.yaml) each batch is validated against; null: none
+    schema: str | None = None  # a curated schema (conf/schema/<name>.yaml) each batch is validated against; null: none
     validation: DataValidationConfig = field(default_factory=DataValidationConfig)
 
 
 @dataclass
 class ValidationConfig:
-    method: str = "auto"  # auto: cv up to 10,000 train+valid rows, else holdout | holdout: the valid split | cv: k folds
+    method: str = (
+        "auto"  # auto: cv up to 10,000 train+valid rows, else holdout | holdout: the valid split | cv: k folds
+    )
     folds: int = 5  # cv: folds follow data.split.strategy (stratified, group, time order, random)
 
 
@@ -79,9 +85,9 @@ class ValidationConfig:
 class AutoGluonConfig:
     presets: str = "medium_quality"  # AutoGluon presets, e.g. medium_quality | good_quality | best_quality
     hyperparameters: Any = None  # model families -> settings, e.g. {GBM: {}, RF: {}}; null: the presets' own
-    infer_limit: Optional[float] = None  # seconds per row the final model may spend predicting
-    num_bag_folds: Optional[int] = None  # k-fold bagging; null or 0: none
-    num_stack_levels: Optional[int] = None  # stacking levels on top of bagged models
+    infer_limit: float | None = None  # seconds per row the final model may spend predicting
+    num_bag_folds: int | None = None  # k-fold bagging; null or 0: none
+    num_stack_levels: int | None = None  # stacking levels on top of bagged models
     refit_full: bool = True  # refit the chosen model on train+valid (AutoGluon's refit_full), within the budget
     keep_only_best: bool = True  # package a slim clone that holds only what the best model needs
     verbosity: int = 0  # AutoGluon's own logging, 0 (quiet) to 4
@@ -90,19 +96,19 @@ class AutoGluonConfig:
 @dataclass
 class SearchConfig:
     engine: str = "optuna"  # optuna | autogluon
-    metric: Optional[str] = None  # a scikit-learn scorer or domain metric; null: the task's default
+    metric: str | None = None  # a scikit-learn scorer or domain metric; null: the task's default
     objectives: list[str] = field(default_factory=list)  # optuna: also minimise predict_latency | model_size
     select: str = "best_score"  # with objectives: best_score | fastest_within | smallest_within
     select_tolerance: float = 0.01  # *_within: how far below the best score the packaged model may be
-    n_trials: Optional[int] = 20  # optuna: finished trials wanted (resumed trials count); null: until timeout
-    timeout: Optional[float] = None  # wall-clock seconds (autogluon: its time_limit, required)
-    patience: Optional[int] = None  # optuna: stop after this many finished trials without improvement
+    n_trials: int | None = 20  # optuna: finished trials wanted (resumed trials count); null: until timeout
+    timeout: float | None = None  # wall-clock seconds (autogluon: its time_limit, required)
+    patience: int | None = None  # optuna: stop after this many finished trials without improvement
     max_failure_rate: float = 0.5  # optuna: stop with an error when more trials than this share fail
     sampler: str = "tpe"  # optuna: tpe | random | cmaes | nsga2 (all seeded)
     pruner: str = "median"  # optuna: none | median | successive_halving | hyperband, on per-fold scores
     validation: ValidationConfig = field(default_factory=ValidationConfig)
-    class_weight: Optional[str] = None  # null | balanced: weight rows inversely to their class frequency
-    storage: Optional[str] = None  # optuna: a storage URL; null: sqlite file under .automlops/
+    class_weight: str | None = None  # null | balanced: weight rows inversely to their class frequency
+    storage: str | None = None  # optuna: a storage URL; null: sqlite file under .automlops/
     n_jobs: int = 1  # optuna: trials at once in this process (no batch barrier); >1 is not deterministic
     refit: bool = True  # optuna: refit the winner on train+valid before evaluation and packaging
     threads: int = 2  # threads each model may use while fitting
@@ -117,23 +123,27 @@ class SearchConfig:
 
 @dataclass
 class EvaluateConfig:
-    threshold: Optional[float] = None  # binary: positive-class probability from which to predict it; null: the model's own
+    threshold: float | None = None  # binary: positive-class probability from which to predict it; null: the model's own
     slices: list[str] = field(default_factory=list)  # columns with per-value metrics (numeric: quantile bins)
     slice_bins: int = 4  # numeric slice columns are cut into this many quantile bins
     min_slice_rows: int = 10  # smaller slices are reported with their size but no metrics
     plots: bool = True  # write DVC plot files (confusion matrix, ROC, PR, calibration, residuals, importance)
     importance_repeats: int = 3  # permutation-importance shuffles per feature on the test split; 0: skip
-    importance_rows: Optional[int] = 5000  # test rows importance runs on (a seeded sample); null: all of them
-    importance_seconds: Optional[float] = 3.0  # time cap (to within one round): fewer rows, then no new repeat past it; null: none
+    importance_rows: int | None = 5000  # test rows importance runs on (a seeded sample); null: all of them
+    importance_seconds: float | None = (
+        3.0  # time cap (to within one round): fewer rows, then no new repeat past it; null: none
+    )
 
 
 @dataclass
 class GateCheck:
     metric: str = MISSING  # a test metric (metrics/test.json) or `primary` (roc_auc | log_loss | rmse by task)
-    min: Optional[float] = None  # value threshold: the challenger's metric must be >= min
-    max: Optional[float] = None  # value threshold: the challenger's metric must be <= max
-    max_worse: Optional[float] = None  # vs the champion on test rows neither trained on: at most this much worse (0: no worse)
-    max_worse_relative: Optional[float] = None  # vs the champion: at most this share worse (0.01 = 1 %)
+    min: float | None = None  # value threshold: the challenger's metric must be >= min
+    max: float | None = None  # value threshold: the challenger's metric must be <= max
+    max_worse: float | None = (
+        None  # vs the champion on test rows neither trained on: at most this much worse (0: no worse)
+    )
+    max_worse_relative: float | None = None  # vs the champion: at most this share worse (0.01 = 1 %)
 
 
 @dataclass
@@ -155,7 +165,7 @@ class GateConfig:
 
 @dataclass
 class MlflowConfig:
-    tracking_uri: Optional[str] = None  # null: sqlite:///.automlops/mlflow.db under the project
+    tracking_uri: str | None = None  # null: sqlite:///.automlops/mlflow.db under the project
     experiment: str = "automlops"  # the MLflow experiment the model's run is logged to
 
 
@@ -176,9 +186,13 @@ class CardConfig:
 
 @dataclass
 class SigningConfig:
-    private_key: Optional[str] = None  # Ed25519 private key file (PEM) package and deploy sign with; null: private_key_env
-    private_key_env: str = "AUTOMLOPS_SIGNING_KEY"  # environment variable holding the private key PEM, used when private_key is null
-    public_keys: list[str] = field(default_factory=list)  # public key files (PEM) a bundle must be signed by to load; several: rotation; []: sha256 only
+    private_key: str | None = None  # Ed25519 private key file (PEM) package and deploy sign with; null: private_key_env
+    private_key_env: str = (
+        "AUTOMLOPS_SIGNING_KEY"  # environment variable holding the private key PEM, used when private_key is null
+    )
+    public_keys: list[str] = field(
+        default_factory=list
+    )  # public key files (PEM) a bundle must be signed by to load; several: rotation; []: sha256 only
 
 
 @dataclass
@@ -210,8 +224,10 @@ class ServeConfig:
     max_body_mb: float = 20.0  # request body size limit in MiB; more is refused with 413
     unknown_categories: str = "model"  # a category unseen in training: model (its own unseen-level handling, as
     # `automlops predict` does) | missing (scored as empty) | error (422 naming column and row)
-    token_env: Optional[str] = None  # name of an environment variable holding a bearer token; null: no auth
-    inline_ms: float = 5.0  # a model whose last small call (<= 64 rows) took less runs on the event loop (no thread hop); 0: never
+    token_env: str | None = None  # name of an environment variable holding a bearer token; null: no auth
+    inline_ms: float = (
+        5.0  # a model whose last small call (<= 64 rows) took less runs on the event loop (no thread hop); 0: never
+    )
     reload_interval: float = 2.0  # seconds between checks of the alias a models/<name>@<alias> server follows; 0: never
     prediction_log: PredictionLogConfig = field(default_factory=PredictionLogConfig)
 
@@ -233,8 +249,8 @@ class DriftThresholds:
 
 @dataclass
 class ColumnDriftConfig:
-    method: Optional[str] = None  # null: monitor.method
-    threshold: Optional[float] = None  # null: monitor.thresholds.<method>
+    method: str | None = None  # null: monitor.method
+    threshold: float | None = None  # null: monitor.thresholds.<method>
 
 
 @dataclass
@@ -245,9 +261,11 @@ class RetrainConfig:
 
 @dataclass
 class MonitorConfig:
-    data: str = "data/incoming"  # the batch `dvc repro monitor` checks: a .csv/.parquet/.json file or a prediction-log folder
-    labels: Optional[str] = None  # a file of late labels (id column + target) joined to the batch by id_column
-    id_column: Optional[str] = None  # the row id shared by the batch and the labels file
+    data: str = (
+        "data/incoming"  # the batch `dvc repro monitor` checks: a .csv/.parquet/.json file or a prediction-log folder
+    )
+    labels: str | None = None  # a file of late labels (id column + target) joined to the batch by id_column
+    id_column: str | None = None  # the row id shared by the batch and the labels file
     method: str = "auto"  # auto (by type and reference size) | ks | chisquare | wasserstein | jensenshannon | psi
     thresholds: DriftThresholds = field(default_factory=DriftThresholds)
     columns: dict[str, ColumnDriftConfig] = field(default_factory=dict)  # per-column {method, threshold}

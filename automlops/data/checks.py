@@ -33,11 +33,17 @@ def check_data(data: DataConfig) -> list[str]:
     else:
         for field in SOURCES.get(data.source).required:
             if not getattr(data, field):
-                problems.append(f"data.{field}: required when data.source={data.source}; set it in conf/data/ or on the command line")
+                problems.append(
+                    f"data.{field}: required when data.source={data.source}; set it in conf/data/ or on the command line"
+                )
     if data.positive_class is not None and not isinstance(data.positive_class, (str, int, float, bool)):
-        problems.append(f"data.positive_class: must be one class label (text, a number or true/false), got {data.positive_class!r}")
+        problems.append(
+            f"data.positive_class: must be one class label (text, a number or true/false), got {data.positive_class!r}"
+        )
     elif data.positive_class is not None and data.task in ("multiclass", "regression"):
-        problems.append(f"data.positive_class: applies to binary tasks only, but data.task={data.task}; remove it or set data.task=binary")
+        problems.append(
+            f"data.positive_class: applies to binary tasks only, but data.task={data.task}; remove it or set data.task=binary"
+        )
     problems += violations("data", data, CONSTRAINTS)
     if 0 < split.test_size < 1 and 0 < split.valid_size < 1 and split.test_size + split.valid_size >= 1:
         problems.append("data.split: test_size + valid_size must be < 1 so that rows are left for training")

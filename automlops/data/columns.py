@@ -29,7 +29,9 @@ ID_MIN_ROWS = 100  # ... of at least this many present rows (fewer prove little)
 ID_RANGE_SLACK = 1.05  # integers are id-like only when max - min + 1 <= this times their count (1..n, shuffled or not)
 DATE_SHARE = 0.9  # text is a date column when this share of a sample of its present values parses as a date
 SAMPLE = 1000  # values looked at to tell text from dates and numbers before any full pass
-DATE_PATTERN = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})([ T]\d{1,2}:\d{2}.*)?\s*$")
+DATE_PATTERN = re.compile(
+    r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})([ T]\d{1,2}:\d{2}.*)?\s*$"
+)
 STRAY_SHOWN = 3  # stray text values quoted in a warning
 MAX_MISSING_VALUES = 100  # the most common stray values kept in the contract for predict to read as missing
 
@@ -45,7 +47,9 @@ class Curated:
     missing_values: dict[str, list[str]] = field(default_factory=dict)  # column -> stray text read as missing
 
 
-def curate_columns(table: pd.DataFrame, features: list[str], cfg: FeaturesConfig, numeric_columns: list[str]) -> Curated:
+def curate_columns(
+    table: pd.DataFrame, features: list[str], cfg: FeaturesConfig, numeric_columns: list[str]
+) -> Curated:
     """Curate `features` of `table` (a copy is changed, never the caller's). `numeric_columns` (the target)
     get the inf rule too: an infinite regression target is a missing label."""
     table = table.copy(deep=False)  # columns are replaced, never written into: the caller's table stays as it was
@@ -77,11 +81,17 @@ def _drop_reason(column: pd.Series, cfg: FeaturesConfig) -> str | None:
     distinct = present.nunique()
     if len(present) == len(column) and distinct == 1:
         return f"constant (every value is {str(present.iloc[0])[:40]!r})"
-    if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column) or _is_date_text(present):
+    if (
+        pd.api.types.is_datetime64_any_dtype(column)
+        or pd.api.types.is_timedelta64_dtype(column)
+        or _is_date_text(present)
+    ):
         return "dates are not features yet (add it to data.features.exclude to silence this, or use it as data.split.time_column)"
     if cfg.drop_id_like and _is_id_like(present, distinct):
-        return (f"id-like ({distinct} distinct values in {len(present)} rows); "
-                "list it in data.features.include or set data.features.drop_id_like=false to keep it")
+        return (
+            f"id-like ({distinct} distinct values in {len(present)} rows); "
+            "list it in data.features.include or set data.features.drop_id_like=false to keep it"
+        )
     return None
 
 
@@ -140,17 +150,25 @@ def _mixed_to_numeric(curated: Curated, name: str, numeric_share: float) -> None
     if share == 0.0 or stray.empty:  # plain text, or numbers typed as text (categorical as before)
         return
     counted = stray.value_counts()
-    common = sorted(counted.index, key=lambda value: (-counted[value], value))[:STRAY_SHOWN]  # most common first, ties by name
+    common = sorted(counted.index, key=lambda value: (-counted[value], value))[
+        :STRAY_SHOWN
+    ]  # most common first, ties by name
     shown = ", ".join(repr(value[:20]) for value in common)
     counts = f"{len(stray)} of {len(present)} values are not numbers ({shown}{', ...' if stray.nunique() > STRAY_SHOWN else ''})"
     if share >= numeric_share:
         curated.table[name] = numbers.reindex(column.index)  # pd.to_numeric, as to_model_frame types a numeric column
         curated.missing_values[name] = sorted(counted.index[:MAX_MISSING_VALUES])
-        _warn(curated, f"data.features: column '{name}': {counts}; read as numeric with those values missing "
-                       f"({share:.1%} >= data.features.numeric_share={numeric_share})")
+        _warn(
+            curated,
+            f"data.features: column '{name}': {counts}; read as numeric with those values missing "
+            f"({share:.1%} >= data.features.numeric_share={numeric_share})",
+        )
     else:
-        _warn(curated, f"data.features: column '{name}': {counts}; kept as categorical "
-                       f"({share:.1%} < data.features.numeric_share={numeric_share})")
+        _warn(
+            curated,
+            f"data.features: column '{name}': {counts}; kept as categorical "
+            f"({share:.1%} < data.features.numeric_share={numeric_share})",
+        )
 
 
 def _infinite_to_missing(curated: Curated, name: str) -> None:

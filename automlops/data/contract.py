@@ -52,14 +52,31 @@ def infer_contract(features: pd.DataFrame) -> list[ColumnSpec]:
             empty = np.asarray(counts.index.isna())
             missing = int(counts[empty].sum())
             levels = sorted({str(v) for v in counts.index[~empty]})
-            specs.append(ColumnSpec(str(name), CATEGORICAL, str(column.dtype), bool(missing), categories=levels,
-                                    missing_rate=round(missing / rows, 6)))
+            specs.append(
+                ColumnSpec(
+                    str(name),
+                    CATEGORICAL,
+                    str(column.dtype),
+                    bool(missing),
+                    categories=levels,
+                    missing_rate=round(missing / rows, 6),
+                )
+            )
         else:
             missing = int(column.isna().sum())
             low = float(column.min()) if missing < len(column) else None
             high = float(column.max()) if missing < len(column) else None
-            specs.append(ColumnSpec(str(name), NUMERIC, str(column.dtype), bool(missing), min=low, max=high,
-                                    missing_rate=round(missing / rows, 6)))
+            specs.append(
+                ColumnSpec(
+                    str(name),
+                    NUMERIC,
+                    str(column.dtype),
+                    bool(missing),
+                    min=low,
+                    max=high,
+                    missing_rate=round(missing / rows, 6),
+                )
+            )
     return specs
 
 
@@ -100,7 +117,11 @@ def to_model_frame(frame: pd.DataFrame, contract: list[ColumnSpec]) -> pd.DataFr
     names = [spec.name for spec in contract]
     kinds = {name: dtype.kind for name, dtype in frame.dtypes.items()}
     plain = [spec.name for spec in contract if spec.kind == NUMERIC and kinds[spec.name] in "iuf"]
-    out = pd.DataFrame(frame[plain].to_numpy(dtype=float), columns=plain, index=frame.index) if plain else pd.DataFrame(index=frame.index)
+    out = (
+        pd.DataFrame(frame[plain].to_numpy(dtype=float), columns=plain, index=frame.index)
+        if plain
+        else pd.DataFrame(index=frame.index)
+    )
     for spec in contract:
         if spec.name in out.columns:
             continue
@@ -170,8 +191,11 @@ def validate_input(frame: pd.DataFrame, contract: list[ColumnSpec], unknown_cate
             problems += _category_problems(spec.name, frame[spec.name])
     unseen = _unseen_categories(frame, contract) if unknown_categories != "model" else {}
     if unknown_categories == "error":
-        problems += [f"column '{name}' row {row}: category {str(frame.at[row, name])[:40]!r} was not seen in training"
-                     for name, rows in unseen.items() for row in rows[:MAX_PROBLEMS_SHOWN]]
+        problems += [
+            f"column '{name}' row {row}: category {str(frame.at[row, name])[:40]!r} was not seen in training"
+            for name, rows in unseen.items()
+            for row in rows[:MAX_PROBLEMS_SHOWN]
+        ]
     if problems:
         shown = problems[:MAX_PROBLEMS_SHOWN]
         more = f"; and {len(problems) - len(shown)} more problem(s)" if len(problems) > len(shown) else ""
@@ -236,7 +260,9 @@ def typed_records(records: list[Any], contract: list[ColumnSpec]) -> TypedRows |
     columns = []
     for spec in contract:
         values = [record[spec.name] for record in records]
-        typed = _typed_numbers(values, spec.nullable) if spec.kind == NUMERIC else _typed_categories(values, spec.nullable)
+        typed = (
+            _typed_numbers(values, spec.nullable) if spec.kind == NUMERIC else _typed_categories(values, spec.nullable)
+        )
         if typed is None:
             return None
         columns.append(typed)
@@ -307,9 +333,15 @@ def _category_problems(name: str, column: pd.Series) -> list[str]:
     elif column.dtype != object or pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty", "boolean"):
         return []  # text (every CSV), booleans, integers of a numpy dtype: nothing beyond float range
     else:
-        rows = column.index[column.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and not _finite(v)).to_numpy(dtype=bool)]
-    return [f"column '{name}' row {row}: expected a category, got {_number(column[row])}; send categories as text"
-            for row in rows[:MAX_PROBLEMS_SHOWN]]
+        rows = column.index[
+            column.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and not _finite(v)).to_numpy(
+                dtype=bool
+            )
+        ]
+    return [
+        f"column '{name}' row {row}: expected a category, got {_number(column[row])}; send categories as text"
+        for row in rows[:MAX_PROBLEMS_SHOWN]
+    ]
 
 
 def _number(value: Any) -> str:
@@ -317,18 +349,25 @@ def _number(value: Any) -> str:
     if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
         return f"an integer of {len(str(abs(int(value))))} digits" if abs(int(value)) > 10**15 else str(int(value))
     if isinstance(value, (float, np.floating)):
-        return f"{float(value)!r} (a number beyond float range, or Infinity)" if math.isinf(value) else repr(float(value))
+        return (
+            f"{float(value)!r} (a number beyond float range, or Infinity)" if math.isinf(value) else repr(float(value))
+        )
     return repr(value)
 
 
 def _numeric_problems(name: str, column: pd.Series) -> list[str]:
     """Vectorised: a batch of millions of rows is checked at pandas speed, not value by value."""
     if pd.api.types.is_bool_dtype(column):
-        return [f"column '{name}' row {row}: expected a number, got a boolean" for row in column.index[:MAX_PROBLEMS_SHOWN]]
+        return [
+            f"column '{name}' row {row}: expected a number, got a boolean" for row in column.index[:MAX_PROBLEMS_SHOWN]
+        ]
     if pd.api.types.is_numeric_dtype(column):
         values = column.to_numpy(dtype=float, na_value=np.nan)
         rows = column.index[np.isinf(values)]
-        return [f"column '{name}' row {row}: expected a finite number, got {_number(column[row])}" for row in rows[:MAX_PROBLEMS_SHOWN]]
+        return [
+            f"column '{name}' row {row}: expected a finite number, got {_number(column[row])}"
+            for row in rows[:MAX_PROBLEMS_SHOWN]
+        ]
     present = column.notna()
     booleans = column.map(lambda v: isinstance(v, (bool, np.bool_))) & present
     numbers = pd.to_numeric(column.where(~booleans), errors="coerce")
@@ -340,8 +379,10 @@ def _numeric_problems(name: str, column: pd.Series) -> list[str]:
         elif pd.isna(numbers[row]) and not _overflows(value):
             problems.append(f"column '{name}' row {row}: expected a number, got {str(value)[:40]!r}")
         elif pd.isna(numbers[row]):  # text that pandas cannot parse: a number too long for it (CSV)
-            problems.append(f"column '{name}' row {row}: expected a finite number, got a number beyond float range "
-                            f"({len(str(value))} characters)")
+            problems.append(
+                f"column '{name}' row {row}: expected a finite number, got a number beyond float range "
+                f"({len(str(value))} characters)"
+            )
         else:
             problems.append(f"column '{name}' row {row}: expected a finite number, got {_number(value)}")
         if len(problems) >= MAX_PROBLEMS_SHOWN:

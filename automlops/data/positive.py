@@ -36,8 +36,10 @@ def positive_class(configured: Any, labels: Iterable[Any], task: str) -> Any:
     classes, or the default rule; None for multiclass and regression, where there is none."""
     if task != "binary":
         if configured is not None:
-            raise DataError(f"data.positive_class: set to {configured!r}, but the task is {task}; a positive class "
-                            "applies to binary tasks only: remove data.positive_class or set data.task=binary")
+            raise DataError(
+                f"data.positive_class: set to {configured!r}, but the task is {task}; a positive class "
+                "applies to binary tasks only: remove data.positive_class or set data.task=binary"
+            )
         return None
     classes = sorted_classes(labels)
     if configured is None:
@@ -45,8 +47,10 @@ def positive_class(configured: Any, labels: Iterable[Any], task: str) -> Any:
     matches = [c for c in classes if _same(configured, c)]
     if len(matches) != 1:
         names = [str(c) for c in classes]
-        raise DataError(f"data.positive_class: {configured!r} is not one of the target's classes{did_you_mean(str(configured), names)}; "
-                        f"choose one of: {', '.join(names)}{_quote_hint(configured)}")
+        raise DataError(
+            f"data.positive_class: {configured!r} is not one of the target's classes{did_you_mean(str(configured), names)}; "
+            f"choose one of: {', '.join(names)}{_quote_hint(configured)}"
+        )
     return matches[0]
 
 

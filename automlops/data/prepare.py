@@ -51,8 +51,10 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
     cleaned = curate_columns(table, features, cfg.features, [cfg.target])
     table, features = cleaned.table, cleaned.features
     if not features:
-        raise DataError("data.features: no feature columns are left after dropping the columns above; "
-                        "list the ones to keep in data.features.include")
+        raise DataError(
+            "data.features: no feature columns are left after dropping the columns above; "
+            "list the ones to keep in data.features.include"
+        )
     unlabeled = int(table[cfg.target].isna().sum())
     if unlabeled:
         log.warning("dropping %d row(s) whose target '%s' is missing", unlabeled, cfg.target)
@@ -62,8 +64,13 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
     task = infer_task(table[cfg.target], cfg.task, cfg.target)
     positive = positive_class(cfg.positive_class, table[cfg.target], task)
     if positive is not None:
-        log.info("positive class: %r (%s)", positive, "data.positive_class" if cfg.positive_class is not None
-                 else "data.positive_class is null: the second class in sorted order")
+        log.info(
+            "positive class: %r (%s)",
+            positive,
+            "data.positive_class"
+            if cfg.positive_class is not None
+            else "data.positive_class is null: the second class in sorted order",
+        )
     curated = read_schema(cfg.schema) if cfg.schema else None
     report = validate(table, features, cfg, curated)
     inferred = infer_contract(table[features])
@@ -141,7 +148,9 @@ def infer_task(target: pd.Series, declared: str, name: str) -> str:
     levels = target.nunique()
     if declared == "regression":
         if pd.api.types.is_bool_dtype(target):
-            raise DataError(f"data.task: regression needs a numeric target, but '{name}' holds booleans; set data.task=binary")
+            raise DataError(
+                f"data.task: regression needs a numeric target, but '{name}' holds booleans; set data.task=binary"
+            )
         unparsed = target[pd.to_numeric(target, errors="coerce").isna()]
         if not numeric and len(unparsed):
             example = unparsed.iloc[0]
@@ -154,7 +163,9 @@ def infer_task(target: pd.Series, declared: str, name: str) -> str:
         if levels < 2:
             raise DataError(f"data.target: '{name}' has a single class; a classifier needs at least two")
         if declared == "binary" and levels != 2:
-            raise DataError(f"data.task: binary needs exactly 2 classes, but '{name}' has {levels}; set data.task=multiclass")
+            raise DataError(
+                f"data.task: binary needs exactly 2 classes, but '{name}' has {levels}; set data.task=multiclass"
+            )
         if declared == "multiclass" and levels == 2:
             raise DataError(f"data.task: multiclass needs 3 or more classes, but '{name}' has 2; set data.task=binary")
         return declared

@@ -69,7 +69,9 @@ def target_spec(target: pd.Series, name: str, task: str) -> TargetSpec:
         std = float(values.std(ddof=0)) if len(values) else None
         return TargetSpec(name, task, mean=float(values.mean()) if len(values) else None, std=std)
     shares = target.dropna().astype(str).value_counts(normalize=True)
-    return TargetSpec(name, task, classes={str(k): round(float(v), 6) for k, v in sorted(shares.items(), key=lambda kv: str(kv[0]))})
+    return TargetSpec(
+        name, task, classes={str(k): round(float(v), 6) for k, v in sorted(shares.items(), key=lambda kv: str(kv[0]))}
+    )
 
 
 def merge_contract(inferred: list[ColumnSpec], curated: DataSchema) -> list[ColumnSpec]:
@@ -91,7 +93,12 @@ def merge_contract(inferred: list[ColumnSpec], curated: DataSchema) -> list[Colu
 def schema_to_yaml(schema: DataSchema, source: str) -> str:
     columns: dict[str, dict[str, Any]] = {}
     for spec in schema.columns:
-        entry: dict[str, Any] = {"kind": spec.kind, "dtype": spec.dtype, "nullable": spec.nullable, "missing_rate": spec.missing_rate}
+        entry: dict[str, Any] = {
+            "kind": spec.kind,
+            "dtype": spec.dtype,
+            "nullable": spec.nullable,
+            "missing_rate": spec.missing_rate,
+        }
         if spec.kind == CATEGORICAL:
             entry["categories"] = list(spec.categories)
         else:
@@ -114,7 +121,9 @@ class _Dumper(yaml.SafeDumper):
     """Block mappings (one key a line, easy to diff and edit), flow lists ([a, b, c] on one line)."""
 
 
-_Dumper.add_representer(list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
+_Dumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+)
 
 
 # --- reading a curated file --------------------------------------------------------------------
@@ -126,7 +135,9 @@ def read_schema(path: str | Path) -> DataSchema:
     where = f"data.schema: {path}"
     file = Path(path)
     if not file.is_file():
-        raise ConfigError(f"{where} not found; copy data/prepared/schema.yaml (written by the prepare stage) there and edit it, or fix data.schema")
+        raise ConfigError(
+            f"{where} not found; copy data/prepared/schema.yaml (written by the prepare stage) there and edit it, or fix data.schema"
+        )
     try:
         document = yaml.safe_load(file.read_text())
     except yaml.YAMLError as error:
@@ -135,7 +146,9 @@ def read_schema(path: str | Path) -> DataSchema:
         raise ConfigError(f"{where} cannot be read ({error}); fix the file or data.schema") from error
     problems: list[str] = []
     if not isinstance(document, dict):
-        raise ConfigError(f"{where}: expected a mapping with keys columns and target, got {_type(document)}; see data/prepared/schema.yaml for the layout")
+        raise ConfigError(
+            f"{where}: expected a mapping with keys columns and target, got {_type(document)}; see data/prepared/schema.yaml for the layout"
+        )
     _unknown_keys(document, TOP_KEYS, "", problems)
     columns = _columns(document.get("columns"), problems)
     target = _target(document.get("target"), problems) if document.get("target") is not None else None
@@ -148,7 +161,9 @@ def read_schema(path: str | Path) -> DataSchema:
 
 def _columns(node: Any, problems: list[str]) -> list[ColumnSpec]:
     if not isinstance(node, dict) or not node:
-        problems.append(f"columns: must map each column name to its spec, e.g. {{x: {{kind: numeric, nullable: false}}}}; got {_type(node)}")
+        problems.append(
+            f"columns: must map each column name to its spec, e.g. {{x: {{kind: numeric, nullable: false}}}}; got {_type(node)}"
+        )
         return []
     specs = []
     for name, entry in node.items():
@@ -185,20 +200,34 @@ def _column(name: str, entry: dict[str, Any], key: str, problems: list[str]) -> 
     categories = entry.get("categories")
     if kind == NUMERIC:
         if categories is not None:
-            problems.append(f"{key}.categories: only categorical columns take categories; remove it or set {key}.kind: categorical")
+            problems.append(
+                f"{key}.categories: only categorical columns take categories; remove it or set {key}.kind: categorical"
+            )
         if low is not None and high is not None and low > high:
             problems.append(f"{key}: min ({low:g}) must be <= max ({high:g}); swap or fix them")
     else:
         for bound in ("min", "max"):
             if entry.get(bound) is not None:
-                problems.append(f"{key}.{bound}: only numeric columns take a range; remove it or set {key}.kind: numeric")
-        if categories is not None and (not isinstance(categories, list) or any(isinstance(c, (list, dict)) or c is None for c in categories)):
+                problems.append(
+                    f"{key}.{bound}: only numeric columns take a range; remove it or set {key}.kind: numeric"
+                )
+        if categories is not None and (
+            not isinstance(categories, list) or any(isinstance(c, (list, dict)) or c is None for c in categories)
+        ):
             problems.append(f"{key}.categories: must be a list of values, e.g. [a, b]; got {categories!r}"[:200])
     if len(problems) > before:
         return None
     levels = [str(c) for c in categories or []]
-    return ColumnSpec(name, kind, str(dtype), nullable, categories=levels if kind == CATEGORICAL else [],
-                      min=low if kind == NUMERIC else None, max=high if kind == NUMERIC else None, missing_rate=missing_rate)
+    return ColumnSpec(
+        name,
+        kind,
+        str(dtype),
+        nullable,
+        categories=levels if kind == CATEGORICAL else [],
+        min=low if kind == NUMERIC else None,
+        max=high if kind == NUMERIC else None,
+        missing_rate=missing_rate,
+    )
 
 
 def _target(node: Any, problems: list[str]) -> TargetSpec | None:
@@ -213,15 +242,25 @@ def _target(node: Any, problems: list[str]) -> TargetSpec | None:
     if task not in TASKS:
         problems.append(unknown_name("target.task", str(task), TASKS))
     classes = node.get("classes") or {}
-    if not isinstance(classes, dict) or any(not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 for v in classes.values()):
-        problems.append(f"target.classes: must map each class to its share (a number >= 0), e.g. {{yes: 0.3, no: 0.7}}; got {classes!r}"[:200])
+    if not isinstance(classes, dict) or any(
+        not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 for v in classes.values()
+    ):
+        problems.append(
+            f"target.classes: must map each class to its share (a number >= 0), e.g. {{yes: 0.3, no: 0.7}}; got {classes!r}"[
+                :200
+            ]
+        )
     mean, std = _number(node, "mean", "target", problems), _number(node, "std", "target", problems)
     if std is not None and std < 0:
         problems.append(f"target.std: must be >= 0; got {std}")
     if task == "regression" and node.get("classes"):
-        problems.append("target.classes: a regression target has mean and std, not classes; remove it or fix target.task")
+        problems.append(
+            "target.classes: a regression target has mean and std, not classes; remove it or fix target.task"
+        )
     if task in ("binary", "multiclass") and (mean is not None or std is not None):
-        problems.append("target: a classification target has classes, not mean/std; remove them or set target.task: regression")
+        problems.append(
+            "target: a classification target has classes, not mean/std; remove them or set target.task: regression"
+        )
     if len(problems) > before:
         return None
     return TargetSpec(str(name), str(task), {str(k): float(v) for k, v in classes.items()}, mean, std)
@@ -241,7 +280,9 @@ def _unknown_keys(node: dict[Any, Any], allowed: tuple[str, ...], key: str, prob
     for name in node:
         if name not in allowed:
             path = f"{key}.{name}" if key else str(name)
-            problems.append(f"{path}: unknown key{did_you_mean(str(name), allowed)}; keys here are: {', '.join(allowed)}")
+            problems.append(
+                f"{path}: unknown key{did_you_mean(str(name), allowed)}; keys here are: {', '.join(allowed)}"
+            )
 
 
 def _type(value: Any) -> str:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from automlops.urls import connect_url, expand_env, mask_secrets as mask_env, scrub
 from automlops.config.schema import DataConfig
 from automlops.errors import ConfigError, DataError, unknown_name
 from automlops.registry import Registry
+from automlops.urls import connect_url, expand_env, scrub
+from automlops.urls import mask_secrets as mask_env
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,10 @@ def _refuse_duplicate_header(path: Path) -> None:
 def _refuse_duplicates(names: list[str], where: str, what: str = "columns") -> None:
     repeated = [name for name, count in Counter(names).items() if count > 1]
     if repeated:
-        raise DataError(f"data: {where} names column(s) {', '.join(repr(n) for n in repeated)} more than once in its {what}; "
-                        "rename or remove the repeated column(s)")
+        raise DataError(
+            f"data: {where} names column(s) {', '.join(repr(n) for n in repeated)} more than once in its {what}; "
+            "rename or remove the repeated column(s)"
+        )
 
 
 def _read_parquet(cfg: DataConfig) -> pd.DataFrame:
@@ -73,15 +76,23 @@ def _read_sql(cfg: DataConfig) -> pd.DataFrame:
     shown = mask_env(str(cfg.url))
     try:
         engine = sqlalchemy.create_engine(url)
-    except (sqlalchemy.exc.ArgumentError, ImportError, ValueError) as error:  # ValueError: e.g. a port that is no number
+    except (
+        sqlalchemy.exc.ArgumentError,
+        ImportError,
+        ValueError,
+    ) as error:  # ValueError: e.g. a port that is no number
         reason = scrub(str(error).splitlines()[0], url) if str(error) else type(error).__name__
-        raise ConfigError(f"data.url: '{shown}' is not a usable SQLAlchemy URL ({reason})") from None  # no cause: it may quote the URL
+        raise ConfigError(
+            f"data.url: '{shown}' is not a usable SQLAlchemy URL ({reason})"
+        ) from None  # no cause: it may quote the URL
     try:
         with engine.connect() as connection:
             return pd.read_sql_query(sqlalchemy.text(str(cfg.query)), connection)
     except sqlalchemy.exc.OperationalError as error:
         reason = scrub(str(error.orig).strip().splitlines()[0], url) if error.orig else "connection failed"
-        raise DataError(f"data.url: cannot run data.query on '{shown}' ({reason}); check the URL, server and query") from error
+        raise DataError(
+            f"data.url: cannot run data.query on '{shown}' ({reason}); check the URL, server and query"
+        ) from error
     except (sqlalchemy.exc.SQLAlchemyError, pd.errors.DatabaseError) as error:  # pandas >= 3 wraps query errors
         cause = error.__cause__ if isinstance(error, pd.errors.DatabaseError) and error.__cause__ else error
         reason = scrub(str(getattr(cause, "orig", None) or cause).strip().splitlines()[0], url)
@@ -135,5 +146,7 @@ def load_table(cfg: DataConfig) -> pd.DataFrame:
     frame = source.load(cfg)
     _refuse_duplicates([str(name) for name in frame.columns], source.describe(cfg))
     if frame.empty or len(frame.columns) == 0:
-        raise DataError(f"data: {source.describe(cfg)} has no rows; point data.{source.required[0]} at a non-empty table")
+        raise DataError(
+            f"data: {source.describe(cfg)} has no rows; point data.{source.required[0]} at a non-empty table"
+        )
     return frame

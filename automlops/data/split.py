@@ -23,7 +23,9 @@ def split_table(table: pd.DataFrame, target: str, task: str, cfg: SplitConfig, s
         return train, valid, test
     labels = table[target].to_numpy() if cfg.strategy == "stratified" and task != "regression" else None
     try:  # split row positions, then copy each part once (the table may have millions of rows)
-        rest, test = train_test_split(np.arange(len(table)), test_size=cfg.test_size, random_state=seed, stratify=labels)
+        rest, test = train_test_split(
+            np.arange(len(table)), test_size=cfg.test_size, random_state=seed, stratify=labels
+        )
         train, valid = train_test_split(
             rest, test_size=valid_share, random_state=seed, stratify=labels[rest] if labels is not None else None
         )

@@ -23,8 +23,16 @@ from automlops.data.schema import DataSchema, TargetSpec
 from automlops.errors import ConfigError, DataError
 
 SEVERITIES = ("error", "warn", "ignore")
-ANOMALY_KINDS = ("missing_column", "new_column", "type_change", "unexpected_missing", "new_category",
-                 "out_of_range", "missing_rate_jump", "label_shift")
+ANOMALY_KINDS = (
+    "missing_column",
+    "new_column",
+    "type_change",
+    "unexpected_missing",
+    "new_category",
+    "out_of_range",
+    "missing_rate_jump",
+    "label_shift",
+)
 ROW_CHECKS = ("unexpected_missing", "new_category", "out_of_range")  # run by pandera
 EXAMPLES = 5  # failing values kept per check (pandera's n_failure_cases): for the message, not for counting
 SHOWN = 5  # error anomalies named in the one-line failure
@@ -51,24 +59,35 @@ class ValidationFailed(DataError):
         self.report = report
 
 
-def validate_batch(table: pd.DataFrame, features: list[str], target: str | None, schema: DataSchema,
-                   cfg: DataValidationConfig) -> list[Anomaly]:
+def validate_batch(
+    table: pd.DataFrame, features: list[str], target: str | None, schema: DataSchema, cfg: DataValidationConfig
+) -> list[Anomaly]:
     """Every anomaly of `table` against `schema`, by column (schema order, then new columns, then the label)."""
     severity = {kind: getattr(cfg, kind) for kind in ANOMALY_KINDS}
     found: list[Anomaly] = []
 
     def add(column: str, kind: str, message: str, value: float | None = None) -> None:
         if severity[kind] != "ignore":
-            found.append(Anomaly(column, kind, severity[kind], message, None if value is None else round(float(value), 6)))
+            found.append(
+                Anomaly(column, kind, severity[kind], message, None if value is None else round(float(value), 6))
+            )
 
     rows = max(len(table), 1)
     present = [spec for spec in schema.columns if spec.name in table.columns]
     for spec in schema.columns:
         if spec.name not in table.columns:
             add(spec.name, "missing_column", f"column '{spec.name}' is in the schema but not in the data")
-    counts = {spec.name: table[spec.name].value_counts(dropna=False, sort=False) for spec in present if spec.kind == CATEGORICAL}
-    missing = {spec.name: int(counts[spec.name][counts[spec.name].index.isna()].sum()) if spec.name in counts
-               else int(table[spec.name].isna().sum()) for spec in present}
+    counts = {
+        spec.name: table[spec.name].value_counts(dropna=False, sort=False)
+        for spec in present
+        if spec.kind == CATEGORICAL
+    }
+    missing = {
+        spec.name: int(counts[spec.name][counts[spec.name].index.isna()].sum())
+        if spec.name in counts
+        else int(table[spec.name].isna().sum())
+        for spec in present
+    }
     checked = []
     for spec in present:
         changed = _type_change(spec, table[spec.name])
@@ -79,28 +98,59 @@ def validate_batch(table: pd.DataFrame, features: list[str], target: str | None,
         if spec.missing_rate is not None and severity["missing_rate_jump"] != "ignore":
             rate = float(missing[spec.name]) / rows
             if abs(rate - spec.missing_rate) > cfg.max_missing_rate_jump:
-                add(spec.name, "missing_rate_jump", f"column '{spec.name}': {rate:.1%} of values are missing, "
-                    f"{spec.missing_rate:.1%} in the schema (allowed change: {cfg.max_missing_rate_jump:g})", rate - spec.missing_rate)
+                add(
+                    spec.name,
+                    "missing_rate_jump",
+                    f"column '{spec.name}': {rate:.1%} of values are missing, "
+                    f"{spec.missing_rate:.1%} in the schema (allowed change: {cfg.max_missing_rate_jump:g})",
+                    rate - spec.missing_rate,
+                )
     for column, kind, count, examples in _row_checks(table, checked, counts, severity):
         share = count / rows
         if kind == "unexpected_missing":
-            add(column, kind, f"column '{column}' has {count} missing value(s) ({share:.1%}) but the schema says nullable: false", share)
+            add(
+                column,
+                kind,
+                f"column '{column}' has {count} missing value(s) ({share:.1%}) but the schema says nullable: false",
+                share,
+            )
         elif kind == "new_category":
-            add(column, kind, f"column '{column}' has value(s) the schema's categories do not list: "
-                f"{', '.join(repr(str(v)[:40]) for v in examples)} ({count} row(s), {share:.1%})", share)
+            add(
+                column,
+                kind,
+                f"column '{column}' has value(s) the schema's categories do not list: "
+                f"{', '.join(repr(str(v)[:40]) for v in examples)} ({count} row(s), {share:.1%})",
+                share,
+            )
         elif share > cfg.out_of_range_share:
             spec = next(s for s in checked if s.name == column)
-            add(column, kind, f"column '{column}': {share:.1%} of rows ({count}) are outside the schema's range "
+            add(
+                column,
+                kind,
+                f"column '{column}': {share:.1%} of rows ({count}) are outside the schema's range "
                 f"[{_bound(spec.min)}, {_bound(spec.max)}], e.g. {', '.join(f'{float(v):g}' for v in examples[:3])} "
-                f"(allowed: {cfg.out_of_range_share:.1%})", share)
+                f"(allowed: {cfg.out_of_range_share:.1%})",
+                share,
+            )
     known = {spec.name for spec in schema.columns}
     for name in features:
         if name not in known:
-            add(name, "new_column", f"column '{name}' is a feature but not in the schema; add it to the schema or to data.features.exclude")
+            add(
+                name,
+                "new_column",
+                f"column '{name}' is a feature but not in the schema; add it to the schema or to data.features.exclude",
+            )
     if target is not None and schema.target is not None and schema.target.name != target:
-        raise ConfigError(f"data.schema: {schema.path}: target.name '{schema.target.name}' is not data.target '{target}'; "
-                          "fix target.name in the schema or data.target")
-    if target is not None and schema.target is not None and severity["label_shift"] != "ignore" and target in table.columns:
+        raise ConfigError(
+            f"data.schema: {schema.path}: target.name '{schema.target.name}' is not data.target '{target}'; "
+            "fix target.name in the schema or data.target"
+        )
+    if (
+        target is not None
+        and schema.target is not None
+        and severity["label_shift"] != "ignore"
+        and target in table.columns
+    ):
         shifted = _label_shift(table[target], schema.target, cfg.max_label_shift)
         if shifted:
             add(target, "label_shift", shifted[0], shifted[1])
@@ -120,8 +170,10 @@ def validation_report(schema_path: str | None, rows: int, anomalies: list[Anomal
         "anomalies": [a.to_dict() for a in anomalies],
     }
     if schema_path is None:
-        report["note"] = ("no curated schema: nothing was validated; copy data/prepared/schema.yaml to conf/schema/<name>.yaml, "
-                          "edit it, and set data.schema to validate each batch against it")
+        report["note"] = (
+            "no curated schema: nothing was validated; copy data/prepared/schema.yaml to conf/schema/<name>.yaml, "
+            "edit it, and set data.schema to validate each batch against it"
+        )
     return report
 
 
@@ -130,8 +182,10 @@ def failure_message(anomalies: list[Anomaly], schema_path: str | None, report: s
     named = ", ".join(f"'{a.column}' {a.kind}" for a in errors[:SHOWN])
     more = f" and {len(errors) - SHOWN} more" if len(errors) > SHOWN else ""
     kinds = sorted({a.kind for a in errors}, key=ANOMALY_KINDS.index)
-    return (f"data validation: {len(errors)} error(s) against {schema_path}: {named}{more}; see {report}; fix the data "
-            f"or the schema, or let them through with {' '.join(f'data.validation.{k}=warn' for k in kinds)}")
+    return (
+        f"data validation: {len(errors)} error(s) against {schema_path}: {named}{more}; see {report}; fix the data "
+        f"or the schema, or let them through with {' '.join(f'data.validation.{k}=warn' for k in kinds)}"
+    )
 
 
 # --- checks ------------------------------------------------------------------------------------
@@ -168,8 +222,9 @@ def _type_change(spec: ColumnSpec, column: pd.Series) -> str | None:
     return f"column '{spec.name}' holds {'text' if not was else 'numbers'} in the schema ({spec.dtype}) but {what} in the data ({column.dtype}), e.g. {str(first)[:40]!r}"
 
 
-def _row_checks(table: pd.DataFrame, specs: list[ColumnSpec], counts: dict[str, pd.Series],
-                severity: dict[str, str]) -> list[tuple[str, str, int, list[Any]]]:
+def _row_checks(
+    table: pd.DataFrame, specs: list[ColumnSpec], counts: dict[str, pd.Series], severity: dict[str, str]
+) -> list[tuple[str, str, int, list[Any]]]:
     """(column, kind, failing rows, a few failing values) per failed row-level check, via pandera, in
     schema order. Numeric columns are checked row by row; a categorical column on its distinct values,
     each weighted by its row count (the same verdict, at the cost of a hash count instead of string
@@ -187,7 +242,9 @@ def _row_checks(table: pd.DataFrame, specs: list[ColumnSpec], counts: dict[str, 
             if checks or not nullable:
                 found += _distinct_checks(spec.name, counts[spec.name], pa.Column(nullable=nullable, checks=checks))
             continue
-        if not spec.nullable and severity["unexpected_missing"] != "ignore":  # bounded failure cases: millions of empty cells stay cheap
+        if (
+            not spec.nullable and severity["unexpected_missing"] != "ignore"
+        ):  # bounded failure cases: millions of empty cells stay cheap
             checks.append(pa.Check(_not_missing, ignore_na=False, n_failure_cases=EXAMPLES, name="unexpected_missing"))
         if severity["out_of_range"] != "ignore":
             if spec.min is not None and spec.max is not None:
@@ -203,7 +260,14 @@ def _row_checks(table: pd.DataFrame, specs: list[ColumnSpec], counts: dict[str, 
         for error in _schema_errors(pa.DataFrameSchema(numeric), frame):
             output = error.check_output  # pandera's verdict per row (n_failure_cases only bounds the examples)
             count = int((~output.astype(bool)).sum()) if output is not None else len(error.failure_cases)
-            found.append((str(error.schema.name), _kind(error), count, list(pd.unique(error.failure_cases["failure_case"]))[:EXAMPLES]))
+            found.append(
+                (
+                    str(error.schema.name),
+                    _kind(error),
+                    count,
+                    list(pd.unique(error.failure_cases["failure_case"]))[:EXAMPLES],
+                )
+            )
     order = {spec.name: i for i, spec in enumerate(specs)}
     return sorted(found, key=lambda item: (order[item[0]], ROW_CHECKS.index(item[1])))
 
@@ -216,7 +280,9 @@ def _distinct_checks(name: str, counts: pd.Series, column: Any) -> list[tuple[st
     values = [None if pd.isna(v) else str(v) for v in counts.index]
     weights = counts.to_numpy()
     found = []
-    for error in _schema_errors(pa.DataFrameSchema({name: column}), pd.DataFrame({name: pd.Series(values, dtype=object)})):
+    for error in _schema_errors(
+        pa.DataFrameSchema({name: column}), pd.DataFrame({name: pd.Series(values, dtype=object)})
+    ):
         rows = error.failure_cases["index"].to_numpy(dtype=int)
         ranked = rows[np.argsort(-weights[rows], kind="stable")]
         found.append((name, _kind(error), int(weights[rows].sum()), [values[i] for i in ranked[:EXAMPLES]]))
@@ -261,11 +327,18 @@ def _label_shift(target: pd.Series, reference: TargetSpec, limit: float) -> tupl
         if values.empty or reference.mean is None or reference.std is None:
             return None
         mean = float(values.mean())
-        shift = abs(mean - reference.mean) / reference.std if reference.std > 0 else (0.0 if mean == reference.mean else math.inf)
+        shift = (
+            abs(mean - reference.mean) / reference.std
+            if reference.std > 0
+            else (0.0 if mean == reference.mean else math.inf)
+        )
         if shift <= limit:
             return None
-        return (f"target '{name}': mean {mean:g} vs {reference.mean:g} in the schema, a shift of {shift:.2f} std "
-                f"(allowed: {limit:g})", shift)
+        return (
+            f"target '{name}': mean {mean:g} vs {reference.mean:g} in the schema, a shift of {shift:.2f} std "
+            f"(allowed: {limit:g})",
+            shift,
+        )
     if not reference.classes:
         return None
     shares = target.dropna().astype(str).value_counts(normalize=True)
@@ -278,7 +351,14 @@ def _label_shift(target: pd.Series, reference: TargetSpec, limit: float) -> tupl
         return None
     new = [c for c in classes if c not in reference.classes]
     gone = [c for c in reference.classes if c not in shares.index]
-    detail = "".join([f"; new class(es): {', '.join(new[:5])}" if new else "", f"; absent: {', '.join(gone[:5])}" if gone else ""])
-    moved = ", ".join(f"{c} {reference.classes.get(c, 0.0) / total:.0%}->{float(shares.get(c, 0.0)):.0%}" for c in classes[:6])
-    return (f"target '{name}': class shares moved ({moved}), Jensen-Shannon distance {distance:.3f} "
-            f"(allowed: {limit:g}){detail}", distance)
+    detail = "".join(
+        [f"; new class(es): {', '.join(new[:5])}" if new else "", f"; absent: {', '.join(gone[:5])}" if gone else ""]
+    )
+    moved = ", ".join(
+        f"{c} {reference.classes.get(c, 0.0) / total:.0%}->{float(shares.get(c, 0.0)):.0%}" for c in classes[:6]
+    )
+    return (
+        f"target '{name}': class shares moved ({moved}), Jensen-Shannon distance {distance:.3f} "
+        f"(allowed: {limit:g}){detail}",
+        distance,
+    )

@@ -34,9 +34,11 @@ TARGETS: Registry[Target] = Registry("deploy.targets")
 
 
 def _register_builtin_targets() -> None:
-    from automlops.deploy import model_registry  # noqa: F401  (registers "bundle": the local registry)
-    from automlops.deploy import mlflow_target  # noqa: F401  (registers "mlflow"; imports mlflow only when it runs)
-    from automlops.deploy import docker  # noqa: F401  (registers "docker": a build context, no Docker engine needed)
+    from automlops.deploy import (
+        docker,  # noqa: F401  (registers "docker": a build context, no Docker engine needed)
+        mlflow_target,  # noqa: F401  (registers "mlflow"; imports mlflow only when it runs)
+        model_registry,  # noqa: F401  (registers "bundle": the local registry)
+    )
 
 
 _register_builtin_targets()

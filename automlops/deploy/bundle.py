@@ -41,11 +41,25 @@ EXAMPLE_FILE = "input_example.json"
 REQUIREMENTS = "requirements.txt"
 STATISTICS = "statistics.json"  # the training snapshot's column statistics, for `automlops monitor`
 TRAINING_ROWS = "training_rows.npy"  # the sorted distinct row hashes of every row the model was fit on, for the gate
-KEY_PACKAGES = ("automlops", "scikit-learn", "lightgbm", "xgboost", "optuna", "pandas", "numpy", "joblib", "pyarrow",
-                "autogluon.tabular", "fastapi", "uvicorn")
+KEY_PACKAGES = (
+    "automlops",
+    "scikit-learn",
+    "lightgbm",
+    "xgboost",
+    "optuna",
+    "pandas",
+    "numpy",
+    "joblib",
+    "pyarrow",
+    "autogluon.tabular",
+    "fastapi",
+    "uvicorn",
+)
 # libraries whose pickles may not load across versions: a major-version change refuses the bundle
-PICKLE_PACKAGES = {"sklearn": ("scikit-learn", "lightgbm", "xgboost", "numpy", "pandas"),
-                   "autogluon": ("autogluon.tabular", "scikit-learn", "lightgbm", "numpy", "pandas")}
+PICKLE_PACKAGES = {
+    "sklearn": ("scikit-learn", "lightgbm", "xgboost", "numpy", "pandas"),
+    "autogluon": ("autogluon.tabular", "scikit-learn", "lightgbm", "numpy", "pandas"),
+}
 
 
 @dataclass
@@ -67,7 +81,9 @@ class PackageInput:
 def write_bundle(inputs: PackageInput, cfg: DeployConfig, target: Path, signing: Signer | None = None) -> Path:
     with atomic_dir(target) as staging:
         shutil.copytree(inputs.model_dir, staging / MODEL_DIR)
-        (staging / EXAMPLE_FILE).write_text(inputs.example.to_json(orient="records", indent=2, double_precision=15) + "\n")
+        (staging / EXAMPLE_FILE).write_text(
+            inputs.example.to_json(orient="records", indent=2, double_precision=15) + "\n"
+        )
         packages = _versions()
         (staging / REQUIREMENTS).write_text(_requirements(packages))
         if inputs.statistics is not None:
@@ -81,8 +97,14 @@ def write_bundle(inputs: PackageInput, cfg: DeployConfig, target: Path, signing:
 def seal(folder: Path, manifest: Manifest, signing: Signer | None = None) -> Manifest:
     """Write manifest.json with the sha256 of every other file in the folder, as it is now, and sign
     it (manifest.sig) with `signing`; without one, a stale signature is removed."""
-    manifest = replace(manifest, files={p.relative_to(folder).as_posix(): sha256_file(p)
-                                        for p in sorted(folder.rglob("*")) if p.is_file() and not _unsealed(folder, p)})
+    manifest = replace(
+        manifest,
+        files={
+            p.relative_to(folder).as_posix(): sha256_file(p)
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and not _unsealed(folder, p)
+        },
+    )
     write_json_atomic(folder / MANIFEST, manifest.to_dict())
     sign_manifest(folder / MANIFEST, signing)
     return manifest
@@ -91,6 +113,8 @@ def seal(folder: Path, manifest: Manifest, signing: Signer | None = None) -> Man
 def _unsealed(folder: Path, file: Path) -> bool:
     """The manifest and its signature, which cannot list their own sha256."""
     return file.parent == folder and file.name in (MANIFEST, SIGNATURE)
+
+
 SERVING_FIELDS = ("task", "classes", "positive_class", "decision_threshold", "input_schema", "dropped_columns")
 RELEASE_FILES = ("blessing.json", "model_card.md", "model_card.html")  # what the deploy stage adds to the candidate
 
@@ -102,8 +126,10 @@ def content_digest(manifest: Manifest) -> str:
     timestamps say, and the deploy stage publishes no new version for the second; a packaging change
     (deploy.example_rows) or another threshold is a new release."""
     written = manifest.to_dict()
-    content = {"files": {name: sha for name, sha in sorted(manifest.files.items()) if name not in RELEASE_FILES},
-               **{key: written.get(key) for key in SERVING_FIELDS}}
+    content = {
+        "files": {name: sha for name, sha in sorted(manifest.files.items()) if name not in RELEASE_FILES},
+        **{key: written.get(key) for key in SERVING_FIELDS},
+    }
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -133,9 +159,14 @@ def _manifest(inputs: PackageInput, cfg: DeployConfig, packages: dict[str, str])
             search=search.lineage,
         ),
         config={"data": prepared.config, "search": search.config, "deploy": asdict(cfg)},
-        training_rows=None if inputs.training_rows is None else TrainingRows(
-            file=TRAINING_ROWS, rows=len(inputs.training_rows), distinct=len(hash_set(inputs.training_rows)),
-            splits=list(inputs.trained_on), hash=HASH_METHOD,
+        training_rows=None
+        if inputs.training_rows is None
+        else TrainingRows(
+            file=TRAINING_ROWS,
+            rows=len(inputs.training_rows),
+            distinct=len(hash_set(inputs.training_rows)),
+            splits=list(inputs.trained_on),
+            hash=HASH_METHOD,
         ),
     )
 
@@ -215,9 +246,13 @@ def read_manifest(path: Path | str, keys: TrustedKeys = NO_KEYS) -> Manifest:
     try:
         manifest = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BundleError(f"--model: {manifest_file} is not valid JSON ({error}); repackage with `dvc repro package`") from error
+        raise BundleError(
+            f"--model: {manifest_file} is not valid JSON ({error}); repackage with `dvc repro package`"
+        ) from error
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"--model: bundle format {manifest.get('format_version')} is not {FORMAT_VERSION}; repackage it with this automlops")
+        raise BundleError(
+            f"--model: bundle format {manifest.get('format_version')} is not {FORMAT_VERSION}; repackage it with this automlops"
+        )
     return Manifest.from_dict(manifest)
 
 
@@ -232,13 +267,19 @@ def verify_bundle(path: Path | str, keys: TrustedKeys = NO_KEYS) -> Manifest:
     for name, expected in listed.items():
         file = path / name
         if not file.is_file():
-            raise BundleError(f"--model: bundle file {file} is missing; repackage with `dvc repro package` or `automlops run`")
+            raise BundleError(
+                f"--model: bundle file {file} is missing; repackage with `dvc repro package` or `automlops run`"
+            )
         if sha256_file(file) != expected:
-            raise BundleError(f"--model: {file} does not match its sha256 in {MANIFEST} (modified or corrupt); refusing to load it")
+            raise BundleError(
+                f"--model: {file} does not match its sha256 in {MANIFEST} (modified or corrupt); refusing to load it"
+            )
     present = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() and not _unsealed(path, p)}
     if not any(name.startswith(MODEL_DIR + "/") for name in present) or present - set(listed):
         unlisted = sorted(present - set(listed))[:3] or [MODEL_DIR + "/"]
-        raise BundleError(f"--model: {', '.join(unlisted)} not covered by the sha256 list in {MANIFEST}; refusing to load it")
+        raise BundleError(
+            f"--model: {', '.join(unlisted)} not covered by the sha256 list in {MANIFEST}; refusing to load it"
+        )
     return manifest
 
 
@@ -255,11 +296,17 @@ def check_versions(manifest: Manifest) -> None:
             continue  # not every model needs every library (a linear model no LightGBM); unpickling says if it does
         was, now = trained[name].split("."), installed.split(".")
         if was[0] != now[0]:
-            raise BundleError(f"--model: trained with {name} {trained[name]}, this environment has {installed} (another major "
-                              f"version); install {name}=={trained[name]} (see the bundle's {REQUIREMENTS}) or retrain")
+            raise BundleError(
+                f"--model: trained with {name} {trained[name]}, this environment has {installed} (another major "
+                f"version); install {name}=={trained[name]} (see the bundle's {REQUIREMENTS}) or retrain"
+            )
         if was[:2] != now[:2]:
-            log.warning("the bundle was trained with %s %s, this environment has %s; predictions may differ slightly",
-                        name, trained[name], installed)
+            log.warning(
+                "the bundle was trained with %s %s, this environment has %s; predictions may differ slightly",
+                name,
+                trained[name],
+                installed,
+            )
 
 
 def load_bundle(path: Path | str, keys: TrustedKeys = NO_KEYS) -> Bundle:

@@ -48,20 +48,29 @@ class Section:
     blocks: list[Block] = field(default_factory=list)
 
 
-def write_model_card(folder: Path, manifest: Manifest, blessing: Blessing | None,
-                     slices: dict[str, Any] | None, card: CardConfig) -> None:
+def write_model_card(
+    folder: Path, manifest: Manifest, blessing: Blessing | None, slices: dict[str, Any] | None, card: CardConfig
+) -> None:
     """Write model_card.md and model_card.html into `folder` (the release, before it is sealed)."""
     title, sections = card_sections(manifest, blessing, slices, card)
     write_text_atomic(Path(folder) / "model_card.md", render_markdown(title, sections))
     write_text_atomic(Path(folder) / "model_card.html", render_html(title, sections))
 
 
-def card_sections(manifest: Manifest, blessing: Blessing | None, slices: dict[str, Any] | None,
-                  card: CardConfig) -> tuple[str, list[Section]]:
+def card_sections(
+    manifest: Manifest, blessing: Blessing | None, slices: dict[str, Any] | None, card: CardConfig
+) -> tuple[str, list[Section]]:
     version = manifest.version
     title = f"Model card: {manifest.name}" + (f" v{version}" if version is not None else "")
-    return title, [_model(manifest), _intended_use(card), _data(manifest), _metrics(manifest),
-                   _slices(slices), _gate(blessing), _lineage(manifest)]
+    return title, [
+        _model(manifest),
+        _intended_use(card),
+        _data(manifest),
+        _metrics(manifest),
+        _slices(slices),
+        _gate(blessing),
+        _lineage(manifest),
+    ]
 
 
 # ---- sections -----------------------------------------------------------------------------------
@@ -70,8 +79,11 @@ def card_sections(manifest: Manifest, blessing: Blessing | None, slices: dict[st
 def _model(manifest: Manifest) -> Section:
     model = manifest.model
     items: list[tuple[str, Any]] = [
-        ("Name", manifest.name), ("Version", manifest.version), ("Created", manifest.created_at),
-        ("Task", manifest.task), ("Target", manifest.target),
+        ("Name", manifest.name),
+        ("Version", manifest.version),
+        ("Created", manifest.created_at),
+        ("Task", manifest.task),
+        ("Target", manifest.target),
     ]
     if manifest.classes:
         items.append(("Classes", manifest.classes))
@@ -79,18 +91,29 @@ def _model(manifest: Manifest) -> Section:
         items.append(("Positive class", manifest.positive_class))
     if manifest.decision_threshold is not None:
         items.append(("Decision threshold", manifest.decision_threshold))
-    items += [("Engine", model.engine), ("Family", model.family), ("Format", model.format),
-              ("Parameters", model.params or EMPTY)]
+    items += [
+        ("Engine", model.engine),
+        ("Family", model.family),
+        ("Format", model.format),
+        ("Parameters", model.params or EMPTY),
+    ]
     return Section("Model", [Fields(items)])
 
 
 def _intended_use(card: CardConfig) -> Section:
-    return Section("Intended use", [Fields([
-        ("Intended use", card.intended_use.strip() or NOT_STATED),
-        ("Out of scope", card.out_of_scope.strip() or NOT_STATED),
-        ("Limitations", card.limitations.strip() or NOT_STATED),
-        ("Owners", list(card.owners) or NOT_STATED),
-    ])])
+    return Section(
+        "Intended use",
+        [
+            Fields(
+                [
+                    ("Intended use", card.intended_use.strip() or NOT_STATED),
+                    ("Out of scope", card.out_of_scope.strip() or NOT_STATED),
+                    ("Limitations", card.limitations.strip() or NOT_STATED),
+                    ("Owners", list(card.owners) or NOT_STATED),
+                ]
+            )
+        ],
+    )
 
 
 def _data(manifest: Manifest) -> Section:
@@ -98,11 +121,21 @@ def _data(manifest: Manifest) -> Section:
     rows = lineage.rows
     items: list[tuple[str, Any]] = [("Source", lineage.data_source), ("Data hash", lineage.data_hash)]
     if rows:
-        items.append(("Rows", ", ".join(f"{split} {count}" for split, count in rows.items()) + f" (total {sum(rows.values())})"))
-    features = [[c.get("name"), c.get("kind"), c.get("dtype"), "yes" if c.get("nullable") else "no", _values(c)]
-                for c in manifest.input_schema]
-    blocks: list[Block] = [Fields(items), Table(["feature", "kind", "dtype", "missing values", "values seen in training"],
-                                                 features, f"{len(features)} input feature(s)")]
+        items.append(
+            ("Rows", ", ".join(f"{split} {count}" for split, count in rows.items()) + f" (total {sum(rows.values())})")
+        )
+    features = [
+        [c.get("name"), c.get("kind"), c.get("dtype"), "yes" if c.get("nullable") else "no", _values(c)]
+        for c in manifest.input_schema
+    ]
+    blocks: list[Block] = [
+        Fields(items),
+        Table(
+            ["feature", "kind", "dtype", "missing values", "values seen in training"],
+            features,
+            f"{len(features)} input feature(s)",
+        ),
+    ]
     dropped = [[item.get("column"), item.get("reason")] for item in manifest.dropped_columns or []]
     if dropped:  # prepare's column rules: what the model was not given, and why
         blocks.append(Table(["column", "reason"], dropped, f"{len(dropped)} column(s) dropped by prepare"))
@@ -121,8 +154,13 @@ def _values(column: dict[str, Any]) -> str:
 
 def _metrics(manifest: Manifest) -> Section:
     metrics = manifest.metrics
-    blocks: list[Block] = [Table(["metric", "value"], [[name, value] for name, value in metrics.test.items()],
-                                 f"held-out test split ({manifest.lineage.rows.get('test', '?')} rows)")]
+    blocks: list[Block] = [
+        Table(
+            ["metric", "value"],
+            [[name, value] for name, value in metrics.test.items()],
+            f"held-out test split ({manifest.lineage.rows.get('test', '?')} rows)",
+        )
+    ]
     if metrics.validation:
         blocks.append(Fields([("Search validation", metrics.validation)]))
     return Section("Test metrics", blocks)
@@ -134,10 +172,15 @@ def _slices(slices: dict[str, Any] | None) -> Section:
     blocks: list[Block] = []
     for column, per_slice in slices.items():
         names = list(dict.fromkeys(metric for values in per_slice.values() for metric in values if metric != "rows"))
-        rows = [[label, values.get("rows"), *[values.get(metric) for metric in names]] for label, values in per_slice.items()]
+        rows = [
+            [label, values.get("rows"), *[values.get(metric) for metric in names]]
+            for label, values in per_slice.items()
+        ]
         blocks.append(Table(["slice", "rows", *names], rows, f"by {column}"))
     if any(set(values) == {"rows"} for per_slice in slices.values() for values in per_slice.values()):
-        blocks.append(Text(f"{EMPTY}: a slice too small for metrics (evaluate.min_slice_rows); only its size is given."))
+        blocks.append(
+            Text(f"{EMPTY}: a slice too small for metrics (evaluate.min_slice_rows); only its size is given.")
+        )
     return Section("Slices", blocks)
 
 
@@ -148,10 +191,19 @@ def _gate(blessing: Blessing | None) -> Section:
     items: list[tuple[str, Any]] = [("Verdict", "passed" if blessing.passed else "FAILED")]
     comparison = blessing.comparison
     if comparison:  # the gate's decision: the rows both models were scored on, or what gate.incomparable chose
-        items += [("Compared with", f"champion v{champion.version if champion else None}"), ("Compared on", comparison["summary"])]
+        items += [
+            ("Compared with", f"champion v{champion.version if champion else None}"),
+            ("Compared on", comparison["summary"]),
+        ]
     else:
-        items.append(("Compared with", f"champion v{champion.version} ({champion.scored_on})" if champion and champion.version
-                      else "no champion (first version)"))
+        items.append(
+            (
+                "Compared with",
+                f"champion v{champion.version} ({champion.scored_on})"
+                if champion and champion.version
+                else "no champion (first version)",
+            )
+        )
     blocks: list[Block] = [Fields(items)]
     checks = blessing.checks
     if checks:
@@ -161,7 +213,10 @@ def _gate(blessing: Blessing | None) -> Section:
         blocks.append(Text("No metric checks configured (gate.checks is empty)."))
     infra = blessing.infra
     if infra:
-        blocks += [Text("Infra validation: the bundle was served and queried before promotion."), Fields(list(infra.items()))]
+        blocks += [
+            Text("Infra validation: the bundle was served and queried before promotion."),
+            Fields(list(infra.items())),
+        ]
     else:
         blocks.append(Text("Infra validation: not run (gate.infra.enabled is false)."))
     return Section("Gate", blocks)
@@ -169,12 +224,21 @@ def _gate(blessing: Blessing | None) -> Section:
 
 def _lineage(manifest: Manifest) -> Section:
     lineage = manifest.lineage
-    items: list[tuple[str, Any]] = [("Git commit", lineage.git_commit or "not in a git repository"),
-                                    ("Python", lineage.python)]
+    items: list[tuple[str, Any]] = [
+        ("Git commit", lineage.git_commit or "not in a git repository"),
+        ("Python", lineage.python),
+    ]
     items += [(f"Search {key.replace('_', ' ')}", value) for key, value in lineage.search.items()]
     rows = manifest.training_rows
-    items.append(("Training rows", f"{rows.rows} rows of {'+'.join(rows.splits)}, their hashes in {rows.file} (the gate never "
-                  "scores the model on them)" if rows else "not recorded (packaged before automlops recorded them)"))
+    items.append(
+        (
+            "Training rows",
+            f"{rows.rows} rows of {'+'.join(rows.splits)}, their hashes in {rows.file} (the gate never "
+            "scores the model on them)"
+            if rows
+            else "not recorded (packaged before automlops recorded them)",
+        )
+    )
     packages = [[name, version] for name, version in lineage.packages.items()]
     return Section("Lineage", [Fields(items), Table(["package", "version"], packages, "libraries that trained it")])
 
@@ -216,8 +280,7 @@ def render_markdown(title: str, sections: list[Section]) -> str:
             else:
                 if block.caption:
                     lines += [f"*{_md(block.caption)}*", ""]
-                lines += ["| " + " | ".join(_md(h) for h in block.header) + " |",
-                          "|" + "---|" * len(block.header)]
+                lines += ["| " + " | ".join(_md(h) for h in block.header) + " |", "|" + "---|" * len(block.header)]
                 lines += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in block.rows] + [""]
     return "\n".join(lines)
 
@@ -234,18 +297,26 @@ def _h(value: Any) -> str:
 
 
 def render_html(title: str, sections: list[Section]) -> str:
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             # no script or remote resource can run or load, even from a value that escaped escaping
-             """<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">""",
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>{_h(title)}</title><style>{STYLE}</style></head><body>", f"<h1>{_h(title)}</h1>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        # no script or remote resource can run or load, even from a value that escaped escaping
+        """<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">""",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_h(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{_h(title)}</h1>",
+    ]
     for section in sections:
         parts.append(f"<section><h2>{_h(section.title)}</h2>")
         for block in section.blocks:
             if isinstance(block, Text):
                 parts.append(f"<p>{_h(block.text)}</p>")
             elif isinstance(block, Fields):
-                parts.append("<dl>" + "".join(f"<dt>{_h(label)}</dt><dd>{_h(value)}</dd>" for label, value in block.items) + "</dl>")
+                parts.append(
+                    "<dl>"
+                    + "".join(f"<dt>{_h(label)}</dt><dd>{_h(value)}</dd>" for label, value in block.items)
+                    + "</dl>"
+                )
             else:
                 caption = f"<caption>{_h(block.caption)}</caption>" if block.caption else ""
                 head = "".join(f"<th>{_h(h)}</th>" for h in block.header)

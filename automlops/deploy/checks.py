@@ -24,12 +24,16 @@ def check_deploy(deploy: DeployConfig) -> list[str]:
         problems.append(f"deploy.targets: {deploy.targets} names a target twice")
     problems += violations("deploy", deploy, {"example_rows": CONSTRAINTS["example_rows"]})
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", deploy.alias) or deploy.alias.removeprefix("v").isdigit():
-        problems.append(f"deploy.alias: '{deploy.alias}' must be a name (letters, digits, _ -; not a version number like v2)")
+        problems.append(
+            f"deploy.alias: '{deploy.alias}' must be a name (letters, digits, _ -; not a version number like v2)"
+        )
     check_mlflow(deploy, problems)
     signing = deploy.signing
     if signing.private_key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", signing.private_key_env):
-        problems.append(f"deploy.signing.private_key_env: '{signing.private_key_env}' must name an environment variable "
-                        "(letters, digits, _), e.g. AUTOMLOPS_SIGNING_KEY; put the key itself in that variable")
+        problems.append(
+            f"deploy.signing.private_key_env: '{signing.private_key_env}' must name an environment variable "
+            "(letters, digits, _), e.g. AUTOMLOPS_SIGNING_KEY; put the key itself in that variable"
+        )
     if any(not str(path).strip() for path in signing.public_keys):
         problems.append("deploy.signing.public_keys: an entry is empty; list public key files, e.g. [keys/signing.pub]")
     return problems + violations("deploy", deploy, {"docker.port": CONSTRAINTS["docker.port"]})

@@ -56,8 +56,16 @@ WHEEL_DIR = "wheels"
 USER, UID = "automlops", 10001
 # What `automlops serve` imports whatever the model (automlops.serve, .predict, .deploy, .config.schema);
 # tests/test_docker_target.py serves a bundle from a venv holding only the pinned packages to prove it.
-SERVE_PACKAGES = ("fastapi", "uvicorn", "pandas", "numpy", "omegaconf", "prometheus-client", "pyyaml",
-                  "cryptography")  # verifies a bundle's signature when the container is given deploy.signing.public_keys
+SERVE_PACKAGES = (
+    "fastapi",
+    "uvicorn",
+    "pandas",
+    "numpy",
+    "omegaconf",
+    "prometheus-client",
+    "pyyaml",
+    "cryptography",
+)  # verifies a bundle's signature when the container is given deploy.signing.public_keys
 # Debian packages a distribution's native code links from the system: LightGBM's wheels use the
 # system OpenMP runtime (libgomp.so.1), which slim images lack. Other wheels vendor theirs.
 SYSTEM_PACKAGES = {"lightgbm": ("libgomp1",)}
@@ -87,9 +95,16 @@ def build_context(release: Release, cfg: DeployConfig) -> dict[str, Any]:
         (staging / ".dockerignore").write_text(DOCKERIGNORE)
         (staging / "README.txt").write_text(_readme(release, target, tag, docker.port, len(pins), wheel.name))
         _make_readable(staging)
-    return {"context": str(target), "image_tag": tag, "base_image": docker.base_image, "port": docker.port,
-            "requirements": len(pins), "system_packages": system, "automlops_wheel": f"{WHEEL_DIR}/{wheel.name}",
-            "build": f"docker build -t {tag} {target}"}
+    return {
+        "context": str(target),
+        "image_tag": tag,
+        "base_image": docker.base_image,
+        "port": docker.port,
+        "requirements": len(pins),
+        "system_packages": system,
+        "automlops_wheel": f"{WHEEL_DIR}/{wheel.name}",
+        "build": f"docker build -t {tag} {target}",
+    }
 
 
 # ---- requirements -------------------------------------------------------------------------------
@@ -120,23 +135,33 @@ def probe_engine(bundle: Path, keys: TrustedKeys = NO_KEYS) -> list[str]:
     `automlops serve` itself: run in a subprocess, so this process imports no model library."""
     # The probe program first imports what `automlops serve` imports (the CLI, the server, uvicorn), so that
     # only the model's own needs are new after it; this module does not import the CLI, the program does.
-    code = ("import sys, automlops.cli, automlops.serve.app, uvicorn; from automlops.deploy.docker import _probe; "
-            "_probe(sys.argv[1], sys.argv[2:])")
+    code = (
+        "import sys, automlops.cli, automlops.serve.app, uvicorn; from automlops.deploy.docker import _probe; "
+        "_probe(sys.argv[1], sys.argv[2:])"
+    )
     try:
-        out = children.run([sys.executable, "-c", code, str(bundle), *keys.paths], capture_output=True, text=True, timeout=900)
+        out = children.run(
+            [sys.executable, "-c", code, str(bundle), *keys.paths], capture_output=True, text=True, timeout=900
+        )
     except subprocess.TimeoutExpired:
-        raise BundleError(f"deploy.targets: 'docker' could not load {bundle} within 900 s to find the libraries it needs") from None
+        raise BundleError(
+            f"deploy.targets: 'docker' could not load {bundle} within 900 s to find the libraries it needs"
+        ) from None
     if out.returncode != 0:
         last = ([line for line in out.stderr.splitlines() if line.strip()] or ["no output"])[-1]
-        raise BundleError(f"deploy.targets: 'docker' could not load and run {bundle} to find the libraries it needs ({last[:300]}); "
-                          "deploy from the environment that trained it")
+        raise BundleError(
+            f"deploy.targets: 'docker' could not load and run {bundle} to find the libraries it needs ({last[:300]}); "
+            "deploy from the environment that trained it"
+        )
     return list(json.loads(out.stdout.splitlines()[-1]))
 
 
 def _probe(path: str, public_keys: list[str]) -> None:
     """Runs in the probe subprocess, after the server's imports: prints the distributions the model imports,
     as JSON."""
-    keys = trusted_keys(SigningConfig(public_keys=public_keys))  # before `before`: cryptography is the server's, not the model's
+    keys = trusted_keys(
+        SigningConfig(public_keys=public_keys)
+    )  # before `before`: cryptography is the server's, not the model's
     before = set(sys.modules)
     bundle = load_bundle(Path(path), keys=keys)
     example = records_from_json(json.loads((Path(path) / EXAMPLE_FILE).read_text()))
@@ -162,7 +187,10 @@ def _owners(modules: list[Any]) -> set[str]:
 
 @functools.cache
 def _files_of(name: str) -> frozenset[str]:
-    return frozenset(os.path.realpath(str(metadata.distribution(name).locate_file(f))) for f in metadata.distribution(name).files or ())
+    return frozenset(
+        os.path.realpath(str(metadata.distribution(name).locate_file(f)))
+        for f in metadata.distribution(name).files or ()
+    )
 
 
 def closure(roots: set[str]) -> dict[str, str]:
@@ -209,10 +237,12 @@ def _canonical(name: str) -> str:
 
 def _requirements_text(release: Release, pins: dict[str, str], from_bundle: int) -> str:
     manifest = release.manifest
-    head = (f"# What serving {_label(release)} ({manifest.model.family}, {manifest.model.format} format) needs.\n"
-            f"# Pinned: {from_bundle} version(s) from the bundle's requirements.txt, the rest from the environment\n"
-            f"# that deployed it (Python {manifest.lineage.python}). automlops itself is installed from wheels/\n"
-            "# without its dependencies: serving needs neither the search nor Hydra nor DVC.\n")
+    head = (
+        f"# What serving {_label(release)} ({manifest.model.family}, {manifest.model.format} format) needs.\n"
+        f"# Pinned: {from_bundle} version(s) from the bundle's requirements.txt, the rest from the environment\n"
+        f"# that deployed it (Python {manifest.lineage.python}). automlops itself is installed from wheels/\n"
+        "# without its dependencies: serving needs neither the search nor Hydra nor DVC.\n"
+    )
     return head + "".join(f"{name}=={version}\n" for name, version in pins.items())
 
 
@@ -225,14 +255,18 @@ def build_wheel(dest: Path) -> Path:
     try:
         dist = metadata.distribution("automlops")
     except metadata.PackageNotFoundError:
-        raise BundleError("deploy.targets: 'docker' ships automlops from its installed distribution, and none is installed; "
-                          "pip install -e . (or the automlops wheel) in this environment") from None
+        raise BundleError(
+            "deploy.targets: 'docker' ships automlops from its installed distribution, and none is installed; "
+            "pip install -e . (or the automlops wheel) in this environment"
+        ) from None
     info = f"automlops-{dist.version}.dist-info"
     files: dict[str, bytes] = {}
     for package in WHEEL_PACKAGES:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
-            raise BundleError(f"deploy.targets: 'docker' cannot find the installed package {package}; reinstall automlops")
+            raise BundleError(
+                f"deploy.targets: 'docker' cannot find the installed package {package}; reinstall automlops"
+            )
         root = Path(list(spec.submodule_search_locations)[0])
         for file in sorted(root.rglob("*")):
             if file.is_file() and "__pycache__" not in file.parts and file.suffix not in (".pyc", ".pyo"):
@@ -241,7 +275,9 @@ def build_wheel(dest: Path) -> Path:
         text = dist.read_text(name)
         if text is not None:
             files[f"{info}/{name}"] = text.encode()
-    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: automlops docker target\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files[f"{info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: automlops docker target\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
     record = "".join(f"{path},sha256={_digest(data)},{len(data)}\n" for path, data in files.items())
     files[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
     wheel = dest / f"automlops-{dist.version}-py3-none-any.whl"
@@ -263,10 +299,15 @@ def _digest(data: bytes) -> str:
 def dockerfile(release: Release, base_image: str, port: int, wheel: str, system: list[str]) -> str:
     health = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=4)"
     serve = ["automlops", "serve", "--model", f"{APP_DIR}/{BUNDLE_DIR}", "--host", "0.0.0.0", "--port", str(port)]
-    apt = "" if not system else (
-        "# native libraries the engine links from the system (LightGBM: the OpenMP runtime)\n"
-        f"RUN apt-get update \\\n && apt-get install -y --no-install-recommends {' '.join(system)} \\\n"
-        " && rm -rf /var/lib/apt/lists/*\n\n")
+    apt = (
+        ""
+        if not system
+        else (
+            "# native libraries the engine links from the system (LightGBM: the OpenMP runtime)\n"
+            f"RUN apt-get update \\\n && apt-get install -y --no-install-recommends {' '.join(system)} \\\n"
+            " && rm -rf /var/lib/apt/lists/*\n\n"
+        )
+    )
     return f"""\
 # Serves model {_label(release)} with `automlops serve`; written by the
 # automlops `docker` deploy target (rewritten on every deploy, do not edit). See README.txt.
@@ -351,5 +392,11 @@ def _warn_python_mismatch(base_image: str, manifest: Manifest) -> None:
     image = re.search(r"python:(\d+\.\d+)", base_image)
     trained = ".".join(str(manifest.lineage.python or "").split(".")[:2])
     if image and trained and image.group(1) != trained:
-        log.warning("deploy.docker.base_image: %s runs Python %s, the model was trained with %s; the pinned versions may "
-                    "have no wheels there. Use python:%s-slim", base_image, image.group(1), trained, trained)
+        log.warning(
+            "deploy.docker.base_image: %s runs Python %s, the model was trained with %s; the pinned versions may "
+            "have no wheels there. Use python:%s-slim",
+            base_image,
+            image.group(1),
+            trained,
+            trained,
+        )

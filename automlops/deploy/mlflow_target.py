@@ -21,10 +21,11 @@ from automlops.deploy import TARGETS, Release
 from automlops.deploy.bundle import EXAMPLE_FILE, REQUIREMENTS, load_bundle
 from automlops.deploy.signing import trusted_keys
 from automlops.errors import ConfigError, DeployError
-from automlops.stages import STATE_DIR
 from automlops.predict import predict_frame, records_from_json
-from automlops.urls import connect_url, mask_secrets as mask_env, scrub
 from automlops.records import Manifest
+from automlops.stages import STATE_DIR
+from automlops.urls import connect_url, scrub
+from automlops.urls import mask_secrets as mask_env
 
 MISSING_EXTRA = "deploy.targets: 'mlflow' needs the mlflow extra: pip install 'automlops[mlflow]'"
 DEFAULT_STORE = STATE_DIR / "mlflow.db"  # under the project, when deploy.mlflow.tracking_uri is null
@@ -69,26 +70,43 @@ def publish_mlflow(release: Release, cfg: DeployConfig) -> dict[str, Any]:
 
     written = tracking_uri(cfg)
     uri = connect_url(written, "deploy.mlflow.tracking_uri")
-    bundle = load_bundle(release.bundle, keys=trusted_keys(cfg.signing))  # verified (signature too) before anything leaves the machine
+    bundle = load_bundle(
+        release.bundle, keys=trusted_keys(cfg.signing)
+    )  # verified (signature too) before anything leaves the machine
     example = _input_example(release.bundle)
     signature = mlflow.models.ModelSignature(
-        inputs=_input_schema(bundle.contract), outputs=mlflow.models.infer_signature(model_output=predict_frame(bundle, example)).outputs
+        inputs=_input_schema(bundle.contract),
+        outputs=mlflow.models.infer_signature(model_output=predict_frame(bundle, example)).outputs,
     )
-    model = {"python_model": BundleModel(), "artifacts": {BUNDLE_ARTIFACT: str(release.bundle)}, "signature": signature,
-             "input_example": example, "pip_requirements": _requirements(release)}
+    model = {
+        "python_model": BundleModel(),
+        "artifacts": {BUNDLE_ARTIFACT: str(release.bundle)},
+        "signature": signature,
+        "input_example": example,
+        "pip_requirements": _requirements(release),
+    }
     try:
         with _pointed_at(mlflow, uri):
             run, info = _log(mlflow, release, cfg.mlflow.experiment, uri, model)
         version = str(info.registered_model_version)
-        mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(release.name, release.alias, version)
+        mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(
+            release.name, release.alias, version
+        )
     except MlflowException as error:
         first = str(error.message).strip().splitlines()[0] if str(error.message).strip() else type(error).__name__
-        raise DeployError(f"deploy.mlflow.tracking_uri: publishing to MLflow at {mask_env(written)} failed ({scrub(first, uri)[:300]}); "
-                          "check the URI and that the store is reachable") from None  # no cause: it may quote the URL
+        raise DeployError(
+            f"deploy.mlflow.tracking_uri: publishing to MLflow at {mask_env(written)} failed ({scrub(first, uri)[:300]}); "
+            "check the URI and that the store is reachable"
+        ) from None  # no cause: it may quote the URL
     return {
-        "tracking_uri": mask_env(written), "experiment": cfg.mlflow.experiment, "run_id": run.info.run_id,
-        "model_uri": info.model_uri, "registered_model": release.name, "version": int(version),
-        "alias": release.alias, "serve_uri": f"models:/{release.name}@{release.alias}",
+        "tracking_uri": mask_env(written),
+        "experiment": cfg.mlflow.experiment,
+        "run_id": run.info.run_id,
+        "model_uri": info.model_uri,
+        "registered_model": release.name,
+        "version": int(version),
+        "alias": release.alias,
+        "serve_uri": f"models:/{release.name}@{release.alias}",
     }
 
 
@@ -148,8 +166,10 @@ def _experiment_id(client: Any, name: str, uri: str) -> str:
     if experiment is None:
         return str(client.create_experiment(name, artifact_location=_artifact_location(uri)))
     if experiment.lifecycle_stage != "active":
-        raise ConfigError(f"deploy.mlflow.experiment: '{name}' is deleted in that tracking store; "
-                          f"restore it (`mlflow experiments restore --experiment-id {experiment.experiment_id}`) or choose another name")
+        raise ConfigError(
+            f"deploy.mlflow.experiment: '{name}' is deleted in that tracking store; "
+            f"restore it (`mlflow experiments restore --experiment-id {experiment.experiment_id}`) or choose another name"
+        )
     return str(experiment.experiment_id)
 
 
@@ -177,15 +197,23 @@ def _requirements(release: Release) -> list[str]:
 
 def _tags(manifest: Manifest) -> dict[str, str]:
     model, lineage = manifest.model, manifest.lineage
-    tags = {"automlops.task": manifest.task, "automlops.engine": model.engine, "automlops.family": model.family,
-            "automlops.created_at": manifest.created_at, "automlops.data_hash": lineage.data_hash,
-            "automlops.git_commit": lineage.git_commit, "automlops.version": manifest.version}
+    tags = {
+        "automlops.task": manifest.task,
+        "automlops.engine": model.engine,
+        "automlops.family": model.family,
+        "automlops.created_at": manifest.created_at,
+        "automlops.data_hash": lineage.data_hash,
+        "automlops.git_commit": lineage.git_commit,
+        "automlops.version": manifest.version,
+    }
     return {key: str(value) for key, value in tags.items() if value is not None}
 
 
 def _metrics(manifest: Manifest) -> dict[str, float]:
     """The bundle's validation and test scores, as `valid_<metric>` and `test_<metric>`."""
-    return {f"{prefix}_{name}": float(value)
-            for prefix, scores in (("valid", manifest.metrics.validation), ("test", manifest.metrics.test))
-            for name, value in scores.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    return {
+        f"{prefix}_{name}": float(value)
+        for prefix, scores in (("valid", manifest.metrics.validation), ("test", manifest.metrics.test))
+        for name, value in scores.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }

@@ -43,8 +43,10 @@ def resolve(ref: Path | str) -> Path:
     if not alias and (folder / "manifest.json").is_file():
         return folder
     if not (folder / ALIASES).is_file() and not (folder / VERSIONS).is_dir():
-        raise BundleError(f"--model: '{text}' is neither a bundle (no manifest.json) nor a registered model (no {ALIASES}); "
-                          "pass models/<name>, models/<name>@<alias> or a bundle folder")
+        raise BundleError(
+            f"--model: '{text}' is neither a bundle (no manifest.json) nor a registered model (no {ALIASES}); "
+            "pass models/<name>, models/<name>@<alias> or a bundle folder"
+        )
     return version_dir(folder, _version_of(folder, alias or DEFAULT_ALIAS))
 
 
@@ -57,12 +59,16 @@ def _version_of(registry: Path, alias: str) -> int:
     if alias.removeprefix("v").isdigit():
         version = int(alias.removeprefix("v"))
         if version not in versions:
-            raise RegistryError(f"--model: {registry} has no version {version}; it has {', '.join(map(str, versions)) or 'none'}")
+            raise RegistryError(
+                f"--model: {registry} has no version {version}; it has {', '.join(map(str, versions)) or 'none'}"
+            )
         return version
     aliases = read_aliases(registry)["aliases"]
     if alias not in aliases:
         known = ", ".join(f"{a} (v{v})" for a, v in sorted(aliases.items())) or "none yet"
-        raise RegistryError(f"--model: {registry} has no alias '{alias}'{did_you_mean(alias, aliases)}; its aliases: {known}")
+        raise RegistryError(
+            f"--model: {registry} has no alias '{alias}'{did_you_mean(alias, aliases)}; its aliases: {known}"
+        )
     return int(aliases[alias])
 
 
@@ -78,7 +84,9 @@ def read_aliases(registry: Path) -> dict[str, Any]:
     try:
         return json.loads(file.read_text())
     except json.JSONDecodeError as error:
-        raise RegistryError(f"{file}: not valid JSON ({error}); restore it from the history in git/DVC or re-promote a version") from error
+        raise RegistryError(
+            f"{file}: not valid JSON ({error}); restore it from the history in git/DVC or re-promote a version"
+        ) from error
 
 
 def champion(registry: Path, alias: str = DEFAULT_ALIAS) -> Path | None:
@@ -116,7 +124,9 @@ def locked(registry: Path) -> Iterator[None]:
             registry.mkdir(parents=True, exist_ok=True)
             handle = open(registry / ".lock", "a")  # noqa: SIM115  (held for the block)
         except OSError as error:
-            raise RegistryError(f"deploy.dir: cannot write to {registry} ({error.strerror}); make it writable or set deploy.dir") from error
+            raise RegistryError(
+                f"deploy.dir: cannot write to {registry} ({error.strerror}); make it writable or set deploy.dir"
+            ) from error
         with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             _held[key] = (handle, 1)
@@ -131,7 +141,9 @@ def add_version(registry: Path, source: Path, version: int) -> Path:
     with locked(registry):
         target = version_dir(registry, version)
         if target.exists():
-            raise RegistryError(f"{registry}: version {version} was registered meanwhile by another run; rerun the deploy stage")
+            raise RegistryError(
+                f"{registry}: version {version} was registered meanwhile by another run; rerun the deploy stage"
+            )
         target.parent.mkdir(exist_ok=True)
         staging = temp_dir(target.parent, f".{version}.", ".staging")
         try:
@@ -150,11 +162,15 @@ def promote(registry: Path, version: int, alias: str = DEFAULT_ALIAS, action: st
     """Point `alias` at `version`; returns the version it pointed at before."""
     with locked(registry):
         if version not in list_versions(registry):
-            raise RegistryError(f"{registry} has no version {version}; `automlops models list {registry}` shows the versions")
+            raise RegistryError(
+                f"{registry} has no version {version}; `automlops models list {registry}` shows the versions"
+            )
         state = read_aliases(registry)
         previous = state["aliases"].get(alias)
         state["aliases"][alias] = version
-        state["history"].append({"at": _now(), "action": action, "alias": alias, "version": version, "previous": previous})
+        state["history"].append(
+            {"at": _now(), "action": action, "alias": alias, "version": version, "previous": previous}
+        )
         write_json_atomic(registry / ALIASES, state)
     return previous
 
@@ -171,14 +187,20 @@ def rollback(registry: Path, alias: str = DEFAULT_ALIAS) -> int:
                 else:
                     stack.append(entry["version"])
         if len(stack) < 2:
-            raise RegistryError(f"{registry}: alias '{alias}' has no earlier version to roll back to; "
-                                f"`automlops models promote {registry} <version>` points it at any version")
+            raise RegistryError(
+                f"{registry}: alias '{alias}' has no earlier version to roll back to; "
+                f"`automlops models promote {registry} <version>` points it at any version"
+            )
         current, earlier = stack[-1], stack[-2]
         if earlier not in list_versions(registry):
-            raise RegistryError(f"{registry}: alias '{alias}' held v{earlier} before v{current}, but v{earlier} was deleted; "
-                                f"`automlops models promote {registry.name} <version>` points it at a version that exists")
+            raise RegistryError(
+                f"{registry}: alias '{alias}' held v{earlier} before v{current}, but v{earlier} was deleted; "
+                f"`automlops models promote {registry.name} <version>` points it at a version that exists"
+            )
         state["aliases"][alias] = earlier
-        state["history"].append({"at": _now(), "action": "rollback", "alias": alias, "version": earlier, "previous": current})
+        state["history"].append(
+            {"at": _now(), "action": "rollback", "alias": alias, "version": earlier, "previous": current}
+        )
         write_json_atomic(registry / ALIASES, state)
     return earlier
 
@@ -200,12 +222,16 @@ def delete_version(registry: Path, version: int) -> None:
     is not given again."""
     with locked(registry):
         if version not in list_versions(registry):
-            raise RegistryError(f"{registry} has no version {version}; it has {', '.join(map(str, list_versions(registry))) or 'none'}")
+            raise RegistryError(
+                f"{registry} has no version {version}; it has {', '.join(map(str, list_versions(registry))) or 'none'}"
+            )
         aliases = alias_targets(registry).get(version)
         if aliases:
             names = ", ".join(f"'{a}'" for a in aliases)
-            raise RegistryError(f"{registry}: v{version} is the target of alias {names}; point the alias at another version first "
-                                f"(`automlops models promote {registry.name} <version> --alias {aliases[0]}`, or `models rollback`)")
+            raise RegistryError(
+                f"{registry}: v{version} is the target of alias {names}; point the alias at another version first "
+                f"(`automlops models promote {registry.name} <version> --alias {aliases[0]}`, or `models rollback`)"
+            )
         _remove(registry, [version])
 
 
@@ -216,7 +242,7 @@ def prune(registry: Path, keep: int) -> tuple[list[int], list[int]]:
         raise RegistryError(f"--keep: must be >= 0, got {keep}")
     with locked(registry):
         versions = list_versions(registry)
-        newest = set(versions[len(versions) - keep:]) if keep else set()
+        newest = set(versions[len(versions) - keep :]) if keep else set()
         targets = alias_targets(registry)
         deleted = [v for v in versions if v not in newest and v not in targets]
         _remove(registry, deleted)

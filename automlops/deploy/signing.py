@@ -74,11 +74,15 @@ def trusted_keys(cfg: SigningConfig) -> TrustedKeys:
         try:
             key = load_pem_public_key(data)
         except ValueError as error:
-            raise ConfigError(f"{where}: {name} is not a PEM public key ({_first(error)}); "
-                              "give the .pub file that `automlops keys generate` wrote") from None
+            raise ConfigError(
+                f"{where}: {name} is not a PEM public key ({_first(error)}); "
+                "give the .pub file that `automlops keys generate` wrote"
+            ) from None
         if not isinstance(key, Ed25519PublicKey):
-            raise ConfigError(f"{where}: {name} is a {type(key).__name__.lstrip('_')}, not an Ed25519 key; "
-                              "create one with `automlops keys generate DIR`")
+            raise ConfigError(
+                f"{where}: {name} is a {type(key).__name__.lstrip('_')}, not an Ed25519 key; "
+                "create one with `automlops keys generate DIR`"
+            )
         keys[key_id(key)] = key
     return TrustedKeys(keys, tuple(str(Path(name).resolve()) for name in cfg.public_keys))
 
@@ -107,11 +111,15 @@ def signer(cfg: SigningConfig) -> Signer | None:
     try:
         key = load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as error:  # TypeError: the key is encrypted
-        raise ConfigError(f"{where}: {source} is not an unencrypted PEM private key ({_first(error)}); "
-                          "create one with `automlops keys generate DIR`") from None
+        raise ConfigError(
+            f"{where}: {source} is not an unencrypted PEM private key ({_first(error)}); "
+            "create one with `automlops keys generate DIR`"
+        ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{where}: {source} is a {type(key).__name__.lstrip('_')}, not an Ed25519 key; "
-                          "create one with `automlops keys generate DIR`")
+        raise ConfigError(
+            f"{where}: {source} is a {type(key).__name__.lstrip('_')}, not an Ed25519 key; "
+            "create one with `automlops keys generate DIR`"
+        )
     return Signer(key, key_id(key.public_key()), source)
 
 
@@ -121,11 +129,15 @@ def check_signing(cfg: SigningConfig) -> Signer | None:
     gate, so say it now."""
     signing, trusted = signer(cfg), trusted_keys(cfg)
     if trusted and signing is None:
-        raise ConfigError(f"deploy.signing.public_keys is set, so every bundle must be signed, but no private key is configured: "
-                          f"set deploy.signing.private_key to its file or put the PEM in ${cfg.private_key_env or 'AUTOMLOPS_SIGNING_KEY'}")
+        raise ConfigError(
+            f"deploy.signing.public_keys is set, so every bundle must be signed, but no private key is configured: "
+            f"set deploy.signing.private_key to its file or put the PEM in ${cfg.private_key_env or 'AUTOMLOPS_SIGNING_KEY'}"
+        )
     if trusted and signing is not None and signing.key_id not in trusted.keys:
-        raise ConfigError(f"deploy.signing: the private key {signing.source} (id {signing.key_id}) matches none of "
-                          f"deploy.signing.public_keys (ids {', '.join(trusted.keys)}); add its public key to the list")
+        raise ConfigError(
+            f"deploy.signing: the private key {signing.source} (id {signing.key_id}) matches none of "
+            f"deploy.signing.public_keys (ids {', '.join(trusted.keys)}); add its public key to the list"
+        )
     return signing
 
 
@@ -137,8 +149,14 @@ def sign_manifest(manifest: Path, signing: Signer | None) -> None:
         target.unlink(missing_ok=True)
         return
     signature = signing.key.sign(manifest.read_bytes())
-    write_text_atomic(target, json.dumps({"algorithm": ALGORITHM, "key_id": signing.key_id,
-                                          "signature": base64.b64encode(signature).decode()}, indent=2) + "\n")
+    write_text_atomic(
+        target,
+        json.dumps(
+            {"algorithm": ALGORITHM, "key_id": signing.key_id, "signature": base64.b64encode(signature).decode()},
+            indent=2,
+        )
+        + "\n",
+    )
 
 
 def verify_signature(folder: Path, manifest: bytes, keys: TrustedKeys) -> None:
@@ -151,26 +169,34 @@ def verify_signature(folder: Path, manifest: bytes, keys: TrustedKeys) -> None:
     file = folder / SIGNATURE
     sign_it = f"sign it with `automlops keys sign {folder}` (deploy.signing.private_key) if you trust its content"
     if not file.is_file():
-        raise BundleError(f"bundle {folder}: not signed (no {SIGNATURE}) and deploy.signing.public_keys is set; "
-                          f"refusing to load it. Republish it from a run with a signing key, or {sign_it}")
+        raise BundleError(
+            f"bundle {folder}: not signed (no {SIGNATURE}) and deploy.signing.public_keys is set; "
+            f"refusing to load it. Republish it from a run with a signing key, or {sign_it}"
+        )
     try:
         record: dict[str, Any] = json.loads(file.read_text())
         kid, signature = str(record["key_id"]), base64.b64decode(record["signature"], validate=True)
         if record.get("algorithm") != ALGORITHM:
             raise ValueError(f"algorithm {record.get('algorithm')!r}, not {ALGORITHM}")
     except (ValueError, KeyError, TypeError, binascii.Error) as error:
-        raise BundleError(f"bundle {file}: not a valid signature file ({_first(error)}); refusing to load it. "
-                          f"Republish the bundle, or {sign_it}") from None
+        raise BundleError(
+            f"bundle {file}: not a valid signature file ({_first(error)}); refusing to load it. "
+            f"Republish the bundle, or {sign_it}"
+        ) from None
     key = keys.keys.get(kid)
     if key is None:
-        raise BundleError(f"bundle {folder}: signed by key {kid}, which is not among deploy.signing.public_keys "
-                          f"(ids {', '.join(keys.keys)}); refusing to load it. Add that public key to the list if you trust it, "
-                          f"or {sign_it}")
+        raise BundleError(
+            f"bundle {folder}: signed by key {kid}, which is not among deploy.signing.public_keys "
+            f"(ids {', '.join(keys.keys)}); refusing to load it. Add that public key to the list if you trust it, "
+            f"or {sign_it}"
+        )
     try:
         key.verify(signature, manifest)
     except InvalidSignature:
-        raise BundleError(f"bundle {folder}: {SIGNATURE} does not match its manifest.json (changed after signing, or a "
-                          f"signature from another bundle); refusing to load it. Republish it from a trusted run") from None
+        raise BundleError(
+            f"bundle {folder}: {SIGNATURE} does not match its manifest.json (changed after signing, or a "
+            f"signature from another bundle); refusing to load it. Republish it from a trusted run"
+        ) from None
 
 
 def generate_keys(folder: Path) -> tuple[Path, Path, str]:
@@ -181,7 +207,9 @@ def generate_keys(folder: Path) -> tuple[Path, Path, str]:
     private, public = folder / PRIVATE_FILE, folder / PUBLIC_FILE
     existing = [str(p) for p in (private, public) if p.exists()]
     if existing:
-        raise ConfigError(f"keys generate: {', '.join(existing)} already exist(s); pick another folder (a key is never overwritten)")
+        raise ConfigError(
+            f"keys generate: {', '.join(existing)} already exist(s); pick another folder (a key is never overwritten)"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     descriptor = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -196,8 +224,10 @@ def _read(path: Path, where: str, what: str) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
-        raise ConfigError(f"{where}: cannot read the {what} {path} ({error.strerror}); "
-                          "fix the path (relative to the project root) or create keys with `automlops keys generate DIR`") from None
+        raise ConfigError(
+            f"{where}: cannot read the {what} {path} ({error.strerror}); "
+            "fix the path (relative to the project root) or create keys with `automlops keys generate DIR`"
+        ) from None
 
 
 def _first(error: BaseException) -> str:

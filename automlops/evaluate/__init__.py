@@ -11,13 +11,32 @@ import pandas as pd
 
 from automlops.config.schema import EvaluateConfig
 from automlops.evaluate.decision import predict_labels
-from automlops.evaluate.metrics import HIGHER_IS_BETTER, Predictions, metric_names, predict, primary_metric, scores, test_metrics
+from automlops.evaluate.metrics import (
+    HIGHER_IS_BETTER,
+    Predictions,
+    metric_names,
+    predict,
+    primary_metric,
+    scores,
+    test_metrics,
+)
 from automlops.evaluate.plots import PLOT_FILES, empty_tables, importance_table, plot_tables
 from automlops.evaluate.slices import check_slice_columns, slice_metrics
 
 __all__ = [
-    "HIGHER_IS_BETTER", "PLOT_FILES", "Evaluation", "Predictions", "check_slice_columns", "evaluate", "metric_names",
-    "predict", "predict_labels", "primary_metric", "scores", "slice_metrics", "test_metrics",
+    "HIGHER_IS_BETTER",
+    "PLOT_FILES",
+    "Evaluation",
+    "Predictions",
+    "check_slice_columns",
+    "evaluate",
+    "metric_names",
+    "predict",
+    "predict_labels",
+    "primary_metric",
+    "scores",
+    "slice_metrics",
+    "test_metrics",
 ]
 
 
@@ -26,11 +45,21 @@ class Evaluation:
     metrics: dict[str, float]  # metrics/test.json
     slices: dict[str, dict[str, dict[str, float]]]  # metrics/slices.json: column -> slice -> {rows, metric: value}
     plots: dict[str, pd.DataFrame]  # metrics/plots/<file> for every file of PLOT_FILES
-    answers: pd.Series  # the model's answer per test row, decision threshold included: the bundle's prediction-drift reference
+    answers: (
+        pd.Series
+    )  # the model's answer per test row, decision threshold included: the bundle's prediction-drift reference
 
 
-def evaluate(model: Any, test: pd.DataFrame, features: Sequence[str], target: str, task: str,
-             cfg: EvaluateConfig, seed: int, positive: Any = None) -> Evaluation:
+def evaluate(
+    model: Any,
+    test: pd.DataFrame,
+    features: Sequence[str],
+    target: str,
+    task: str,
+    cfg: EvaluateConfig,
+    seed: int,
+    positive: Any = None,
+) -> Evaluation:
     """Score `model` on the prepared test split (features, target and any other columns to slice by);
     `positive`: the recorded positive class of a binary task (meta.json's positive_class)."""
     check_slice_columns(cfg.slices, [str(c) for c in test.columns])
@@ -44,6 +73,16 @@ def evaluate(model: Any, test: pd.DataFrame, features: Sequence[str], target: st
         return Evaluation(metrics, slices, empty_tables(), answers)
     importance = None
     if cfg.importance_repeats and primary_metric(task) in metrics:
-        importance = importance_table(model, x, y, task, threshold, cfg.importance_repeats, seed,
-                                      cfg.importance_rows, cfg.importance_seconds, positive)
+        importance = importance_table(
+            model,
+            x,
+            y,
+            task,
+            threshold,
+            cfg.importance_repeats,
+            seed,
+            cfg.importance_rows,
+            cfg.importance_seconds,
+            positive,
+        )
     return Evaluation(metrics, slices, plot_tables(p, task, importance, seed), answers)

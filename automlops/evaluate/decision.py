@@ -21,8 +21,14 @@ def positive_index(classes: Any, positive: Any = None) -> int:
     return matches[0]
 
 
-def predict_labels(model: Any, x: pd.DataFrame, task: str, threshold: float | None = None,
-                   proba: np.ndarray | None = None, positive: Any = None) -> np.ndarray:
+def predict_labels(
+    model: Any,
+    x: pd.DataFrame,
+    task: str,
+    threshold: float | None = None,
+    proba: np.ndarray | None = None,
+    positive: Any = None,
+) -> np.ndarray:
     """The predicted label (regression: value) of each row of `x`.
 
     Binary with a threshold: the positive class (see positive_index) where its probability is >=

@@ -17,9 +17,20 @@ from automlops.evaluate.decision import positive_index, predict_labels
 
 CALIBRATION_BINS = 10  # equal-width probability bins for ECE and the calibration plot
 HIGHER_IS_BETTER: dict[str, bool] = {
-    "accuracy": True, "balanced_accuracy": True, "f1": True, "f1_macro": True, "log_loss": False,
-    "roc_auc": True, "roc_auc_ovr": True, "pr_auc": True, "brier": False, "ece": False,
-    "rmse": False, "mae": False, "r2": True, "mape": False,
+    "accuracy": True,
+    "balanced_accuracy": True,
+    "f1": True,
+    "f1_macro": True,
+    "log_loss": False,
+    "roc_auc": True,
+    "roc_auc_ovr": True,
+    "pr_auc": True,
+    "brier": False,
+    "ece": False,
+    "rmse": False,
+    "mae": False,
+    "r2": True,
+    "mape": False,
 }
 _NAMES = {
     "binary": ["accuracy", "balanced_accuracy", "f1", "f1_macro", "log_loss", "roc_auc", "pr_auc", "brier", "ece"],
@@ -54,11 +65,18 @@ class Predictions:
     predicted: np.ndarray  # labels (after any decision threshold) or regression values
     proba: np.ndarray | None  # classification: one column per class, in `classes` order
     classes: np.ndarray | None
-    positive: Any = None  # binary: the recorded positive class; None: classes[1] (bundles packaged before it was recorded)
+    positive: Any = (
+        None  # binary: the recorded positive class; None: classes[1] (bundles packaged before it was recorded)
+    )
 
     def subset(self, mask: np.ndarray) -> Predictions:
-        return Predictions(self.y[mask], self.predicted[mask], None if self.proba is None else self.proba[mask], self.classes,
-                           self.positive)
+        return Predictions(
+            self.y[mask],
+            self.predicted[mask],
+            None if self.proba is None else self.proba[mask],
+            self.classes,
+            self.positive,
+        )
 
     def positive_scores(self) -> tuple[np.ndarray, np.ndarray]:
         """Binary: whether each row is of the positive class, and the model's probability that it is."""
@@ -67,17 +85,22 @@ class Predictions:
         return self.y == self.classes[index], self.proba[:, index]
 
 
-def predict(model: Any, x: pd.DataFrame, y: Any, task: str, threshold: float | None = None, positive: Any = None) -> Predictions:
+def predict(
+    model: Any, x: pd.DataFrame, y: Any, task: str, threshold: float | None = None, positive: Any = None
+) -> Predictions:
     """Predict once; `threshold` and `positive` as in test_metrics."""
     if task == "regression":
         return Predictions(np.asarray(y, dtype=float), np.asarray(model.predict(x), dtype=float), None, None)
     proba = model.predict_proba(x) if hasattr(model, "predict_proba") else None
     predicted = predict_labels(model, x, task, threshold, proba, positive)
-    return Predictions(np.asarray(y), predicted, proba, np.asarray(model.classes_), positive if task == "binary" else None)
+    return Predictions(
+        np.asarray(y), predicted, proba, np.asarray(model.classes_), positive if task == "binary" else None
+    )
 
 
-def test_metrics(model: Any, x: pd.DataFrame, y: pd.Series, task: str, threshold: float | None = None,
-                 positive: Any = None) -> dict[str, float]:
+def test_metrics(
+    model: Any, x: pd.DataFrame, y: pd.Series, task: str, threshold: float | None = None, positive: Any = None
+) -> dict[str, float]:
     """Flat test metrics of `model` on (x, y), rounded to 6 digits. Binary only: `positive` is the
     recorded positive class (meta.json, the manifest; None: classes_[1]); `threshold` predicts it
     when its probability is >= threshold, instead of the model's own decision."""
@@ -90,8 +113,11 @@ test_metrics.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 def scores(p: Predictions, task: str, digits: int | None = 6) -> dict[str, float]:
     """The metrics of `metric_names(task)` that are defined on these rows (none is NaN)."""
     result = _regression(p) if task == "regression" else _classification(p, task)
-    return {name: float(value) if digits is None else round(float(value), digits)
-            for name, value in result.items() if math.isfinite(value)}
+    return {
+        name: float(value) if digits is None else round(float(value), digits)
+        for name, value in result.items()
+        if math.isfinite(value)
+    }
 
 
 def _regression(p: Predictions) -> dict[str, float]:
@@ -118,7 +144,9 @@ def _classification(p: Predictions, task: str) -> dict[str, float]:
         result = {
             "accuracy": skm.accuracy_score(p.y, p.predicted),
             "balanced_accuracy": skm.balanced_accuracy_score(p.y, p.predicted),
-            "f1": skm.f1_score(p.y, p.predicted, pos_label=classes[positive_index(classes, p.positive)]) if task == "binary" else math.nan,
+            "f1": skm.f1_score(p.y, p.predicted, pos_label=classes[positive_index(classes, p.positive)])
+            if task == "binary"
+            else math.nan,
             "f1_macro": skm.f1_score(p.y, p.predicted, average="macro", labels=present, zero_division=0),
         }
     if p.proba is not None:
@@ -150,7 +178,9 @@ def calibration_table(p: Predictions, task: str) -> pd.DataFrame:
     edges = np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)
     bins = np.searchsorted(edges[1:-1], score)  # the binning of sklearn.calibration.calibration_curve
     table = pd.DataFrame({"bin": bins, "predicted": score, "observed": hit.astype(float)})
-    grouped = table.groupby("bin").agg(predicted=("predicted", "mean"), observed=("observed", "mean"), rows=("observed", "size"))
+    grouped = table.groupby("bin").agg(
+        predicted=("predicted", "mean"), observed=("observed", "mean"), rows=("observed", "size")
+    )
     return grouped.reset_index(drop=True)
 
 

@@ -19,7 +19,11 @@ PLOT_FILES: dict[str, list[str]] = {  # file -> its columns
     "confusion.csv": ["actual", "predicted"],  # one row per test row; DVC's confusion template counts them
     "roc.csv": ["fpr", "tpr", "threshold"],  # binary; threshold: the evaluate.threshold giving that point
     "precision_recall.csv": ["recall", "precision", "threshold"],  # binary
-    "calibration.csv": ["predicted", "observed", "rows"],  # per probability bin (binary: positive class; multiclass: top label)
+    "calibration.csv": [
+        "predicted",
+        "observed",
+        "rows",
+    ],  # per probability bin (binary: positive class; multiclass: top label)
     "residuals.csv": ["predicted", "residual"],  # regression: residual = actual - predicted
     "importance.csv": ["feature", "importance", "std"],  # permutation importance on the primary metric
 }
@@ -33,12 +37,16 @@ def empty_tables() -> dict[str, pd.DataFrame]:
     return {name: pd.DataFrame(columns=columns) for name, columns in PLOT_FILES.items()}
 
 
-def plot_tables(p: Predictions, task: str, importance: pd.DataFrame | None = None, seed: int = 0) -> dict[str, pd.DataFrame]:
+def plot_tables(
+    p: Predictions, task: str, importance: pd.DataFrame | None = None, seed: int = 0
+) -> dict[str, pd.DataFrame]:
     """File name -> table, for every file of PLOT_FILES (empty, header only, when it does not apply)."""
     tables = empty_tables()
     if task == "regression":
         residuals = pd.DataFrame({"predicted": p.predicted, "residual": p.y - p.predicted})
-        tables["residuals.csv"] = residuals.sample(MAX_POINTS, random_state=seed) if len(residuals) > MAX_POINTS else residuals
+        tables["residuals.csv"] = (
+            residuals.sample(MAX_POINTS, random_state=seed) if len(residuals) > MAX_POINTS else residuals
+        )
     else:
         tables["confusion.csv"] = pd.DataFrame({"actual": p.y, "predicted": p.predicted}).astype(str)
         tables["calibration.csv"] = calibration_table(p, task)
@@ -55,8 +63,12 @@ def _curves(positive: np.ndarray, score: np.ndarray) -> dict[str, pd.DataFrame]:
     fpr, tpr, roc_thresholds = roc_curve(positive, score)
     precision, recall, pr_thresholds = precision_recall_curve(positive, score)
     pr_thresholds = np.append(pr_thresholds, np.nan)  # the last point (recall 0) has no threshold
-    return {"roc.csv": pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": roc_thresholds}),  # the first is inf: nothing positive
-            "precision_recall.csv": pd.DataFrame({"recall": recall, "precision": precision, "threshold": pr_thresholds})}
+    return {
+        "roc.csv": pd.DataFrame(
+            {"fpr": fpr, "tpr": tpr, "threshold": roc_thresholds}
+        ),  # the first is inf: nothing positive
+        "precision_recall.csv": pd.DataFrame({"recall": recall, "precision": precision, "threshold": pr_thresholds}),
+    }
 
 
 class _Fitted:
@@ -70,9 +82,18 @@ class _Fitted:
         return self
 
 
-def importance_table(model: Any, x: pd.DataFrame, y: pd.Series, task: str, threshold: float | None,
-                     repeats: int, seed: int, max_rows: int | None = None, seconds: float | None = None,
-                     positive: Any = None) -> pd.DataFrame:
+def importance_table(
+    model: Any,
+    x: pd.DataFrame,
+    y: pd.Series,
+    task: str,
+    threshold: float | None,
+    repeats: int,
+    seed: int,
+    max_rows: int | None = None,
+    seconds: float | None = None,
+    positive: Any = None,
+) -> pd.DataFrame:
     """Per feature: how much the primary metric worsens, on average over `repeats` shuffles of that
     column of (x, y), with its standard deviation; most important first. The primary metric must be
     defined on these rows (roc_auc needs both classes). It runs on a seeded sample of at most
@@ -85,7 +106,9 @@ def importance_table(model: Any, x: pd.DataFrame, y: pd.Series, task: str, thres
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
 
     def scorer(estimator: _Fitted, x_: pd.DataFrame, y_: Any) -> float:
-        return sign * scores(predict(estimator.model, x_, y_, task, threshold, positive), task, digits=None).get(metric, math.nan)
+        return sign * scores(predict(estimator.model, x_, y_, task, threshold, positive), task, digits=None).get(
+            metric, math.nan
+        )
 
     started = time.perf_counter()
     rows = len(x) if max_rows is None else min(len(x), max_rows)
@@ -101,14 +124,21 @@ def importance_table(model: Any, x: pd.DataFrame, y: pd.Series, task: str, thres
     rounds: list[np.ndarray] = []
     while len(rounds) < repeats:
         round_started = time.perf_counter()
-        result = permutation_importance(_Fitted(model), x, y, scoring=scorer, n_repeats=1, random_state=seed + len(rounds))
+        result = permutation_importance(
+            _Fitted(model), x, y, scoring=scorer, n_repeats=1, random_state=seed + len(rounds)
+        )
         rounds.append(result.importances[:, 0])
         now = time.perf_counter()
         if seconds is not None and now + (now - round_started) > started + seconds:
             break
     importances = np.column_stack(rounds)
-    log.info("permutation importance: %d features x %d repeats on %d test rows (%.1f s)",
-             len(x.columns), len(rounds), len(x), time.perf_counter() - started)
+    log.info(
+        "permutation importance: %d features x %d repeats on %d test rows (%.1f s)",
+        len(x.columns),
+        len(rounds),
+        len(x),
+        time.perf_counter() - started,
+    )
     table = pd.DataFrame({"feature": x.columns, "importance": importances.mean(axis=1), "std": importances.std(axis=1)})
     return table.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
 

@@ -19,8 +19,10 @@ def check_slice_columns(slices: Sequence[str], columns: Sequence[str]) -> None:
     """Every slice column must be a column of the prepared test split."""
     unknown = [name for name in slices if name not in columns]
     if unknown:
-        raise ConfigError("; ".join(unknown_name("evaluate.slices", name, columns) for name in unknown)
-                          + " (data/prepared/test.parquet holds the features, the target and any split column)")
+        raise ConfigError(
+            "; ".join(unknown_name("evaluate.slices", name, columns) for name in unknown)
+            + " (data/prepared/test.parquet holds the features, the target and any split column)"
+        )
 
 
 def slice_labels(column: pd.Series, bins: int) -> pd.Series:
@@ -36,7 +38,11 @@ def slice_labels(column: pd.Series, bins: int) -> pd.Series:
         labels = column.map(_text)
         order = sorted(labels[column.notna()].unique(), key=_sort_key if numeric else str)
     labels = labels.where(column.notna(), MISSING)
-    return pd.Series(pd.Categorical(labels, categories=list(dict.fromkeys([*order, MISSING])), ordered=True), index=column.index, name=column.name)
+    return pd.Series(
+        pd.Categorical(labels, categories=list(dict.fromkeys([*order, MISSING])), ordered=True),
+        index=column.index,
+        name=column.name,
+    )
 
 
 def _text(value: Any) -> str:
@@ -47,8 +53,9 @@ def _sort_key(label: str) -> float:
     return float(label)
 
 
-def slice_metrics(p: Predictions, task: str, frame: pd.DataFrame, columns: Sequence[str], bins: int,
-                  min_rows: int) -> dict[str, dict[str, dict[str, float]]]:
+def slice_metrics(
+    p: Predictions, task: str, frame: pd.DataFrame, columns: Sequence[str], bins: int, min_rows: int
+) -> dict[str, dict[str, dict[str, float]]]:
     """column -> slice -> {rows, metric: value, ...}; slices under `min_rows` rows get only their size.
     `frame` holds the slice columns, row for row with `p`."""
     result: dict[str, dict[str, dict[str, float]]] = {}

@@ -25,7 +25,9 @@ def read_batch(path: Path, flag: str = "--data", contract: list[ColumnSpec] | No
             return None
         return pd.concat([_read_file(p, flag, contract) for p in files], ignore_index=True)
     if not path.exists():
-        raise InputError(f"{flag}: '{path}' not found; give a .csv, .parquet, .json or {LOG_SUFFIX} file, or a folder of them")
+        raise InputError(
+            f"{flag}: '{path}' not found; give a .csv, .parquet, .json or {LOG_SUFFIX} file, or a folder of them"
+        )
     return _read_file(path, flag, contract)
 
 
@@ -45,8 +47,10 @@ def read_log(path: Path, flag: str = "--data", contract: list[ColumnSpec] | None
             rows = json_frame(entry["inputs"], categorical)
             rows[LOGGED_ANSWERS] = entry["outputs"]
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, InputError) as error:
-            raise InputError(f"{flag}: {path} line {number} is not a prediction-log entry ({error}); "
-                             "monitor only files written by serve.prediction_log") from None
+            raise InputError(
+                f"{flag}: {path} line {number} is not a prediction-log entry ({error}); "
+                "monitor only files written by serve.prediction_log"
+            ) from None
         frames.append(rows)
     if not frames:
         raise InputError(f"{flag}: {path} holds no log entries")

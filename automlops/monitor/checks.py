@@ -30,4 +30,6 @@ def check_monitor(monitor: MonitorConfig) -> list[str]:
     problems = violations("monitor", monitor, {"method": CONSTRAINTS["method"]})
     for name, column in monitor.columns.items():
         problems += violations(f"monitor.columns.{name}", column, COLUMN_CONSTRAINTS)
-    return problems + violations("monitor", monitor, {key: rule for key, rule in CONSTRAINTS.items() if key != "method"})
+    return problems + violations(
+        "monitor", monitor, {key: rule for key, rule in CONSTRAINTS.items() if key != "method"}
+    )

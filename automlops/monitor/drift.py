@@ -39,8 +39,9 @@ def choose_method(kind: str, reference: dict[str, Any]) -> str:
     return "chisquare" if reference.get("rows", 0) - _missing_rows(reference) <= 1000 else "jensenshannon"
 
 
-def column_drift(name: str, kind: str, reference: dict[str, Any], series: pd.Series, test: ColumnTest,
-                 max_missing_change: float) -> dict[str, Any]:
+def column_drift(
+    name: str, kind: str, reference: dict[str, Any], series: pd.Series, test: ColumnTest, max_missing_change: float
+) -> dict[str, Any]:
     """The batch's statistics for the column (on the reference's bins), the test's figure and verdict."""
     if kind == NUMERIC:
         current = numeric_statistics(series, reference.get("histogram", {}).get("edges"))
@@ -52,20 +53,34 @@ def column_drift(name: str, kind: str, reference: dict[str, Any], series: pd.Ser
     else:
         current = categorical_statistics(series, list(reference["counts"]))
         statistic = _categorical_statistic(test.method, reference, current)
-    drifted_values = statistic is not None and (statistic < test.threshold if test.method in P_VALUE_METHODS
-                                                else statistic >= test.threshold)
+    drifted_values = statistic is not None and (
+        statistic < test.threshold if test.method in P_VALUE_METHODS else statistic >= test.threshold
+    )
     missing_change = current["missing"] - reference.get("missing", 0.0)
     drifted_missing = abs(missing_change) > max_missing_change
     return {
-        "column": name, "kind": kind, "method": test.method, "statistic": statistic, "threshold": test.threshold,
-        "drifted": bool(drifted_values or drifted_missing), "values_drifted": bool(drifted_values),
-        "missing": {"reference": reference.get("missing", 0.0), "current": current["missing"],
-                    "change": missing_change, "threshold": max_missing_change, "drifted": bool(drifted_missing)},
-        "reference": _plot_data(reference), "current": _plot_data(current),
+        "column": name,
+        "kind": kind,
+        "method": test.method,
+        "statistic": statistic,
+        "threshold": test.threshold,
+        "drifted": bool(drifted_values or drifted_missing),
+        "values_drifted": bool(drifted_values),
+        "missing": {
+            "reference": reference.get("missing", 0.0),
+            "current": current["missing"],
+            "change": missing_change,
+            "threshold": max_missing_change,
+            "drifted": bool(drifted_missing),
+        },
+        "reference": _plot_data(reference),
+        "current": _plot_data(current),
     }
 
 
-def _numeric_statistic(method: str, reference: dict[str, Any], current: dict[str, Any], values: np.ndarray | None) -> float | None:
+def _numeric_statistic(
+    method: str, reference: dict[str, Any], current: dict[str, Any], values: np.ndarray | None
+) -> float | None:
     """None when either side has no values to compare (the missing-rate test still speaks). `values`: the
     batch's finite values, for ks only."""
     if current.get("distinct", 0) == 0 or reference.get("distinct", 0) == 0:
@@ -134,4 +149,3 @@ def _plot_data(stats: dict[str, Any]) -> dict[str, Any]:
     if pooled:
         counts[OTHER] = pooled
     return {"counts": counts}
-

@@ -40,8 +40,11 @@ def monitor_batch(bundle: Bundle, batch: pd.DataFrame, cfg: MonitorConfig, sourc
             f"{source}: none of the model's {len(names)} input columns ({', '.join(names[:5])}{' ...' if len(names) > 5 else ''}) "
             "is in the batch; is it the right file for this model?"
         )
-    columns = {spec.name: _test(spec.name, spec.kind, reference["columns"][spec.name], batch[spec.name], cfg)
-               for spec in contract if spec.name in present}
+    columns = {
+        spec.name: _test(spec.name, spec.kind, reference["columns"][spec.name], batch[spec.name], cfg)
+        for spec in contract
+        if spec.name in present
+    }
     missing = [name for name in names if name not in present]
     drifted = [name for name, result in columns.items() if result["drifted"]] + missing
     performance = _performance(bundle, batch, cfg, missing)
@@ -50,12 +53,22 @@ def monitor_batch(bundle: Bundle, batch: pd.DataFrame, cfg: MonitorConfig, sourc
         performance["drifted"] = bool(verdict.performance)
     return {
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": {"name": bundle.manifest.name, "version": bundle.manifest.version, "task": bundle.manifest.task,
-                  "target": bundle.manifest.target},
+        "model": {
+            "name": bundle.manifest.name,
+            "version": bundle.manifest.version,
+            "task": bundle.manifest.task,
+            "target": bundle.manifest.target,
+        },
         "reference": {"rows": reference["rows"], "data_hash": reference.get("data_hash")},
         "batch": {"source": source, "rows": len(batch)},
-        "dataset_drift": {"drifted": verdict.dataset, "share": verdict.share, "threshold": verdict.threshold,
-                          "drifted_columns": drifted, "missing_columns": missing, "columns": len(names)},
+        "dataset_drift": {
+            "drifted": verdict.dataset,
+            "share": verdict.share,
+            "threshold": verdict.threshold,
+            "drifted_columns": drifted,
+            "missing_columns": missing,
+            "columns": len(names),
+        },
         "columns": columns,
         "prediction_drift": _prediction_drift(bundle, batch, reference, cfg, missing),
         "performance": performance,
@@ -89,13 +102,20 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     verdict = report["verdict"].to_json()
     if "columns" not in report:  # nothing was judged (no batch, no model yet)
         return report | {"verdict": verdict}
-    columns = {name: {key: result[key] for key in ("method", "statistic", "threshold", "drifted")} | {"missing_change": result["missing"]["change"]}
-               for name, result in report["columns"].items()}
+    columns = {
+        name: {key: result[key] for key in ("method", "statistic", "threshold", "drifted")}
+        | {"missing_change": result["missing"]["change"]}
+        for name, result in report["columns"].items()
+    }
     prediction = report["prediction_drift"]
-    return {key: report.get(key) for key in ("created_at", "model", "reference", "batch", "dataset_drift", "performance", "drift", "retrain")} | {
+    return {
+        key: report.get(key)
+        for key in ("created_at", "model", "reference", "batch", "dataset_drift", "performance", "drift", "retrain")
+    } | {
         "verdict": verdict,
-        "prediction_drift": None if prediction is None or "skipped" in prediction else
-        {key: prediction[key] for key in ("method", "statistic", "threshold", "drifted")},
+        "prediction_drift": None
+        if prediction is None or "skipped" in prediction
+        else {key: prediction[key] for key in ("method", "statistic", "threshold", "drifted")},
         "columns": columns,
     }
 
@@ -114,8 +134,9 @@ def _test(name: str, kind: str, reference: dict[str, Any], series: pd.Series, cf
     return column_drift(name, kind, reference, series, ColumnTest(method, threshold), cfg.max_missing_rate_change)
 
 
-def _prediction_drift(bundle: Bundle, batch: pd.DataFrame, reference: dict[str, Any], cfg: MonitorConfig,
-                      missing: list[str]) -> dict[str, Any] | None:
+def _prediction_drift(
+    bundle: Bundle, batch: pd.DataFrame, reference: dict[str, Any], cfg: MonitorConfig, missing: list[str]
+) -> dict[str, Any] | None:
     """The model's answers on the batch (or those logged by the server) against its answers on the
     test split at packaging time: drift the inputs' tests can miss when many small shifts add up."""
     if not cfg.prediction:
@@ -152,26 +173,44 @@ def _performance(bundle: Bundle, batch: pd.DataFrame, cfg: MonitorConfig, missin
     metric = primary_metric(task)
     recorded = bundle.manifest.metrics.test.get(metric)
     y = _labels(labelled[target], task, bundle.manifest.classes or [])
-    current = test_metrics(bundle.model, _model_rows(bundle, labelled), y, task, bundle.manifest.decision_threshold,
-                           bundle.manifest.positive_class).get(metric)
+    current = test_metrics(
+        bundle.model,
+        _model_rows(bundle, labelled),
+        y,
+        task,
+        bundle.manifest.decision_threshold,
+        bundle.manifest.positive_class,
+    ).get(metric)
     if recorded is None or current is None:
         return {"metric": metric, "reference": recorded, "current": current, "rows": len(labelled)}
     worse = (recorded - current) if HIGHER_IS_BETTER[metric] else (current - recorded)
     drop = worse / abs(recorded) if recorded else worse
-    return {"metric": metric, "reference": recorded, "current": current, "rows": len(labelled), "drop": drop,
-            "threshold": cfg.max_metric_drop, "worse": worse, "min_worse": cfg.min_metric_worse}  # drifted: verdict.decide
+    return {
+        "metric": metric,
+        "reference": recorded,
+        "current": current,
+        "rows": len(labelled),
+        "drop": drop,
+        "threshold": cfg.max_metric_drop,
+        "worse": worse,
+        "min_worse": cfg.min_metric_worse,
+    }  # drifted: verdict.decide
 
 
 def _labels(y: pd.Series, task: str, classes: list[Any]) -> pd.Series:
     if task == "regression":
         numbers = pd.to_numeric(y, errors="coerce")
         if numbers.isna().any():
-            raise InputError(f"labels: '{y.name}' holds {y[numbers.isna()].iloc[0]!r}, but this regression model needs numbers")
+            raise InputError(
+                f"labels: '{y.name}' holds {y[numbers.isna()].iloc[0]!r}, but this regression model needs numbers"
+            )
         return numbers
     unknown = sorted({str(v) for v in y.unique()} - {str(c) for c in classes})
     if unknown:
-        raise InputError(f"labels: '{y.name}' holds {', '.join(unknown[:5])}, not among the model's classes "
-                         f"({', '.join(map(str, classes[:10]))}); send labels as the training data spelled them")
+        raise InputError(
+            f"labels: '{y.name}' holds {', '.join(unknown[:5])}, not among the model's classes "
+            f"({', '.join(map(str, classes[:10]))}); send labels as the training data spelled them"
+        )
     by_name = {str(c): c for c in classes}
     return y.map(lambda v: by_name[str(v)])
 

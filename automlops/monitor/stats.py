@@ -41,7 +41,9 @@ def prediction_statistics(predictions: pd.Series, task: str) -> dict[str, Any]:
     return categorical_statistics(predictions.astype(str))
 
 
-def table_statistics(frame: pd.DataFrame, kinds: dict[str, str], reference: dict[str, Any] | None = None) -> dict[str, Any]:
+def table_statistics(
+    frame: pd.DataFrame, kinds: dict[str, str], reference: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Statistics of each column in `kinds` (name -> numeric | categorical). With a reference, numeric
     histograms use the reference's bin edges, so bins line up for the drift tests."""
     columns = {}
@@ -58,14 +60,26 @@ def table_statistics(frame: pd.DataFrame, kinds: dict[str, str], reference: dict
 def numeric_statistics(series: pd.Series, edges: list[float] | None = None) -> dict[str, Any]:
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     present = values[np.isfinite(values)]
-    stats: dict[str, Any] = {"kind": NUMERIC, "rows": len(values), "missing": _share(len(values) - len(present), len(values))}
+    stats: dict[str, Any] = {
+        "kind": NUMERIC,
+        "rows": len(values),
+        "missing": _share(len(values) - len(present), len(values)),
+    }
     if not len(present):
-        return {**stats, "distinct": 0, "histogram": {"edges": edges or [], "counts": [0] * max(len(edges or []) - 1, 0)}}
+        return {
+            **stats,
+            "distinct": 0,
+            "histogram": {"edges": edges or [], "counts": [0] * max(len(edges or []) - 1, 0)},
+        }
     present.sort()  # one sort serves the quantiles, the distinct count and the bins
     distinct = int(np.count_nonzero(np.diff(present))) + 1
     stats.update(
-        distinct=distinct, min=float(present[0]), max=float(present[-1]), mean=float(present.mean()),
-        std=float(present.std()), quantiles=_sorted_quantiles(present).tolist(),
+        distinct=distinct,
+        min=float(present[0]),
+        max=float(present[-1]),
+        mean=float(present.mean()),
+        std=float(present.std()),
+        quantiles=_sorted_quantiles(present).tolist(),
     )
     edges = edges if edges is not None else _bin_edges(present, distinct)
     stats["histogram"] = {"edges": edges, "counts": bin_counts(present, edges).tolist()}
@@ -83,12 +97,22 @@ def categorical_statistics(series: pd.Series, levels: list[str] | None = None) -
     named = counts.head(TOP_CATEGORIES) if levels is None else counts.reindex(levels, fill_value=0)
     unnamed = counts.drop(named.index, errors="ignore")
     stats: dict[str, Any] = {
-        "kind": CATEGORICAL, "rows": len(series), "missing": _share(len(series) - len(present), len(series)),
-        "distinct": int(len(counts)), "counts": {str(k): int(v) for k, v in named.items()}, "other": int(unnamed.sum()),
+        "kind": CATEGORICAL,
+        "rows": len(series),
+        "missing": _share(len(series) - len(present), len(series)),
+        "distinct": int(len(counts)),
+        "counts": {str(k): int(v) for k, v in named.items()},
+        "other": int(unnamed.sum()),
     }
     if len(unnamed):
-        buckets = pd.util.hash_array(unnamed.index.to_numpy(dtype=object)) % OTHER_BUCKETS  # fixed hash key: stable across runs
-        stats["other_buckets"] = np.bincount(buckets.astype(np.int64), weights=unnamed.to_numpy(), minlength=OTHER_BUCKETS).astype(int).tolist()
+        buckets = (
+            pd.util.hash_array(unnamed.index.to_numpy(dtype=object)) % OTHER_BUCKETS
+        )  # fixed hash key: stable across runs
+        stats["other_buckets"] = (
+            np.bincount(buckets.astype(np.int64), weights=unnamed.to_numpy(), minlength=OTHER_BUCKETS)
+            .astype(int)
+            .tolist()
+        )
     if levels is not None:
         stats["new"] = {str(k): int(v) for k, v in unnamed.head(NEW_LEVELS_SHOWN).items()}
     return stats

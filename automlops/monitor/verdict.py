@@ -44,21 +44,36 @@ class Verdict:
         """One sentence: the verdict first, then each test's figures and outcome, drifted ones first."""
         if self.note is not None:
             return f"no drift: {self.note}"
-        parts = [(self.dataset, f"dataset {'drifted' if self.dataset else 'did not drift'} ({self._dataset_figures()})")]
+        parts = [
+            (self.dataset, f"dataset {'drifted' if self.dataset else 'did not drift'} ({self._dataset_figures()})")
+        ]
         if self.performance is not None:
-            parts.append((self.performance, f"performance {'drifted' if self.performance else 'did not drift'} ({self._performance_figures()})"))
+            parts.append(
+                (
+                    self.performance,
+                    f"performance {'drifted' if self.performance else 'did not drift'} ({self._performance_figures()})",
+                )
+            )
         parts.sort(key=lambda part: not part[0])  # stable
         quiet = " (exit 0: monitor.fail_on_drift is false)" if self.drift and not self.fail_on_drift else ""
         return f"{'drift' if self.drift else 'no drift'}{quiet}: " + "; ".join(text for _, text in parts)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"drifted_columns": list(self.drifted_columns), "drift": self.drift,
-                               "exit_code": self.exit_code, "line": self.line()}
+        return asdict(self) | {
+            "drifted_columns": list(self.drifted_columns),
+            "drift": self.drift,
+            "exit_code": self.exit_code,
+            "line": self.line(),
+        }
 
     def _dataset_figures(self) -> str:
-        names = ", ".join(self.drifted_columns[:SHOWN_COLUMNS]) + (" ..." if len(self.drifted_columns) > SHOWN_COLUMNS else "")
-        return (f"{len(self.drifted_columns)} of {self.columns} input columns drifted{': ' + names if names else ''}; "
-                f"share {_share(self.share, self.threshold)} {'>=' if self.dataset else '<'} monitor.drift_share={self.threshold:g}")
+        names = ", ".join(self.drifted_columns[:SHOWN_COLUMNS]) + (
+            " ..." if len(self.drifted_columns) > SHOWN_COLUMNS else ""
+        )
+        return (
+            f"{len(self.drifted_columns)} of {self.columns} input columns drifted{': ' + names if names else ''}; "
+            f"share {_share(self.share, self.threshold)} {'>=' if self.dataset else '<'} monitor.drift_share={self.threshold:g}"
+        )
 
     def _performance_figures(self) -> str:
         if self.current is None or self.reference is None:
@@ -71,16 +86,29 @@ def decide(drifted_columns: list[str], columns: int, performance: dict[str, Any]
     share = len(drifted_columns) / columns if columns else 0.0
     performance_drift = None
     if performance is not None:
-        performance_drift = ("drop" in performance and performance["drop"] > cfg.max_metric_drop
-                             and performance["worse"] > cfg.min_metric_worse)
-    return Verdict(dataset=share >= cfg.drift_share, performance=performance_drift, fail_on_drift=cfg.fail_on_drift,
-                   drifted_columns=tuple(drifted_columns), columns=columns, share=share, threshold=cfg.drift_share,
-                   metric=(performance or {}).get("metric"), current=(performance or {}).get("current"),
-                   reference=(performance or {}).get("reference"))
+        performance_drift = (
+            "drop" in performance
+            and performance["drop"] > cfg.max_metric_drop
+            and performance["worse"] > cfg.min_metric_worse
+        )
+    return Verdict(
+        dataset=share >= cfg.drift_share,
+        performance=performance_drift,
+        fail_on_drift=cfg.fail_on_drift,
+        drifted_columns=tuple(drifted_columns),
+        columns=columns,
+        share=share,
+        threshold=cfg.drift_share,
+        metric=(performance or {}).get("metric"),
+        current=(performance or {}).get("current"),
+        reference=(performance or {}).get("reference"),
+    )
 
 
 def nothing_to_judge(note: str, cfg: MonitorConfig) -> Verdict:
-    return Verdict(dataset=False, performance=None, fail_on_drift=cfg.fail_on_drift, threshold=cfg.drift_share, note=note)
+    return Verdict(
+        dataset=False, performance=None, fail_on_drift=cfg.fail_on_drift, threshold=cfg.drift_share, note=note
+    )
 
 
 def _share(share: float, threshold: float) -> str:

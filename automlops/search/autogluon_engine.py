@@ -23,12 +23,24 @@ from automlops.search.metrics import resolve_metric
 log = logging.getLogger(__name__)
 # our metric names (scikit-learn scorers) -> AutoGluon's; AutoGluon also reports errors negated
 METRICS = {
-    "roc_auc": "roc_auc", "accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1",
-    "f1_macro": "f1_macro", "f1_micro": "f1_micro", "f1_weighted": "f1_weighted", "precision": "precision",
-    "recall": "recall", "average_precision": "average_precision", "pr_auc": "average_precision",
-    "neg_log_loss": "log_loss", "r2": "r2", "neg_root_mean_squared_error": "root_mean_squared_error",
-    "neg_mean_squared_error": "mean_squared_error", "neg_mean_absolute_error": "mean_absolute_error",
-    "neg_median_absolute_error": "median_absolute_error", "neg_mean_absolute_percentage_error": "mean_absolute_percentage_error",
+    "roc_auc": "roc_auc",
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced_accuracy",
+    "f1": "f1",
+    "f1_macro": "f1_macro",
+    "f1_micro": "f1_micro",
+    "f1_weighted": "f1_weighted",
+    "precision": "precision",
+    "recall": "recall",
+    "average_precision": "average_precision",
+    "pr_auc": "average_precision",
+    "neg_log_loss": "log_loss",
+    "r2": "r2",
+    "neg_root_mean_squared_error": "root_mean_squared_error",
+    "neg_mean_squared_error": "mean_squared_error",
+    "neg_mean_absolute_error": "mean_absolute_error",
+    "neg_median_absolute_error": "median_absolute_error",
+    "neg_mean_absolute_percentage_error": "mean_absolute_percentage_error",
     "roc_auc_ovr": "roc_auc_ovr_macro",
 }
 LABEL = "__label__"  # the target's column name inside AutoGluon, whatever the data calls it
@@ -38,7 +50,9 @@ PERSIST_MEMORY_SHARE = 0.4  # of free memory that loaded models may take (AutoGl
 # took 1.35x the whole fit (54k rows), so fit() gets a bit less than half and the refit the rest
 FIT_SHARE_WITH_REFIT = 0.4
 REFIT_MARGIN = 1.25  # a refit may take this much longer per row than the fit it repeats
-LATER_STAGES_SECONDS = 15.0  # evaluate, package and the serving check (loading a predictor takes seconds): Engine.later_stages_seconds
+LATER_STAGES_SECONDS = (
+    15.0  # evaluate, package and the serving check (loading a predictor takes seconds): Engine.later_stages_seconds
+)
 
 
 class AutoGluonModel:
@@ -114,32 +128,47 @@ def _persist(predictor: Any) -> None:
 
     size, available = _disk_size(Path(predictor.path) / "models"), psutil.virtual_memory().available
     if size > PERSIST_MEMORY_SHARE * available:
-        log.warning("AutoGluon's models (%.0f MB) stay on disk: more than %.0f%% of the %.0f MB of free memory; "
-                    "every prediction loads them again", size / 1e6, 100 * PERSIST_MEMORY_SHARE, available / 1e6)
+        log.warning(
+            "AutoGluon's models (%.0f MB) stay on disk: more than %.0f%% of the %.0f MB of free memory; "
+            "every prediction loads them again",
+            size / 1e6,
+            100 * PERSIST_MEMORY_SHARE,
+            available / 1e6,
+        )
         return
     predictor.persist(max_memory=None)
 
 
 def check_autogluon(cfg: SearchConfig, problems: list[str]) -> None:
     if cfg.timeout is None:
-        problems.append("search.timeout: the autogluon engine needs a wall-clock budget in seconds, e.g. search.timeout=60")
+        problems.append(
+            "search.timeout: the autogluon engine needs a wall-clock budget in seconds, e.g. search.timeout=60"
+        )
     if cfg.metric is not None and cfg.metric not in METRICS:
-        problems.append(f"search.metric: '{cfg.metric}' has no AutoGluon equivalent; use one of {', '.join(sorted(METRICS))}")
+        problems.append(
+            f"search.metric: '{cfg.metric}' has no AutoGluon equivalent; use one of {', '.join(sorted(METRICS))}"
+        )
     if cfg.objectives:
-        problems.append("search.objectives: multi-objective search is an optuna feature; use search.autogluon.infer_limit to bound latency")
+        problems.append(
+            "search.objectives: multi-objective search is an optuna feature; use search.autogluon.infer_limit to bound latency"
+        )
     ag = cfg.autogluon
     if isinstance(ag.hyperparameters, str):
         portfolios = _portfolios()
         if ag.hyperparameters not in portfolios:
             problems.append(unknown_name("search.autogluon.hyperparameters", ag.hyperparameters, portfolios))
     elif ag.hyperparameters is not None and not isinstance(ag.hyperparameters, dict):
-        problems.append(f"search.autogluon.hyperparameters: expected a mapping of family -> settings (e.g. {{GBM: {{}}, RF: {{}}}}), the name of one of AutoGluon's portfolios (e.g. zeroshot) or null, got {ag.hyperparameters!r}")
+        problems.append(
+            f"search.autogluon.hyperparameters: expected a mapping of family -> settings (e.g. {{GBM: {{}}, RF: {{}}}}), the name of one of AutoGluon's portfolios (e.g. zeroshot) or null, got {ag.hyperparameters!r}"
+        )
     for key in ("num_bag_folds", "num_stack_levels"):
         value = getattr(ag, key)
         if value is not None and value < 0:
             problems.append(f"search.autogluon.{key}: must be >= 0, got {value}")
     if ag.num_stack_levels and not ag.num_bag_folds:
-        problems.append("search.autogluon.num_stack_levels: stacking needs bagging; set search.autogluon.num_bag_folds (e.g. 5)")
+        problems.append(
+            "search.autogluon.num_stack_levels: stacking needs bagging; set search.autogluon.num_bag_folds (e.g. 5)"
+        )
     if ag.infer_limit is not None and ag.infer_limit <= 0:
         problems.append(f"search.autogluon.infer_limit: must be > 0 seconds per row, got {ag.infer_limit}")
 
@@ -163,19 +192,34 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
     limit = search_seconds(cfg.timeout, LATER_STAGES_SECONDS)
     try:
         predictor = TabularPredictor(
-            label=LABEL, problem_type=data.task, eval_metric=METRICS[metric], path=str(root / fit_id), verbosity=ag.verbosity,
+            label=LABEL,
+            problem_type=data.task,
+            eval_metric=METRICS[metric],
+            path=str(root / fit_id),
+            verbosity=ag.verbosity,
             positive_class=data.positive(),  # binary: AutoGluon's f1, precision, average_precision and threshold are about it
             sample_weight="balance_weight" if cfg.class_weight == "balanced" else None,
         ).fit(
-            train, tuning_data=valid, time_limit=_fit_budget(cfg, limit), presets=ag.presets, hyperparameters=ag.hyperparameters,
-            infer_limit=ag.infer_limit, num_bag_folds=ag.num_bag_folds, num_stack_levels=ag.num_stack_levels,
-            use_bag_holdout=True, num_cpus=cfg.threads,  # presets that bag (best_quality...) keep our valid split as holdout
+            train,
+            tuning_data=valid,
+            time_limit=_fit_budget(cfg, limit),
+            presets=ag.presets,
+            hyperparameters=ag.hyperparameters,
+            infer_limit=ag.infer_limit,
+            num_bag_folds=ag.num_bag_folds,
+            num_stack_levels=ag.num_stack_levels,
+            use_bag_holdout=True,
+            num_cpus=cfg.threads,  # presets that bag (best_quality...) keep our valid split as holdout
         )
     except (ValueError, KeyError, AssertionError) as error:  # AutoGluon reports bad settings this way
-        raise SearchError(f"search.autogluon: AutoGluon refused the settings ({' '.join(str(error).split())[:300]})") from error
+        raise SearchError(
+            f"search.autogluon: AutoGluon refused the settings ({' '.join(str(error).split())[:300]})"
+        ) from error
     except RuntimeError as error:  # "No models were trained successfully during fit()"
-        raise SearchError(f"search: AutoGluon fitted no model in its {_fit_budget(cfg, limit):.0f} s time_limit (the search's share of "
-                          f"search.timeout={cfg.timeout:g}, less the refit); raise search.timeout") from error
+        raise SearchError(
+            f"search: AutoGluon fitted no model in its {_fit_budget(cfg, limit):.0f} s time_limit (the search's share of "
+            f"search.timeout={cfg.timeout:g}, less the refit); raise search.timeout"
+        ) from error
     if not predictor.model_names():
         raise SearchError("search: AutoGluon fitted no model within search.timeout; raise the budget")
     board = predictor.leaderboard(silent=True)  # extra_info would load and pickle every model: seconds per run
@@ -190,8 +234,13 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
             predictor.set_model_best(best_name)
             refitted, refit_seconds = True, round(time.perf_counter() - started - fitted, 2)
         else:
-            log.warning("search.autogluon.refit_full skipped: refitting %s would take about %.0f s, %.0f s of the search are left; "
-                        "the model fitted on train is packaged (raise search.timeout to refit it)", best_name, estimate, left)
+            log.warning(
+                "search.autogluon.refit_full skipped: refitting %s would take about %.0f s, %.0f s of the search are left; "
+                "the model fitted on train is packaged (raise search.timeout to refit it)",
+                best_name,
+                estimate,
+                left,
+            )
     deployed = predictor.clone_for_deployment(str(root / f"{fit_id}-deploy")) if ag.keep_only_best else predictor.path
     model = AutoGluonModel(str(deployed), scratch=ag.keep_only_best)
     candidates = [_candidate(row, fit_id, predictor.path, len(valid)) for row in board.itertuples(index=False)]
@@ -199,14 +248,28 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
     winner = next(c for c in candidates if c.family == original)
     winner.params = _winner_params(predictor, original)
     return SearchResult(
-        model=model, model_format="autogluon", winner=winner, metric=metric, candidates=candidates,
+        model=model,
+        model_format="autogluon",
+        winner=winner,
+        metric=metric,
+        candidates=candidates,
         lineage={
-            "engine": "autogluon", "fit_id": fit_id, "best_model": best_name, "presets": ag.presets,
-            "time_limit": cfg.timeout, "fit_seconds": round(time.perf_counter() - started, 2),
-            "models_fitted": len(board), "refit_full": refitted, "slim_clone": ag.keep_only_best,
+            "engine": "autogluon",
+            "fit_id": fit_id,
+            "best_model": best_name,
+            "presets": ag.presets,
+            "time_limit": cfg.timeout,
+            "fit_seconds": round(time.perf_counter() - started, 2),
+            "models_fitted": len(board),
+            "refit_full": refitted,
+            "slim_clone": ag.keep_only_best,
             "budget": {
-                "timeout": cfg.timeout, "search_limit": limit, "fit_time_limit": _fit_budget(cfg, limit),
-                "fit_seconds": round(fitted, 2), "refit_seconds": refit_seconds, "refit_estimate_seconds": estimate,
+                "timeout": cfg.timeout,
+                "search_limit": limit,
+                "fit_time_limit": _fit_budget(cfg, limit),
+                "fit_seconds": round(fitted, 2),
+                "refit_seconds": refit_seconds,
+                "refit_estimate_seconds": estimate,
                 "left_seconds": None if limit is None else round(limit - (time.perf_counter() - started), 2),
             },
             "autogluon_config": asdict(ag),
@@ -258,16 +321,29 @@ def _candidate(row: Any, fit_id: str, path: str, valid_rows: int) -> Candidate:
     score = float(row.score_val) if pd.notna(row.score_val) else None
     folder = Path(path) / "models" / str(row.model)
     return Candidate(
-        engine="autogluon", trial=int(row.fit_order), family=str(row.model),
-        params={}, state="COMPLETE" if score is not None else "FAIL", score=score, fit_seconds=float(row.fit_time),
-        predict_seconds_per_row=float(row.pred_time_val) / max(1, valid_rows), size_bytes=_disk_size(folder),
-        artifact=str(folder), source=fit_id,
+        engine="autogluon",
+        trial=int(row.fit_order),
+        family=str(row.model),
+        params={},
+        state="COMPLETE" if score is not None else "FAIL",
+        score=score,
+        fit_seconds=float(row.fit_time),
+        predict_seconds_per_row=float(row.pred_time_val) / max(1, valid_rows),
+        size_bytes=_disk_size(folder),
+        artifact=str(folder),
+        source=fit_id,
     )
 
 
 def _fit_id(cfg: SearchConfig, metric: str, seed: int, data_hash: str) -> str:
-    shape = {"autogluon": asdict(cfg.autogluon), "metric": metric, "timeout": cfg.timeout, "seed": seed, "data": data_hash,
-             "at": time.time()}  # every fit is new: AutoGluon cannot resume one
+    shape = {
+        "autogluon": asdict(cfg.autogluon),
+        "metric": metric,
+        "timeout": cfg.timeout,
+        "seed": seed,
+        "data": data_hash,
+        "at": time.time(),
+    }  # every fit is new: AutoGluon cannot resume one
     return "ag-" + hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

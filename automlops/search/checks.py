@@ -19,7 +19,9 @@ def check_search(search: SearchConfig) -> list[str]:
     if search.engine not in ENGINES:
         problems.append(unknown_name("search.engine", search.engine, ENGINES.names()))
     if search.n_trials is not None and search.n_trials < 1:
-        problems.append(f"search.n_trials: must be >= 1, got {search.n_trials}; or set it to null and give search.timeout")
+        problems.append(
+            f"search.n_trials: must be >= 1, got {search.n_trials}; or set it to null and give search.timeout"
+        )
     if search.timeout is not None and search.timeout <= 0:
         problems.append(f"search.timeout: must be > 0 seconds, got {search.timeout}; or null for no limit")
     if search.n_trials is None and search.timeout is None:

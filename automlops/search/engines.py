@@ -10,10 +10,17 @@ from automlops.search.base import Candidate, Engine, SearchData, SearchResult, s
 __all__ = ["ENGINES", "Candidate", "Engine", "SearchData", "SearchResult", "search_seconds"]
 
 ENGINES: Registry[Engine] = Registry("search.engine")
-ENGINES.register("optuna")(Engine(
-    run=optuna_engine.search_optuna, check=optuna_engine.check_optuna, later_stages_seconds=optuna_engine.LATER_STAGES_SECONDS
-))
-ENGINES.register("autogluon")(Engine(
-    run=autogluon_engine.search_autogluon, check=autogluon_engine.check_autogluon,
-    later_stages_seconds=autogluon_engine.LATER_STAGES_SECONDS,
-))
+ENGINES.register("optuna")(
+    Engine(
+        run=optuna_engine.search_optuna,
+        check=optuna_engine.check_optuna,
+        later_stages_seconds=optuna_engine.LATER_STAGES_SECONDS,
+    )
+)
+ENGINES.register("autogluon")(
+    Engine(
+        run=autogluon_engine.search_autogluon,
+        check=autogluon_engine.check_autogluon,
+        later_stages_seconds=autogluon_engine.LATER_STAGES_SECONDS,
+    )
+)

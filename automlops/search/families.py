@@ -37,7 +37,9 @@ class Family:
     def param_names(self) -> set[str]:
         """The estimator's settable parameters, for config checks."""
         try:
-            known = set(self.make("regression", {}, 0, 1).get_params()) | set(self.make("binary", {}, 0, 1).get_params())
+            known = set(self.make("regression", {}, 0, 1).get_params()) | set(
+                self.make("binary", {}, 0, 1).get_params()
+            )
         except ImportError as error:
             raise ConfigError(f"{self.install_hint} ({error})") from error
         return known - HIDDEN
@@ -106,9 +108,14 @@ def _linear(task: str, params: dict[str, Any], seed: int, threads: int) -> Estim
 
 
 FAMILIES.register("lightgbm")(Family(_lightgbm, TREES, takes_nan=True))
-FAMILIES.register("xgboost")(Family(
-    _xgboost, TREES, takes_nan=True, install_hint="search.space.xgboost: needs the xgboost package; pip install 'automlops[xgboost]'"
-))
+FAMILIES.register("xgboost")(
+    Family(
+        _xgboost,
+        TREES,
+        takes_nan=True,
+        install_hint="search.space.xgboost: needs the xgboost package; pip install 'automlops[xgboost]'",
+    )
+)
 FAMILIES.register("hist_gradient_boosting")(Family(_hist_gradient_boosting, TREES, takes_nan=True, takes_sparse=False))
 FAMILIES.register("random_forest")(Family(_random_forest, FORESTS, takes_nan=False))
 FAMILIES.register("extra_trees")(Family(_extra_trees, FORESTS, takes_nan=False))
@@ -116,7 +123,13 @@ FAMILIES.register("linear")(Family(_linear, LINEAR, takes_nan=False))
 
 
 def build_pipeline(
-    family_name: str, params: dict[str, Any], preprocess: dict[str, Any], contract: list[ColumnSpec], task: str, seed: int, threads: int
+    family_name: str,
+    params: dict[str, Any],
+    preprocess: dict[str, Any],
+    contract: list[ColumnSpec],
+    task: str,
+    seed: int,
+    threads: int,
 ) -> Pipeline:
     """Preprocessing plus estimator, fitted as one object so the bundle takes raw columns.
     `preprocess` holds the searched choices; the family's defaults fill in the rest."""

@@ -15,19 +15,47 @@ from automlops.io import atomic_file
 from automlops.search.base import Candidate
 
 KEY = ["engine", "source", "trial"]
-COLUMNS = ["winner", "engine", "source", "trial", "family", "state", "score", "metric", "fit_seconds",
-           "predict_seconds_per_row", "size_bytes", "pareto", "artifact", "params", "error", "data_hash", "recorded_at"]
+COLUMNS = [
+    "winner",
+    "engine",
+    "source",
+    "trial",
+    "family",
+    "state",
+    "score",
+    "metric",
+    "fit_seconds",
+    "predict_seconds_per_row",
+    "size_bytes",
+    "pareto",
+    "artifact",
+    "params",
+    "error",
+    "data_hash",
+    "recorded_at",
+]
 
 
-def update_leaderboard(history_file: Path, candidates: list[Candidate], winner: Candidate, metric: str, data_hash: str) -> pd.DataFrame:
+def update_leaderboard(
+    history_file: Path, candidates: list[Candidate], winner: Candidate, metric: str, data_hash: str
+) -> pd.DataFrame:
     """Merge this run's candidates into the history file; return the rows comparable with them."""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    rows = pd.DataFrame([
-        {**asdict(c), "params": json.dumps(c.params, sort_keys=True, default=str), "metric": metric,
-         "data_hash": data_hash, "recorded_at": now}
-        for c in candidates
-    ])
-    history = pd.read_csv(history_file, keep_default_na=False, na_values=[""]) if history_file.is_file() else pd.DataFrame()
+    rows = pd.DataFrame(
+        [
+            {
+                **asdict(c),
+                "params": json.dumps(c.params, sort_keys=True, default=str),
+                "metric": metric,
+                "data_hash": data_hash,
+                "recorded_at": now,
+            }
+            for c in candidates
+        ]
+    )
+    history = (
+        pd.read_csv(history_file, keep_default_na=False, na_values=[""]) if history_file.is_file() else pd.DataFrame()
+    )
     if not history.empty:
         history["trial"] = history["trial"].astype(int)
         fresh = rows.set_index(KEY).index
@@ -37,7 +65,11 @@ def update_leaderboard(history_file: Path, candidates: list[Candidate], winner: 
     with atomic_file(history_file) as tmp:
         merged.to_csv(tmp, index=False)
     table = merged[(merged["data_hash"] == data_hash) & (merged["metric"] == metric)].copy()
-    table.insert(0, "winner", (table["engine"] == winner.engine) & (table["source"] == winner.source) & (table["trial"] == winner.trial))
+    table.insert(
+        0,
+        "winner",
+        (table["engine"] == winner.engine) & (table["source"] == winner.source) & (table["trial"] == winner.trial),
+    )
     table = table.sort_values("score", ascending=False, na_position="last", kind="stable")
     return table.reindex(columns=COLUMNS).reset_index(drop=True)  # older history files may lack new columns
 
@@ -52,10 +84,15 @@ def print_leaderboard(table: pd.DataFrame, rows: int = 10) -> None:
     shown = pd.concat([table.head(rows), table[table["winner"]]]).drop_duplicates(subset=KEY)
     for _, row in shown.iterrows():
         view.add_row(
-            "*" if row["winner"] else "", str(row["engine"]), str(row["trial"]), str(row["family"]),
-            _fmt(row["score"], "{:.5f}"), _fmt(row["fit_seconds"], "{:.2f}"),
+            "*" if row["winner"] else "",
+            str(row["engine"]),
+            str(row["trial"]),
+            str(row["family"]),
+            _fmt(row["score"], "{:.5f}"),
+            _fmt(row["fit_seconds"], "{:.2f}"),
             _fmt(row["predict_seconds_per_row"] * 1000 if pd.notna(row["predict_seconds_per_row"]) else None, "{:.4f}"),
-            _fmt(row["size_bytes"] / 1024 if pd.notna(row["size_bytes"]) else None, "{:.0f}"), str(row["state"]),
+            _fmt(row["size_bytes"] / 1024 if pd.notna(row["size_bytes"]) else None, "{:.0f}"),
+            str(row["state"]),
         )
     console = Console(stderr=True)
     if not console.is_terminal:

@@ -16,11 +16,31 @@ import pandas as pd
 from automlops.errors import ConfigError, did_you_mean
 
 DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "neg_log_loss", "regression": "neg_root_mean_squared_error"}
-BINARY_ONLY = {"roc_auc", "average_precision", "f1", "precision", "recall", "jaccard", "neg_brier_score", "gini", "pr_auc",
-               "positive_likelihood_ratio", "neg_negative_likelihood_ratio"}
+BINARY_ONLY = {
+    "roc_auc",
+    "average_precision",
+    "f1",
+    "precision",
+    "recall",
+    "jaccard",
+    "neg_brier_score",
+    "gini",
+    "pr_auc",
+    "positive_likelihood_ratio",
+    "neg_negative_likelihood_ratio",
+}
 # about one class, the positive one: built on the recorded positive class (data.positive_class), not scikit-learn's pos_label=1
-POSITIVE_CLASS_METRICS = ("average_precision", "pr_auc", "f1", "precision", "recall", "jaccard", "neg_brier_score",
-                          "positive_likelihood_ratio", "neg_negative_likelihood_ratio")
+POSITIVE_CLASS_METRICS = (
+    "average_precision",
+    "pr_auc",
+    "f1",
+    "precision",
+    "recall",
+    "jaccard",
+    "neg_brier_score",
+    "positive_likelihood_ratio",
+    "neg_negative_likelihood_ratio",
+)
 
 
 def _gini(y_true: Any, y_score: Any) -> float:
@@ -39,7 +59,9 @@ def _likelihood_ratio(y_true: Any, y_pred: Any, positive: Any, which: int) -> fl
     second of `labels`, sorted by default)."""
     from sklearn.metrics import class_likelihood_ratios
 
-    others = [label for label in np.unique(np.concatenate([np.asarray(y_true), np.asarray(y_pred)])) if label != positive]
+    others = [
+        label for label in np.unique(np.concatenate([np.asarray(y_true), np.asarray(y_pred)])) if label != positive
+    ]
     return float(class_likelihood_ratios(y_true, y_pred, labels=[*others[:1], positive])[which])
 
 
@@ -52,12 +74,19 @@ def _positive_class_scorer(name: str, positive: Any) -> Any:
     if name in ("average_precision", "pr_auc"):
         return skm.make_scorer(skm.average_precision_score, response_method=ranking, pos_label=positive)
     if name == "neg_brier_score":
-        return skm.make_scorer(skm.brier_score_loss, greater_is_better=False, response_method="predict_proba", pos_label=positive)
+        return skm.make_scorer(
+            skm.brier_score_loss, greater_is_better=False, response_method="predict_proba", pos_label=positive
+        )
     if name == "positive_likelihood_ratio":
         return skm.make_scorer(_likelihood_ratio, positive=positive, which=0)
     if name == "neg_negative_likelihood_ratio":
         return skm.make_scorer(_likelihood_ratio, greater_is_better=False, positive=positive, which=1)
-    label_metric = {"f1": skm.f1_score, "precision": skm.precision_score, "recall": skm.recall_score, "jaccard": skm.jaccard_score}
+    label_metric = {
+        "f1": skm.f1_score,
+        "precision": skm.precision_score,
+        "recall": skm.recall_score,
+        "jaccard": skm.jaccard_score,
+    }
     return skm.make_scorer(label_metric[name], pos_label=positive)
 
 
@@ -65,7 +94,9 @@ def _domain_scorers() -> dict[str, Callable[[], Any]]:
     from sklearn.metrics import average_precision_score, make_scorer
 
     return {
-        "gini": lambda: make_scorer(_gini, response_method=("decision_function", "predict_proba")),  # 2*AUC-1, credit scoring
+        "gini": lambda: make_scorer(
+            _gini, response_method=("decision_function", "predict_proba")
+        ),  # 2*AUC-1, credit scoring
         "pr_auc": lambda: make_scorer(average_precision_score, response_method=("decision_function", "predict_proba")),
         "neg_rmsle": lambda: make_scorer(_rmsle, greater_is_better=False),  # counts and prices
     }
@@ -92,7 +123,13 @@ def get_scorer(name: str, positive: Any = None) -> Any:
 
 
 def is_regression_metric(name: str) -> bool:
-    return name in ("r2", "explained_variance", "max_error") or "error" in name or "deviance" in name or name.startswith("d2_") or name == "neg_rmsle"
+    return (
+        name in ("r2", "explained_variance", "max_error")
+        or "error" in name
+        or "deviance" in name
+        or name.startswith("d2_")
+        or name == "neg_rmsle"
+    )
 
 
 def check_metric_name(name: str) -> str | None:
@@ -100,8 +137,10 @@ def check_metric_name(name: str) -> str | None:
     names = scorer_names()
     if name in names:
         return None
-    return (f"search.metric: '{name}' is not a known scorer{did_you_mean(name, names)}; e.g. roc_auc, accuracy, "
-            "f1_macro, neg_log_loss, r2, neg_root_mean_squared_error, gini, pr_auc, neg_rmsle")
+    return (
+        f"search.metric: '{name}' is not a known scorer{did_you_mean(name, names)}; e.g. roc_auc, accuracy, "
+        "f1_macro, neg_log_loss, r2, neg_root_mean_squared_error, gini, pr_auc, neg_rmsle"
+    )
 
 
 def resolve_metric(name: str | None, task: str) -> str:
@@ -111,8 +150,10 @@ def resolve_metric(name: str | None, task: str) -> str:
     if problem:
         raise ConfigError(problem)
     if name.endswith("_samples"):
-        raise ConfigError(f"search.metric: '{name}' is for multilabel targets, which automlops does not fit; "
-                          f"use e.g. '{name.removesuffix('_samples')}_macro'")
+        raise ConfigError(
+            f"search.metric: '{name}' is for multilabel targets, which automlops does not fit; "
+            f"use e.g. '{name.removesuffix('_samples')}_macro'"
+        )
     if (task == "regression") != is_regression_metric(name):
         raise ConfigError(f"search.metric: '{name}' does not fit a {task} task; e.g. {DEFAULT_METRIC[task]}")
     if task == "multiclass" and name in BINARY_ONLY:
@@ -127,9 +168,11 @@ class MetricError(ConfigError):
 
     def __init__(self, name: str, task: str, error: Exception) -> None:
         reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
-        super().__init__(f"search.metric: '{name}' cannot score this {task} data ({reason}); choose another search.metric "
-                         f"(e.g. {DEFAULT_METRIC[task]}), check data.positive_class, or use search.validation.method=holdout "
-                         "if a fold lacks a class")
+        super().__init__(
+            f"search.metric: '{name}' cannot score this {task} data ({reason}); choose another search.metric "
+            f"(e.g. {DEFAULT_METRIC[task]}), check data.positive_class, or use search.validation.method=holdout "
+            "if a fold lacks a class"
+        )
 
 
 def check_metric_on_data(name: str, scorer: Any, x: pd.DataFrame, y: pd.Series, task: str) -> None:

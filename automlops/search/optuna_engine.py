@@ -25,16 +25,23 @@ from typing import Any
 
 import pandas as pd
 
-from automlops.urls import connect_url, mask_secrets as mask_env, scrub
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError
 from automlops.search.base import Candidate, SearchData, SearchResult, search_seconds
 from automlops.search.families import Space, build_pipeline, parse_space
-from automlops.search.metrics import POSITIVE_CLASS_METRICS, MetricError, check_metric_on_data, get_scorer, resolve_metric
+from automlops.search.metrics import (
+    POSITIVE_CLASS_METRICS,
+    MetricError,
+    check_metric_on_data,
+    get_scorer,
+    resolve_metric,
+)
 from automlops.search.preprocess import parse_preprocess
 from automlops.search.progress import SearchProgress
 from automlops.search.samplers import PRUNERS, SAMPLERS, SINGLE_OBJECTIVE_SAMPLERS, make_pruner
 from automlops.search.space import Param, spec_record, suggest
+from automlops.urls import connect_url, scrub
+from automlops.urls import mask_secrets as mask_env
 
 log = logging.getLogger(__name__)
 FINISHED = ("COMPLETE", "FAIL", "PRUNED")
@@ -82,7 +89,9 @@ def _parse_and_check(cfg: SearchConfig, problems: list[str]) -> tuple[Space, dic
     if cfg.select not in SELECT_RULES:
         problems.append(unknown_name("search.select", cfg.select, SELECT_RULES))
     elif cfg.select != "best_score" and not cfg.objectives:
-        problems.append(f"search.select: {cfg.select} needs search.objectives (e.g. [predict_latency]); or use best_score")
+        problems.append(
+            f"search.select: {cfg.select} needs search.objectives (e.g. [predict_latency]); or use best_score"
+        )
     if cfg.select_tolerance < 0:
         problems.append(f"search.select_tolerance: must be >= 0, got {cfg.select_tolerance}")
     if cfg.patience is not None and cfg.patience < 1:
@@ -117,22 +126,36 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
     if not complete:
         failed = study.get_trials(deepcopy=False, states=_states(("FAIL",)))
         first = _record(failed[0]).get("error", "no error recorded") if failed else "no trial finished"
-        raise SearchError(f"search: all {len(failed)} trial(s) failed (first: {first}); check search.space and the data")
+        raise SearchError(
+            f"search: all {len(failed)} trial(s) failed (first: {first}); check search.space and the data"
+        )
     pareto = {t.number for t in study.best_trials} if cfg.objectives else {study.best_trial.number}
     best = _select(cfg, [t for t in complete if t.number in pareto])
     record = _record(best)
     searched = time.monotonic() - started
     refit_estimate = refit_seconds_estimate(record, _refit_rows(cfg, data))
     if limit is not None and searched + refit_estimate > limit:
-        log.warning("search.timeout=%gs: the winner's refit (about %.1f s) ends after the search's %.1f s; %.1f s of them are left",
-                    cfg.timeout, refit_estimate, limit, limit - searched)
+        log.warning(
+            "search.timeout=%gs: the winner's refit (about %.1f s) ends after the search's %.1f s; %.1f s of them are left",
+            cfg.timeout,
+            refit_estimate,
+            limit,
+            limit - searched,
+        )
     model = _fit_winner(cfg, data, record["family"], record["params"], record["preprocess"], seed)
     refit_seconds = time.monotonic() - started - searched
-    candidates = [_candidate(t, study.study_name, t.number in pareto and bool(cfg.objectives)) for t in study.get_trials(deepcopy=False)]
+    candidates = [
+        _candidate(t, study.study_name, t.number in pareto and bool(cfg.objectives))
+        for t in study.get_trials(deepcopy=False)
+    ]
     _keep_top_artifacts(candidates, cfg.keep_top)
     winner = next(c for c in candidates if c.trial == best.number)
     return SearchResult(
-        model=model, model_format="sklearn", winner=winner, metric=the_plan.metric, candidates=candidates,
+        model=model,
+        model_format="sklearn",
+        winner=winner,
+        metric=the_plan.metric,
+        candidates=candidates,
         lineage={
             "engine": "optuna",
             "study_name": study.study_name,
@@ -144,8 +167,10 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
             "objectives": ["score", *cfg.objectives],
             "select": cfg.select,
             "budget": {
-                "timeout": cfg.timeout, "search_limit": limit,  # the rest of the timeout is kept for the stages after
-                "search_seconds": round(searched, 2), "refit_seconds": round(refit_seconds, 2),
+                "timeout": cfg.timeout,
+                "search_limit": limit,  # the rest of the timeout is kept for the stages after
+                "search_seconds": round(searched, 2),
+                "refit_seconds": round(refit_seconds, 2),
                 "refit_estimate_seconds": round(refit_estimate, 2),
                 "left_seconds": None if limit is None else round(limit - searched - refit_seconds, 2),
                 "trials_cut_at_deadline": sum(bool(c.error.startswith(CUT)) for c in candidates),
@@ -170,7 +195,9 @@ def _refit_rows(cfg: SearchConfig, data: SearchData) -> int:
     return len(data.x_train) + (len(data.x_valid) if cfg.refit else 0)
 
 
-def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, state_dir: Path, started: float | None = None) -> Any:
+def run_trials(
+    cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, state_dir: Path, started: float | None = None
+) -> Any:
     """Open (or join) the study and run trials until its budget is spent; no refit, no packaging.
     This is all an `automlops worker` does. `started` (time.monotonic()) is when search.timeout began."""
     import optuna
@@ -182,8 +209,12 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported by us, on one line
     cpus = os.cpu_count() or 1
     if cfg.n_jobs * cfg.threads > cpus:
-        log.warning("search.n_jobs x search.threads = %d threads on %d CPUs: fits will fight for cores; "
-                    "lower search.threads (one per trial is best when n_jobs > 1)", cfg.n_jobs * cfg.threads, cpus)
+        log.warning(
+            "search.n_jobs x search.threads = %d threads on %d CPUs: fits will fight for cores; "
+            "lower search.threads (one per trial is best when n_jobs > 1)",
+            cfg.n_jobs * cfg.threads,
+            cpus,
+        )
     check_metric_on_data(the_plan.metric, the_plan.scorer, data.x_valid, data.y_valid, data.task)
     study = open_study(cfg, the_plan, seed, data.data_hash, state_dir)
     finished = study.get_trials(deepcopy=False, states=_states(FINISHED))
@@ -214,7 +245,12 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
         try:
             scored = score_candidate(
                 lambda: build_pipeline(family, params, choices, data.contract, data.task, seed, cfg.threads),
-                data, cfg, the_plan.scorer, seed, report, Deadline(budget.trial_deadline()),
+                data,
+                cfg,
+                the_plan.scorer,
+                seed,
+                report,
+                Deadline(budget.trial_deadline()),
             )
         except (optuna.TrialPruned, MetricError):  # a metric that cannot score is the config's fault: stop here
             raise
@@ -226,9 +262,14 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
             record["error"] = " ".join(f"{type(error).__name__}: {error}".split())[:500]
             trial.set_user_attr("record", record)
             return (float("nan"),) * (1 + len(cfg.objectives)) if multi else float("nan")
-        record.update(fit_seconds=round(scored.fit_seconds, 4), fits=scored.fits, fit_rows=scored.fit_rows,
-                      trial_seconds=round(time.monotonic() - began, 4),
-                      predict_seconds_per_row=scored.predict_seconds_per_row, size_bytes=scored.size_bytes)
+        record.update(
+            fit_seconds=round(scored.fit_seconds, 4),
+            fits=scored.fits,
+            fit_rows=scored.fit_rows,
+            trial_seconds=round(time.monotonic() - began, 4),
+            predict_seconds_per_row=scored.predict_seconds_per_row,
+            size_bytes=scored.size_bytes,
+        )
         if budget.worth_keeping(scored.score):  # under cv: the model of the last fold
             import joblib
 
@@ -258,9 +299,18 @@ def run_trials(cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, s
         callbacks = [after_trial]
         if cfg.n_trials is not None:  # the study's total, across every process sharing it
             callbacks.append(optuna.study.MaxTrialsCallback(cfg.n_trials, states=_states(FINISHED)))
-        study.optimize(objective, n_trials=remaining, timeout=budget.limit, n_jobs=cfg.n_jobs, callbacks=callbacks, gc_after_trial=False)
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            timeout=budget.limit,
+            n_jobs=cfg.n_jobs,
+            callbacks=callbacks,
+            gc_after_trial=False,
+        )
     if budget.stop_reason.startswith("failure"):
-        raise SearchError(f"search: {budget.stop_reason}; fix search.space or the data, or raise search.max_failure_rate")
+        raise SearchError(
+            f"search: {budget.stop_reason}; fix search.space or the data, or raise search.max_failure_rate"
+        )
     if budget.stop_reason:
         log.info("search stopped early: %s", budget.stop_reason)
     return study
@@ -285,7 +335,9 @@ class Budget:
         self.best_number = best.number if best else -1
         self.since_best = sum(t.number > self.best_number for t in finished)
         self.best_refit_seconds = refit_seconds_estimate(_record(best), refit_rows) if best else 0.0
-        self.first_error = next((t.user_attrs.get("record", {}).get("error", "") for t in finished if t.state.name == "FAIL"), "")
+        self.first_error = next(
+            (t.user_attrs.get("record", {}).get("error", "") for t in finished if t.state.name == "FAIL"), ""
+        )
         self.trial_seconds: list[float] = []
         self.kept: list[float] = []  # scores of the candidates whose fitted model is on disk
         self.stop_reason = ""
@@ -310,7 +362,11 @@ class Budget:
         if trial.state.name == "FAIL":
             self.failed += 1
             self.first_error = self.first_error or record.get("error", "no error recorded")
-        if score is not None and trial.state.name == "COMPLETE" and (self.best_score is None or score > self.best_score):
+        if (
+            score is not None
+            and trial.state.name == "COMPLETE"
+            and (self.best_score is None or score > self.best_score)
+        ):
             self.best_score, self.best_number, self.since_best = score, trial.number, 0
             self.best_refit_seconds = refit_seconds_estimate(record, self.refit_rows)
         else:
@@ -321,16 +377,25 @@ class Budget:
     def _reason(self) -> str:
         cfg = self.cfg
         if self.finished >= MIN_TRIALS_FOR_FAILURE_RATE and self.failed / self.finished > cfg.max_failure_rate:
-            return (f"failure rate {self.failed}/{self.finished} trials is above search.max_failure_rate="
-                    f"{cfg.max_failure_rate} (first: {self.first_error})")
-        if cfg.patience is not None and not cfg.objectives and self.best_number >= 0 and self.since_best >= cfg.patience:
+            return (
+                f"failure rate {self.failed}/{self.finished} trials is above search.max_failure_rate="
+                f"{cfg.max_failure_rate} (first: {self.first_error})"
+            )
+        if (
+            cfg.patience is not None
+            and not cfg.objectives
+            and self.best_number >= 0
+            and self.since_best >= cfg.patience
+        ):
             return f"{self.since_best} finished trials without improving on trial {self.best_number} (search.patience={cfg.patience})"
         if self.limit is not None and self.trial_seconds:
             typical = sorted(self.trial_seconds)[len(self.trial_seconds) // 2]
             left = self.limit - (time.monotonic() - self.started)
             if typical + self.best_refit_seconds > left:
-                return (f"search.timeout={cfg.timeout:g}s: {left:.1f}s of the search's {self.limit:.1f}s left, "
-                        "not enough for another trial and the winner's refit")
+                return (
+                    f"search.timeout={cfg.timeout:g}s: {left:.1f}s of the search's {self.limit:.1f}s left, "
+                    "not enough for another trial and the winner's refit"
+                )
         return ""
 
 
@@ -342,8 +407,13 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
     shape = {
         "space": {f: {p: spec_record(s) for p, s in ps.items()} for f, ps in cfg.space.items() if ps is not None},
         "preprocess": {k: spec_record(s) for k, s in (cfg.preprocess or {}).items()},
-        "metric": the_plan.metric, "objectives": cfg.objectives, "validation": asdict(cfg.validation),
-        "class_weight": cfg.class_weight, "sampler": cfg.sampler, "seed": seed, "data": data_hash,
+        "metric": the_plan.metric,
+        "objectives": cfg.objectives,
+        "validation": asdict(cfg.validation),
+        "class_weight": cfg.class_weight,
+        "sampler": cfg.sampler,
+        "seed": seed,
+        "data": data_hash,
     }
     if the_plan.metric in POSITIVE_CLASS_METRICS:  # scores about another class make another study
         shape["positive_class"] = the_plan.positive_class
@@ -359,13 +429,23 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
         for attempt in range(3):
             try:
                 with _creating(state_dir if not cfg.storage else None):
-                    storage = optuna.storages.RDBStorage(url, heartbeat_interval=15, grace_period=45) if "://" in url else url
-                    study = optuna.create_study(study_name=f"automlops-{fingerprint}", storage=storage, directions=directions,
-                                                load_if_exists=True)
+                    storage = (
+                        optuna.storages.RDBStorage(url, heartbeat_interval=15, grace_period=45) if "://" in url else url
+                    )
+                    study = optuna.create_study(
+                        study_name=f"automlops-{fingerprint}",
+                        storage=storage,
+                        directions=directions,
+                        load_if_exists=True,
+                    )
                 break
             except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as error:
                 # processes starting together race to create the schema or the study (SQLite: "table ... already exists")
-                racing = isinstance(error, sqlalchemy.exc.IntegrityError) or "already exists" in str(error) or "locked" in str(error)
+                racing = (
+                    isinstance(error, sqlalchemy.exc.IntegrityError)
+                    or "already exists" in str(error)
+                    or "locked" in str(error)
+                )
                 if attempt == 2 or not racing:
                     raise
                 time.sleep(0.5 + attempt)
@@ -373,7 +453,9 @@ def open_study(cfg: SearchConfig, the_plan: Plan, seed: int, data_hash: str, sta
     except (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError, ImportError) as error:
         cause = getattr(error, "orig", None) or error  # the driver's words, without SQLAlchemy's link footer
         reason = scrub(" ".join(str(cause).split()), url)[:200]
-        raise ConfigError(f"search.storage: cannot open Optuna storage '{mask_env(cfg.storage or url)}' ({reason}); check the URL and that the server is up") from None
+        raise ConfigError(
+            f"search.storage: cannot open Optuna storage '{mask_env(cfg.storage or url)}' ({reason}); check the URL and that the server is up"
+        ) from None
     # offset the seed by the trials already there: a resumed search continues, not replays, its sampling
     study.sampler = make_sampler(cfg, seed + len(study.get_trials(deepcopy=False)))
     study.pruner = pruner
@@ -403,13 +485,17 @@ def _select(cfg: SearchConfig, pareto: list[Any]) -> Any:
     return min(close, key=lambda t: (_record(t).get(attr, math.inf), t.number))
 
 
-def _fit_winner(cfg: SearchConfig, data: SearchData, family: str, params: dict[str, Any], choices: dict[str, Any], seed: int) -> Any:
+def _fit_winner(
+    cfg: SearchConfig, data: SearchData, family: str, params: dict[str, Any], choices: dict[str, Any], seed: int
+) -> Any:
     from sklearn.utils.class_weight import compute_sample_weight
 
     x, y = data.x_train, data.y_train
     if cfg.refit:
         x, y = pd.concat([x, data.x_valid]), pd.concat([y, data.y_valid])
-    fit_params = {"model__sample_weight": compute_sample_weight("balanced", y)} if cfg.class_weight == "balanced" else {}
+    fit_params = (
+        {"model__sample_weight": compute_sample_weight("balanced", y)} if cfg.class_weight == "balanced" else {}
+    )
     return build_pipeline(family, params, choices, data.contract, data.task, seed, cfg.threads).fit(x, y, **fit_params)
 
 
@@ -417,12 +503,19 @@ def _candidate(trial: Any, source: str, pareto: bool) -> Candidate:
     value = trial.values[0] if trial.values else None
     attrs = _record(trial)
     return Candidate(
-        engine="optuna", trial=trial.number, family=attrs.get("family", trial.params.get("family", "")),
+        engine="optuna",
+        trial=trial.number,
+        family=attrs.get("family", trial.params.get("family", "")),
         params={**attrs.get("params", {}), **{f"preprocess.{k}": v for k, v in attrs.get("preprocess", {}).items()}},
-        state=trial.state.name, score=value if value is not None and math.isfinite(value) else None,
-        fit_seconds=attrs.get("fit_seconds"), predict_seconds_per_row=attrs.get("predict_seconds_per_row"),
-        size_bytes=attrs.get("size_bytes"), artifact=attrs.get("artifact", ""), error=attrs.get("error", ""),
-        source=source, pareto=pareto,
+        state=trial.state.name,
+        score=value if value is not None and math.isfinite(value) else None,
+        fit_seconds=attrs.get("fit_seconds"),
+        predict_seconds_per_row=attrs.get("predict_seconds_per_row"),
+        size_bytes=attrs.get("size_bytes"),
+        artifact=attrs.get("artifact", ""),
+        error=attrs.get("error", ""),
+        source=source,
+        pareto=pareto,
     )
 
 

@@ -22,7 +22,14 @@ from optuna.distributions import CategoricalDistribution
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler, TargetEncoder
+from sklearn.preprocessing import (
+    MinMaxScaler,
+    OneHotEncoder,
+    OrdinalEncoder,
+    RobustScaler,
+    StandardScaler,
+    TargetEncoder,
+)
 
 from automlops.data.contract import CATEGORICAL, ColumnSpec
 from automlops.errors import unknown_name
@@ -64,20 +71,33 @@ def parse_preprocess(raw: dict[str, Any], problems: list[str]) -> dict[str, Para
             continue
         kind = KINDS[type(spec)]
         if key in CHOICES:
-            offered = spec.choices if isinstance(spec, CategoricalDistribution) else (spec.value,) if isinstance(spec, Fixed) else ()
+            offered = (
+                spec.choices
+                if isinstance(spec, CategoricalDistribution)
+                else (spec.value,)
+                if isinstance(spec, Fixed)
+                else ()
+            )
             bad = [v for v in offered if v not in CHOICES[key]]
             if kind in ("int", "float") or bad:
                 problems.append(unknown_name(where, str(bad[0] if bad else kind), CHOICES[key]))
                 continue
         elif kind == "float" or (isinstance(spec, Fixed) and not (isinstance(spec.value, int) and spec.value >= 1)):
-            problems.append(f"{where}: must be a whole number >= 1 (or an int spec), got {spec.value if isinstance(spec, Fixed) else kind}")
+            problems.append(
+                f"{where}: must be a whole number >= 1 (or an int spec), got {spec.value if isinstance(spec, Fixed) else kind}"
+            )
             continue
         specs[key] = spec
     return specs
 
 
 def build_columns(
-    choice: Preprocess, contract: list[ColumnSpec], model_takes_nan: bool, model_takes_sparse: bool, task: str, seed: int
+    choice: Preprocess,
+    contract: list[ColumnSpec],
+    model_takes_nan: bool,
+    model_takes_sparse: bool,
+    task: str,
+    seed: int,
 ) -> Any:
     """A ColumnTransformer that turns the contract's raw columns into the model's numeric matrix.
 
@@ -94,7 +114,10 @@ def build_columns(
     if choice.scaler != "none":
         steps.append({"standard": StandardScaler, "robust": RobustScaler, "minmax": MinMaxScaler}[choice.scaler]())
     numeric_steps: Any = make_pipeline(*steps) if steps else "passthrough"
-    parts = [("numeric", numeric_steps, numeric), ("categorical", _encoder(choice.encoder, choice, model_takes_sparse, task, seed), categorical)]
+    parts = [
+        ("numeric", numeric_steps, numeric),
+        ("categorical", _encoder(choice.encoder, choice, model_takes_sparse, task, seed), categorical),
+    ]
     if many_levels:  # only when there are some: the step-by-step serving path skips no unfitted parts
         parts.append(("many_levels", _encoder("target", choice, model_takes_sparse, task, seed), many_levels))
     return ColumnTransformer(parts, verbose_feature_names_out=False)

@@ -24,8 +24,15 @@ class SearchProgress:
         if live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._bar = Progress(TextColumn("search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
-                                 TextColumn("{task.fields[left]}"), TimeElapsedColumn(), transient=False)
+            self._bar = Progress(
+                TextColumn("search"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[best]}"),
+                TextColumn("{task.fields[left]}"),
+                TimeElapsedColumn(),
+                transient=False,
+            )
             self._task = self._bar.add_task("search", total=total, best="", left="")
 
     def __enter__(self) -> SearchProgress:
@@ -33,7 +40,9 @@ class SearchProgress:
             self._bar.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         if self._bar is not None:
             self._bar.stop()
 

@@ -34,7 +34,12 @@ class Fixed:
 Param = BaseDistribution | Fixed  # IntDistribution | FloatDistribution | CategoricalDistribution | Fixed
 
 
-KINDS: dict[type, str] = {IntDistribution: "int", FloatDistribution: "float", CategoricalDistribution: "categorical", Fixed: "fixed"}
+KINDS: dict[type, str] = {
+    IntDistribution: "int",
+    FloatDistribution: "float",
+    CategoricalDistribution: "categorical",
+    Fixed: "fixed",
+}
 
 
 def suggest(trial: Any, name: str, param: Param) -> Any:
@@ -55,13 +60,27 @@ def suggest(trial: Any, name: str, param: Param) -> Any:
 def spec_record(spec: Any) -> dict[str, Any]:
     """A checked YAML spec in the form the study's name has always been derived from: a changed
     record would start a new study instead of resuming the one a previous run left."""
-    record: dict[str, Any] = {"type": "fixed", "low": None, "high": None, "log": False, "step": None, "choices": [], "value": None}
+    record: dict[str, Any] = {
+        "type": "fixed",
+        "low": None,
+        "high": None,
+        "log": False,
+        "step": None,
+        "choices": [],
+        "value": None,
+    }
     if not isinstance(spec, dict):
         return {**record, "value": spec}
     if spec["type"] == "categorical":
         return {**record, "type": "categorical", "choices": list(spec["choices"])}
-    return {**record, "type": spec["type"], "low": spec["low"], "high": spec["high"], "log": bool(spec.get("log", False)),
-            "step": spec.get("step")}
+    return {
+        **record,
+        "type": spec["type"],
+        "low": spec["low"],
+        "high": spec["high"],
+        "log": bool(spec.get("log", False)),
+        "step": spec.get("step"),
+    }
 
 
 def parse_param(key: str, spec: Any, problems: list[str]) -> Param | None:
@@ -71,7 +90,9 @@ def parse_param(key: str, spec: Any, problems: list[str]) -> Param | None:
     unknown = set(spec) - SPEC_KEYS
     if unknown:
         name = sorted(unknown)[0]
-        problems.append(f"{key}: unknown key '{name}'{did_you_mean(name, SPEC_KEYS)}; a spec takes {', '.join(sorted(SPEC_KEYS))}")
+        problems.append(
+            f"{key}: unknown key '{name}'{did_you_mean(name, SPEC_KEYS)}; a spec takes {', '.join(sorted(SPEC_KEYS))}"
+        )
         return None
     kind = spec.get("type")
     if kind not in PARAM_TYPES:

@@ -40,8 +40,11 @@ class Deadline:
     def check(self, next_seconds: float = 0.0) -> None:
         """Raise DeadlineReached if the deadline has passed, or would pass `next_seconds` from now."""
         if self.at is not None and time.monotonic() + next_seconds > self.at:
-            raise DeadlineReached(f"a fold of about {next_seconds:.1f} s would end past the search deadline" if next_seconds
-                                  else "the search deadline passed while fitting")
+            raise DeadlineReached(
+                f"a fold of about {next_seconds:.1f} s would end past the search deadline"
+                if next_seconds
+                else "the search deadline passed while fitting"
+            )
 
     def fit_params(self, model: Any) -> dict[str, Any]:
         """A per-round check for estimators that take callbacks (LightGBM)."""
@@ -81,12 +84,21 @@ def concrete_validation(cfg: SearchConfig, data: SearchData, seed: int) -> Searc
     return replace(cfg, validation=replace(cfg.validation, method=method))
 
 
-def score_candidate(build: Callable[[], Any], data: SearchData, cfg: SearchConfig, scorer: Any, seed: int, report: Report,
-                    deadline: Deadline = Deadline()) -> Scored:
+def score_candidate(
+    build: Callable[[], Any],
+    data: SearchData,
+    cfg: SearchConfig,
+    scorer: Any,
+    seed: int,
+    report: Report,
+    deadline: Deadline = Deadline(),
+) -> Scored:
     """The candidate's validation score (holdout or the mean over folds); raises DeadlineReached when
     `deadline` cuts it, and a MetricError naming search.metric when the scorer raises."""
     if cfg.validation.method == "holdout":
-        return _fit_and_score(build, data.x_train, data.y_train, data.x_valid, data.y_valid, cfg, scorer, data.task, deadline)
+        return _fit_and_score(
+            build, data.x_train, data.y_train, data.x_valid, data.y_valid, cfg, scorer, data.task, deadline
+        )
     x, y = _train_and_valid(data)
     scores, fit_seconds, predict_seconds, fit_rows = [], 0.0, 0.0, 0
     scored = None
@@ -94,25 +106,45 @@ def score_candidate(build: Callable[[], Any], data: SearchData, cfg: SearchConfi
     for fold, (train_rows, valid_rows) in enumerate(fold_indices(data, x, y, cfg.validation.folds, seed)):
         if fold:  # a fold that would end past the deadline is not started
             deadline.check((time.monotonic() - started) / fold)
-        scored = _fit_and_score(build, x.iloc[train_rows], y.iloc[train_rows], x.iloc[valid_rows], y.iloc[valid_rows], cfg, scorer,
-                                data.task, deadline)
+        scored = _fit_and_score(
+            build,
+            x.iloc[train_rows],
+            y.iloc[train_rows],
+            x.iloc[valid_rows],
+            y.iloc[valid_rows],
+            cfg,
+            scorer,
+            data.task,
+            deadline,
+        )
         scores.append(scored.score)
         fit_seconds += scored.fit_seconds
         predict_seconds += scored.predict_seconds_per_row
         fit_rows += len(train_rows)
         report(float(np.mean(scores)), fold)
     assert scored is not None
-    return Scored(float(np.mean(scores)), fit_seconds, predict_seconds / len(scores), scored.size_bytes, scored.model,
-                  fits=len(scores), fit_rows=fit_rows // len(scores))
+    return Scored(
+        float(np.mean(scores)),
+        fit_seconds,
+        predict_seconds / len(scores),
+        scored.size_bytes,
+        scored.model,
+        fits=len(scores),
+        fit_rows=fit_rows // len(scores),
+    )
 
 
 def _train_and_valid(data: SearchData) -> tuple[pd.DataFrame, pd.Series]:
     """The rows that k-fold CV draws its folds from, numbered from 0."""
-    return (pd.concat([data.x_train, data.x_valid], ignore_index=True),
-            pd.concat([data.y_train, data.y_valid], ignore_index=True))
+    return (
+        pd.concat([data.x_train, data.x_valid], ignore_index=True),
+        pd.concat([data.y_train, data.y_valid], ignore_index=True),
+    )
 
 
-def fold_indices(data: SearchData, x: pd.DataFrame, y: pd.Series, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def fold_indices(
+    data: SearchData, x: pd.DataFrame, y: pd.Series, folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Folds over train+valid that respect data.split.strategy."""
     strategy = data.split_strategy
     if strategy == "time" and data.time is not None:
@@ -120,19 +152,34 @@ def fold_indices(data: SearchData, x: pd.DataFrame, y: pd.Series, folds: int, se
         return [(order[a], order[b]) for a, b in TimeSeriesSplit(n_splits=folds).split(order)]
     if strategy == "group" and data.groups is not None:
         if data.groups.nunique() < folds:
-            raise ConfigError(f"search.validation.folds: {folds} folds need at least {folds} groups, the data has {data.groups.nunique()}")
+            raise ConfigError(
+                f"search.validation.folds: {folds} folds need at least {folds} groups, the data has {data.groups.nunique()}"
+            )
         return list(GroupKFold(n_splits=folds).split(x, y, groups=data.groups.to_numpy()))
     if strategy == "stratified" and data.task != "regression":
         if y.value_counts().min() < folds:
-            raise ConfigError(f"search.validation.folds: a class has fewer than {folds} rows; lower the folds or use holdout")
+            raise ConfigError(
+                f"search.validation.folds: a class has fewer than {folds} rows; lower the folds or use holdout"
+            )
         return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y))
     return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y))
 
 
-def _fit_and_score(build: Callable[[], Any], x_fit: pd.DataFrame, y_fit: pd.Series, x_score: pd.DataFrame,
-                   y_score: pd.Series, cfg: SearchConfig, scorer: Any, task: str, deadline: Deadline) -> Scored:
+def _fit_and_score(
+    build: Callable[[], Any],
+    x_fit: pd.DataFrame,
+    y_fit: pd.Series,
+    x_score: pd.DataFrame,
+    y_score: pd.Series,
+    cfg: SearchConfig,
+    scorer: Any,
+    task: str,
+    deadline: Deadline,
+) -> Scored:
     model = build()
-    fit_params = {"model__sample_weight": compute_sample_weight("balanced", y_fit)} if cfg.class_weight == "balanced" else {}
+    fit_params = (
+        {"model__sample_weight": compute_sample_weight("balanced", y_fit)} if cfg.class_weight == "balanced" else {}
+    )
     fit_params.update(deadline.fit_params(model))
     started = time.perf_counter()
     model.fit(x_fit, y_fit, **fit_params)

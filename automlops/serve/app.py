@@ -40,7 +40,9 @@ def create_app(ref: str, cfg: ServeConfig, keys: TrustedKeys = NO_KEYS) -> Any:
 
     token = _token(cfg)
     metrics = Metrics()
-    holder = ModelHolder(ref, cfg.reload_interval, on_reload=lambda result, bundle: _reloaded(metrics, result, bundle), keys=keys)
+    holder = ModelHolder(
+        ref, cfg.reload_interval, on_reload=lambda result, bundle: _reloaded(metrics, result, bundle), keys=keys
+    )
     _reloaded(metrics, "initial", holder.bundle)
     prediction_log = PredictionLog(cfg.prediction_log, metrics.log_dropped) if cfg.prediction_log.enabled else None
     limit = int(cfg.max_body_mb * 1024 * 1024)
@@ -59,9 +61,12 @@ def create_app(ref: str, cfg: ServeConfig, keys: TrustedKeys = NO_KEYS) -> Any:
             prediction_log.close()
 
     manifest = holder.bundle.manifest
-    app = FastAPI(title=f"automlops model {manifest.name}", version=str(manifest.version or manifest.created_at),
-                  description="Predictions from an automlops bundle. Request bodies are checked against the model's input schema.",
-                  lifespan=lifespan)
+    app = FastAPI(
+        title=f"automlops model {manifest.name}",
+        version=str(manifest.version or manifest.created_at),
+        description="Predictions from an automlops bundle. Request bodies are checked against the model's input schema.",
+        lifespan=lifespan,
+    )
 
     app.add_middleware(Observe, metrics=metrics, token=token, token_env=cfg.token_env)
 
@@ -87,7 +92,9 @@ def create_app(ref: str, cfg: ServeConfig, keys: TrustedKeys = NO_KEYS) -> Any:
 
     def model_rows(body: bytes, content_type: str, bundle: Bundle, mlflow: bool) -> tuple[Rows, ModelRows]:
         """A body's rows, and what the model takes of them; InputError or TooManyRows when refused."""
-        rows = read_rows(body, content_type, bundle.contract, strict_envelope=mlflow, quick=cfg.unknown_categories == "model")
+        rows = read_rows(
+            body, content_type, bundle.contract, strict_envelope=mlflow, quick=cfg.unknown_categories == "model"
+        )
         if rows.count > cfg.max_rows:
             raise TooManyRows(rows.count)
         if rows.typed is not None:
@@ -101,14 +108,24 @@ def create_app(ref: str, cfg: ServeConfig, keys: TrustedKeys = NO_KEYS) -> Any:
         try:
             body = await read_limited(request, limit)
         except BodyTooLarge:
-            return _error(f"body: larger than serve.max_body_mb={cfg.max_body_mb:g} MiB; send fewer rows per request", 413, rid, mlflow)
+            return _error(
+                f"body: larger than serve.max_body_mb={cfg.max_body_mb:g} MiB; send fewer rows per request",
+                413,
+                rid,
+                mlflow,
+            )
         proba = not mlflow and request.query_params.get("proba", "").lower() in ("1", "true", "yes")
         work = (body, request.headers.get("content-type", ""), bundle, mlflow)
         try:  # a small body is read here: a thread hop would cost more than the work
             rows, x = model_rows(*work) if len(body) <= INLINE_BYTES else await run_in_threadpool(model_rows, *work)
             labels, probabilities = await batcher.score(bundle, x, proba)
         except TooManyRows as error:
-            return _error(f"body: {error.count} rows, more than serve.max_rows={cfg.max_rows}; split the request", 413, rid, mlflow)
+            return _error(
+                f"body: {error.count} rows, more than serve.max_rows={cfg.max_rows}; split the request",
+                413,
+                rid,
+                mlflow,
+            )
         except InputError as error:
             return _error(str(error), 400 if str(error).startswith("body") else 422, rid, mlflow)
         metrics.rows.inc(len(labels))
@@ -122,13 +139,19 @@ def create_app(ref: str, cfg: ServeConfig, keys: TrustedKeys = NO_KEYS) -> Any:
             prediction_log.add(log_entry(rid, bundle.manifest, sent, predictions))
         return JSONResponse(answer, headers={"X-Model-Version": str(bundle.manifest.version)})
 
-    @app.post("/predict", summary="Predict: JSON records or columns, or CSV (text/csv); ?proba=1 adds class probabilities",
-              openapi_extra={"requestBody": _request_schema(holder.bundle, synthetic=token is not None)})
+    @app.post(
+        "/predict",
+        summary="Predict: JSON records or columns, or CSV (text/csv); ?proba=1 adds class probabilities",
+        openapi_extra={"requestBody": _request_schema(holder.bundle, synthetic=token is not None)},
+    )
     async def predict(request: Request) -> Response:
         return await score(request, mlflow=False)
 
-    @app.post("/invocations", summary="MLflow scoring protocol: dataframe_split, dataframe_records, instances, inputs, or text/csv",
-              openapi_extra={"requestBody": _request_schema(holder.bundle, mlflow=True, synthetic=token is not None)})
+    @app.post(
+        "/invocations",
+        summary="MLflow scoring protocol: dataframe_split, dataframe_records, instances, inputs, or text/csv",
+        openapi_extra={"requestBody": _request_schema(holder.bundle, mlflow=True, synthetic=token is not None)},
+    )
     async def invocations(request: Request) -> Response:
         return await score(request, mlflow=True)
 
@@ -152,7 +175,9 @@ def _token(cfg: ServeConfig) -> str | None:
         return None
     value = os.environ.get(cfg.token_env, "")
     if not value:
-        raise ConfigError(f"serve.token_env: environment variable {cfg.token_env} is not set or empty; export it, or set serve.token_env=null")
+        raise ConfigError(
+            f"serve.token_env: environment variable {cfg.token_env} is not set or empty; export it, or set serve.token_env=null"
+        )
     return value
 
 
@@ -168,15 +193,26 @@ def _metadata(bundle: Bundle, ref: str, follows: bool) -> dict[str, Any]:
     manifest = bundle.manifest
     lineage = manifest.lineage
     return {
-        "name": manifest.name, "version": manifest.version, "created_at": manifest.created_at,
-        "served_from": ref, "follows_alias": follows, "task": manifest.task, "target": manifest.target,
-        "classes": manifest.classes, "positive_class": manifest.positive_class,
+        "name": manifest.name,
+        "version": manifest.version,
+        "created_at": manifest.created_at,
+        "served_from": ref,
+        "follows_alias": follows,
+        "task": manifest.task,
+        "target": manifest.target,
+        "classes": manifest.classes,
+        "positive_class": manifest.positive_class,
         "decision_threshold": manifest.decision_threshold,
-        "metrics": manifest.metrics.to_dict(), "model": {"engine": manifest.model.engine, "format": manifest.model.format,
-                                                         "family": manifest.model.family},
-        "input_schema": manifest.input_schema, "blessing": None if manifest.blessing is None else manifest.blessing.to_dict(),
-        "lineage": {"git_commit": lineage.git_commit, "data_hash": lineage.data_hash,
-                    "rows": lineage.rows, "search": {k: lineage.search.get(k) for k in ("engine", "study_name", "best_trial", "fit_id")}},
+        "metrics": manifest.metrics.to_dict(),
+        "model": {"engine": manifest.model.engine, "format": manifest.model.format, "family": manifest.model.family},
+        "input_schema": manifest.input_schema,
+        "blessing": None if manifest.blessing is None else manifest.blessing.to_dict(),
+        "lineage": {
+            "git_commit": lineage.git_commit,
+            "data_hash": lineage.data_hash,
+            "rows": lineage.rows,
+            "search": {k: lineage.search.get(k) for k in ("engine", "study_name", "best_trial", "fit_id")},
+        },
     }
 
 
@@ -194,19 +230,41 @@ def _request_schema(bundle: Bundle, mlflow: bool = False, synthetic: bool = Fals
     row = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
     rows = {"type": "array", "items": row, "minItems": 1}
     example_file = bundle.path / "input_example.json"
-    example = [synthetic_row(bundle.contract)] if synthetic else json.loads(example_file.read_text()) if example_file.is_file() else []
+    example = (
+        [synthetic_row(bundle.contract)]
+        if synthetic
+        else json.loads(example_file.read_text())
+        if example_file.is_file()
+        else []
+    )
     schema: dict[str, Any] = rows
     if mlflow:
-        split = {"type": "object", "required": ["columns", "data"], "properties": {
-            "columns": {"type": "array", "items": {"type": "string", "enum": list(properties)}, "uniqueItems": True},
-            "data": {"type": "array", "minItems": 1, "items": {"type": "array"}}}}
+        split = {
+            "type": "object",
+            "required": ["columns", "data"],
+            "properties": {
+                "columns": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": list(properties)},
+                    "uniqueItems": True,
+                },
+                "data": {"type": "array", "minItems": 1, "items": {"type": "array"}},
+            },
+        }
         envelopes = {"dataframe_split": split, "dataframe_records": rows, "instances": rows, "inputs": rows}
-        schema = {"oneOf": [{"type": "object", "properties": {key: value}, "required": [key]} for key, value in envelopes.items()]}
+        schema = {
+            "oneOf": [
+                {"type": "object", "properties": {key: value}, "required": [key]} for key, value in envelopes.items()
+            ]
+        }
         example = {"dataframe_records": example}
-    return {"required": True, "content": {
-        "application/json": {"schema": schema, "example": example},
-        "text/csv": {"schema": {"type": "string"}},
-    }}
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": schema, "example": example},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
 
 
 def synthetic_row(contract: list[ColumnSpec]) -> dict[str, Any]:
@@ -250,10 +308,23 @@ def serve(ref: str, cfg: ServeConfig, keys: TrustedKeys = NO_KEYS) -> None:
     import uvicorn
 
     if cfg.workers > 1:
-        os.environ[ENV_SETTINGS] = json.dumps({"ref": ref, "config": asdict(cfg), "public_keys": list(keys.paths),
-                                               "log_level": logging.getLogger().getEffectiveLevel()})
+        os.environ[ENV_SETTINGS] = json.dumps(
+            {
+                "ref": ref,
+                "config": asdict(cfg),
+                "public_keys": list(keys.paths),
+                "log_level": logging.getLogger().getEffectiveLevel(),
+            }
+        )
         create_app(ref, cfg, keys=keys)  # fail here, with one line, on a bad bundle or token, not in every worker
-        uvicorn.run("automlops.serve.app:app_from_environment", factory=True, host=cfg.host, port=cfg.port,
-                    workers=cfg.workers, log_level="warning", access_log=False)
+        uvicorn.run(
+            "automlops.serve.app:app_from_environment",
+            factory=True,
+            host=cfg.host,
+            port=cfg.port,
+            workers=cfg.workers,
+            log_level="warning",
+            access_log=False,
+        )
         return
     uvicorn.run(create_app(ref, cfg, keys=keys), host=cfg.host, port=cfg.port, log_level="warning", access_log=False)

@@ -26,7 +26,7 @@ from automlops.deploy.bundle import Bundle
 from automlops.predict import score_arrays
 
 ModelRows = Union[pd.DataFrame, TypedRows]  # validate_input's frame, or rows typed without pandas
-Scores = tuple[np.ndarray, Union[np.ndarray, None]]  # labels, and class probabilities when asked
+Scores = tuple[np.ndarray, np.ndarray | None]  # labels, and class probabilities when asked
 Item = tuple[Bundle, ModelRows, bool, "asyncio.Future[Scores]"]
 INLINE_ROWS = 64  # batches up to this many rows may be scored on the event loop (serve.inline_ms)
 

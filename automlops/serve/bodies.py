@@ -59,21 +59,26 @@ class Rows:
     records: list[dict[str, Any]] | None = None
 
 
-def read_rows(body: bytes, content_type: str, contract: list[ColumnSpec], strict_envelope: bool = False,
-              quick: bool = True) -> Rows:
+def read_rows(
+    body: bytes, content_type: str, contract: list[ColumnSpec], strict_envelope: bool = False, quick: bool = True
+) -> Rows:
     """strict_envelope (MLflow's /invocations): JSON must be an object holding exactly one of MLflow's
     keys. quick: type up to QUICK_ROWS JSON records in plain Python (only right when unseen categories
     are left to the model)."""
     if not body.strip():
-        raise InputError('body: empty; send a JSON list of records like [{"column": value, ...}] or CSV with a header row')
+        raise InputError(
+            'body: empty; send a JSON list of records like [{"column": value, ...}] or CSV with a header row'
+        )
     if content_type.split(";")[0].strip().lower() in CSV_TYPES:
         frame = _csv(body, contract)
         return Rows(len(frame), frame=frame)
     try:
         parsed = parse_json(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"body: not valid JSON ({type(error).__name__} at char {getattr(error, 'pos', '?')}); "
-                         "send a list of records, or CSV with Content-Type: text/csv") from None
+        raise InputError(
+            f"body: not valid JSON ({type(error).__name__} at char {getattr(error, 'pos', '?')}); "
+            "send a list of records, or CSV with Content-Type: text/csv"
+        ) from None
     except RecursionError:  # json's decoder recurses once per nesting level
         raise InputError("body: JSON nested too deeply; send a list of flat records") from None
     records = _records(parsed, strict_envelope)
@@ -92,12 +97,19 @@ def read_rows(body: bytes, content_type: str, contract: list[ColumnSpec], strict
 
 def _records(parsed: Any, strict_envelope: bool) -> Any:
     """The list of records a JSON body holds, or what stands in its place (refused by the caller)."""
-    keys = [k for k in (MLFLOW_KEYS if strict_envelope else ENVELOPES) if k in parsed] if isinstance(parsed, dict) else []
+    keys = (
+        [k for k in (MLFLOW_KEYS if strict_envelope else ENVELOPES) if k in parsed] if isinstance(parsed, dict) else []
+    )
     if strict_envelope and len(keys) != 1:
-        got = (("keys " + ", ".join(sorted(str(k)[:40] for k in parsed)[:5])) if parsed else "an empty object") \
-            if isinstance(parsed, dict) else f"a JSON {_json_kind(parsed)}"
-        raise InputError(f"body: expected a JSON object with exactly one of {', '.join(MLFLOW_KEYS)} (MLflow's scoring "
-                         f"protocol), or CSV with Content-Type: text/csv; got {got}")
+        got = (
+            (("keys " + ", ".join(sorted(str(k)[:40] for k in parsed)[:5])) if parsed else "an empty object")
+            if isinstance(parsed, dict)
+            else f"a JSON {_json_kind(parsed)}"
+        )
+        raise InputError(
+            f"body: expected a JSON object with exactly one of {', '.join(MLFLOW_KEYS)} (MLflow's scoring "
+            f"protocol), or CSV with Content-Type: text/csv; got {got}"
+        )
     if keys and keys[0] == "dataframe_split":
         return _split(parsed["dataframe_split"])
     if keys and keys[0] in ("instances", "inputs") and isinstance(parsed[keys[0]], dict):
@@ -119,7 +131,11 @@ def _split(split: Any) -> list[dict[str, Any]]:
     """MLflow's {"columns": [...], "data": [[...], ...]} as records, its shape checked first (pandas'
     own errors name no row and can fail on odd column labels)."""
     where = "body.dataframe_split"
-    if not isinstance(split, dict) or not isinstance(split.get("columns"), list) or not isinstance(split.get("data"), list):
+    if (
+        not isinstance(split, dict)
+        or not isinstance(split.get("columns"), list)
+        or not isinstance(split.get("data"), list)
+    ):
         raise InputError(f'{where}: expected {{"columns": ["column", ...], "data": [[value, ...], ...]}}')
     columns = split["columns"]
     if not all(isinstance(name, str) for name in columns):
@@ -128,11 +144,15 @@ def _split(split: Any) -> list[dict[str, Any]]:
     counts: Counter[str] = Counter(columns)
     repeated = sorted(name for name, count in counts.items() if count > 1)
     if repeated:
-        raise InputError(f"{where}.columns: column(s) {', '.join(repeated[:5])} given more than once; send each column once")
+        raise InputError(
+            f"{where}.columns: column(s) {', '.join(repeated[:5])} given more than once; send each column once"
+        )
     rows = [i for i, row in enumerate(split["data"]) if not isinstance(row, list) or len(row) != len(columns)]
     if rows:
-        raise InputError(f"{where}.data: row(s) {', '.join(map(str, rows[:5]))} are not lists of {len(columns)} value(s), "
-                         "one per column")
+        raise InputError(
+            f"{where}.data: row(s) {', '.join(map(str, rows[:5]))} are not lists of {len(columns)} value(s), "
+            "one per column"
+        )
     return [dict(zip(columns, row)) for row in split["data"]]
 
 
@@ -140,8 +160,10 @@ def _columns(columns: dict[str, Any], where: str) -> list[dict[str, Any]]:
     """Column-oriented JSON, {"column": [value, ...], ...} with every list as long as the others, as records."""
     lengths = {name: len(values) for name, values in columns.items() if isinstance(values, list)}
     if len(lengths) != len(columns) or len(set(lengths.values())) > 1:
-        raise InputError(f"{where}: column-oriented input needs a list per column, all of one length; "
-                         f"got lengths {dict(list(lengths.items())[:5])}")
+        raise InputError(
+            f"{where}: column-oriented input needs a list per column, all of one length; "
+            f"got lengths {dict(list(lengths.items())[:5])}"
+        )
     if not lengths or not next(iter(lengths.values())):
         raise InputError(f"{where}: no rows; send at least one value per column")
     names = list(columns)
@@ -161,10 +183,15 @@ def _check_json_types(frame: pd.DataFrame, contract: list[ColumnSpec]) -> None:
             continue
         wrong = (list, dict, str) if kinds[name] == NUMERIC else (list, dict)
         values = frame[name].tolist()
-        for i in [i for i, value in enumerate(values) if type(value) in wrong][:MAX_PROBLEMS_SHOWN + 1]:  # one pass at C speed
+        for i in [i for i, value in enumerate(values) if type(value) in wrong][
+            : MAX_PROBLEMS_SHOWN + 1
+        ]:  # one pass at C speed
             value, row = values[i], frame.index[i]
-            problems.append(f"column '{name}' row {row}: expected a number, got a string ({value[:40]!r})" if isinstance(value, str)
-                            else f"column '{name}' row {row}: expected a single value, got a JSON {_json_kind(value)}")
+            problems.append(
+                f"column '{name}' row {row}: expected a number, got a string ({value[:40]!r})"
+                if isinstance(value, str)
+                else f"column '{name}' row {row}: expected a single value, got a JSON {_json_kind(value)}"
+            )
     if problems:
         more = "; and more problem(s)" if len(problems) > MAX_PROBLEMS_SHOWN else ""
         raise InputError("input: " + "; ".join(problems[:MAX_PROBLEMS_SHOWN]) + more)
@@ -172,7 +199,9 @@ def _check_json_types(frame: pd.DataFrame, contract: list[ColumnSpec]) -> None:
 
 def _csv(body: bytes, contract: list[ColumnSpec]) -> pd.DataFrame:
     try:  # typed exactly as `automlops predict` types a CSV file
-        return csv_booleans(pd.read_csv(io.BytesIO(body), **csv_options(contract, [spec.name for spec in contract])), contract)
+        return csv_booleans(
+            pd.read_csv(io.BytesIO(body), **csv_options(contract, [spec.name for spec in contract])), contract
+        )
     except pd.errors.EmptyDataError:
         raise InputError("body: the CSV is empty; send a header row and at least one row") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:

@@ -54,8 +54,13 @@ def _one_thread_per_request(model: object) -> None:
 
 
 class ModelHolder:
-    def __init__(self, ref: str, reload_interval: float, on_reload: Callable[[str, Bundle | None], None] | None = None,
-                 keys: TrustedKeys = NO_KEYS) -> None:
+    def __init__(
+        self,
+        ref: str,
+        reload_interval: float,
+        on_reload: Callable[[str, Bundle | None], None] | None = None,
+        keys: TrustedKeys = NO_KEYS,
+    ) -> None:
         self.ref = ref
         self.keys = keys  # deploy.signing.public_keys: every version the alias moves to must be signed by one
         self.bundle = load_warm(ref, keys=keys)  # the one shared reference; replaced, never mutated

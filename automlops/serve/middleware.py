@@ -16,7 +16,14 @@ from automlops.serve.telemetry import Metrics, request_id
 
 log = logging.getLogger("automlops.serve")
 OPEN_PATHS = {"/health", "/ready", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect"}  # no token needed
-KNOWN_PATHS = {"/health", "/ready", "/metadata", "/metrics", "/predict", "/invocations"}  # metric labels; others: "other"
+KNOWN_PATHS = {
+    "/health",
+    "/ready",
+    "/metadata",
+    "/metrics",
+    "/predict",
+    "/invocations",
+}  # metric labels; others: "other"
 
 
 class Observe:
@@ -48,8 +55,9 @@ class Observe:
                 log.exception("request %s %s %s failed", rid, scope["method"], path)
                 if status is not None:  # the answer has started: too late to replace it
                     raise
-                await JSONResponse({"detail": f"internal error; quote request id {rid} to the operator", "request_id": rid},
-                                   500)(scope, receive, send_with_id)
+                await JSONResponse(
+                    {"detail": f"internal error; quote request id {rid} to the operator", "request_id": rid}, 500
+                )(scope, receive, send_with_id)
         elapsed = time.perf_counter() - started
         endpoint = path if path in KNOWN_PATHS else "other"
         code = status or 500
@@ -58,9 +66,15 @@ class Observe:
         log.info("%s %s %s %d %.1f ms", rid, scope["method"], path, code, elapsed * 1000)
 
     def _refuse(self, rid: str) -> JSONResponse:
-        return JSONResponse({"detail": "authorization: send the header 'Authorization: Bearer <token>' "
-                             f"(the value of ${self.token_env} on the server)", "request_id": rid}, 401,
-                            headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse(
+            {
+                "detail": "authorization: send the header 'Authorization: Bearer <token>' "
+                f"(the value of ${self.token_env} on the server)",
+                "request_id": rid,
+            },
+            401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -37,17 +37,37 @@ class Metrics:
     def __init__(self) -> None:
         disable_created_metrics()  # no *_created series: they double the output and no dashboard reads them
         self.registry = CollectorRegistry()
-        self.requests = Counter("automlops_requests_total", "HTTP requests by endpoint and status code",
-                                ["endpoint", "status"], registry=self.registry)
-        self.latency = Histogram("automlops_request_seconds", "Request latency by endpoint", ["endpoint"],
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "automlops_requests_total",
+            "HTTP requests by endpoint and status code",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "automlops_request_seconds",
+            "Request latency by endpoint",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.rows = Counter("automlops_rows_scored_total", "Rows scored", registry=self.registry)
-        self.model_version = Gauge("automlops_model_version", "Version of the model being served (0: not registered)",
-                                   ["model"], registry=self.registry)
-        self.reloads = Counter("automlops_model_reloads_total", "Model reloads after an alias moved, by result",
-                               ["result"], registry=self.registry)
-        self.log_dropped = Counter("automlops_prediction_log_dropped_total",
-                                   "Prediction log entries dropped because the log queue was full", registry=self.registry)
+        self.model_version = Gauge(
+            "automlops_model_version",
+            "Version of the model being served (0: not registered)",
+            ["model"],
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "automlops_model_reloads_total",
+            "Model reloads after an alias moved, by result",
+            ["result"],
+            registry=self.registry,
+        )
+        self.log_dropped = Counter(
+            "automlops_prediction_log_dropped_total",
+            "Prediction log entries dropped because the log queue was full",
+            registry=self.registry,
+        )
 
 
 class PredictionLog:
@@ -107,8 +127,14 @@ class PredictionLog:
         self._rows_in_file += rows
 
 
-def log_entry(request_id: str, bundle_manifest: Manifest, inputs: list[dict[str, Any]], outputs: list[Any]) -> dict[str, Any]:
+def log_entry(
+    request_id: str, bundle_manifest: Manifest, inputs: list[dict[str, Any]], outputs: list[Any]
+) -> dict[str, Any]:
     return {
-        "time": time.time(), "request_id": request_id, "model": bundle_manifest.name,
-        "version": bundle_manifest.version, "inputs": inputs, "outputs": outputs,
+        "time": time.time(),
+        "request_id": request_id,
+        "model": bundle_manifest.name,
+        "version": bundle_manifest.version,
+        "inputs": inputs,
+        "outputs": outputs,
     }
