@@ -67,7 +67,8 @@ def git(*args: str, cwd: Path) -> None:
 
 def snapshot(root: Path, names: tuple[str, ...]) -> dict[str, str]:
     """sha256 of every file under the given paths (a missing path is recorded as missing), to prove
-    that a failed command left them untouched."""
+    that a failed command left them untouched. Lock files are left out: they are not artifacts, and
+    `.automlops/run.lock` holds the pid of the last run that took it."""
     state: dict[str, str] = {}
     for name in names:
         path = root / name
@@ -75,6 +76,8 @@ def snapshot(root: Path, names: tuple[str, ...]) -> dict[str, str]:
             state[name] = "<missing>"
             continue
         for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):
+            if file.suffix == ".lock":
+                continue
             state[file.relative_to(root).as_posix()] = hashlib.sha256(file.read_bytes()).hexdigest()
     return state
 
