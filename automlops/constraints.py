@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from automlops.errors import unknown_name
 
@@ -60,7 +60,7 @@ class Options:
         return unknown_name(key, value, list(self.names)) + (f" {self.fix}" if self.fix else "")
 
 
-Constraint = Union[Interval, Options]
+Constraint = Interval | Options
 # a key's constraint, or a list of them where None allows null (sklearn's [Interval(...), None])
 Constraints = Mapping[str, Constraint | Sequence[Constraint | None]]
 

@@ -81,7 +81,7 @@ def test_two_workers_share_one_study_and_the_run_resumes_it(
         studies_to_delete.extend(set(optuna.get_all_study_names(postgres_url)) - before)
 
     outputs = [(out.read_text(), err.read_text()) for out, err in logs]
-    for process, (stdout, stderr) in zip(processes, outputs):
+    for process, (_stdout, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
         assert "Traceback" not in stderr and "error" not in stderr.lower(), stderr[-3000:]
     names = {STUDY_LINE.search(stdout).group(1) for stdout, _ in outputs if STUDY_LINE.search(stdout)}

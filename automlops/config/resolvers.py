@@ -28,8 +28,8 @@ _NO_DEFAULT = object()
 
 def _keep_env_reference(key: str, default: object = _NO_DEFAULT) -> str:
     if default is _NO_DEFAULT:
-        return "${oc.env:%s}" % key
-    return "${oc.env:%s,%s}" % (key, default)
+        return "${oc.env:" + key + "}"
+    return "${oc.env:" + f"{key},{default}" + "}"
 
 
 def conf_digest(conf_dir: str = "conf") -> str:

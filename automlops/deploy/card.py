@@ -11,7 +11,7 @@ import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from automlops.config.schema import CardConfig
 from automlops.io import write_text_atomic
@@ -39,7 +39,7 @@ class Table:
     caption: str = ""
 
 
-Block = Union[Text, Fields, Table]
+Block = Text | Fields | Table
 
 
 @dataclass

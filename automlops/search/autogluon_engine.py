@@ -116,7 +116,7 @@ class AutoGluonModel:
     @classmethod
     def load(cls, folder: Path) -> AutoGluonModel:
         model = cls(str(folder / "predictor"))
-        model.predictor  # load now: whoever loads a bundle is about to predict
+        model.predictor  # noqa: B018 - load now: whoever loads a bundle is about to predict
         return model
 
 
