@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from automlops.children import install_handlers, stop_descendants, stop_signal, stopped
 from automlops.errors import AutomlopsError, ConfigError, RegistryError
@@ -35,7 +35,7 @@ from automlops.urls import mask_secrets
 
 if TYPE_CHECKING:
     from automlops.config.schema import Config
-    from automlops.records import Manifest
+    from automlops.records import DeployRecord, Manifest
 
 log = logging.getLogger("automlops")
 MODEL_HELP = "a bundle folder, models/<name> (its champion) or models/<name>@<alias|version>"
@@ -323,10 +323,8 @@ def _run_jobs(jobs: list[list[str]], configs: list[Config]) -> int:
                 outcomes.append((shown, 3, f"internal error: {type(error).__name__}: {first}"))
                 continue
             _print_next_steps(record, config)
-            published = (
-                f"{config.run.name} v{record['version']} is the {record['alias']}" if record.get("published") else None
-            )
-            outcomes.append((shown, 0, published or f"not published ({record.get('reason')})"))
+            published = f"{config.run.name} v{record.version} is the {record.alias}" if record.published else None
+            outcomes.append((shown, 0, published or f"not published ({record.reason})"))
     finally:
         _print_sweep(outcomes, len(jobs))
     return next((code for _, code, _ in outcomes if code), 0)
@@ -359,23 +357,23 @@ def sweep(overrides: list[str]) -> list[list[str]]:
     return [list(combination) for combination in itertools.product(*choices)]
 
 
-def _print_next_steps(record: dict[str, Any], config: Config) -> None:
+def _print_next_steps(record: DeployRecord, config: Config) -> None:
     import json
 
     from automlops.pipeline import CANDIDATE_DIR, TEST_METRICS
 
     metrics = json.loads(TEST_METRICS.read_text()) if TEST_METRICS.is_file() else {}
     shown = ", ".join(f"{k}={v:.4f}" for k, v in list(metrics.items())[:3])
-    if record.get("unchanged"):
-        print(f"\nunchanged: {record['reason']}  test: {shown}")
+    if record.unchanged:
+        print(f"\nunchanged: {record.reason}  test: {shown}")
         return
-    if not record.get("published"):
-        print(f"\nnot published ({record.get('reason')}); the candidate is in {CANDIDATE_DIR}/  test: {shown}")
+    if not record.published:
+        print(f"\nnot published ({record.reason}); the candidate is in {CANDIDATE_DIR}/  test: {shown}")
         return
-    name, alias, version = config.run.name, record["alias"], record["version"]
+    name, alias, version = config.run.name, record.alias, record.version
     model = f"{config.deploy.dir}/{name}"
     print(f"\nmodel {name} v{version} is the {alias} at {model}/versions/{version}/  test: {shown}")
-    print(f"published to: {', '.join(record['targets'])}")
+    print(f"published to: {', '.join(record.targets or {})}")
     print("next:")
     print(
         f"  automlops predict --model {model}@{alias} --input {model}/versions/{version}/input_example.json --output predictions.csv"
@@ -423,7 +421,7 @@ def _worker(args: argparse.Namespace) -> int:
     from automlops.config.compose import compose
     from automlops.pipeline import STATE_DIR, search_data
     from automlops.search.optuna_engine import FINISHED, plan, run_trials
-    from automlops.search.validation import concrete_validation
+    from automlops.search.resampling import concrete_validation
 
     config = to_typed(compose(args.overrides))
     if config.search.engine != "optuna":
@@ -445,10 +443,10 @@ def _worker(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     """Score a file in chunks of predict.chunk_rows rows; predict.* comes from conf/ and the overrides
     in a project, from the schema's defaults and the overrides elsewhere (a container with a bundle)."""
-    from automlops.deploy.bundle import load_bundle
-    from automlops.deploy.signing import trusted_keys
+    from automlops.bundle import load_bundle
     from automlops.predict import predict_file
     from automlops.runtime_config import runtime_config
+    from automlops.signing import trusted_keys
 
     # `--keep a b predict.chunk_rows=10`: argparse hands trailing overrides to --keep
     overrides = args.overrides + [item for item in args.keep if "=" in item]
@@ -461,7 +459,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from automlops.deploy import model_registry as reg
+    from automlops import model_registry as reg
 
     if args.action == "list" and not args.name:
         root = Path(args.dir)
@@ -484,13 +482,13 @@ def _models(args: argparse.Namespace) -> int:
     if args.action == "list":
         _print_versions(registry)
     elif args.action == "show":
-        from automlops.deploy.bundle import read_manifest
+        from automlops.bundle import read_manifest
 
         print(_manifest_summary(read_manifest(f"{registry}@{alias}" if alias else registry)))
     elif args.action == "promote":
-        from automlops.deploy.bundle import verify_bundle
-        from automlops.deploy.signing import trusted_keys
+        from automlops.bundle import verify_bundle
         from automlops.runtime_config import runtime_config
+        from automlops.signing import trusted_keys
 
         keys = trusted_keys(runtime_config(None, args.overrides)[1])
         verify_bundle(reg.resolve(f"{registry}@{args.version}"), keys=keys)  # never point an alias at a modified bundle
@@ -512,7 +510,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _aliases_of(registry: Path, version: int) -> str:
-    from automlops.deploy import model_registry as reg
+    from automlops import model_registry as reg
 
     return ", ".join(reg.alias_targets(registry).get(version, []))
 
@@ -520,7 +518,7 @@ def _aliases_of(registry: Path, version: int) -> str:
 def _print_versions(registry: Path) -> None:
     import json
 
-    from automlops.deploy import model_registry as reg
+    from automlops import model_registry as reg
     from automlops.evaluate import primary_metric
 
     aliases = reg.read_aliases(registry)["aliases"]
@@ -564,9 +562,9 @@ def _manifest_summary(manifest: Manifest) -> str:
 def _monitor(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from automlops.deploy.signing import trusted_keys
     from automlops.monitor.runner import check_drift, monitor
     from automlops.runtime_config import runtime_config
+    from automlops.signing import trusted_keys
 
     cfg, signing = runtime_config("monitor", args.overrides)
     cfg = replace(cfg, out=args.out) if args.out else cfg
@@ -579,9 +577,9 @@ def _monitor(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from automlops.deploy.signing import trusted_keys
     from automlops.runtime_config import runtime_config
     from automlops.serve.app import serve
+    from automlops.signing import trusted_keys
 
     cfg, signing = runtime_config("serve", args.overrides)
     flags = {"host": args.host, "port": args.port, "workers": args.workers}
@@ -590,7 +588,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from automlops.deploy import signing as sig
+    from automlops import signing as sig
 
     if args.action == "generate":
         private, public, kid = sig.generate_keys(args.dir)
@@ -602,8 +600,8 @@ def _keys(args: argparse.Namespace) -> int:
             f"    public_keys: [{public}]  # rotation: add the new key's .pub, drop the old one once nothing it signed is served"
         )
         return 0
-    from automlops.deploy.bundle import MANIFEST, verify_bundle
-    from automlops.deploy.model_registry import resolve
+    from automlops.bundle import MANIFEST, verify_bundle
+    from automlops.model_registry import resolve
     from automlops.runtime_config import runtime_config
 
     signing = sig.signer(runtime_config(None, args.overrides)[1])

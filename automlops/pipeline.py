@@ -28,7 +28,7 @@ from automlops.data.contract import ColumnSpec, contract_from_dicts, to_model_fr
 from automlops.errors import AutomlopsError, DeployError, GateError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
 from automlops.monitor.stats import prediction_statistics, training_statistics
-from automlops.records import Blessing, BlessingSummary, CandidateRef, Manifest, PreparedMeta, SearchBest
+from automlops.records import Blessing, BlessingSummary, CandidateRef, DeployRecord, Manifest, PreparedMeta, SearchBest
 from automlops.search.engines import SearchData
 from automlops.stages import (
     ANSWER_STATISTICS,
@@ -48,9 +48,9 @@ from automlops.stages import (
 )
 
 if TYPE_CHECKING:
-    from automlops.deploy.bundle import Bundle
-    from automlops.deploy.signing import Signer, TrustedKeys
+    from automlops.bundle import Bundle
     from automlops.gate import CheckResult, Comparison
+    from automlops.signing import Signer, TrustedKeys
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,12 @@ def workspace_lock() -> Iterator[None]:
 
 def run_prepare(config: Config) -> None:
     from automlops.data.prepare import prepare
+    from automlops.data.quality_gate import BatchRejected
     from automlops.data.schema import schema_to_yaml
-    from automlops.data.validation import ValidationFailed
 
     try:
         prepared = prepare(config.data, config.run.seed)
-    except ValidationFailed as failed:  # the report is written; data/prepared/ stays as the last good run left it
+    except BatchRejected as failed:  # the report is written; data/prepared/ stays as the last good run left it
         write_json_atomic(VALIDATION_REPORT, failed.report)
         raise
     write_json_atomic(VALIDATION_REPORT, prepared.validation)
@@ -235,8 +235,8 @@ def run_evaluate(config: Config) -> None:
 
 def run_package(config: Config) -> Path:
     """The candidate bundle, complete and sealed (and signed, with a deploy.signing key), waiting for the gate."""
-    from automlops.deploy.bundle import PackageInput, write_bundle
-    from automlops.deploy.signing import check_signing
+    from automlops.deploy.package import PackageInput, write_bundle
+    from automlops.signing import check_signing
 
     signing = check_signing(config.deploy.signing)  # before any work: a key problem is a one-line config error
 
@@ -278,18 +278,18 @@ def run_gate(config: Config) -> dict[str, Any]:
     """Check the candidate against the gate's thresholds and the champion (both scored on the test
     rows neither trained on), then serve it for real; write the blessing, and stop a required gate
     that failed."""
-    from automlops.deploy.bundle import verify_bundle
-    from automlops.deploy.model_registry import champion
-    from automlops.deploy.signing import trusted_keys
+    from automlops.bundle import verify_bundle
     from automlops.gate import check_metric_names, failure_summary
-    from automlops.infra import validate_serving
+    from automlops.model_registry import champion
+    from automlops.serving_check import check_serving
+    from automlops.signing import trusted_keys
 
     keys = trusted_keys(config.deploy.signing)  # the candidate and the champion are both checked against them
     manifest = verify_bundle(CANDIDATE_DIR, keys=keys)
     check_metric_names(config.gate, manifest.task)
     registry = Path(config.deploy.dir) / config.run.name
     judged = judge(config, manifest, champion(registry, config.deploy.alias), "gate", keys)
-    infra = validate_serving(CANDIDATE_DIR, config.gate.infra, keys=keys) if config.gate.infra.enabled else None
+    infra = check_serving(CANDIDATE_DIR, config.gate.infra, keys=keys) if config.gate.infra.enabled else None
     record = blessing_record(judged, infra, manifest)
     write_json_atomic(BLESSING, record.to_dict())
     for check in record.checks:
@@ -318,7 +318,7 @@ def judge(config: Config, manifest: Manifest, champion_dir: Path | None, stage: 
     """The gate's checks of the candidate (CANDIDATE_DIR, whose verified manifest is `manifest`) against
     the champion in `champion_dir` (None: no champion yet). The gate runs it, and the deploy stage runs
     it again under the registry lock when the champion changed in between: one function, one decision."""
-    from automlops.deploy.bundle import load_bundle, read_manifest
+    from automlops.bundle import load_bundle, read_manifest
     from automlops.gate import has_change_checks, run_checks
 
     comparison, champion_version = None, None
@@ -339,7 +339,8 @@ def judge(config: Config, manifest: Manifest, champion_dir: Path | None, stage: 
 def blessing_record(judged: Judged, infra: dict[str, Any] | None, manifest: Manifest) -> Blessing:
     """The gate's record (automlops.gate.blessing) plus which candidate it judged: the sha256 of its
     manifest (which lists every file's sha256), so the deploy stage publishes only that bundle."""
-    from automlops.deploy.bundle import MANIFEST, content_digest
+    from automlops.bundle import MANIFEST
+    from automlops.deploy.package import content_digest
     from automlops.gate import blessing
     from automlops.io import sha256_file
 
@@ -355,7 +356,7 @@ def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: C
     """Both models' metrics on the test rows neither trained on (TFX scores the baseline on the same
     data, and a new split puts the champion's training rows in the test set); gate.incomparable decides
     when the champion cannot be scored here, gate.min_rows when too few rows are left."""
-    from automlops.data.contract import validate_input
+    from automlops.data.contract import enforce_contract
     from automlops.data.row_hashes import row_hashes
     from automlops.errors import InputError
     from automlops.gate import UNSEEN_ROWS, Comparison, incomparable, too_few_rows, unseen_rows
@@ -371,7 +372,7 @@ def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: C
         )
     columns = [spec.name for spec in champion_bundle.contract]
     try:
-        champion_x = validate_input(
+        champion_x = enforce_contract(
             test.reindex(columns=[c for c in columns if c in test.columns]), champion_bundle.contract
         )
     except InputError as error:
@@ -385,7 +386,7 @@ def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: C
     failed = too_few_rows(rows, config.gate.min_rows)
     if failed is not None:
         return failed
-    candidate_x = validate_input(test[[spec.name for spec in candidate.contract]], candidate.contract)
+    candidate_x = enforce_contract(test[[spec.name for spec in candidate.contract]], candidate.contract)
     positive = champion_bundle.manifest.positive_class
     if positive != meta.positive_class:  # each model is scored on its own positive class, as it was evaluated
         log.warning(
@@ -414,7 +415,7 @@ def _metrics_on(bundle: Bundle, x: pd.DataFrame, y: pd.Series, task: str) -> dic
     return test_metrics(bundle.model, x, y, task, bundle.manifest.decision_threshold, bundle.manifest.positive_class)
 
 
-def run_deploy(config: Config) -> dict[str, Any]:
+def run_deploy(config: Config) -> DeployRecord:
     """Publish the blessed candidate to every target in deploy.targets as the next version.
 
     One critical section under the model's registry lock, from the champion check to the last target:
@@ -422,18 +423,19 @@ def run_deploy(config: Config) -> dict[str, Any]:
     and a worse candidate is refused; a candidate with the champion's content digest publishes nothing.
     metrics/deploy.json says "in progress" until the final record replaces it, so a killed deploy
     never leaves it naming an older release."""
-    from automlops.deploy.bundle import MANIFEST, content_digest, read_manifest, verify_bundle
-    from automlops.deploy.model_registry import champion, locked
-    from automlops.deploy.signing import check_signing, trusted_keys
+    from automlops.bundle import MANIFEST, read_manifest, verify_bundle
+    from automlops.deploy.package import content_digest
     from automlops.io import sha256_file
+    from automlops.model_registry import champion, locked
+    from automlops.signing import check_signing, trusted_keys
 
     record = Blessing.read(BLESSING) if BLESSING.is_file() else None
     if record is None or not record.passed:
-        skipped = {"published": False, "reason": "not blessed by the gate" if record else "the gate has not run"}
-        write_json_atomic(DEPLOY_RECORD, skipped)
-        log.warning("deploy: nothing published (%s)", skipped["reason"])
+        skipped = DeployRecord(published=False, reason="not blessed by the gate" if record else "the gate has not run")
+        write_json_atomic(DEPLOY_RECORD, skipped.to_dict())
+        log.warning("deploy: nothing published (%s)", skipped.reason)
         return skipped
-    write_json_atomic(DEPLOY_RECORD, {"published": None, "state": "in progress", "started_at": _now()})
+    write_json_atomic(DEPLOY_RECORD, DeployRecord(published=None, state="in progress", started_at=_now()).to_dict())
     try:
         signing = check_signing(config.deploy.signing)
         keys = trusted_keys(config.deploy.signing)
@@ -449,23 +451,22 @@ def run_deploy(config: Config) -> dict[str, Any]:
             current = read_manifest(current_dir).version if current_dir is not None else None
             if current_dir is not None and content_digest(read_manifest(current_dir)) == content_digest(manifest):
                 return _finish_deploy(
-                    {
-                        "published": False,
-                        "unchanged": True,
-                        "version": current,
-                        "alias": config.deploy.alias,
-                        "reason": f"the candidate equals {config.deploy.alias} v{current} (same content digest); no new version",
-                    }
+                    DeployRecord(
+                        published=False,
+                        unchanged=True,
+                        version=current,
+                        alias=config.deploy.alias,
+                        reason=f"the candidate equals {config.deploy.alias} v{current} (same content digest); no new version",
+                    )
                 )
             record = _recheck(config, record, manifest, current_dir, current, keys)
             if not record.passed:
                 return _refuse(config, record, current)
             return _finish_deploy(_publish(config, record, manifest, registry, current, signing))
     except BaseException as error:
-        if json.loads(DEPLOY_RECORD.read_text()).get("state") == "in progress":
-            write_json_atomic(
-                DEPLOY_RECORD, {"published": None, "state": "failed", "error": str(error) or type(error).__name__}
-            )
+        if DeployRecord.read(DEPLOY_RECORD).state == "in progress":
+            failed = DeployRecord(published=None, state="failed", error=str(error) or type(error).__name__)
+            write_json_atomic(DEPLOY_RECORD, failed.to_dict())
         raise
 
 
@@ -492,7 +493,7 @@ def _recheck(
     )
 
 
-def _refuse(config: Config, record: Blessing, current: int | None) -> dict[str, Any]:
+def _refuse(config: Config, record: Blessing, current: int | None) -> DeployRecord:
     """The rechecked candidate fails against the new champion: nothing is published, as at the gate."""
     from automlops.gate import failure_summary
 
@@ -500,7 +501,7 @@ def _refuse(config: Config, record: Blessing, current: int | None) -> dict[str, 
         f"the champion changed to v{current} after the gate, and the candidate does not pass against it "
         f"({failure_summary(record)}); champion v{current} stays"
     )
-    result = _finish_deploy({"published": False, "reason": reason, "rechecked": True, "compared_with": current})
+    result = _finish_deploy(DeployRecord(published=False, reason=reason, rechecked=True, compared_with=current))
     if config.gate.required:
         raise GateError(f"deploy: {reason}; the candidate is in {CANDIDATE_DIR}/")
     log.warning("deploy: %s (gate.required=false: exit 0)", reason)
@@ -509,12 +510,12 @@ def _refuse(config: Config, record: Blessing, current: int | None) -> dict[str, 
 
 def _publish(
     config: Config, record: Blessing, manifest: Manifest, registry: Path, current: int | None, signing: Signer | None
-) -> dict[str, Any]:
+) -> DeployRecord:
     """Under the registry lock: seal the release with its version, blessing and card; hand it to every target."""
-    from automlops.deploy import TARGETS, Release
-    from automlops.deploy.bundle import seal
     from automlops.deploy.card import write_model_card
-    from automlops.deploy.model_registry import next_version
+    from automlops.deploy.package import seal
+    from automlops.deploy.targets import TARGETS, Release
+    from automlops.model_registry import next_version
 
     version = next_version(registry)
     slices = json.loads(SLICE_METRICS.read_text()) if SLICE_METRICS.is_file() else None
@@ -529,25 +530,26 @@ def _publish(
         write_model_card(staging, manifest, record, slices, config.deploy.card)
         manifest = seal(staging, manifest, signing)  # the version and the card change the manifest: signed again
     release = Release(name=config.run.name, bundle=RELEASE_DIR, manifest=manifest, alias=config.deploy.alias)
-    targets: dict[str, Any] = {}
+    targets: dict[str, dict[str, Any]] = {}
     for name in config.deploy.targets:
         targets[name] = TARGETS.get(name)(release, config.deploy)
         log.info("deploy: %s -> %s", name, targets[name])
-    return {
-        "published": True,
-        "version": version,
-        "alias": config.deploy.alias,
-        "targets": targets,
-        "compared_with": current,
-        "rechecked": record.rechecked,
-        "candidate_sha256": record.candidate.sha256 if record.candidate else None,
-    }
+    return DeployRecord(
+        published=True,
+        version=version,
+        alias=config.deploy.alias,
+        targets=targets,
+        compared_with=current,
+        rechecked=record.rechecked,
+        candidate_sha256=record.candidate.sha256 if record.candidate else None,
+    )
 
 
-def _finish_deploy(result: dict[str, Any]) -> dict[str, Any]:
-    write_json_atomic(DEPLOY_RECORD, {**result, "finished_at": _now()})
-    if result.get("unchanged"):
-        log.info("deploy: %s", result["reason"])
+def _finish_deploy(result: DeployRecord) -> DeployRecord:
+    result = replace(result, finished_at=_now())
+    write_json_atomic(DEPLOY_RECORD, result.to_dict())
+    if result.unchanged:
+        log.info("deploy: %s", result.reason)
     return result
 
 
@@ -560,9 +562,9 @@ def _now() -> str:
 def run_monitor(config: Config) -> dict[str, Any]:
     """The champion (deploy.dir/run.name@deploy.alias) against the batch in monitor.data; not part of
     `automlops run`, which trains: monitoring runs on its own schedule (`dvc repro monitor`)."""
-    from automlops.deploy.model_registry import champion
-    from automlops.deploy.signing import trusted_keys
+    from automlops.model_registry import champion
     from automlops.monitor.runner import check_drift, monitor, write_nothing_to_judge
+    from automlops.signing import trusted_keys
 
     registry = Path(config.deploy.dir) / config.run.name
     if champion(registry, config.deploy.alias) is None:  # e.g. the gate refused the first model: nothing is serving
@@ -589,16 +591,16 @@ def stage_function(name: str) -> Callable[[Config], Any]:
     return function
 
 
-def run_all(config: Config) -> dict[str, Any]:
+def run_all(config: Config) -> DeployRecord:
     """Every stage in order, one run at a time per project; returns the deploy record (what was published where)."""
     with workspace_lock():
         return _run_all(config)
 
 
-def _run_all(config: Config) -> dict[str, Any]:
-    from automlops.deploy.signing import check_signing
+def _run_all(config: Config) -> DeployRecord:
     from automlops.evaluate import check_slice_columns
     from automlops.gate import check_metric_names
+    from automlops.signing import check_signing
 
     seconds: dict[str, float] = {}
 
@@ -613,10 +615,10 @@ def _run_all(config: Config) -> dict[str, Any]:
     check_metric_names(config.gate, meta.task)  # a misnamed gate metric or slice column fails before the search
     check_slice_columns(config.evaluate.slices, [*meta.features, meta.target, *meta.split_columns])
     check_signing(config.deploy.signing)  # a missing or untrusted signing key fails before the search, not at package
-    record: dict[str, Any] = {}  # the deploy stage's, the last
     for stage in STAGES:
         if stage.in_run and stage.name != "prepare":  # prepare ran first, then the checks above
-            record = timed(stage.name, stage_function(stage.name))
+            timed(stage.name, stage_function(stage.name))
+    record = DeployRecord.read(DEPLOY_RECORD)  # the deploy stage's, the last
     write_json_atomic(STAGE_SECONDS, seconds)  # only for a run that finished: a failed one leaves .automlops/ as it was
     log.info("stage seconds: %s", ", ".join(f"{name} {s:.1f}" for name, s in seconds.items()))
     return record

@@ -12,6 +12,8 @@ left out read as their defaults. Checked with `mypy --strict` (pyproject.toml).
                   gate, deploy, predict, serve, monitor, the registry, the card, docker and mlflow read it
     Blessing      metrics/blessing.json (and blessing.json in a published version): the gate writes it,
                   deploy reads it (and may judge again), the model card shows it
+    DeployRecord  metrics/deploy.json: the deploy stage writes it (in progress, then its outcome);
+                  `automlops run` prints it, monitor's stage depends on it
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "BlessingSummary",
     "CandidateRef",
     "ChampionRef",
+    "DeployRecord",
     "Lineage",
     "Manifest",
     "ManifestMetrics",
@@ -332,7 +335,7 @@ class BlessingSummary:
 
 @dataclass(frozen=True)
 class Manifest:
-    """A bundle's manifest.json (automlops.deploy.bundle): what the model is, how to check and trace it."""
+    """A bundle's manifest.json (automlops.bundle reads it, automlops.deploy.package writes it): what the model is, how to check and trace it."""
 
     format_version: int
     name: str
@@ -461,7 +464,7 @@ class CandidateRef:
     """blessing["candidate"]: which bundle the gate judged, so deploy publishes only that one."""
 
     sha256: str | None  # of the candidate's manifest.json (which lists every file's sha256)
-    content_digest: str | None = None  # automlops.deploy.bundle.content_digest
+    content_digest: str | None = None  # automlops.deploy.package.content_digest
     extra: dict[str, Any] = field(default_factory=dict)
 
     KEYS = ("sha256", "content_digest")
@@ -519,4 +522,54 @@ class Blessing:
 
     @classmethod
     def read(cls, path: Path) -> Blessing:
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+@dataclass(frozen=True)
+class DeployRecord:
+    """What the deploy stage did: published (a new version, with every target's record), not published
+    (with the reason), unchanged (the champion has the same content), or still in progress / failed."""
+
+    published: bool | None  # None: in progress or failed (see state)
+    state: str | None = None  # "in progress" while deploying, "failed" after an error; None once finished
+    reason: str | None = None  # why nothing was published
+    version: int | None = None  # the version published, or the champion an unchanged candidate equals
+    alias: str | None = None
+    targets: dict[str, dict[str, Any]] | None = None  # each deploy target's own record
+    compared_with: int | None = None  # the champion version the candidate was judged against
+    rechecked: bool | None = None  # judged again at deploy time against a newer champion
+    unchanged: bool | None = None  # the candidate's content equals the champion's: no new version
+    candidate_sha256: str | None = None  # the blessed candidate's manifest.json sha256
+    error: str | None = None  # a failed deploy's error
+    started_at: str | None = None  # in progress: when
+    finished_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    KEYS = (
+        "published",
+        "state",
+        "reason",
+        "version",
+        "alias",
+        "targets",
+        "compared_with",
+        "rechecked",
+        "unchanged",
+        "candidate_sha256",
+        "error",
+        "started_at",
+        "finished_at",
+    )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DeployRecord:
+        return cls(**{key: data.get(key) for key in cls.KEYS}, extra=_extra(data, cls.KEYS))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the keys set (the file says what happened, not every field it could hold)."""
+        data = {key: getattr(self, key) for key in self.KEYS}
+        return {key: value for key, value in data.items() if value is not None or key == "published"} | self.extra
+
+    @classmethod
+    def read(cls, path: Path) -> DeployRecord:
         return cls.from_dict(json.loads(path.read_text()))

@@ -138,13 +138,10 @@ def child_phases(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     import pandas as pd  # noqa: F401
 
-    import automlops.data.contract as contract
-    import automlops.deploy.bundle as bundle_module
     import automlops.monitor.batches as batches
     import automlops.monitor.html as html
     import automlops.monitor.report as report_module
     import automlops.monitor.runner as runner
-    import automlops.predict as predict
     from automlops.runtime_config import runtime_section
 
     phases: dict[str, dict[str, float]] = {}
@@ -167,13 +164,13 @@ def child_phases(args: argparse.Namespace) -> dict[str, Any]:
 
         return wrapper
 
-    bundle_module.load_bundle = timed("bundle", bundle_module.load_bundle)
+    runner.load_bundle = timed("bundle", runner.load_bundle)
     batches.read_batch = timed("read", batches.read_batch, keep=True)
     report_module.monitor_batch = timed("monitor_batch", report_module.monitor_batch)
     report_module._test = timed("tests", report_module._test)  # every input column (and the prediction column)
     report_module._predict = timed("prediction", report_module._predict)
-    contract.validate_input = timed("validate input", contract.validate_input)
-    predict.score_rows = timed("model predict", predict.score_rows)
+    report_module.to_model_frame = timed("model frame", report_module.to_model_frame)
+    report_module.score_rows = timed("model predict", report_module.score_rows)
     html.render_html = timed("html", html.render_html)
     report_module.summary = timed("summary", report_module.summary)
     runner.write_text_atomic = timed("write", runner.write_text_atomic)
@@ -544,7 +541,7 @@ def report(records: list[dict[str, Any]], summary: dict[str, Any], batches: dict
                 [
                     r["batch"],
                     *(_phase_cell(r, name) for name in PHASES),
-                    f"{inner.get('validate input', 0):.1f} / {inner.get('model predict', 0):.1f}",
+                    f"{inner.get('model frame', 0):.1f} / {inner.get('model predict', 0):.1f}",
                     f"{r['phases']['total_seconds']:.1f}",
                 ]
             )

@@ -148,7 +148,7 @@ def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     import sklearn  # noqa: F401
 
     import automlops.search.optuna_engine as optuna_engine
-    import automlops.search.validation as validation
+    import automlops.search.resampling as validation
     from automlops.checks import to_typed
     from automlops.config.compose import compose
     from automlops.pipeline import run_evaluate, run_package, run_prepare, run_search

@@ -200,7 +200,7 @@ def child_automlops(args: argparse.Namespace, engine: str) -> dict[str, Any]:
     else:
         import joblib
 
-        import automlops.search.validation as validation
+        import automlops.search.resampling as validation
 
         optuna.study.Study.optimize = _timed(timers, "engine", optuna.study.Study.optimize)
         optuna_engine._fit_winner = _timed(timers, "engine", optuna_engine._fit_winner)
@@ -228,7 +228,7 @@ def child_automlops(args: argparse.Namespace, engine: str) -> dict[str, Any]:
     engine_other = timers.get("engine_other")  # before the untimed predictions below add to it
 
     # predictions from the packaged bundle (what a user would deploy); not timed
-    from automlops.deploy.bundle import load_bundle
+    from automlops.bundle import load_bundle
 
     bundle = load_bundle(Path(result))
     test = pd.read_parquet("data/prepared/test.parquet")

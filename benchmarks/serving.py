@@ -224,9 +224,9 @@ def find_bundle(project: Path, kind: str) -> Path | None:
 def child_mlflow_log(args: argparse.Namespace) -> dict[str, Any]:
     """Log the bundle with the project's own mlflow deploy target into a scratch SQLite store."""
     import automlops.deploy.mlflow_target  # noqa: F401  (registers the target)
+    from automlops.bundle import read_manifest
     from automlops.config.schema import DeployConfig, MlflowConfig
-    from automlops.deploy import TARGETS, Release
-    from automlops.deploy.bundle import read_manifest
+    from automlops.deploy.targets import TARGETS, Release
 
     bundle = Path(args.bundle)
     manifest = read_manifest(bundle)
@@ -246,9 +246,10 @@ def child_in_process(args: argparse.Namespace) -> dict[str, Any]:
     predict_frame answers for them, then times the model and predict_frame on one row at a time."""
     import pandas as pd
 
-    from automlops.data.contract import validate_input
-    from automlops.deploy.bundle import load_bundle
-    from automlops.predict import predict_frame, records_from_json
+    from automlops.bundle import load_bundle
+    from automlops.data.contract import enforce_contract
+    from automlops.scoring import predict_frame
+    from automlops.tables import records_from_json
 
     started = time.perf_counter()
     bundle = load_bundle(Path(args.bundle))
@@ -258,7 +259,7 @@ def child_in_process(args: argparse.Namespace) -> dict[str, Any]:
     sample = test.sample(min(SAMPLE_ROWS, len(test)), random_state=SEED)
     records = json.loads(sample.to_json(orient="records", double_precision=15))  # NaN -> null, numpy -> JSON numbers
     frames = [records_from_json(json.loads(json.dumps([record]))) for record in records]  # as a server decodes a body
-    typed = [validate_input(frame, bundle.contract) for frame in frames]
+    typed = [enforce_contract(frame, bundle.contract) for frame in frames]
     policy = _serve_policy()
     expected = [
         _plain(predict_frame(bundle, frame, probabilities=False, **policy)["prediction"].iloc[0])
@@ -298,7 +299,7 @@ def _served_model_call(path: Path) -> Callable[[Any], Any] | None:
     """What `automlops serve` runs per batch of typed rows (score_arrays on the bundle as the server
     loads it, e.g. a pipeline called step by step), where this automlops has those functions."""
     try:
-        from automlops.predict import score_arrays
+        from automlops.scoring import score_arrays
         from automlops.serve.holder import load_warm
     except ImportError:
         return None
@@ -311,7 +312,7 @@ def _serve_policy() -> dict[str, Any]:
     policy, where this automlops has one), so the in-process call does the server's work."""
     import inspect
 
-    from automlops.predict import predict_frame
+    from automlops.scoring import predict_frame
 
     if "unknown_categories" not in inspect.signature(predict_frame).parameters:
         return {}

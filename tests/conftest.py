@@ -102,7 +102,7 @@ def new_project(root: Path) -> Path:
 
 def champion(root: Path, name: str) -> Path:
     """The folder of the version `models/<name>` resolves to (its champion)."""
-    from automlops.deploy.model_registry import resolve
+    from automlops.model_registry import resolve
 
     return resolve(root / "models" / name)
 

@@ -195,8 +195,8 @@ def _in_folder(project: Path) -> list[psutil.Process]:
 
 def registry_problems(root: Path) -> list[str]:
     """Every alias names an existing version, and every version is complete (its files match the manifest)."""
-    from automlops.deploy import model_registry as reg
-    from automlops.deploy.bundle import verify_bundle
+    from automlops import model_registry as reg
+    from automlops.bundle import verify_bundle
     from automlops.errors import AutomlopsError
 
     problems = []

@@ -18,10 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import champion, cli, run_env
 
-from automlops.data.contract import validate_input
-from automlops.deploy.bundle import Bundle, load_bundle
+from automlops.bundle import Bundle, load_bundle
+from automlops.data.contract import enforce_contract
 from automlops.errors import InputError
-from automlops.predict import open_input, predict_file
+from automlops.predict import predict_file
+from automlops.tables import open_input
 
 pytestmark = pytest.mark.slow  # needs the packaged penguins bundle (one real run per session)
 
@@ -161,7 +162,9 @@ def test_csv_parquet_and_json_give_identical_predictions(bundle: Bundle, rows: p
 def typed(bundle: Bundle, path: Path) -> pd.DataFrame:
     """What the model is given, chunk by chunk, for a file."""
     table = open_input(path, bundle.contract, ["id", "year"], CHUNK)
-    return pd.concat([validate_input(chunk.drop(columns=["id", "year"]), bundle.contract) for chunk, _ in table.chunks])
+    return pd.concat(
+        [enforce_contract(chunk.drop(columns=["id", "year"]), bundle.contract) for chunk, _ in table.chunks]
+    )
 
 
 def test_every_format_types_the_model_input_the_same(bundle: Bundle, rows: pd.DataFrame, tmp_path: Path) -> None:

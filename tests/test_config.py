@@ -16,7 +16,7 @@ from automlops.checks import load_params, to_typed
 from automlops.config.compose import compose, write_params
 from automlops.config.resolvers import expand_env, mask_env
 from automlops.data.sources import SOURCES
-from automlops.deploy import TARGETS
+from automlops.deploy.targets import TARGETS
 from automlops.errors import ConfigError
 from automlops.search.engines import ENGINES
 from automlops.search.families import FAMILIES, parse_space

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from conftest import champion
 
+from automlops.bundle import read_manifest
 from automlops.config.schema import DeployConfig, DockerConfig, MlflowConfig
-from automlops.deploy import TARGETS, Release
-from automlops.deploy.bundle import read_manifest
+from automlops.deploy.targets import TARGETS, Release
 from automlops.errors import AutomlopsError
 
 TARGET_NAMES = TARGETS.names()

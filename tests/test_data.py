@@ -13,12 +13,13 @@ import sqlalchemy
 from conftest import cli
 
 from automlops.config.schema import DataConfig, FeaturesConfig, SplitConfig
-from automlops.data.contract import CATEGORICAL, NUMERIC, infer_contract, validate_input
+from automlops.data.contract import CATEGORICAL, NUMERIC, enforce_contract, infer_contract
 from automlops.data.prepare import infer_task, prepare
 from automlops.data.sources import BUILTIN_DATASETS, load_table
 from automlops.data.split import split_table
 from automlops.errors import ConfigError, DataError, InputError
-from automlops.predict import read_table, records_from_json
+from automlops.records import PreparedMeta
+from automlops.tables import read_table, records_from_json
 
 PENGUIN_COLUMNS = [
     "species",
@@ -75,8 +76,8 @@ def test_csv_and_parquet_of_the_same_table_prepare_the_same(tmp_path: Path, smal
     small_table().to_parquet(parquet, index=False)
     from_csv = prepare(csv_config(small_csv), seed=1)
     from_parquet = prepare(DataConfig(source="parquet", path=str(parquet), target="label"), seed=1)
-    assert from_csv.meta["data_hash"] == from_parquet.meta["data_hash"]
-    assert from_csv.meta["contract"] == from_parquet.meta["contract"]
+    assert from_csv.meta.data_hash == from_parquet.meta.data_hash
+    assert from_csv.meta.contract == from_parquet.meta.contract
     pd.testing.assert_frame_equal(from_csv.test.reset_index(drop=True), from_parquet.test.reset_index(drop=True))
 
 
@@ -226,11 +227,11 @@ def test_prepare_stage_on_postgresql_never_writes_the_resolved_url(project: Path
     for text in (meta_text, params_text, prepared.stdout, prepared.stderr, composed.stdout, composed.stderr):
         assert secret_url not in text and postgres_url not in text
         assert "pw-never-written-7" not in text and "127.0.0.1:5432" not in text  # (serve.host is 127.0.0.1 too)
-    meta = json.loads(meta_text)
-    assert meta["config"]["url"] == "${oc.env:AUTOMLOPS_TEST_PG}"
-    assert meta["task"] == "multiclass" and sorted(meta["classes"]) == ["Adelie", "Chinstrap", "Gentoo"]
-    assert sum(meta["rows"].values()) == 344
-    assert "year" not in meta["features"]
+    meta = PreparedMeta.from_dict(json.loads(meta_text))
+    assert meta.config["url"] == "${oc.env:AUTOMLOPS_TEST_PG}"
+    assert meta.task == "multiclass" and sorted(meta.classes) == ["Adelie", "Chinstrap", "Gentoo"]
+    assert sum(meta.rows.values()) == 344
+    assert "year" not in meta.features
 
 
 # --- bad data ----------------------------------------------------------------------------------
@@ -294,7 +295,7 @@ def test_rows_with_missing_target_are_dropped(tmp_path: Path) -> None:
     path = tmp_path / "partly.csv"
     table.to_csv(path, index=False)
     prepared = prepare(csv_config(path), seed=0)
-    assert sum(prepared.meta["rows"].values()) == 87
+    assert sum(prepared.meta.rows.values()) == 87
     assert all(frame["label"].notna().all() for frame in (prepared.train, prepared.valid, prepared.test))
 
 
@@ -320,7 +321,7 @@ def test_regression_target_of_numeric_strings_is_typed_or_refused(tmp_path: Path
     except DataError as error:
         assert "'y'" in str(error)
     else:
-        assert prepared.meta["task"] == "regression"
+        assert prepared.meta.task == "regression"
         assert pd.api.types.is_float_dtype(prepared.train["y"])
 
 
@@ -343,10 +344,10 @@ def test_features_naming_unknown_columns_are_refused(small_csv: Path, key: str) 
 
 def test_features_include_and_exclude_choose_the_columns(small_csv: Path) -> None:
     included = prepare(csv_config(small_csv, features=FeaturesConfig(include=["x", "color"])), seed=0)
-    assert included.meta["features"] == ["x", "color"]
-    assert [spec["name"] for spec in included.meta["contract"]] == ["x", "color"]
+    assert included.meta.features == ["x", "color"]
+    assert [spec["name"] for spec in included.meta.contract] == ["x", "color"]
     excluded = prepare(csv_config(small_csv, features=FeaturesConfig(exclude=["size"])), seed=0)
-    assert excluded.meta["features"] == ["x", "color"]
+    assert excluded.meta.features == ["x", "color"]
 
 
 def test_excluding_every_feature_is_refused(small_csv: Path) -> None:
@@ -361,8 +362,8 @@ def test_datetime_feature_is_dropped_with_a_warning(tmp_path: Path, caplog: pyte
     frame.to_parquet(path, index=False)
     cfg = DataConfig(source="parquet", path=str(path), target="label")
     meta = prepare(cfg, seed=0).meta
-    assert "when" not in meta["features"] and "when" not in [spec["name"] for spec in meta["contract"]]
-    assert [item["column"] for item in meta["dropped_columns"]] == ["when"]
+    assert "when" not in meta.features and "when" not in [spec["name"] for spec in meta.contract]
+    assert [item["column"] for item in meta.dropped_columns] == ["when"]
     assert "dates are not features yet" in caplog.text and "'when'" in caplog.text
     with pytest.raises(DataError, match=r"data\.features: column 'when' holds dates.*data\.features\.exclude"):
         prepare(
@@ -376,16 +377,16 @@ def test_datetime_feature_is_dropped_with_a_warning(tmp_path: Path, caplog: pyte
 def test_prepare_meta_describes_the_data(small_csv: Path) -> None:
     prepared = prepare(csv_config(small_csv), seed=0)
     meta = prepared.meta
-    assert meta["target"] == "label" and meta["task"] == "binary" and meta["classes"] == ["no", "yes"]
-    assert meta["features"] == ["x", "size", "color"]
-    assert meta["data_hash"].startswith("sha256:")
-    assert meta["source"] == f"csv file {small_csv}"
-    assert prepare(csv_config(small_csv), seed=0).meta["data_hash"] == meta["data_hash"]
+    assert meta.target == "label" and meta.task == "binary" and meta.classes == ["no", "yes"]
+    assert meta.features == ["x", "size", "color"]
+    assert meta.data_hash.startswith("sha256:")
+    assert meta.source == f"csv file {small_csv}"
+    assert prepare(csv_config(small_csv), seed=0).meta.data_hash == meta.data_hash
     changed = small_table()
     changed.loc[0, "x"] += 1
     other = small_csv.with_name("changed.csv")
     changed.to_csv(other, index=False)
-    assert prepare(csv_config(other), seed=0).meta["data_hash"] != meta["data_hash"]
+    assert prepare(csv_config(other), seed=0).meta.data_hash != meta.data_hash
 
 
 # --- task inference ----------------------------------------------------------------------------
@@ -426,11 +427,11 @@ def test_declared_task_reaches_the_prepared_meta(tmp_path: Path) -> None:
     path = tmp_path / "grades.csv"
     rng = np.random.default_rng(0)
     pd.DataFrame({"x": rng.normal(size=80), "grade": rng.integers(1, 5, 80)}).to_csv(path, index=False)
-    assert prepare(csv_config(path, target="grade"), seed=0).meta["task"] == "multiclass"
+    assert prepare(csv_config(path, target="grade"), seed=0).meta.task == "multiclass"
     declared = prepare(
         csv_config(path, target="grade", task="regression", split=SplitConfig(strategy="random")), seed=0
     )
-    assert declared.meta["task"] == "regression" and declared.meta["classes"] == []
+    assert declared.meta.task == "regression" and declared.meta.classes == []
 
 
 # --- splits ------------------------------------------------------------------------------------
@@ -498,7 +499,7 @@ def test_time_split_of_a_csv_date_column_orders_by_date(tmp_path: Path) -> None:
     prepared = prepare(cfg, seed=0)
     assert sorted(prepared.test["x"]) == list(np.arange(80.0, 100.0))  # x counts days: the latest 20 rows
     assert prepared.train["x"].max() < prepared.valid["x"].min()
-    assert "when" not in prepared.meta["features"] and "when" in prepared.meta["split_columns"]
+    assert "when" not in prepared.meta.features and "when" in prepared.meta.split_columns
 
 
 def test_group_split_never_shares_a_group() -> None:
@@ -523,7 +524,7 @@ def test_group_column_is_kept_for_splitting_but_not_given_to_the_model(tmp_path:
         source="parquet", path=str(path), target="y", split=SplitConfig(strategy="group", group_column="customer")
     )
     prepared = prepare(cfg, seed=0)
-    assert prepared.meta["features"] == ["x"] and prepared.meta["split_columns"] == ["customer"]
+    assert prepared.meta.features == ["x"] and prepared.meta.split_columns == ["customer"]
     assert not set(prepared.train["customer"]) & set(prepared.test["customer"])
 
 
@@ -581,20 +582,20 @@ def good_rows() -> pd.DataFrame:
     )
 
 
-def test_validate_input_types_good_rows(contract) -> None:
-    out = validate_input(good_rows(), contract)
+def test_enforce_contract_types_good_rows(contract) -> None:
+    out = enforce_contract(good_rows(), contract)
     assert list(out.columns) == ["length", "count", "island", "flag"]
     assert out["count"].dtype == float and out["island"].tolist() == ["Dream", "Torgersen"]  # unseen level allowed
     assert out["flag"].tolist() == ["True", "False"]
 
 
-def test_validate_input_rejects_missing_and_extra_columns(contract) -> None:
+def test_enforce_contract_rejects_missing_and_extra_columns(contract) -> None:
     with pytest.raises(InputError, match=r"missing column\(s\): count, flag") as caught:
-        validate_input(good_rows().drop(columns=["count", "flag"]).assign(colour="red"), contract)
+        enforce_contract(good_rows().drop(columns=["count", "flag"]).assign(colour="red"), contract)
     assert "unexpected column(s): colour" in str(caught.value)
 
 
-def test_validate_input_names_the_column_and_row_of_a_string_in_a_numeric_column(contract) -> None:
+def test_enforce_contract_names_the_column_and_row_of_a_string_in_a_numeric_column(contract) -> None:
     rows = pd.DataFrame(
         {
             "length": [2.0, "eleven", 3.0],
@@ -604,56 +605,56 @@ def test_validate_input_names_the_column_and_row_of_a_string_in_a_numeric_column
         }
     )
     with pytest.raises(InputError, match=r"column 'length' row 1: expected a number, got 'eleven'") as caught:
-        validate_input(rows, contract)
+        enforce_contract(rows, contract)
     assert "secret" not in str(caught.value)  # other columns and rows are never echoed
     assert "row 0" not in str(caught.value) and "row 2" not in str(caught.value)
 
 
 @pytest.mark.parametrize("value", [np.inf, -np.inf, "inf", "nan-ish"])
-def test_validate_input_rejects_non_finite_and_garbage(contract, value) -> None:
+def test_enforce_contract_rejects_non_finite_and_garbage(contract, value) -> None:
     rows = good_rows().astype({"length": object})
     rows.loc[1, "length"] = value
     with pytest.raises(InputError, match=r"column 'length' row 1: expected a (finite )?number"):
-        validate_input(rows, contract)
+        enforce_contract(rows, contract)
 
 
-def test_validate_input_rejects_booleans_in_numeric_columns(contract) -> None:
+def test_enforce_contract_rejects_booleans_in_numeric_columns(contract) -> None:
     rows = good_rows().astype({"count": object})
     rows.loc[0, "count"] = True
     with pytest.raises(InputError, match=r"column 'count' row 0: expected a number, got a boolean"):
-        validate_input(rows, contract)
+        enforce_contract(rows, contract)
 
 
-def test_validate_input_rejects_missing_values_never_seen_in_training(contract) -> None:
+def test_enforce_contract_rejects_missing_values_never_seen_in_training(contract) -> None:
     rows = good_rows().astype({"count": object})
     rows.loc[1, "count"] = None
     with pytest.raises(InputError, match=r"column 'count' must not be empty \(row 1\)"):
-        validate_input(rows, contract)
+        enforce_contract(rows, contract)
     rows = good_rows()
     rows.loc[0, "length"] = np.nan  # missing was seen in training: fine
-    assert np.isnan(validate_input(rows, contract)["length"].iloc[0])
+    assert np.isnan(enforce_contract(rows, contract)["length"].iloc[0])
 
 
-def test_validate_input_rejects_an_empty_frame(contract) -> None:
+def test_enforce_contract_rejects_an_empty_frame(contract) -> None:
     with pytest.raises(InputError, match=r"no rows to predict"):
-        validate_input(good_rows().iloc[:0], contract)
+        enforce_contract(good_rows().iloc[:0], contract)
 
 
-def test_validate_input_caps_the_problems_listed(contract) -> None:
+def test_enforce_contract_caps_the_problems_listed(contract) -> None:
     rows = pd.DataFrame(
         {"length": [f"bad{i}" for i in range(12)], "count": range(12), "island": ["Dream"] * 12, "flag": [True] * 12}
     )
     with pytest.raises(InputError) as caught:
-        validate_input(rows, contract)
+        enforce_contract(rows, contract)
     message = str(caught.value)
     assert message.count("expected a number") == 5 and "bad11" not in message
 
 
-def test_validate_input_accepts_numeric_strings(contract) -> None:
+def test_enforce_contract_accepts_numeric_strings(contract) -> None:
     rows = good_rows().astype({"length": object, "count": object})
     rows["length"] = ["3.5", " 1e1 "]
     rows["count"] = ["7", "-2"]
-    out = validate_input(rows, contract)
+    out = enforce_contract(rows, contract)
     assert out["length"].tolist() == [3.5, 10.0] and out["count"].tolist() == [7.0, -2.0]
 
 
@@ -664,7 +665,7 @@ def test_csv_and_json_inputs_are_typed_the_same(contract, tmp_path: Path) -> Non
         '[{"length": "3.5", "count": 7, "island": "Dream", "flag": true},'
         ' {"length": null, "count": "2", "island": "Biscoe", "flag": false}]'
     )
-    from_csv = validate_input(read_table(csv), contract)
-    from_json = validate_input(records_from_json(body), contract)
+    from_csv = enforce_contract(read_table(csv), contract)
+    from_json = enforce_contract(records_from_json(body), contract)
     pd.testing.assert_frame_equal(from_csv, from_json)
     assert from_csv["length"].iloc[0] == 3.5 and np.isnan(from_csv["length"].iloc[1])

@@ -22,9 +22,10 @@ import pytest
 from conftest import champion, cli, new_project, run_env, snapshot
 from dockerfile_parse import DockerfileParser
 
+from automlops.bundle import PICKLE_PACKAGES, load_bundle, read_manifest
 from automlops.config.schema import DeployConfig, DockerConfig
-from automlops.deploy import TARGETS, Release
-from automlops.deploy.bundle import PICKLE_PACKAGES, load_bundle, read_manifest, seal
+from automlops.deploy.package import seal
+from automlops.deploy.targets import TARGETS, Release
 from automlops.errors import BundleError
 
 pytestmark = pytest.mark.slow

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from conftest import champion, cli, new_project, snapshot
 
-from automlops.data.contract import validate_input
-from automlops.deploy.bundle import load_bundle
+from automlops.bundle import load_bundle
+from automlops.data.contract import enforce_contract
 
 pytestmark = pytest.mark.slow
 
@@ -192,7 +192,7 @@ def test_autogluon_bundle_predicts_and_joins_the_optuna_leaderboard(
     assert done.returncode == 0, done.stderr
     assert f"wrote {len(rows)} prediction(s)" in done.stdout
     predicted = pd.read_csv(out, float_precision="round_trip")
-    x = validate_input(rows, loaded.contract)
+    x = enforce_contract(rows, loaded.contract)
     np.testing.assert_array_equal(predicted["prediction"].to_numpy(), loaded.model.predict(x))
     proba_columns = [f"proba_{label}" for label in loaded.model.classes_]
     assert [c for c in predicted.columns if c.startswith("proba_")] == proba_columns

@@ -21,11 +21,11 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from automlops.bundle import Bundle
 from automlops.checks import to_typed
 from automlops.config.compose import compose
 from automlops.config.schema import EvaluateConfig
 from automlops.data.contract import infer_contract
-from automlops.deploy.bundle import Bundle
 from automlops.errors import ConfigError
 from automlops.evaluate import (
     HIGHER_IS_BETTER,
@@ -38,8 +38,8 @@ from automlops.evaluate import (
     test_metrics,
 )
 from automlops.evaluate.metrics import calibration_table
-from automlops.predict import predict_frame
 from automlops.records import Manifest
+from automlops.scoring import predict_frame
 
 NO_PLOTS = EvaluateConfig(plots=False)
 

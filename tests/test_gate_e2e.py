@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from conftest import champion, cli
 
-from automlops.data.contract import validate_input
-from automlops.deploy.bundle import load_bundle, seal
+from automlops.bundle import load_bundle
+from automlops.data.contract import enforce_contract
+from automlops.deploy.package import seal
 from automlops.evaluate import test_metrics
 from automlops.records import Manifest
 
@@ -89,7 +90,7 @@ def test_the_champion_is_scored_only_on_rows_neither_model_trained_on(two_runs: 
     v1, candidate = load_bundle(champion(two_runs, "breast_cancer")), load_bundle(two_runs / "artifacts" / "bundle")
 
     def on_clean_rows(bundle: object) -> dict[str, float]:
-        x = validate_input(test.loc[clean, features], bundle.contract)  # type: ignore[attr-defined]
+        x = enforce_contract(test.loc[clean, features], bundle.contract)  # type: ignore[attr-defined]
         return test_metrics(bundle.model, x, test.loc[clean, target], "binary", bundle.manifest.decision_threshold)  # type: ignore[attr-defined]
 
     champion_scores, challenger_scores = on_clean_rows(v1), on_clean_rows(candidate)

@@ -23,14 +23,15 @@ import pandas as pd
 import pytest
 from conftest import BIN, cli, new_project, run_env, runs_pipeline
 
+from automlops.bundle import load_bundle, read_manifest
 from automlops.config.schema import DeployConfig, MlflowConfig
 from automlops.data.sources import BUILTIN_DATASETS
-from automlops.deploy import TARGETS, Release
-from automlops.deploy.bundle import load_bundle, read_manifest
 from automlops.deploy.mlflow_target import MISSING_EXTRA, check_mlflow
+from automlops.deploy.targets import TARGETS, Release
 from automlops.errors import AutomlopsError, ConfigError
-from automlops.predict import predict_frame, records_from_json
 from automlops.records import Manifest
+from automlops.scoring import predict_frame
+from automlops.tables import records_from_json
 
 HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
 needs_mlflow = pytest.mark.skipif(

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from conftest import cli, snapshot
 
+from automlops.bundle import verify_bundle
 from automlops.config.schema import InfraConfig
-from automlops.deploy.bundle import seal, verify_bundle
-from automlops.deploy.model_registry import read_aliases, resolve
+from automlops.deploy.package import seal
 from automlops.errors import BundleError
-from automlops.infra import validate_serving
+from automlops.model_registry import read_aliases, resolve
 from automlops.records import Manifest
+from automlops.serving_check import check_serving
 
 pytestmark = pytest.mark.slow
 
@@ -182,13 +183,13 @@ def test_infra_validation_fails_a_bundle_whose_server_does_not_start(history: Pa
     (bundle / "model" / "model.joblib").write_bytes(b"garbage that no unpickler accepts")
     manifest = Manifest.read(bundle / "manifest.json")
     seal(bundle, manifest)  # hashes match again: only serving can tell the model is broken
-    record = validate_serving(bundle, InfraConfig(requests=2, startup_timeout=60))
+    record = check_serving(bundle, InfraConfig(requests=2, startup_timeout=60))
     assert not record["passed"]
     assert record["error"].startswith("the server did not start (exited with"), record["error"]
 
 
 def test_infra_validation_fails_a_bundle_slower_than_the_limit(history: Path) -> None:
-    record = validate_serving(history / "artifacts" / "bundle", InfraConfig(requests=3, p95_ms=0.001))
+    record = check_serving(history / "artifacts" / "bundle", InfraConfig(requests=3, p95_ms=0.001))
     assert not record["passed"] and "is above gate.infra.p95_ms=0.001" in record["error"], record
 
 
@@ -206,7 +207,7 @@ def test_a_modified_candidate_is_not_blessed(history: Path, tmp_path: Path) -> N
 def test_a_bundle_pickled_under_another_major_version_is_refused_naming_both(history: Path, tmp_path: Path) -> None:
     from importlib import metadata
 
-    from automlops.deploy.bundle import load_bundle, read_manifest
+    from automlops.bundle import load_bundle, read_manifest
 
     bundle = tmp_path / "old"
     shutil.copytree(history / "models" / "breast_cancer" / "versions" / "2", bundle)

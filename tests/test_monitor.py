@@ -15,8 +15,8 @@ from conftest import champion, cli
 from palmerpenguins import load_penguins
 from test_serve import running_server
 
+from automlops.bundle import load_bundle
 from automlops.config.schema import ColumnDriftConfig, MonitorConfig
-from automlops.deploy.bundle import load_bundle
 from automlops.monitor.batches import read_batch
 from automlops.monitor.drift import ColumnTest, column_drift
 from automlops.monitor.report import monitor_batch, summary

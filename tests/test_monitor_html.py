@@ -216,7 +216,7 @@ def test_headless_chromium_draws_the_bars(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_real_bundles_report_renders(penguins_run: tuple[Path, Any]) -> None:
     """monitor_batch on a packaged bundle and a shifted batch: a chart for every input column and the predictions."""
-    from automlops.deploy.bundle import load_bundle
+    from automlops.bundle import load_bundle
     from automlops.monitor.report import monitor_batch
 
     root, _ = penguins_run

@@ -41,13 +41,15 @@ from hypothesis import strategies as st
 from test_serve import running_server
 
 from automlops.artifacts import load_model
+from automlops.bundle import Bundle, load_bundle
 from automlops.config.schema import MonitorConfig
 from automlops.data.contract import CATEGORICAL, NUMERIC, ColumnSpec, to_model_frame
-from automlops.deploy.bundle import Bundle, load_bundle
 from automlops.evaluate.metrics import Predictions, predict, scores
 from automlops.pipeline import load_prepared
-from automlops.predict import NA_TOKENS, predict_file, predict_frame
+from automlops.predict import predict_file
+from automlops.scoring import predict_frame
 from automlops.search.families import FAMILIES
+from automlops.tables import NA_TOKENS
 
 pytestmark = pytest.mark.slow
 

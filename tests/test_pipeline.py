@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from conftest import champion, cli, new_project
 
-from automlops.data.contract import contract_from_dicts, validate_input
-from automlops.deploy.bundle import load_bundle
-from automlops.deploy.model_registry import resolve
+from automlops.bundle import load_bundle
+from automlops.data.contract import contract_from_dicts, enforce_contract
 from automlops.errors import BundleError
+from automlops.model_registry import resolve
 
 pytestmark = pytest.mark.slow
 
@@ -126,7 +126,7 @@ def test_predict_cli_matches_in_memory_model(name: str, experiment_run, tmp_path
     # what the search stage fitted, scoring the same rows typed by the input contract
     model = joblib.load(root / "artifacts" / "search" / "model" / "model.joblib")
     meta = json.loads((root / "data" / "prepared" / "meta.json").read_text())
-    x = validate_input(rows, contract_from_dicts(meta["contract"]))
+    x = enforce_contract(rows, contract_from_dicts(meta["contract"]))
     expected = model.predict(x)
 
     # the command the run printed, as printed (bar the output file), then on the rows as CSV and as Parquet
@@ -186,7 +186,7 @@ def test_sweep_packages_every_job_and_runs_are_deterministic(project: Path, expe
     # the classifier bundle holds the classifier, not the regressor fitted after it in the same process
     classifier = load_bundle(project / "models" / "breast_cancer")
     example = pd.DataFrame.from_records(json.loads((classifier.path / "input_example.json").read_text()))
-    assert set(classifier.model.predict(validate_input(example, classifier.contract))) <= set(
+    assert set(classifier.model.predict(enforce_contract(example, classifier.contract))) <= set(
         classifier.manifest.classes or []
     )
 

@@ -25,14 +25,14 @@ from sklearn.metrics import get_scorer as sklearn_scorer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from automlops.bundle import Bundle
 from automlops.config.schema import DataConfig, EvaluateConfig, SearchConfig, ValidationConfig
 from automlops.data.contract import infer_contract
 from automlops.data.positive import positive_class
-from automlops.deploy.bundle import Bundle
 from automlops.errors import ConfigError, DataError
 from automlops.evaluate import evaluate, metric_names, test_metrics
-from automlops.predict import predict_frame
 from automlops.records import Manifest
+from automlops.scoring import predict_frame
 from automlops.search.engines import SearchData
 from automlops.search.metrics import check_metric_on_data, get_scorer, resolve_metric, scorer_names
 from automlops.search.optuna_engine import search_optuna
@@ -174,9 +174,9 @@ def test_the_readmes_churn_data_file_makes_the_churners_positive(tmp_path: Path,
     )
     configured = OmegaConf.create(f"positive_class: {written}").positive_class
     cfg = DataConfig(source="csv", path=str(path), target="churned", task="binary", positive_class=configured)
-    assert prepare(cfg, 0).meta["positive_class"] == "yes"
+    assert prepare(cfg, 0).meta.positive_class == "yes"
     assert (
-        prepare(DataConfig(source="csv", path=str(path), target="churned"), 0).meta["positive_class"] == "yes"
+        prepare(DataConfig(source="csv", path=str(path), target="churned"), 0).meta.positive_class == "yes"
     )  # the default
 
 
@@ -249,7 +249,7 @@ def test_an_optuna_search_on_text_labels_ranks_by_the_positive_class(
 def test_a_trial_whose_metric_fails_is_a_config_error_naming_the_metric(cancer_search_data: SearchData) -> None:
     """What each trial met on 627fad9: scikit-learn's average_precision (pos_label=1) on text labels."""
     from automlops.search.families import build_pipeline
-    from automlops.search.validation import score_candidate
+    from automlops.search.resampling import score_candidate
 
     data = cancer_search_data
     cfg = SearchConfig(metric="average_precision", validation=ValidationConfig(method="holdout"))

@@ -15,7 +15,7 @@ from conftest import champion, cli, new_project
 from test_serve import running_server
 
 from automlops.config.schema import DataConfig, FeaturesConfig, SplitConfig
-from automlops.data.contract import NUMERIC, validate_input
+from automlops.data.contract import NUMERIC, enforce_contract
 from automlops.data.prepare import prepare
 from automlops.errors import DataError
 from automlops.io import write_json_atomic
@@ -134,7 +134,7 @@ def test_predict_reads_the_same_stray_text_as_missing(prepared_traps) -> None:
     contract = contract_from_dicts(prepared_traps.meta.contract)
     rows = pd.DataFrame([{spec.name: prepared_traps.test[spec.name].iloc[0] for spec in contract}] * 2)
     rows["age"] = ["?", "41"]
-    typed = validate_input(rows.astype({"age": object}), contract)
+    typed = enforce_contract(rows.astype({"age": object}), contract)
     assert np.isnan(typed["age"].iloc[0]) and typed["age"].iloc[1] == 41.0
 
 

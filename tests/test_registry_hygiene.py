@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from conftest import new_project, run_env
 
-from automlops.deploy import TARGETS, Release
-from automlops.deploy.model_registry import list_versions, next_version, read_aliases
+from automlops.deploy.targets import TARGETS, Release
 from automlops.errors import DeployError, GateError
+from automlops.model_registry import list_versions, next_version, read_aliases
 from automlops.records import Manifest
 
 pytestmark = pytest.mark.slow
@@ -123,12 +123,7 @@ def test_a_champion_published_between_gate_and_deploy_is_judged_again(
     (good / "metrics" / "deploy.json").write_text('{"published": true, "version": 7}')  # an older run's record
 
     first = stages(weak, monkeypatch, ("deploy",), "+experiment=weak", to)
-    assert (
-        first["published"]
-        and first["version"] == 1
-        and first.get("compared_with") is None
-        and not first.get("rechecked")
-    )
+    assert first.published and first.version == 1 and first.compared_with is None and not first.rechecked
 
     # the good candidate was gated against no champion; the weak one is champion now: judged again, it wins
     second = stages(good, monkeypatch, ("deploy",), "+experiment=lin", to, "deploy.targets=[bundle,probe]")
@@ -137,7 +132,7 @@ def test_a_champion_published_between_gate_and_deploy_is_judged_again(
         "v2 replaced champion v1, but its blessing says it was not judged against it"
     )
     assert blessing["comparison"]["basis"] == "unseen_rows" and blessing["rechecked"]
-    assert second["published"] and second["version"] == 2 and second["compared_with"] == 1 and second["rechecked"]
+    assert second.published and second.version == 2 and second.compared_with == 1 and second.rechecked
     assert probe == [{"published": None, "state": "in progress", "started_at": probe[0]["started_at"]}], (
         probe
     )  # not version 7
@@ -146,7 +141,7 @@ def test_a_champion_published_between_gate_and_deploy_is_judged_again(
 
     # the same release again: same content digest as the champion, so no new version
     again = stages(good, monkeypatch, ("deploy",), "+experiment=lin", to)
-    assert again["unchanged"] and again["version"] == 2 and not again["published"] and list_versions(registry) == [1, 2]
+    assert again.unchanged and again.version == 2 and not again.published and list_versions(registry) == [1, 2]
     assert json.loads((good / "metrics" / "deploy.json").read_text())["unchanged"]
 
     # the weak candidate, blessed against no champion, deployed again: refused against v2, which stays
@@ -226,8 +221,9 @@ def test_concurrent_runs_never_make_the_champion_worse(
 
 def registry_of(where: Path, count: int) -> Path:
     """models/breast_cancer with v1..v`count` (small sealed bundles; nothing here loads a model), champion v1."""
-    from automlops.deploy.bundle import FORMAT_VERSION, seal
-    from automlops.deploy.model_registry import add_version, promote
+    from automlops.bundle import FORMAT_VERSION
+    from automlops.deploy.package import seal
+    from automlops.model_registry import add_version, promote
 
     registry = where / "models" / "breast_cancer"
     for version in range(1, count + 1):

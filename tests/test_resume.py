@@ -16,7 +16,7 @@ import optuna
 import pytest
 from conftest import REPO, cli, run_env
 
-from automlops.deploy.bundle import load_bundle
+from automlops.bundle import load_bundle
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,7 @@ from automlops.pipeline import run_prepare, search_data
 from automlops.search.engines import Candidate, SearchData
 from automlops.search.leaderboard import update_leaderboard
 from automlops.search.optuna_engine import plan, run_trials, search_optuna
-from automlops.search.validation import fold_indices
+from automlops.search.resampling import fold_indices
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED)
 FOLDS = 5
@@ -839,7 +839,7 @@ def test_auto_validation_cross_validates_small_data_and_keeps_the_holdout_elsewh
     data and where the folds cannot be drawn; the search records what it used."""
     from dataclasses import replace
 
-    from automlops.search.validation import AUTO_CV_MAX_ROWS, concrete_validation
+    from automlops.search.resampling import AUTO_CV_MAX_ROWS, concrete_validation
 
     auto = search_config(n_trials=2, sampler="random", space=LINEAR_ONLY)
     assert auto.validation.method == "auto", "auto is the default"

@@ -162,8 +162,9 @@ def cli_predictions(bundle: Path, example: list[dict], tmp_path_factory: pytest.
 @pytest.fixture(scope="module")
 def in_memory(bundle: Path, example: list[dict]) -> pd.DataFrame:
     """The same rows scored by the bundle loaded in this process."""
-    from automlops.deploy.bundle import load_bundle
-    from automlops.predict import predict_frame, records_from_json
+    from automlops.bundle import load_bundle
+    from automlops.scoring import predict_frame
+    from automlops.tables import records_from_json
 
     return predict_frame(load_bundle(bundle), records_from_json(example))
 
@@ -287,8 +288,9 @@ def test_nulls_in_nullable_columns_and_unseen_categories_are_scored(
 ) -> None:
     """body_mass_g and flipper_length_mm are integers with gaps in training (nullable ints): null is a
     value; with serve.unknown_categories=missing an unseen island is scored as if it were empty."""
-    from automlops.deploy.bundle import load_bundle
-    from automlops.predict import predict_frame, records_from_json
+    from automlops.bundle import load_bundle
+    from automlops.scoring import predict_frame
+    from automlops.tables import records_from_json
 
     rows = [
         {**example[0], "body_mass_g": None, "flipper_length_mm": 190},
@@ -474,9 +476,9 @@ def test_other_models_are_scored_in_worker_threads(
 def test_the_server_calls_the_pipeline_step_by_step_with_the_same_answers(penguins_run, bundle: Path) -> None:
     """serve/direct.py: every prepared row of penguins (gaps included), and each with its categories
     unseen, scored by the step-by-step pipeline the server uses and by the pipeline itself."""
-    from automlops.data.contract import CATEGORICAL, validate_input
-    from automlops.deploy.bundle import load_bundle
-    from automlops.predict import score_arrays
+    from automlops.bundle import load_bundle
+    from automlops.data.contract import CATEGORICAL, enforce_contract
+    from automlops.scoring import score_arrays
     from automlops.serve.direct import DirectPipeline
     from automlops.serve.holder import load_warm
 
@@ -497,7 +499,7 @@ def test_the_server_calls_the_pipeline_step_by_step_with_the_same_answers(pengui
         if spec.kind == CATEGORICAL:
             unseen[spec.name] = "not-a-" + unseen[spec.name].astype(str)
     for frame in (rows, unseen):
-        x = validate_input(frame, plain.contract, "model")
+        x = enforce_contract(frame, plain.contract, "model")
         for proba in (False, True):
             want, got = score_arrays(plain, x, proba), score_arrays(served, x, proba)
             assert (want[0] == got[0]).all()

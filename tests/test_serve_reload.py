@@ -17,8 +17,8 @@ import pytest
 from conftest import cli
 from test_serve import metric, running_server, wait_for
 
-from automlops.deploy.bundle import seal
-from automlops.deploy.model_registry import add_version, promote
+from automlops.deploy.package import seal
+from automlops.model_registry import add_version, promote
 from automlops.records import Manifest
 from automlops.serve.holder import follows_alias
 
@@ -213,8 +213,9 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
 def test_unknown_categories_model_passes_unseen_values_to_the_model(
     reloading: tuple[httpx.Client, Path, Path], registry: Path, example: list[dict]
 ) -> None:
-    from automlops.deploy.bundle import load_bundle
-    from automlops.predict import predict_frame, records_from_json
+    from automlops.bundle import load_bundle
+    from automlops.scoring import predict_frame
+    from automlops.tables import records_from_json
 
     rows = [{**example[0], "island": "Atlantis"}, {**example[1], "sex": "unknown"}]
     response = reloading[0].post("/predict", json=rows)

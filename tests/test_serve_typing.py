@@ -1,5 +1,5 @@
 """The server's quick path for small JSON bodies (contract.typed_records, typed in plain Python) must
-accept exactly what the full path (pandas, then validate_input) accepts, and type it the same: the
+accept exactly what the full path (pandas, then enforce_contract) accepts, and type it the same: the
 same model frame, dtypes included. Anything it declines goes the full path, which names the problem."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from automlops.data.contract import CATEGORICAL, NUMERIC, ColumnSpec, typed_frame, typed_records, validate_input
+from automlops.data.contract import CATEGORICAL, NUMERIC, ColumnSpec, enforce_contract, typed_frame, typed_records
 from automlops.errors import InputError
 from automlops.serve.bodies import read_rows
 
@@ -79,7 +79,7 @@ def dumps(records: list[dict[str, Any]]) -> bytes:
 def full_path(body: bytes) -> pd.DataFrame:
     rows = read_rows(body, "application/json", CONTRACT, quick=False)
     assert rows.frame is not None
-    return validate_input(rows.frame, CONTRACT)
+    return enforce_contract(rows.frame, CONTRACT)
 
 
 def quick_path(body: bytes) -> pd.DataFrame | None:

@@ -19,13 +19,14 @@ import pytest
 from conftest import REPO, cli
 from test_serve import running_server
 
+from automlops.bundle import MANIFEST, load_bundle, verify_bundle
 from automlops.config.schema import SigningConfig
-from automlops.deploy.bundle import MANIFEST, load_bundle, seal, verify_bundle
-from automlops.deploy.model_registry import add_version
-from automlops.deploy.signing import SIGNATURE, check_signing, generate_keys, sign_manifest, signer, trusted_keys
+from automlops.deploy.package import seal
 from automlops.errors import BundleError, ConfigError
+from automlops.model_registry import add_version
 from automlops.records import Manifest
 from automlops.serve.holder import ModelHolder
+from automlops.signing import SIGNATURE, check_signing, generate_keys, sign_manifest, signer, trusted_keys
 
 
 class Planted:
@@ -330,7 +331,7 @@ def test_every_bundle_load_in_automlops_passes_the_configured_keys() -> None:
         "create_app",
         "serve",
         "monitor",
-        "validate_serving",
+        "check_serving",
         "serving_requirements",
         "probe_engine",
     }

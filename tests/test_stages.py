@@ -12,8 +12,9 @@ import pytest
 import yaml
 from conftest import REPO
 
+from automlops.bundle import MANIFEST
 from automlops.config.schema import DeployConfig
-from automlops.deploy.bundle import MANIFEST, PackageInput, write_bundle
+from automlops.deploy.package import PackageInput, write_bundle
 from automlops.evaluate import PLOT_FILES
 from automlops.records import PreparedMeta, SearchBest
 from automlops.stages import PLOTS_DIR, STAGE_NAMES, STAGES, Stage, stage

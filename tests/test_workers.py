@@ -13,7 +13,7 @@ import optuna
 import pytest
 from conftest import cli, new_project, run_env
 
-from automlops.deploy.bundle import load_bundle
+from automlops.bundle import load_bundle
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

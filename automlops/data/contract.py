@@ -144,7 +144,9 @@ def as_text(column: pd.Series) -> pd.Series:
 UNKNOWN_CATEGORY_POLICIES = ("model", "missing", "error")
 
 
-def validate_input(frame: pd.DataFrame, contract: list[ColumnSpec], unknown_categories: str = "model") -> pd.DataFrame:
+def enforce_contract(
+    frame: pd.DataFrame, contract: list[ColumnSpec], unknown_categories: str = "model"
+) -> pd.DataFrame:
     """Check rows sent for prediction against the contract and return them typed for the model.
 
     Every problem is collected; the message names each offending column and row (up to a few), and
@@ -250,7 +252,7 @@ class TypedRows:
 
 def typed_records(records: list[Any], contract: list[ColumnSpec]) -> TypedRows | None:
     """Records (JSON objects) checked and typed value by value, accepting and typing exactly what
-    validate_input then to_model_frame accept and type, with unseen categories left to the model
+    enforce_contract then to_model_frame accept and type, with unseen categories left to the model
     (unknown_categories=model). A few rows take microseconds, where pandas' per-column work costs a
     millisecond whatever the size. None when anything needs the full path: another column set, or a
     value to refuse (the full path names each problem)."""

@@ -14,10 +14,10 @@ from automlops.config.schema import DataConfig
 from automlops.data.columns import curate_columns
 from automlops.data.contract import infer_contract, to_model_frame, with_missing_values
 from automlops.data.positive import positive_class
+from automlops.data.quality_gate import BatchRejected, check_batch, quality_report
 from automlops.data.schema import DataSchema, merge_contract, read_schema, target_spec
 from automlops.data.sources import SOURCES, load_table
 from automlops.data.split import split_table
-from automlops.data.validation import ValidationFailed, validate_batch, validation_report
 from automlops.errors import DataError, did_you_mean
 from automlops.records import PreparedMeta
 
@@ -37,7 +37,7 @@ class Prepared:
 
 def prepare(cfg: DataConfig, seed: int) -> Prepared:
     """Load, check, validate against the curated schema (data.schema), type and split the table.
-    Anomalies of severity error raise ValidationFailed (carrying the report) before anything is split."""
+    Anomalies of severity error raise BatchRejected (carrying the report) before anything is split."""
     table = load_table(cfg)
     source = SOURCES.get(cfg.source).describe(cfg)
     if cfg.target not in table.columns:
@@ -103,13 +103,13 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
 
 def validate(table: pd.DataFrame, features: list[str], cfg: DataConfig, curated: DataSchema | None) -> dict[str, Any]:
     """The validation gate: the report, with each warning logged; errors stop here, before the split."""
-    anomalies = validate_batch(table, features, cfg.target, curated, cfg.validation) if curated else []
-    report = validation_report(cfg.schema if curated else None, len(table), anomalies)
+    anomalies = check_batch(table, features, cfg.target, curated, cfg.validation) if curated else []
+    report = quality_report(cfg.schema if curated else None, len(table), anomalies)
     for anomaly in anomalies:
         if anomaly.severity == "warn":
             log.warning("data validation (%s): %s", anomaly.kind, anomaly.message)
     if not report["passed"]:
-        raise ValidationFailed(anomalies, report)
+        raise BatchRejected(anomalies, report)
     return report
 
 

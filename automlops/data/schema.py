@@ -3,7 +3,7 @@ as YAML an analyst can review and edit.
 
 The prepare stage writes the schema it infers to data/prepared/schema.yaml. A curated copy under conf/
 (`data.schema`) overrides it, as TFX's ImportSchemaGen does: each new batch is validated against it
-(automlops.data.validation), and its column specs become the model's input contract, which `predict`
+(automlops.data.quality_gate), and its column specs become the model's input contract, which `predict`
 and `serve` enforce. One schema object, from training to serving.
 """
 

@@ -6,8 +6,8 @@ import re
 
 from automlops.config.schema import DeployConfig
 from automlops.constraints import Constraints, Interval, Options, violations
-from automlops.deploy import TARGETS
 from automlops.deploy.mlflow_target import check_mlflow
+from automlops.deploy.targets import TARGETS
 
 CONSTRAINTS: Constraints = {
     "example_rows": Interval(1, None),

@@ -39,14 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from automlops import children
+from automlops.bundle import EXAMPLE_FILE, PICKLE_PACKAGES, load_bundle, read_manifest, verify_bundle
 from automlops.config.schema import DeployConfig, SigningConfig
-from automlops.deploy import TARGETS, Release
-from automlops.deploy.bundle import EXAMPLE_FILE, PICKLE_PACKAGES, load_bundle, read_manifest, verify_bundle
-from automlops.deploy.signing import NO_KEYS, TrustedKeys, trusted_keys
+from automlops.deploy.base import Release
 from automlops.errors import BundleError
 from automlops.io import atomic_dir
-from automlops.predict import predict_frame, records_from_json
 from automlops.records import Manifest
+from automlops.scoring import predict_frame
+from automlops.signing import NO_KEYS, TrustedKeys, trusted_keys
+from automlops.tables import records_from_json
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,6 @@ WHEEL_PACKAGES = ("automlops", "hydra_plugins.automlops_resolvers")
 NOT_PINNED = {"automlops", "pip", "setuptools", "wheel"}  # shipped separately, or part of the base image
 
 
-@TARGETS.register("docker")
 def build_context(release: Release, cfg: DeployConfig) -> dict[str, Any]:
     docker = cfg.docker
     keys = trusted_keys(cfg.signing)

@@ -13,10 +13,10 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from automlops.deploy.bundle import Bundle, load_bundle
-from automlops.deploy.signing import NO_KEYS
+from automlops.bundle import Bundle, load_bundle
 from automlops.errors import InputError
-from automlops.predict import predict_frame
+from automlops.scoring import predict_frame
+from automlops.signing import NO_KEYS
 
 BUNDLE_ARTIFACT = "bundle"  # the key of the bundle folder in the model's artifacts
 

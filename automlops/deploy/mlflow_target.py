@@ -15,15 +15,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from automlops.bundle import EXAMPLE_FILE, REQUIREMENTS, load_bundle
 from automlops.config.schema import DeployConfig
 from automlops.data.contract import NUMERIC, ColumnSpec
-from automlops.deploy import TARGETS, Release
-from automlops.deploy.bundle import EXAMPLE_FILE, REQUIREMENTS, load_bundle
-from automlops.deploy.signing import trusted_keys
+from automlops.deploy.base import Release
 from automlops.errors import ConfigError, DeployError
-from automlops.predict import predict_frame, records_from_json
 from automlops.records import Manifest
+from automlops.scoring import predict_frame
+from automlops.signing import trusted_keys
 from automlops.stages import STATE_DIR
+from automlops.tables import records_from_json
 from automlops.urls import connect_url, scrub
 from automlops.urls import mask_secrets as mask_env
 
@@ -56,7 +57,6 @@ def tracking_uri(cfg: DeployConfig, project: Path | None = None) -> str:
     return "sqlite:///" + ((project or Path.cwd()).resolve() / DEFAULT_STORE).as_posix()
 
 
-@TARGETS.register("mlflow")
 def publish_mlflow(release: Release, cfg: DeployConfig) -> dict[str, Any]:
     try:
         import mlflow
@@ -149,7 +149,7 @@ def _input_schema(contract: list[ColumnSpec]) -> Any:
     """Typed from the bundle's contract rather than from the few example rows (which may lack the
     missing values or levels training saw): integer columns without missing values are long, other
     numbers double, the rest string (boolean if training saw booleans). Every column is required,
-    as validate_input wants."""
+    as enforce_contract wants."""
     from mlflow.types import ColSpec, DataType, Schema
 
     def kind(spec: ColumnSpec) -> DataType:

@@ -10,7 +10,7 @@ import pandas as pd
 from automlops.data.contract import CATEGORICAL, ColumnSpec
 from automlops.errors import InputError
 from automlops.monitor.report import LOGGED_ANSWERS
-from automlops.predict import SUFFIXES, json_frame, read_table
+from automlops.tables import SUFFIXES, json_frame, read_table
 
 LOG_SUFFIX = ".jsonl"  # the server's prediction log (serve.prediction_log)
 

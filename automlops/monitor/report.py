@@ -12,15 +12,15 @@ from typing import Any
 
 import pandas as pd
 
+from automlops.bundle import Bundle
 from automlops.config.schema import MonitorConfig
 from automlops.data.contract import to_model_frame
-from automlops.deploy.bundle import Bundle
 from automlops.errors import BundleError, ConfigError, InputError, did_you_mean
 from automlops.evaluate.metrics import HIGHER_IS_BETTER, primary_metric, test_metrics
 from automlops.monitor.drift import ColumnTest, choose_method, column_drift
 from automlops.monitor.stats import CATEGORICAL, NUMERIC
 from automlops.monitor.verdict import decide
-from automlops.predict import score_rows
+from automlops.scoring import score_rows
 
 PREDICTION = "prediction"  # the statistics' entry for the model's answers
 LOGGED_ANSWERS = "__prediction__"  # the column a prediction log's answers are read into (never an input's name)

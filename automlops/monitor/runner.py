@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from automlops import children
+from automlops.bundle import load_bundle
 from automlops.config.schema import MonitorConfig
-from automlops.deploy.bundle import load_bundle
-from automlops.deploy.signing import NO_KEYS, TrustedKeys
 from automlops.errors import DriftDetected
 from automlops.io import atomic_file, write_json_atomic, write_text_atomic
 from automlops.monitor.batches import join_labels, read_batch
 from automlops.monitor.html import render_html
 from automlops.monitor.report import bundle_statistics, monitor_batch, summary
 from automlops.monitor.verdict import Verdict, nothing_to_judge
+from automlops.signing import NO_KEYS, TrustedKeys
 from automlops.stages import STATE_DIR
 
 log = logging.getLogger(__name__)

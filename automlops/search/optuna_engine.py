@@ -115,7 +115,7 @@ def plan(cfg: SearchConfig, task: str, positive_class: Any = None) -> Plan:
 
 
 def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Path) -> SearchResult:
-    from automlops.search.validation import concrete_validation
+    from automlops.search.resampling import concrete_validation
 
     started = time.monotonic()  # search.timeout counts from here: trials, then the winner's refit
     limit = search_seconds(cfg.timeout, LATER_STAGES_SECONDS)
@@ -202,7 +202,7 @@ def run_trials(
     This is all an `automlops worker` does. `started` (time.monotonic()) is when search.timeout began."""
     import optuna
 
-    from automlops.search.validation import Deadline, DeadlineReached, score_candidate
+    from automlops.search.resampling import Deadline, DeadlineReached, score_candidate
 
     started = time.monotonic() if started is None else started
 

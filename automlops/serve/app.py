@@ -18,16 +18,16 @@ from typing import Any
 from fastapi import Request  # module level: the endpoints' string annotations (PEP 563) resolve in these globals
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from automlops.bundle import Bundle
 from automlops.config.schema import PredictionLogConfig, ServeConfig, SigningConfig
-from automlops.data.contract import NUMERIC, ColumnSpec, validate_input
-from automlops.deploy.bundle import Bundle
-from automlops.deploy.signing import NO_KEYS, TrustedKeys, trusted_keys
+from automlops.data.contract import NUMERIC, ColumnSpec, enforce_contract
 from automlops.errors import ConfigError, InputError
 from automlops.serve.batching import MicroBatcher, ModelRows
 from automlops.serve.bodies import BodyTooLarge, Rows, TooManyRows, read_limited, read_rows
 from automlops.serve.holder import ModelHolder
 from automlops.serve.middleware import Observe
 from automlops.serve.telemetry import Metrics, PredictionLog, log_entry
+from automlops.signing import NO_KEYS, TrustedKeys, trusted_keys
 
 log = logging.getLogger("automlops.serve")
 INLINE_BYTES = 16 * 1024  # bodies up to this size are parsed and checked on the event loop, larger ones in a thread
@@ -100,7 +100,7 @@ def create_app(ref: str, cfg: ServeConfig, keys: TrustedKeys = NO_KEYS) -> Any:
         if rows.typed is not None:
             return rows, rows.typed
         assert rows.frame is not None
-        return rows, validate_input(bundle.without_dropped(rows.frame), bundle.contract, cfg.unknown_categories)
+        return rows, enforce_contract(bundle.without_dropped(rows.frame), bundle.contract, cfg.unknown_categories)
 
     async def score(request: Request, mlflow: bool) -> Response:
         rid = request.state.request_id

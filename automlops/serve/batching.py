@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automlops.bundle import Bundle
 from automlops.data.contract import TypedRows, typed_frame
-from automlops.deploy.bundle import Bundle
-from automlops.predict import score_arrays
+from automlops.scoring import score_arrays
 
-ModelRows = pd.DataFrame | TypedRows  # validate_input's frame, or rows typed without pandas
+ModelRows = pd.DataFrame | TypedRows  # enforce_contract's frame, or rows typed without pandas
 Scores = tuple[np.ndarray, np.ndarray | None]  # labels, and class probabilities when asked
 Item = tuple[Bundle, ModelRows, bool, "asyncio.Future[Scores]"]
 INLINE_ROWS = 64  # batches up to this many rows may be scored on the event loop (serve.inline_ms)

@@ -1,7 +1,7 @@
 """Request bodies to rows: JSON (records, columns, MLflow envelopes) and CSV, typed by the bundle's
 contract like files given to `automlops predict` (JSON is also held to its own types: no "42" for a
 number), and read with a size limit. Small JSON bodies that fit the contract are typed in plain
-Python; anything else becomes a DataFrame for validate_input."""
+Python; anything else becomes a DataFrame for enforce_contract."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pandas as pd
 
 from automlops.data.contract import CATEGORICAL, MAX_PROBLEMS_SHOWN, NUMERIC, ColumnSpec, TypedRows, typed_records
 from automlops.errors import InputError
-from automlops.predict import csv_booleans, csv_options, parse_json, records_from_json
+from automlops.tables import csv_booleans, csv_options, parse_json, records_from_json
 
 CSV_TYPES = ("text/csv", "application/csv")
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")  # /invocations: exactly one of these
@@ -50,7 +50,7 @@ async def read_limited(request: Any, limit: int) -> bytes:
 @dataclass
 class Rows:
     """A request body's rows: `typed` already (small JSON bodies whose every value fits the contract,
-    see contract.typed_records), else `frame` as sent, for validate_input to check and name each
+    see contract.typed_records), else `frame` as sent, for enforce_contract to check and name each
     problem. `records` are the JSON records as sent (the prediction log's inputs) when typed."""
 
     count: int
@@ -172,7 +172,7 @@ def _columns(columns: dict[str, Any], where: str) -> list[dict[str, Any]]:
 
 def _check_json_types(frame: pd.DataFrame, contract: list[ColumnSpec]) -> None:
     """JSON carries types, so hold it to them: a numeric column takes numbers or null (not "42"), and
-    no column takes an array or an object. Missing columns are left to validate_input to name, and so are
+    no column takes an array or an object. Missing columns are left to enforce_contract to name, and so are
     extra ones (ignored when prepare dropped them, else refused)."""
     kinds = {spec.name: spec.kind for spec in contract}
     if not set(kinds) <= set(frame.columns):

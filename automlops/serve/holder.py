@@ -12,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from automlops.data.contract import validate_input
-from automlops.deploy.bundle import EXAMPLE_FILE, Bundle, load_bundle
-from automlops.deploy.model_registry import ALIASES, resolve
-from automlops.deploy.signing import NO_KEYS, TrustedKeys
-from automlops.predict import predict_frame, records_from_json
+from automlops.bundle import EXAMPLE_FILE, Bundle, load_bundle
+from automlops.data.contract import enforce_contract
+from automlops.model_registry import ALIASES, resolve
+from automlops.scoring import predict_frame
 from automlops.serve.direct import direct_pipeline
+from automlops.signing import NO_KEYS, TrustedKeys
+from automlops.tables import records_from_json
 
 log = logging.getLogger("automlops.serve")
 
@@ -38,7 +39,7 @@ def load_warm(ref: str | Path, keys: TrustedKeys = NO_KEYS) -> Bundle:
     if not example.is_file():
         return bundle
     frame = records_from_json(json.loads(example.read_text()))
-    direct = direct_pipeline(bundle.model, validate_input(frame, bundle.contract, "model"), bundle.contract)
+    direct = direct_pipeline(bundle.model, enforce_contract(frame, bundle.contract, "model"), bundle.contract)
     if direct is not None:
         bundle = replace(bundle, model=direct)
     predict_frame(bundle, frame)

@@ -15,8 +15,8 @@ from automlops.checks import check_config
 from automlops.config.schema import Config, DataConfig, DataValidationConfig
 from automlops.data.contract import CATEGORICAL, NUMERIC, infer_contract
 from automlops.data.prepare import prepare
+from automlops.data.quality_gate import Anomaly, BatchRejected, check_batch
 from automlops.data.schema import DataSchema, merge_contract, read_schema, schema_to_yaml, target_spec
-from automlops.data.validation import Anomaly, ValidationFailed, validate_batch
 from automlops.errors import ConfigError
 
 FEATURES = ["length", "count", "color"]
@@ -151,12 +151,12 @@ def test_curated_schema_overrides_the_inferred_contract() -> None:
 
 
 def test_a_batch_like_the_training_data_passes() -> None:
-    assert validate_batch(table(seed=1), FEATURES, "label", schema_of(table()), DataValidationConfig()) == []
+    assert check_batch(table(seed=1), FEATURES, "label", schema_of(table()), DataValidationConfig()) == []
 
 
 def test_missing_and_new_columns() -> None:
     batch = table().drop(columns=["count"]).assign(extra=1.0)
-    found = validate_batch(batch, ["length", "color", "extra"], "label", schema_of(table()), DataValidationConfig())
+    found = check_batch(batch, ["length", "color", "extra"], "label", schema_of(table()), DataValidationConfig())
     assert flagged(found) == {("count", "missing_column"), ("extra", "new_column")}
     assert {a.kind: a.severity for a in found} == {"missing_column": "error", "new_column": "warn"}
 
@@ -164,7 +164,7 @@ def test_missing_and_new_columns() -> None:
 def test_new_category_is_flagged_on_its_column_only() -> None:
     batch = table()
     batch.loc[:9, "color"] = "purple"
-    found = validate_batch(batch, FEATURES, "label", schema_of(table()), DataValidationConfig())
+    found = check_batch(batch, FEATURES, "label", schema_of(table()), DataValidationConfig())
     assert flagged(found) == {("color", "new_category")}
     assert found[0].value == pytest.approx(10 / 400) and "'purple'" in found[0].message
 
@@ -172,7 +172,7 @@ def test_new_category_is_flagged_on_its_column_only() -> None:
 def test_type_change_is_flagged_and_its_values_not_checked_further() -> None:
     batch = table()
     batch["count"] = batch["count"].astype(str).where(batch.index > 5, "many")
-    found = validate_batch(batch, FEATURES, "label", schema_of(table()), DataValidationConfig())
+    found = check_batch(batch, FEATURES, "label", schema_of(table()), DataValidationConfig())
     assert flagged(found) == {("count", "type_change")}
     assert found[0].severity == "error" and "'many'" in found[0].message
 
@@ -180,14 +180,14 @@ def test_type_change_is_flagged_and_its_values_not_checked_further() -> None:
 def test_numbers_written_as_text_are_no_type_change() -> None:
     batch = table()
     batch["count"] = batch["count"].astype(str).astype(object)
-    assert validate_batch(batch, FEATURES, "label", schema_of(table()), DataValidationConfig()) == []
+    assert check_batch(batch, FEATURES, "label", schema_of(table()), DataValidationConfig()) == []
 
 
 def test_missing_rate_jump_and_unexpected_missing() -> None:
     batch = table()
     batch.loc[:99, "length"] = np.nan  # 5 % -> 25 %+ missing: a jump; the schema allows missing values
     batch.loc[:3, "count"] = np.nan  # never missing in training: nullable false
-    found = validate_batch(batch, FEATURES, "label", schema_of(table()), DataValidationConfig())
+    found = check_batch(batch, FEATURES, "label", schema_of(table()), DataValidationConfig())
     assert flagged(found) == {("length", "missing_rate_jump"), ("count", "unexpected_missing")}
     jump = next(a for a in found if a.kind == "missing_rate_jump")
     assert jump.value is not None and jump.value > 0.1
@@ -196,7 +196,7 @@ def test_missing_rate_jump_and_unexpected_missing() -> None:
 def test_label_shift_of_class_shares() -> None:
     batch = table()
     batch["label"] = np.where(np.arange(400) % 4 == 0, "no", "yes")  # 25 % yes -> 75 % yes
-    found = validate_batch(batch, FEATURES, "label", schema_of(table()), DataValidationConfig())
+    found = check_batch(batch, FEATURES, "label", schema_of(table()), DataValidationConfig())
     assert flagged(found) == {("label", "label_shift")}
     assert found[0].value is not None and found[0].value > 0.1 and "Jensen-Shannon" in found[0].message
 
@@ -204,12 +204,10 @@ def test_label_shift_of_class_shares() -> None:
 def test_label_shift_of_a_regression_target() -> None:
     train = table().assign(label=np.random.default_rng(0).normal(10, 2, 400))
     batch = train.assign(label=train["label"] + 1.0)  # half a std
-    found = validate_batch(batch, FEATURES, "label", schema_of(train, "regression"), DataValidationConfig())
+    found = check_batch(batch, FEATURES, "label", schema_of(train, "regression"), DataValidationConfig())
     assert flagged(found) == {("label", "label_shift")} and found[0].value == pytest.approx(0.5, abs=0.05)
     assert (
-        validate_batch(
-            batch, FEATURES, "label", schema_of(train, "regression"), DataValidationConfig(max_label_shift=1.0)
-        )
+        check_batch(batch, FEATURES, "label", schema_of(train, "regression"), DataValidationConfig(max_label_shift=1.0))
         == []
     )
 
@@ -218,20 +216,20 @@ def test_out_of_range_counts_only_above_its_share() -> None:
     schema = schema_of(table())
     batch = table()
     batch.loc[:1, "length"] = 99.0  # 2 of 400 rows: 0.5 %, within out_of_range_share
-    assert validate_batch(batch, FEATURES, "label", schema, DataValidationConfig()) == []
+    assert check_batch(batch, FEATURES, "label", schema, DataValidationConfig()) == []
     batch.loc[:11, "length"] = 99.0  # 12 rows: 3 %
-    found = validate_batch(batch, FEATURES, "label", schema, DataValidationConfig())
+    found = check_batch(batch, FEATURES, "label", schema, DataValidationConfig())
     assert [(a.column, a.kind, a.severity) for a in found] == [("length", "out_of_range", "warn")]
     assert found[0].value == pytest.approx(0.03)
-    stop = validate_batch(batch, FEATURES, "label", schema, DataValidationConfig(out_of_range="error"))
+    stop = check_batch(batch, FEATURES, "label", schema, DataValidationConfig(out_of_range="error"))
     assert stop[0].severity == "error"
-    assert validate_batch(batch, FEATURES, "label", schema, DataValidationConfig(out_of_range="ignore")) == []
+    assert check_batch(batch, FEATURES, "label", schema, DataValidationConfig(out_of_range="ignore")) == []
 
 
 def test_target_name_must_match_the_schema() -> None:
     schema = schema_of(table())
     with pytest.raises(ConfigError, match=r"target\.name 'label' is not data\.target 'color'"):
-        validate_batch(table(), ["length", "count"], "color", schema, DataValidationConfig())
+        check_batch(table(), ["length", "count"], "color", schema, DataValidationConfig())
 
 
 def test_prepare_stops_before_the_split_with_the_report(tmp_path: Path) -> None:
@@ -240,7 +238,7 @@ def test_prepare_stops_before_the_split_with_the_report(tmp_path: Path) -> None:
     data = tmp_path / "batch.csv"
     table().drop(columns=["count"]).to_csv(data, index=False)
     with pytest.raises(
-        ValidationFailed,
+        BatchRejected,
         match=r"1 error\(s\) against .*curated\.yaml: 'count' missing_column; see metrics/validation\.json.*data\.validation\.missing_column=warn",
     ) as caught:
         prepare(DataConfig(source="csv", path=str(data), target="label", schema=str(schema_file)), seed=0)
@@ -337,10 +335,10 @@ def test_small_range_violation_warns_and_the_run_goes_on(validated: tuple[Path, 
 def test_curated_schema_is_the_served_contract(validated: tuple[Path, str]) -> None:
     from fastapi.testclient import TestClient
 
+    from automlops.bundle import load_bundle
     from automlops.config.schema import ServeConfig
-    from automlops.deploy.bundle import load_bundle
     from automlops.errors import InputError
-    from automlops.predict import predict_frame
+    from automlops.scoring import predict_frame
     from automlops.serve.app import create_app
 
     root, _ = validated

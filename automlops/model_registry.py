@@ -7,7 +7,7 @@ A version appears in one rename and aliases.json is replaced in one rename, so a
 point leaves the previous champion serving. Every change holds the model's lock (`locked`), which the
 deploy stage holds from its champion check to its last target. Version numbers are never reused:
 `last_version` remembers the highest one ever added, deleted or not. The `bundle` deploy target
-publishes here.
+(deploy/registry_target.py) publishes here.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from automlops.config.schema import DeployConfig
-from automlops.deploy import TARGETS, Release
 from automlops.errors import BundleError, RegistryError, did_you_mean
 from automlops.io import temp_dir, write_json_atomic
 
@@ -261,14 +259,3 @@ def _remove(registry: Path, versions: list[int]) -> None:
         doomed = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".deleting", dir=registry / VERSIONS))
         os.rename(version_dir(registry, version), doomed / str(version))
         shutil.rmtree(doomed, ignore_errors=True)
-
-
-@TARGETS.register("bundle")
-def publish_to_registry(release: Release, cfg: DeployConfig) -> dict[str, Any]:
-    registry = Path(cfg.dir) / release.name
-    version = release.manifest.version
-    if not isinstance(version, int):
-        raise RegistryError(f"{release.bundle}: the release has no version number; run the deploy stage to publish it")
-    path = add_version(registry, release.bundle, version)
-    previous = promote(registry, version, release.alias)
-    return {"version": version, "path": str(path), "alias": release.alias, "previous": previous}

@@ -1,4 +1,4 @@
-"""Infra validation (TFX's InfraValidator): serve the new bundle for real, in a subprocess on a
+"""The serving check (`gate.infra.*`, TFX's InfraValidator): serve the new bundle for real, in a subprocess on a
 free loopback port, send it its own input example and time the answers, then stop it. A bundle that
 does not start, answers wrongly or too slowly never becomes the champion."""
 
@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from automlops import children
+from automlops.bundle import EXAMPLE_FILE
 from automlops.config.schema import InfraConfig
-from automlops.deploy.bundle import EXAMPLE_FILE
-from automlops.deploy.signing import NO_KEYS, TrustedKeys, keys_override
+from automlops.signing import NO_KEYS, TrustedKeys, keys_override
 
 
-def validate_serving(bundle: Path, cfg: InfraConfig, keys: TrustedKeys = NO_KEYS) -> dict[str, Any]:
+def check_serving(bundle: Path, cfg: InfraConfig, keys: TrustedKeys = NO_KEYS) -> dict[str, Any]:
     """`keys`: the gate's deploy.signing.public_keys, handed to the server so it verifies the candidate as the gate did."""
     example = json.loads((bundle / EXAMPLE_FILE).read_text())
     port = _free_port()

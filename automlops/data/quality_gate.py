@@ -1,4 +1,4 @@
-"""The validation gate: a new training batch checked against the curated schema before the search.
+"""The data quality gate (`data.validation.*`, TFX's ExampleValidator): a new training batch checked against the curated schema before the search.
 
 Row-level checks (values missing where the schema says `nullable: false`, categories it does not list,
 values outside min/max) run in pandera, lazily, so every failure is collected in one pass; the shares
@@ -50,7 +50,7 @@ class Anomaly:
         return asdict(self)
 
 
-class ValidationFailed(DataError):
+class BatchRejected(DataError):
     """The batch has anomalies of severity error; carries the report (written before the run stops)."""
 
     def __init__(self, anomalies: list[Anomaly], report: dict[str, Any]) -> None:
@@ -59,7 +59,7 @@ class ValidationFailed(DataError):
         self.report = report
 
 
-def validate_batch(
+def check_batch(
     table: pd.DataFrame, features: list[str], target: str | None, schema: DataSchema, cfg: DataValidationConfig
 ) -> list[Anomaly]:
     """Every anomaly of `table` against `schema`, by column (schema order, then new columns, then the label)."""
@@ -158,7 +158,7 @@ def validate_batch(
     return sorted(found, key=lambda a: (order.get(a.column, len(order)), ANOMALY_KINDS.index(a.kind)))
 
 
-def validation_report(schema_path: str | None, rows: int, anomalies: list[Anomaly]) -> dict[str, Any]:
+def quality_report(schema_path: str | None, rows: int, anomalies: list[Anomaly]) -> dict[str, Any]:
     """metrics/validation.json: the schema used, the rows checked, every anomaly, and the verdict."""
     errors = sum(a.severity == "error" for a in anomalies)
     report: dict[str, Any] = {
