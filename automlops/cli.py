@@ -519,7 +519,7 @@ def _print_versions(registry: Path) -> None:
     import json
 
     from automlops import model_registry as reg
-    from automlops.evaluate import primary_metric
+    from automlops.evaluate.names import primary_metric
 
     aliases = reg.read_aliases(registry)["aliases"]
     by_version: dict[int, list[str]] = {}

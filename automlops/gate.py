@@ -13,7 +13,7 @@ from automlops.config.schema import GateConfig
 from automlops.constraints import Constraints, Interval, Options, violations
 from automlops.data.row_hashes import seen_in
 from automlops.errors import ConfigError, unknown_name
-from automlops.evaluate import HIGHER_IS_BETTER, metric_names, primary_metric
+from automlops.evaluate.names import HIGHER_IS_BETTER, metric_names, primary_metric
 from automlops.records import Blessing, ChampionRef
 
 PRIMARY = "primary"

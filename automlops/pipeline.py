@@ -209,7 +209,8 @@ def run_search(config: Config) -> None:
 
 def run_evaluate(config: Config) -> None:
     from automlops.artifacts import load_model
-    from automlops.evaluate import check_slice_columns, evaluate
+    from automlops.evaluate.evaluation import evaluate
+    from automlops.evaluate.slices import check_slice_columns
 
     frames, meta = load_prepared(("test",))
     test = frames["test"]
@@ -410,7 +411,7 @@ def _trained_rows(bundle: Bundle) -> np.ndarray:
 
 
 def _metrics_on(bundle: Bundle, x: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
-    from automlops.evaluate import test_metrics
+    from automlops.evaluate.metrics import test_metrics
 
     return test_metrics(bundle.model, x, y, task, bundle.manifest.decision_threshold, bundle.manifest.positive_class)
 
@@ -598,7 +599,7 @@ def run_all(config: Config) -> DeployRecord:
 
 
 def _run_all(config: Config) -> DeployRecord:
-    from automlops.evaluate import check_slice_columns
+    from automlops.evaluate.slices import check_slice_columns
     from automlops.gate import check_metric_names
     from automlops.signing import check_signing
 

@@ -19,7 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from automlops.config.schema import DataConfig, EvaluateConfig, SearchConfig, ValidationConfig
-from automlops.evaluate import evaluate
+from automlops.evaluate.evaluation import evaluate
 from automlops.evaluate.plots import MIN_IMPORTANCE_ROWS
 from automlops.search.engines import SearchData, search_seconds
 from automlops.search.optuna_engine import CUT, plan, refit_seconds_estimate, run_trials, search_optuna

@@ -27,17 +27,11 @@ from automlops.config.compose import compose
 from automlops.config.schema import EvaluateConfig
 from automlops.data.contract import infer_contract
 from automlops.errors import ConfigError
-from automlops.evaluate import (
-    HIGHER_IS_BETTER,
-    PLOT_FILES,
-    check_slice_columns,
-    evaluate,
-    metric_names,
-    predict,
-    primary_metric,
-    test_metrics,
-)
-from automlops.evaluate.metrics import calibration_table
+from automlops.evaluate.evaluation import evaluate
+from automlops.evaluate.metrics import calibration_table, predict, test_metrics
+from automlops.evaluate.names import HIGHER_IS_BETTER, metric_names, primary_metric
+from automlops.evaluate.plots import PLOT_FILES
+from automlops.evaluate.slices import check_slice_columns
 from automlops.records import Manifest
 from automlops.scoring import predict_frame
 

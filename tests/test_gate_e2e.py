@@ -15,7 +15,7 @@ from conftest import champion, cli
 from automlops.bundle import load_bundle
 from automlops.data.contract import enforce_contract
 from automlops.deploy.package import seal
-from automlops.evaluate import test_metrics
+from automlops.evaluate.metrics import test_metrics
 from automlops.records import Manifest
 
 pytestmark = pytest.mark.slow

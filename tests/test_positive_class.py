@@ -30,7 +30,9 @@ from automlops.config.schema import DataConfig, EvaluateConfig, SearchConfig, Va
 from automlops.data.contract import infer_contract
 from automlops.data.positive import positive_class
 from automlops.errors import ConfigError, DataError
-from automlops.evaluate import evaluate, metric_names, test_metrics
+from automlops.evaluate.evaluation import evaluate
+from automlops.evaluate.metrics import test_metrics
+from automlops.evaluate.names import metric_names
 from automlops.records import Manifest
 from automlops.scoring import predict_frame
 from automlops.search.engines import SearchData

@@ -15,7 +15,7 @@ from conftest import REPO
 from automlops.bundle import MANIFEST
 from automlops.config.schema import DeployConfig
 from automlops.deploy.package import PackageInput, write_bundle
-from automlops.evaluate import PLOT_FILES
+from automlops.evaluate.plots import PLOT_FILES
 from automlops.records import PreparedMeta, SearchBest
 from automlops.stages import PLOTS_DIR, STAGE_NAMES, STAGES, Stage, stage
 

@@ -10,6 +10,18 @@ from omegaconf import MISSING
 
 TASKS = ("auto", "binary", "multiclass", "regression")
 SPLIT_STRATEGIES = ("random", "stratified", "time", "group")
+# data.validation.*: each anomaly kind of the data quality gate (automlops/data/quality_gate.py) and its severity
+SEVERITIES = ("error", "warn", "ignore")
+ANOMALY_KINDS = (
+    "missing_column",
+    "new_column",
+    "type_change",
+    "unexpected_missing",
+    "new_category",
+    "out_of_range",
+    "missing_rate_jump",
+    "label_shift",
+)
 
 
 @dataclass

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from automlops.config.schema import SPLIT_STRATEGIES, TASKS, DataConfig
+from automlops.config.schema import ANOMALY_KINDS, SEVERITIES, SPLIT_STRATEGIES, TASKS, DataConfig
 from automlops.constraints import Constraints, Interval, Options, violations
-from automlops.data.quality_gate import ANOMALY_KINDS, SEVERITIES
 from automlops.data.schema import read_schema
 from automlops.data.sources import SOURCES
 from automlops.errors import ConfigError

@@ -17,22 +17,11 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
 
-from automlops.config.schema import DataValidationConfig
+from automlops.config.schema import ANOMALY_KINDS, DataValidationConfig
 from automlops.data.contract import CATEGORICAL, NUMERIC, ColumnSpec
 from automlops.data.schema import DataSchema, TargetSpec
 from automlops.errors import ConfigError, DataError
 
-SEVERITIES = ("error", "warn", "ignore")
-ANOMALY_KINDS = (
-    "missing_column",
-    "new_column",
-    "type_change",
-    "unexpected_missing",
-    "new_category",
-    "out_of_range",
-    "missing_rate_jump",
-    "label_shift",
-)
 ROW_CHECKS = ("unexpected_missing", "new_category", "out_of_range")  # run by pandera
 EXAMPLES = 5  # failing values kept per check (pandera's n_failure_cases): for the message, not for counting
 SHOWN = 5  # error anomalies named in the one-line failure

@@ -14,47 +14,10 @@ from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
 from automlops.evaluate.decision import positive_index, predict_labels
+from automlops.evaluate.names import known_task, metric_names
 
 CALIBRATION_BINS = 10  # equal-width probability bins for ECE and the calibration plot
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "accuracy": True,
-    "balanced_accuracy": True,
-    "f1": True,
-    "f1_macro": True,
-    "log_loss": False,
-    "roc_auc": True,
-    "roc_auc_ovr": True,
-    "pr_auc": True,
-    "brier": False,
-    "ece": False,
-    "rmse": False,
-    "mae": False,
-    "r2": True,
-    "mape": False,
-}
-_NAMES = {
-    "binary": ["accuracy", "balanced_accuracy", "f1", "f1_macro", "log_loss", "roc_auc", "pr_auc", "brier", "ece"],
-    "multiclass": ["accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr", "ece"],
-    "regression": ["rmse", "mae", "r2", "mape"],
-}
-_PRIMARY = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 _NEED_EVERY_CLASS = ("f1", "roc_auc", "roc_auc_ovr", "pr_auc")  # left out when a class is absent from the rows
-
-
-def metric_names(task: str) -> list[str]:
-    """Every name test_metrics can produce for the task, in its order."""
-    return list(_NAMES[_task(task)])
-
-
-def primary_metric(task: str) -> str:
-    """The metric that ranks models of this task: binary roc_auc, multiclass log_loss, regression rmse."""
-    return _PRIMARY[_task(task)]
-
-
-def _task(task: str) -> str:
-    if task not in _NAMES:
-        raise ValueError(f"task must be one of {', '.join(_NAMES)}, got {task!r}")
-    return task
 
 
 @dataclass(frozen=True)
@@ -104,7 +67,7 @@ def test_metrics(
     """Flat test metrics of `model` on (x, y), rounded to 6 digits. Binary only: `positive` is the
     recorded positive class (meta.json, the manifest; None: classes_[1]); `threshold` predicts it
     when its probability is >= threshold, instead of the model's own decision."""
-    return scores(predict(model, x, y, _task(task), threshold, positive), task)
+    return scores(predict(model, x, y, known_task(task), threshold, positive), task)
 
 
 test_metrics.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, despite its name
@@ -162,7 +125,7 @@ def _classification(p: Predictions, task: str) -> dict[str, float]:
         result["ece"] = expected_calibration_error(calibration_table(p, task))
     if not every:
         result = {name: value for name, value in result.items() if name not in _NEED_EVERY_CLASS}
-    return {name: result[name] for name in _NAMES[task] if name in result}
+    return {name: result[name] for name in metric_names(task) if name in result}
 
 
 def calibration_table(p: Predictions, task: str) -> pd.DataFrame:

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from automlops.evaluate.metrics import HIGHER_IS_BETTER, Predictions, calibration_table, predict, primary_metric, scores
+from automlops.evaluate.metrics import Predictions, calibration_table, predict, scores
+from automlops.evaluate.names import HIGHER_IS_BETTER, primary_metric
 
 PLOT_FILES: dict[str, list[str]] = {  # file -> its columns
     "confusion.csv": ["actual", "predicted"],  # one row per test row; DVC's confusion template counts them

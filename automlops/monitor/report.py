@@ -16,7 +16,8 @@ from automlops.bundle import Bundle
 from automlops.config.schema import MonitorConfig
 from automlops.data.contract import to_model_frame
 from automlops.errors import BundleError, ConfigError, InputError, did_you_mean
-from automlops.evaluate.metrics import HIGHER_IS_BETTER, primary_metric, test_metrics
+from automlops.evaluate.metrics import test_metrics
+from automlops.evaluate.names import HIGHER_IS_BETTER, primary_metric
 from automlops.monitor.drift import ColumnTest, choose_method, column_drift
 from automlops.monitor.stats import CATEGORICAL, NUMERIC
 from automlops.monitor.verdict import decide
