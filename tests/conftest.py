@@ -51,6 +51,30 @@ def cli(
     )
 
 
+def cli_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`automlops ARGS` as `cli` runs it, but in this process (automlops.cli.main, as click's CliRunner
+    does): for the many cases of a bad-input matrix that stop before any work, where starting Python
+    and importing the libraries again would be most of the cost. `cli` keeps covering the entry point."""
+    import contextlib
+    import io
+    import logging
+
+    from automlops.cli import main
+
+    out, err, root = io.StringIO(), io.StringIO(), logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers.clear()  # main's logging.basicConfig then writes to this call's stderr
+    cwd_before = Path.cwd()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(cwd_before)
+        root.handlers[:] = saved
+    return subprocess.CompletedProcess(["automlops", *args], code, out.getvalue(), err.getvalue())
+
+
 def dvc(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:

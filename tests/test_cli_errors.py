@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import champion, cli, new_project, snapshot
+from conftest import champion, cli, cli_in_process, new_project, snapshot
 
 GUARDED = ("models", "data/prepared", "params.yaml", "artifacts", "metrics")
 
@@ -54,7 +54,7 @@ def test_bad_input_is_one_error_line_and_touches_nothing(
     prepared_project: Path, overrides: list[str], named: list[str]
 ) -> None:
     before = snapshot(prepared_project, GUARDED)
-    result = cli("run", *overrides, cwd=prepared_project)
+    result = cli_in_process("run", *overrides, cwd=prepared_project)
     assert result.returncode != 0
     assert_one_error_line(result.stderr, *named)
     assert "Traceback" not in result.stdout
@@ -106,7 +106,7 @@ def test_an_unknown_key_is_refused_however_it_is_spelled(
 ) -> None:
     """Hydra's + and ++ add a key the schema lacks, and compose wrote it to params.yaml."""
     before = snapshot(prepared_project, GUARDED)
-    result = cli("compose", f"{spelling}{key}=50", cwd=prepared_project)
+    result = cli_in_process("compose", f"{spelling}{key}=50", cwd=prepared_project)
     assert result.returncode == 2, result.stderr
     line = assert_one_error_line(result.stderr, f"config key '{key}'")
     if suggestion:
