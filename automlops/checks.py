@@ -15,7 +15,7 @@ from automlops.config.compose import CONF_DIR, PARAMS_FILE, read_params, structu
 from automlops.config.resolvers import conf_digest
 from automlops.config.schema import Config
 from automlops.data.checks import check_data
-from automlops.deploy.checks import check_deploy
+from automlops.deploy.checks import check_deploy, check_refit
 from automlops.errors import ConfigError
 from automlops.evaluate.checks import check_evaluate
 from automlops.gate import check_gate
@@ -32,6 +32,7 @@ def check_config(config: Config) -> None:
         + check_evaluate(config.evaluate, config.data.task)
         + check_gate(config.gate)
         + check_deploy(config.deploy)
+        + check_refit(config.deploy, config.search.engine)
         + check_serve(config.serve)
         + config_checks.check_predict(config.predict)
         + check_monitor(config.monitor)

@@ -25,10 +25,19 @@ import pandas as pd
 from automlops.config.resolvers import mask_env
 from automlops.config.schema import Config
 from automlops.data.contract import ColumnSpec, contract_from_dicts, to_model_frame
-from automlops.errors import AutomlopsError, DeployError, GateError
+from automlops.errors import AutomlopsError, ConfigError, DeployError, GateError
 from automlops.io import atomic_dir, write_json_atomic, write_text_atomic
 from automlops.monitor.stats import prediction_statistics, training_statistics
-from automlops.records import Blessing, BlessingSummary, CandidateRef, DeployRecord, Manifest, PreparedMeta, SearchBest
+from automlops.records import (
+    Blessing,
+    BlessingSummary,
+    CandidateRef,
+    DeployRecord,
+    Manifest,
+    PreparedMeta,
+    Refit,
+    SearchBest,
+)
 from automlops.search.engines import SearchData
 from automlops.stages import (
     ANSWER_STATISTICS,
@@ -56,6 +65,7 @@ log = logging.getLogger(__name__)
 
 LEADERBOARD_HISTORY = STATE_DIR / "leaderboard.csv"  # every candidate of every run, across engines
 RELEASE_DIR = STATE_DIR / "release"  # the blessed bundle with its version, card and blessing, as published
+REFIT_DIR = STATE_DIR / "refit"  # deploy.refit_all_rows: deploy's refit of the blessed candidate, which it publishes
 STAGE_SECONDS = (
     STATE_DIR / "stage_seconds.json"
 )  # written by `automlops run`: wall seconds per stage (benchmarks read it)
@@ -385,6 +395,13 @@ def _compare_with_champion(candidate: Bundle, champion_bundle: Bundle, config: C
         _trained_rows(candidate),
     )
     failed = too_few_rows(rows, config.gate.min_rows)
+    if failed is not None and champion_bundle.manifest.refit is not None:  # it trained on every row it was given
+        return incomparable(
+            config.gate.incomparable,
+            f"it was refit on every labelled row (deploy.refit_all_rows), so only {rows['used']} of {rows['test']} "
+            f"test rows are unseen by both (gate.min_rows={config.gate.min_rows}); rows labelled since can score it",
+            *recorded,
+        )
     if failed is not None:
         return failed
     candidate_x = enforce_contract(test[[spec.name for spec in candidate.contract]], candidate.contract)
@@ -446,11 +463,17 @@ def run_deploy(config: Config) -> DeployRecord:
                 f"deploy: {CANDIDATE_DIR}/ is not the bundle the gate blessed (its {MANIFEST} does not match "
                 f"candidate.sha256 in {BLESSING}); run the gate again: `automlops stage gate` or `dvc repro -s gate`"
             )
+        served, source = manifest, CANDIDATE_DIR
+        if config.deploy.refit_all_rows:  # before the registry lock: a refit takes as long as a fit
+            served, source = (
+                refit_candidate(config, manifest, sha256_file(CANDIDATE_DIR / MANIFEST), signing),
+                REFIT_DIR,
+            )
         registry = Path(config.deploy.dir) / config.run.name
         with locked(registry):
             current_dir = champion(registry, config.deploy.alias)
             current = read_manifest(current_dir).version if current_dir is not None else None
-            if current_dir is not None and content_digest(read_manifest(current_dir)) == content_digest(manifest):
+            if current_dir is not None and content_digest(read_manifest(current_dir)) == content_digest(served):
                 return _finish_deploy(
                     DeployRecord(
                         published=False,
@@ -460,15 +483,60 @@ def run_deploy(config: Config) -> DeployRecord:
                         reason=f"the candidate equals {config.deploy.alias} v{current} (same content digest); no new version",
                     )
                 )
-            record = _recheck(config, record, manifest, current_dir, current, keys)
+            record = _recheck(config, record, manifest, current_dir, current, keys)  # the candidate, as the gate did
             if not record.passed:
                 return _refuse(config, record, current)
-            return _finish_deploy(_publish(config, record, manifest, registry, current, signing))
+            return _finish_deploy(_publish(config, record, served, source, registry, current, signing))
     except BaseException as error:
         if DeployRecord.read(DEPLOY_RECORD).state == "in progress":
             failed = DeployRecord(published=None, state="failed", error=str(error) or type(error).__name__)
             write_json_atomic(DEPLOY_RECORD, failed.to_dict())
         raise
+
+
+def refit_candidate(config: Config, candidate: Manifest, candidate_sha256: str, signing: Signer | None) -> Manifest:
+    """deploy.refit_all_rows: the blessed candidate's family and settings (search's best.json) fit on
+    train+valid+test into REFIT_DIR, sealed; with gate.infra on, served for real like the candidate was."""
+    from automlops.deploy.checks import refit_unsupported
+    from automlops.deploy.refit import write_refit_bundle
+    from automlops.search.engines import ENGINES, AllRows
+    from automlops.serving_check import check_serving
+    from automlops.signing import trusted_keys
+
+    best = SearchBest.read(SEARCH_DIR / "best.json")
+    refit = ENGINES.get(best.engine).refit_all
+    if refit is None:
+        raise ConfigError(refit_unsupported(best.engine))
+    if (best.family, best.params) != (candidate.model.family, candidate.model.params):
+        raise DeployError(
+            f"deploy: {SEARCH_DIR}/best.json is not the search that made the blessed candidate ({best.family} vs "
+            f"{candidate.model.family}); run package and the gate again: `dvc repro` or `automlops run`"
+        )
+    frames, meta = load_prepared()
+    rows = pd.concat([frames[split] for split in SPLITS], ignore_index=True)
+    started = time.perf_counter()
+    model = refit(
+        AllRows(best, rows[meta.features], rows[meta.target], contract_from_dicts(meta.contract), meta.task),
+        config.run.seed,
+    )
+    record = Refit(
+        rows=len(rows),
+        splits=list(SPLITS),
+        candidate_sha256=candidate_sha256,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    manifest = write_refit_bundle(
+        CANDIDATE_DIR, REFIT_DIR, model, _training_rows(frames, meta, SPLITS), record, signing
+    )
+    log.info("deploy: refit the blessed %s on all %d labelled rows in %.1f s", best.family, len(rows), record.seconds)
+    if config.gate.infra.enabled:
+        served = check_serving(REFIT_DIR, config.gate.infra, keys=trusted_keys(config.deploy.signing))
+        if not served["passed"]:
+            raise DeployError(
+                f"deploy: the refit model failed the serving check ({served.get('error') or served}); nothing is "
+                f"published, the champion stays; the refit bundle is in {REFIT_DIR}/"
+            )
+    return manifest
 
 
 def _recheck(
@@ -510,9 +578,16 @@ def _refuse(config: Config, record: Blessing, current: int | None) -> DeployReco
 
 
 def _publish(
-    config: Config, record: Blessing, manifest: Manifest, registry: Path, current: int | None, signing: Signer | None
+    config: Config,
+    record: Blessing,
+    manifest: Manifest,
+    source: Path,
+    registry: Path,
+    current: int | None,
+    signing: Signer | None,
 ) -> DeployRecord:
-    """Under the registry lock: seal the release with its version, blessing and card; hand it to every target."""
+    """Under the registry lock: seal the release (the bundle in `source`, whose manifest is `manifest`: the
+    candidate, or its refit) with its version, blessing and card; hand it to every target."""
     from automlops.deploy.card import write_model_card
     from automlops.deploy.package import seal
     from automlops.deploy.targets import TARGETS, Release
@@ -521,7 +596,7 @@ def _publish(
     version = next_version(registry)
     slices = json.loads(SLICE_METRICS.read_text()) if SLICE_METRICS.is_file() else None
     with atomic_dir(RELEASE_DIR) as staging:
-        shutil.copytree(CANDIDATE_DIR, staging, dirs_exist_ok=True)
+        shutil.copytree(source, staging, dirs_exist_ok=True)
         write_json_atomic(staging / "blessing.json", record.to_dict())
         manifest = replace(
             manifest,
@@ -543,6 +618,7 @@ def _publish(
         compared_with=current,
         rechecked=record.rechecked,
         candidate_sha256=record.candidate.sha256 if record.candidate else None,
+        refit=manifest.refit.to_dict() if manifest.refit else None,
     )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "ManifestMetrics",
     "ModelInfo",
     "PreparedMeta",
+    "Refit",
     "SearchBest",
     "TrainingRows",
 ]
@@ -221,9 +222,11 @@ class ManifestMetrics:
 
     validation: dict[str, Any] = field(default_factory=dict)
     test: dict[str, Any] = field(default_factory=dict)
+    # which model `test` measured when it is not the one in the bundle (deploy.refit_all_rows); not written when None
+    estimate_from: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    KEYS = ("validation", "test")
+    KEYS = ("validation", "test", "estimate_from")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ManifestMetrics:
@@ -231,11 +234,15 @@ class ManifestMetrics:
         return cls(
             validation=dict(data.get("validation") or {}),
             test=dict(data.get("test") or {}),
+            estimate_from=data.get("estimate_from"),
             extra=_extra(data, cls.KEYS),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"validation": self.validation, "test": self.test, **self.extra}
+        data: dict[str, Any] = {"validation": self.validation, "test": self.test}
+        if self.estimate_from is not None:
+            data["estimate_from"] = self.estimate_from
+        return {**data, **self.extra}
 
 
 @dataclass(frozen=True)
@@ -316,6 +323,42 @@ class TrainingRows:
 
 
 @dataclass(frozen=True)
+class Refit:
+    """manifest["refit"] (and metrics/deploy.json's "refit"): the blessed candidate refit on every labelled
+    row by the deploy stage (deploy.refit_all_rows). The gate judged the candidate; this names it."""
+
+    rows: int  # the rows the served model was fit on
+    splits: list[str]  # the splits they came from
+    candidate_sha256: str  # the blessed candidate's manifest.json sha256 (blessing.json's candidate.sha256)
+    candidate_rows: int | None = None  # the rows the candidate (whose test metrics are recorded) was fit on
+    seconds: float | None = None  # the refit's wall time
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    KEYS = ("rows", "splits", "candidate_sha256", "candidate_rows", "seconds")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Refit:
+        return cls(
+            rows=int(data.get("rows") or 0),
+            splits=list(data.get("splits") or []),
+            candidate_sha256=str(data.get("candidate_sha256")),
+            candidate_rows=data.get("candidate_rows"),
+            seconds=data.get("seconds"),
+            extra=_extra(data, cls.KEYS),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "splits": self.splits,
+            "candidate_sha256": self.candidate_sha256,
+            "candidate_rows": self.candidate_rows,
+            "seconds": self.seconds,
+            **self.extra,
+        }
+
+
+@dataclass(frozen=True)
 class BlessingSummary:
     """manifest["blessing"]: the gate's verdict, added when deploy publishes the version."""
 
@@ -355,6 +398,7 @@ class Manifest:
     training_rows: TrainingRows | None = None  # None: packaged before automlops recorded them
     files: dict[str, str] = field(default_factory=dict)  # every other file's sha256, written by seal
     blessing: BlessingSummary | None = None  # only in a published version (not written when None)
+    refit: Refit | None = None  # the model was refit on every labelled row after the gate (not written when None)
     extra: dict[str, Any] = field(default_factory=dict)  # keys this automlops does not know, kept as they were
 
     KEYS = (
@@ -376,12 +420,14 @@ class Manifest:
         "training_rows",
         "files",
         "blessing",
+        "refit",
     )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
         training_rows = data.get("training_rows")
         blessing = data.get("blessing")
+        refit = data.get("refit")
         return cls(
             format_version=int(data.get("format_version") or 0),  # read_manifest checks it first
             name=str(data.get("name")),
@@ -401,6 +447,7 @@ class Manifest:
             training_rows=TrainingRows.from_dict(training_rows) if training_rows else None,
             files=dict(data.get("files") or {}),
             blessing=BlessingSummary.from_dict(blessing) if blessing else None,
+            refit=Refit.from_dict(refit) if refit else None,
             extra=_extra(data, cls.KEYS),
         )
 
@@ -427,6 +474,8 @@ class Manifest:
         }
         if self.blessing is not None:
             data["blessing"] = self.blessing.to_dict()
+        if self.refit is not None:
+            data["refit"] = self.refit.to_dict()
         return {**data, **self.extra}
 
     @classmethod
@@ -540,6 +589,7 @@ class DeployRecord:
     rechecked: bool | None = None  # judged again at deploy time against a newer champion
     unchanged: bool | None = None  # the candidate's content equals the champion's: no new version
     candidate_sha256: str | None = None  # the blessed candidate's manifest.json sha256
+    refit: dict[str, Any] | None = None  # deploy.refit_all_rows: what was refit on which rows (records.Refit as a dict)
     error: str | None = None  # a failed deploy's error
     started_at: str | None = None  # in progress: when
     finished_at: str | None = None
@@ -556,6 +606,7 @@ class DeployRecord:
         "rechecked",
         "unchanged",
         "candidate_sha256",
+        "refit",
         "error",
         "started_at",
         "finished_at",

@@ -91,8 +91,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("gate", params=("gate", *_CHAMPION), deps=_paths(PREPARED_DIR, CANDIDATE_DIR), metrics=_paths(BLESSING)),
     Stage(
         "deploy",
-        params=("deploy", "gate", "run.name"),  # gate: a champion published since the gate is judged again
-        deps=_paths(PREPARED_DIR, CANDIDATE_DIR, BLESSING, SLICE_METRICS),
+        # gate: a champion published since the gate is judged again; run.seed: deploy.refit_all_rows fits with it
+        params=("deploy", "gate", "run.name", "run.seed"),
+        deps=_paths(PREPARED_DIR, SEARCH_DIR, CANDIDATE_DIR, BLESSING, SLICE_METRICS),  # search: the refit's winner
         outs=_paths(DEPLOY_RECORD),
     ),
     Stage(

@@ -213,6 +213,8 @@ class DeployConfig:
     dir: str = "models"  # the local registry: <dir>/<run.name>/versions/<n>/ and aliases.json
     alias: str = "champion"  # the alias a blessed version is promoted to
     example_rows: int = 5  # raw test rows stored as input_example.json
+    refit_all_rows: bool = False  # optuna: once blessed, publish the candidate refit on train+valid+test; the
+    # recorded test metrics stay the pre-refit model's estimate (labelled so in the manifest and model card)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     docker: DockerConfig = field(default_factory=DockerConfig)
     card: CardConfig = field(default_factory=CardConfig)

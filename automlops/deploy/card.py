@@ -97,6 +97,9 @@ def _model(manifest: Manifest) -> Section:
         ("Format", model.format),
         ("Parameters", model.params or EMPTY),
     ]
+    if manifest.refit is not None:
+        refit = manifest.refit
+        items.append(("Refit", f"on all {refit.rows} labelled rows ({' + '.join(refit.splits)}) after the gate"))
     return Section("Model", [Fields(items)])
 
 
@@ -161,6 +164,8 @@ def _metrics(manifest: Manifest) -> Section:
             f"held-out test split ({manifest.lineage.rows.get('test', '?')} rows)",
         )
     ]
+    if metrics.estimate_from:  # deploy.refit_all_rows: the served model has no held-out score of its own
+        blocks.insert(0, Text(f"Estimated from {metrics.estimate_from}."))
     if metrics.validation:
         blocks.append(Fields([("Search validation", metrics.validation)]))
     return Section("Test metrics", blocks)

@@ -8,6 +8,7 @@ from automlops.config.schema import DeployConfig
 from automlops.constraints import Constraints, Interval, Options, violations
 from automlops.deploy.mlflow_target import check_mlflow
 from automlops.deploy.targets import TARGETS
+from automlops.search.engines import ENGINES
 
 CONSTRAINTS: Constraints = {
     "example_rows": Interval(1, None),
@@ -37,3 +38,17 @@ def check_deploy(deploy: DeployConfig) -> list[str]:
     if any(not str(path).strip() for path in signing.public_keys):
         problems.append("deploy.signing.public_keys: an entry is empty; list public key files, e.g. [keys/signing.pub]")
     return problems + violations("deploy", deploy, {"docker.port": CONSTRAINTS["docker.port"]})
+
+
+def check_refit(deploy: DeployConfig, engine: str) -> list[str]:
+    """deploy.refit_all_rows needs an engine that can fit its winner again on every row (Engine.refit_all)."""
+    if deploy.refit_all_rows and engine in ENGINES and ENGINES.get(engine).refit_all is None:
+        return [refit_unsupported(engine)]
+    return []
+
+
+def refit_unsupported(engine: str) -> str:
+    return (
+        f"deploy.refit_all_rows: supported for the optuna engine only, not search.engine={engine}; set "
+        "deploy.refit_all_rows=false (search.autogluon.refit_full already refits on train+valid)"
+    )

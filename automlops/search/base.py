@@ -13,6 +13,7 @@ import pandas as pd
 
 from automlops.config.schema import SearchConfig
 from automlops.data.contract import ColumnSpec
+from automlops.records import SearchBest
 
 
 @dataclass
@@ -71,6 +72,18 @@ class SearchResult:
     trained_on: tuple[str, ...] = ("train", "valid")  # the splits `model` was fit on: the bundle records their rows
 
 
+@dataclass
+class AllRows:
+    """What a refit on every labelled row sees (deploy.refit_all_rows): the winner as the search recorded
+    it, and the features and labels of train+valid+test, in that order."""
+
+    best: SearchBest
+    x: pd.DataFrame
+    y: pd.Series
+    contract: list[ColumnSpec]
+    task: str
+
+
 LATER_STAGES_SHARE = 0.1  # of search.timeout kept for evaluate, package and the gate, which follow the search
 
 
@@ -81,6 +94,9 @@ class Engine:
     # what the rest of `automlops run` takes around this engine's search (imports, prepare, evaluate, package,
     # the gate's serving check: a fresh `automlops serve` loading the model is most of it), measured on 2 cores
     later_stages_seconds: float = 8.0
+    # the winner fit again, same family and settings, on every labelled row: (rows, seed) -> the fitted model
+    # in the winner's format; None: the engine cannot (deploy.refit_all_rows is refused for it)
+    refit_all: Callable[[AllRows, int], Any] | None = None
 
 
 def search_seconds(timeout: float | None, later_stages_seconds: float) -> float | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from automlops.registry import Registry
 from automlops.search import autogluon_engine, optuna_engine
-from automlops.search.base import Candidate, Engine, SearchData, SearchResult, search_seconds
+from automlops.search.base import AllRows, Candidate, Engine, SearchData, SearchResult, search_seconds
 
-__all__ = ["ENGINES", "Candidate", "Engine", "SearchData", "SearchResult", "search_seconds"]
+__all__ = ["ENGINES", "AllRows", "Candidate", "Engine", "SearchData", "SearchResult", "search_seconds"]
 
 ENGINES: Registry[Engine] = Registry("search.engine")
 ENGINES.register("optuna")(
@@ -15,6 +15,7 @@ ENGINES.register("optuna")(
         run=optuna_engine.search_optuna,
         check=optuna_engine.check_optuna,
         later_stages_seconds=optuna_engine.LATER_STAGES_SECONDS,
+        refit_all=optuna_engine.refit_all_rows,
     )
 )
 ENGINES.register("autogluon")(

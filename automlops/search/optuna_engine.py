@@ -27,7 +27,7 @@ import pandas as pd
 
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError
-from automlops.search.base import Candidate, SearchData, SearchResult, search_seconds
+from automlops.search.base import AllRows, Candidate, SearchData, SearchResult, search_seconds
 from automlops.search.families import Space, build_pipeline, parse_space
 from automlops.search.metrics import (
     POSITIVE_CLASS_METRICS,
@@ -488,15 +488,33 @@ def _select(cfg: SearchConfig, pareto: list[Any]) -> Any:
 def _fit_winner(
     cfg: SearchConfig, data: SearchData, family: str, params: dict[str, Any], choices: dict[str, Any], seed: int
 ) -> Any:
-    from sklearn.utils.class_weight import compute_sample_weight
-
     x, y = data.x_train, data.y_train
     if cfg.refit:
         x, y = pd.concat([x, data.x_valid]), pd.concat([y, data.y_valid])
-    fit_params = (
-        {"model__sample_weight": compute_sample_weight("balanced", y)} if cfg.class_weight == "balanced" else {}
+    pipeline = build_pipeline(family, params, choices, data.contract, data.task, seed, cfg.threads)
+    return _fit(pipeline, x, y, cfg.class_weight)
+
+
+def _fit(pipeline: Any, x: pd.DataFrame, y: pd.Series, class_weight: str | None) -> Any:
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    fit_params = {"model__sample_weight": compute_sample_weight("balanced", y)} if class_weight == "balanced" else {}
+    return pipeline.fit(x, y, **fit_params)
+
+
+PREPROCESS = "preprocess."  # how a winner's params (Candidate.params, best.json) name its preprocessing choices
+
+
+def refit_all_rows(rows: AllRows, seed: int) -> Any:
+    """The winner rebuilt from best.json (family, params, preprocessing choices, class weights, threads)
+    and fit on every labelled row, as _fit_winner fits it on train+valid (deploy.refit_all_rows)."""
+    best, config = rows.best, rows.best.config
+    params = {k: v for k, v in best.params.items() if not k.startswith(PREPROCESS)}
+    choices = {k.removeprefix(PREPROCESS): v for k, v in best.params.items() if k.startswith(PREPROCESS)}
+    pipeline = build_pipeline(
+        best.family, params, choices, rows.contract, rows.task, seed, int(config.get("threads", 1))
     )
-    return build_pipeline(family, params, choices, data.contract, data.task, seed, cfg.threads).fit(x, y, **fit_params)
+    return _fit(pipeline, rows.x, rows.y, config.get("class_weight"))
 
 
 def _candidate(trial: Any, source: str, pareto: bool) -> Candidate:
@@ -506,7 +524,7 @@ def _candidate(trial: Any, source: str, pareto: bool) -> Candidate:
         engine="optuna",
         trial=trial.number,
         family=attrs.get("family", trial.params.get("family", "")),
-        params={**attrs.get("params", {}), **{f"preprocess.{k}": v for k, v in attrs.get("preprocess", {}).items()}},
+        params={**attrs.get("params", {}), **{f"{PREPROCESS}{k}": v for k, v in attrs.get("preprocess", {}).items()}},
         state=trial.state.name,
         score=value if value is not None and math.isfinite(value) else None,
         fit_seconds=attrs.get("fit_seconds"),
