@@ -481,6 +481,7 @@ def run_deploy(config: Config) -> DeployRecord:
                         version=current,
                         alias=config.deploy.alias,
                         reason=f"the candidate equals {config.deploy.alias} v{current} (same content digest); no new version",
+                        refit=served.refit.to_dict() if served.refit else None,
                     )
                 )
             record = _recheck(config, record, manifest, current_dir, current, keys)  # the candidate, as the gate did
