@@ -480,7 +480,8 @@ def run_deploy(config: Config) -> DeployRecord:
                         unchanged=True,
                         version=current,
                         alias=config.deploy.alias,
-                        reason=f"the candidate equals {config.deploy.alias} v{current} (same content digest); no new version",
+                        reason=f"the {'refit ' if served.refit else ''}candidate equals {config.deploy.alias} v{current} "
+                        "(same content digest); no new version",
                         refit=served.refit.to_dict() if served.refit else None,
                     )
                 )
