@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +20,18 @@ from test_config import in_repo, typed  # noqa: F401 - in_repo is a fixture
 from test_search import breast_cancer, search_config  # noqa: F401 - breast_cancer is a fixture
 from test_serve import running_server
 
-from automlops.bundle import MANIFEST, load_bundle, read_manifest
-from automlops.config.schema import DeployConfig, RunConfig, ValidationConfig
+from automlops.bundle import MANIFEST, load_bundle, read_manifest, verify_bundle
+from automlops.config.schema import DeployConfig, RunConfig, SigningConfig, ValidationConfig
 from automlops.data.row_hashes import hash_set, row_hashes
 from automlops.deploy.package import PackageInput, write_bundle
 from automlops.deploy.refit import write_refit_bundle
-from automlops.errors import ConfigError
+from automlops.errors import BundleError, ConfigError
 from automlops.pipeline import load_prepared
 from automlops.records import PreparedMeta, Refit, SearchBest
 from automlops.scoring import predict_frame
 from automlops.search.engines import AllRows, SearchData
 from automlops.search.optuna_engine import refit_all_rows, search_optuna
+from automlops.signing import Signer, generate_keys, signer, trusted_keys
 
 NAME = "penguins"
 SEED = RunConfig().seed
@@ -89,13 +90,14 @@ def test_autogluon_is_refused_with_one_line_naming_the_key(in_repo: Path) -> Non
     assert typed("deploy.refit_all_rows=true").deploy.refit_all_rows is True
 
 
-def test_a_failed_refit_leaves_the_last_refit_bundle_as_it_was(tmp_path: Path) -> None:
-    model = tmp_path / "model"
-    model.mkdir()
+def candidate_bundle(folder: Path, signing: Signer | None = None) -> Path:
+    """A small sealed candidate, as the package stage writes it (its model: a stand-in file)."""
+    model = folder / "model"
+    model.mkdir(parents=True)
     (model / "model.joblib").write_bytes(b"model")
     meta = {"task": "binary", "target": "y", "contract": [], "data_hash": "h", "source": "s", "rows": {"train": 1}}
     search = {"engine": "optuna", "format": "sklearn", "family": "f", "params": {}, "metric": "roc_auc"}
-    candidate = write_bundle(
+    return write_bundle(
         PackageInput(
             name="m",
             model_dir=model,
@@ -103,10 +105,39 @@ def test_a_failed_refit_leaves_the_last_refit_bundle_as_it_was(tmp_path: Path) -
             search=SearchBest.from_dict(search),
             metrics={"roc_auc": 0.9},
             example=pd.DataFrame({"x": [1.0]}),
+            training_rows=np.arange(2, dtype=np.uint64),
+            trained_on=("train", "valid"),
         ),
         DeployConfig(),
-        tmp_path / "bundle",
+        folder / "bundle",
+        signing,
     )
+
+
+def test_the_refit_bundle_is_sealed_and_signed_again(tmp_path: Path) -> None:
+    """The candidate's signature does not cover the refit model: the refit is sealed and signed anew, and
+    verifies with the same public key; a model swapped afterwards is refused."""
+    from sklearn.dummy import DummyClassifier
+
+    private, public, _ = generate_keys(tmp_path / "keys")
+    signing = signer(SigningConfig(private_key=str(private)))
+    keys = trusted_keys(SigningConfig(public_keys=[str(public)]))
+    candidate = candidate_bundle(tmp_path, signing)
+    refit = Refit(rows=5, splits=["train", "valid", "test"], candidate_sha256="c")
+    model = DummyClassifier().fit([[0], [1]], [0, 1])
+    written = write_refit_bundle(candidate, tmp_path / "refit", model, np.arange(5, dtype=np.uint64), refit, signing)
+    manifest = verify_bundle(tmp_path / "refit", keys=keys)
+    assert manifest.files == written.files and manifest.refit == replace(refit, candidate_rows=2)
+    assert manifest.training_rows is not None and manifest.training_rows.rows == 5
+    assert manifest.metrics.estimate_from is not None and "fit on 2 rows" in manifest.metrics.estimate_from
+    assert manifest.files["model/model.joblib"] != read_manifest(candidate).files["model/model.joblib"]
+    (tmp_path / "refit" / "model" / "model.joblib").write_bytes(b"another model")
+    with pytest.raises(BundleError, match="model.joblib"):
+        verify_bundle(tmp_path / "refit", keys=keys)
+
+
+def test_a_failed_refit_leaves_the_last_refit_bundle_as_it_was(tmp_path: Path) -> None:
+    candidate = candidate_bundle(tmp_path)
     target = tmp_path / "refit"
     target.mkdir()
     (target / "manifest.json").write_text("the last good refit")
