@@ -12,10 +12,10 @@ import optuna
 import pytest
 
 from automlops.config.schema import DataConfig, SearchConfig, ValidationConfig
-from automlops.errors import ConfigError, SearchError
+from automlops.errors import ConfigError
 from automlops.search.engines import SearchData, search_seconds
 from automlops.search.families import parse_space
-from automlops.search.optuna_engine import CAPPED, LATER_STAGES_SECONDS, plan, run_trials, search_optuna, warm_start
+from automlops.search.optuna_engine import CAPPED, LATER_STAGES_SECONDS, open_study, plan, run_trials, warm_start
 from automlops.search.portfolio import PORTFOLIO, warm_start_points
 from automlops.search.space import Fixed
 from tests.test_search import prepared
@@ -107,20 +107,24 @@ def test_the_per_trial_cap_stops_a_trial_that_would_exceed_it(
     breast_cancer: SearchData, tmp_path: Path, family: str
 ) -> None:
     pytest.importorskip(family)
-    # far more rounds than a 0.12 s cap allows on any machine: the cap, not the clock, decides the cut
-    rounds = {"lightgbm": {"n_estimators": 200_000, "num_leaves": 31, "min_child_samples": 2}}
-    rounds["catboost"] = {"n_estimators": 200_000, "depth": 8}
-    cfg = config(n_trials=1, timeout=20, max_trial_share=0.01, space={family: rounds[family]})
-    cap = 0.01 * search_seconds(20, LATER_STAGES_SECONDS)
-    with pytest.raises(SearchError, match=r"cut at their cap .*search.max_trial_share"):
-        search_optuna(cfg, breast_cancer, 0, tmp_path)
-    (trial,) = optuna.load_study(
-        study_name=optuna.get_all_study_names(f"sqlite:///{tmp_path / 'optuna.db'}")[0],
-        storage=f"sqlite:///{tmp_path / 'optuna.db'}",
-    ).get_trials(deepcopy=False)
+    rounds = {"type": "categorical", "choices": [10, 200_000]}
+    space = {family: {"n_estimators": rounds, "learning_rate": 0.1}}
+    # a first search leaves one COMPLETE trial (10 rounds): the cap, like the deadline, holds once a model exists
+    first = config(n_trials=1, space=space)
+    study = open_study(first, plan(first, "binary"), 0, breast_cancer.data_hash, tmp_path)
+    study.enqueue_trial({"family": family, f"{family}.n_estimators": 10})
+    run_trials(first, plan(first, "binary"), breast_cancer, 0, tmp_path)
+    # then far more rounds than a 0.12 s cap allows on any machine: the cap, not the clock, decides the cut
+    capped = config(n_trials=2, timeout=20, max_trial_share=0.01, space=space)
+    study.enqueue_trial({"family": family, f"{family}.n_estimators": 200_000})
+    run_trials(capped, plan(capped, "binary"), breast_cancer, 0, tmp_path)
+    done, trial = study.get_trials(deepcopy=False)
+    assert done.state.name == "COMPLETE"
     record = trial.user_attrs["record"]
-    assert trial.state.name == "PRUNED"
-    assert record["error"].startswith(CAPPED) and f"cap of {cap:.1f} s" in record["error"], record["error"]
+    cap = 0.01 * search_seconds(20, LATER_STAGES_SECONDS)
+    assert trial.state.name == "PRUNED" and record["params"]["n_estimators"] == 200_000
+    assert record["error"].startswith(CAPPED), record["error"]
+    assert f"cap of {cap:.1f} s (search.max_trial_share=0.01" in record["error"], record["error"]
     assert record["trial_seconds"] < 60  # stopped, not the minutes 200,000 rounds take
 
 

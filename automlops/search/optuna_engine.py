@@ -130,12 +130,6 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
     complete = study.get_trials(deepcopy=False, states=_states(("COMPLETE",)))
     if not complete:
         failed = study.get_trials(deepcopy=False, states=_states(("FAIL",)))
-        capped = [t for t in study.get_trials(deepcopy=False) if _record(t).get("error", "").startswith(CAPPED)]
-        if capped and not failed:
-            raise SearchError(
-                f"search: no trial finished, {len(capped)} were cut at their cap ({_record(capped[0])['error']}); "
-                "raise search.timeout or search.max_trial_share, or search smaller models"
-            )
         first = _record(failed[0]).get("error", "no error recorded") if failed else "no trial finished"
         raise SearchError(
             f"search: all {len(failed)} trial(s) failed (first: {first}); check search.space and the data"
@@ -365,12 +359,15 @@ class Budget:
 
     def deadline(self, began: float) -> Any:
         """The Deadline of a trial that began at `began`: the search's (trial_deadline), or its own
-        cap, max_trial_share of the search's time, when that comes first. The cap holds from the first
-        trial on: issue 15's first trial, a linear model, took 30 s of a 60 s budget."""
+        cap, max_trial_share of the search's time, when that comes first. Like the search's deadline,
+        the cap holds once a trial is complete, so a search still ends with a model: capped from the
+        first trial on, digits' 5-fold multiclass LightGBM (over 13 s each on a loaded machine) was
+        cut three times and the 60 s search ended with none. The warm start makes that first trial
+        a cheap one (issue 15's, a linear model, took 30 s of a 60 s budget)."""
         from automlops.search.resampling import SEARCH_DEADLINE, Deadline
 
         search_at = self.trial_deadline()
-        if self.trial_cap is not None and (search_at is None or began + self.trial_cap < search_at):
+        if self.trial_cap is not None and search_at is not None and began + self.trial_cap < search_at:
             share = self.cfg.max_trial_share
             return Deadline(
                 began + self.trial_cap,
