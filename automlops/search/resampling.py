@@ -33,7 +33,8 @@ class DeadlineReached(Exception):
 @dataclass(frozen=True)
 class Deadline:
     """When a candidate's fitting must be over (time.monotonic()); None: no deadline. Checked before
-    every fold after the first and between LightGBM's and CatBoost's boosting rounds, so an in-flight
+    every fold after the first (against the folds left, at the mean fold's time: a trial that cannot
+    finish stops there, not one fold short of it) and between LightGBM's and CatBoost's boosting rounds, so an in-flight
     trial ends at the deadline rather than one whole fit after it. `what` names it in the cut's reason:
     the search's deadline, or the trial's own cap (search.max_trial_share)."""
 
@@ -44,7 +45,7 @@ class Deadline:
         """Raise DeadlineReached if the deadline has passed, or would pass `next_seconds` from now."""
         if self.at is not None and time.monotonic() + next_seconds > self.at:
             raise DeadlineReached(
-                f"a fold of about {next_seconds:.1f} s would end past {self.what}"
+                f"the folds left, about {next_seconds:.1f} s, would end past {self.what}"
                 if next_seconds
                 else f"{self.what} passed while fitting"
             )
@@ -132,9 +133,10 @@ def score_candidate(
     scores, fit_seconds, predict_seconds, fit_rows = [], 0.0, 0.0, 0
     scored = None
     started = time.monotonic()
-    for fold, (train_rows, valid_rows) in enumerate(fold_indices(data, x, y, cfg.validation.folds, seed)):
-        if fold:  # a fold that would end past the deadline is not started
-            deadline.check((time.monotonic() - started) / fold)
+    folds = fold_indices(data, x, y, cfg.validation.folds, seed)
+    for fold, (train_rows, valid_rows) in enumerate(folds):
+        if fold:  # folds that would end past the deadline are not started: a trial that cannot finish stops now
+            deadline.check((time.monotonic() - started) / fold * (len(folds) - fold))
         scored = _fit_and_score(
             build,
             x.iloc[train_rows],
