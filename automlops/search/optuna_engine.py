@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -42,6 +42,9 @@ from automlops.search.samplers import PRUNERS, SAMPLERS, SINGLE_OBJECTIVE_SAMPLE
 from automlops.search.space import Param, spec_record, suggest
 from automlops.urls import connect_url, scrub
 from automlops.urls import mask_secrets as mask_env
+
+if TYPE_CHECKING:
+    from automlops.search.resampling import Deadline
 
 log = logging.getLogger(__name__)
 FINISHED = ("COMPLETE", "FAIL", "PRUNED")
@@ -357,7 +360,7 @@ class Budget:
         self.kept: list[float] = []  # scores of the candidates whose fitted model is on disk
         self.stop_reason = ""
 
-    def deadline(self, began: float) -> Any:
+    def deadline(self, began: float) -> Deadline:
         """The Deadline of a trial that began at `began`: the search's (trial_deadline), or its own
         cap, max_trial_share of the search's time, when that comes first. Like the search's deadline,
         the cap holds once a trial is complete, so a search still ends with a model: capped from the
@@ -436,8 +439,8 @@ def warm_start(study: Any, space: Space, remaining: int | None) -> int:
     """Enqueue the portfolio's points for the families in `space` (automlops.search.portfolio), on a
     new study only: a resumed one already ran them (or holds them, waiting), and a worker joining a
     running search finds trials there. skip_if_exists covers processes starting together. Returns
-    how many were enqueued; at most `remaining`, so a small n_trials still leaves the sampler room
-    once the cheap points ran."""
+    how many were enqueued: at most half of `remaining` (at least one), so a small n_trials still
+    leaves the sampler room once the cheap points ran."""
     from automlops.search.portfolio import warm_start_points
 
     if study.get_trials(deepcopy=False):
