@@ -132,3 +132,16 @@ def test_the_per_trial_cap_stops_a_trial_that_would_exceed_it(
 def test_a_trial_share_outside_zero_to_one_is_a_config_error(share: float) -> None:
     with pytest.raises(ConfigError, match=r"search.max_trial_share: must be a share in \(0, 1\]"):
         plan(config(max_trial_share=share), "binary")
+
+
+@pytest.mark.parametrize("family", sorted({family for family, _ in PORTFOLIO}))
+def test_every_portfolio_point_names_its_familys_real_parameters(family: str) -> None:
+    # a misspelt name would be dropped silently by warm_start_points: the point would run with defaults
+    from automlops.search.families import FAMILIES
+
+    if family in ("xgboost", "catboost"):
+        pytest.importorskip(family)
+    known = FAMILIES.get(family).param_names()
+    for point_family, values in PORTFOLIO:
+        if point_family == family:
+            assert set(values) <= known, sorted(set(values) - known)
