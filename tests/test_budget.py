@@ -69,7 +69,7 @@ def test_a_trial_running_past_the_deadline_is_cut_and_never_complete(
     record = cut.user_attrs["record"]
     assert record["error"].startswith(CUT) and "deadline" in record["error"], record
     assert "fit_seconds" not in record  # never scored
-    expected = "while fitting" if family == "lightgbm" else "a fold of about"  # LightGBM: between rounds
+    expected = "while fitting" if family == "lightgbm" else "the folds left, about"  # LightGBM: between rounds
     assert expected in record["error"], record["error"]
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from automlops.data.contract import infer_contract
-from automlops.search.families import FAMILIES, build_pipeline
+from automlops.search.families import FAMILIES, build_pipeline, parse_space
 
 LABELS = {
     "text": np.array(["stayed", "churned"], dtype=object),
@@ -22,7 +23,8 @@ LABELS = {
     "offset integers": np.array([3, 7]),
     "three text classes": np.array(["a", "b", "c"], dtype=object),
 }
-INSTALLED = [f for f in FAMILIES.names() if f != "xgboost" or importlib.util.find_spec("xgboost") is not None]
+OPTIONAL = {"xgboost", "catboost"}  # families whose library may be missing
+INSTALLED = [f for f in FAMILIES.names() if f not in OPTIONAL or importlib.util.find_spec(f) is not None]
 
 
 @pytest.mark.parametrize("kind", LABELS)
@@ -69,3 +71,28 @@ def test_every_family_fits_and_answers_rows_with_gaps(family: str) -> None:
     model = build_pipeline(family, {}, {}, infer_contract(x), "binary", 0, 1).fit(x, y)
     assert set(model.predict(x).tolist()) <= {"high", "low"}
     assert np.isfinite(model.predict_proba(x)).all()
+
+
+def test_catboost_takes_gaps_and_categories_uses_the_threads_given_and_writes_no_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("catboost")
+    monkeypatch.chdir(tmp_path)  # CatBoost writes catboost_info/ into the working directory unless told not to
+    rng = np.random.default_rng(3)
+    x = _frame(rng)
+    y = np.where(x["a"] > 0, "high", "low")
+    x.loc[rng.choice(len(x), 40, replace=False), "a"] = np.nan  # reaches CatBoost as NaN (TREES: no imputer)
+    model = build_pipeline("catboost", {"n_estimators": 30, "depth": 4}, {}, infer_contract(x), "binary", 0, 2).fit(
+        x, y
+    )
+    assert model.named_steps["model"].get_params()["thread_count"] == 2
+    assert model.named_steps["model"].tree_count_ == 30
+    assert (model.predict(x) == y).mean() > 0.8
+    assert list(tmp_path.iterdir()) == []
+    # its search space takes CatBoost's own parameter names, which its get_params does not list
+    problems: list[str] = []
+    parse_space(
+        {"catboost": {"depth": {"type": "int", "low": 4, "high": 8}, "l2_leaf_reg": 3.0, "thread_count": 4}}, problems
+    )
+    assert len(problems) == 1  # the thread count is search.threads'
+    assert problems[0].startswith("search.space.catboost.thread_count: 'catboost' has no parameter 'thread_count'")

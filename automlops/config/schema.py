@@ -115,6 +115,8 @@ class SearchConfig:
     n_trials: int | None = 20  # optuna: finished trials wanted (resumed trials count); null: until timeout
     timeout: float | None = None  # wall-clock seconds (autogluon: its time_limit, required)
     patience: int | None = None  # optuna: stop after this many finished trials without improvement
+    warm_start: bool = True  # optuna: a new study runs known-good configs first, cheapest first (search/portfolio.py)
+    max_trial_share: float | None = 0.25  # optuna, with a timeout: a trial is cut past this share of the search's time
     max_failure_rate: float = 0.5  # optuna: stop with an error when more trials than this share fail
     sampler: str = "tpe"  # optuna: tpe | random | cmaes | nsga2 (all seeded)
     pruner: str = "median"  # optuna: none | median | successive_halving | hyperband, on per-fold scores

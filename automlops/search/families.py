@@ -4,6 +4,7 @@ imported only when their family is used."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ FORESTS = Preprocess(numeric_imputer="median", scaler="none", encoder="ordinal")
 LINEAR = Preprocess(numeric_imputer="median", scaler="standard", encoder="onehot", rare_min_frequency=5)
 FOREST_LEAVES = 500_000  # leaves a forest may grow in all, unless max_leaf_nodes is given: about 75 MB
 HIDDEN = {"random_state", "n_jobs", "verbose", "verbosity", "C", "nthread", "thread_count"}
+# set by the catboost family itself: seeded, silent, and no catboost_info/ folder in the working directory
+HIDDEN |= {"random_seed", "allow_writing_files", "train_dir", "logging_level", "silent"}
 
 
 @dataclass(frozen=True)
@@ -35,14 +38,16 @@ class Family:
     install_hint: str = ""  # for families whose library is optional
 
     def param_names(self) -> set[str]:
-        """The estimator's settable parameters, for config checks."""
+        """The estimator's settable parameters, for config checks: what get_params lists, and the
+        constructor's arguments (CatBoost's get_params lists only the ones given)."""
+        known: set[str] = set()
         try:
-            known = set(self.make("regression", {}, 0, 1).get_params()) | set(
-                self.make("binary", {}, 0, 1).get_params()
-            )
+            for task in ("regression", "binary"):
+                estimator = self.make(task, {}, 0, 1)
+                known |= set(estimator.get_params()) | set(inspect.signature(type(estimator).__init__).parameters)
         except ImportError as error:
             raise ConfigError(f"{self.install_hint} ({error})") from error
-        return known - HIDDEN
+        return known - HIDDEN - {"self", "kwargs"}
 
 
 FAMILIES: Registry[Family] = Registry("search.space family")
@@ -63,6 +68,17 @@ def _xgboost(task: str, params: dict[str, Any], seed: int, threads: int) -> Esti
     from automlops.search.xgboost_labels import LabelledXGBClassifier
 
     return LabelledXGBClassifier(random_state=seed, n_jobs=threads, verbosity=0, **params)
+
+
+def _catboost(task: str, params: dict[str, Any], seed: int, threads: int) -> Estimator:
+    """CatBoost on the TREES preprocessing (ordinal codes, NaN kept: CatBoost treats NaN as below
+    every value); allow_writing_files=False, or each fit writes catboost_info/ into the working directory."""
+    from catboost import CatBoostRegressor
+
+    from automlops.search.catboost_labels import FlatCatBoostClassifier
+
+    cls = CatBoostRegressor if task == "regression" else FlatCatBoostClassifier
+    return cls(random_seed=seed, thread_count=threads, verbose=False, allow_writing_files=False, **params)
 
 
 def _hist_gradient_boosting(task: str, params: dict[str, Any], seed: int, threads: int) -> Estimator:
@@ -114,6 +130,15 @@ FAMILIES.register("xgboost")(
         TREES,
         takes_nan=True,
         install_hint="search.space.xgboost: needs the xgboost package; pip install 'automlops[xgboost]'",
+    )
+)
+FAMILIES.register("catboost")(
+    Family(
+        _catboost,
+        TREES,
+        takes_nan=True,
+        takes_sparse=False,
+        install_hint="search.space.catboost: needs the catboost package; pip install catboost",
     )
 )
 FAMILIES.register("hist_gradient_boosting")(Family(_hist_gradient_boosting, TREES, takes_nan=True, takes_sparse=False))

@@ -23,6 +23,7 @@ from automlops.search.metrics import MetricError, resolve_metric
 LATENCY_SAMPLE_ROWS = 1000
 AUTO_CV_MAX_ROWS = 10_000  # validation.method=auto: k-fold CV up to this many train+valid rows, holdout above
 Report = Callable[[float, int], None]  # (mean score so far, fold number): may raise optuna.TrialPruned
+SEARCH_DEADLINE = "the search deadline"  # a Deadline's `what` unless it is a trial's own cap
 
 
 class DeadlineReached(Exception):
@@ -32,26 +33,55 @@ class DeadlineReached(Exception):
 @dataclass(frozen=True)
 class Deadline:
     """When a candidate's fitting must be over (time.monotonic()); None: no deadline. Checked before
-    every fold after the first and between LightGBM's boosting rounds, so an in-flight trial ends
-    at the deadline rather than one whole fit after it."""
+    every fold after the first (against the folds left, at the mean fold's time: a trial that cannot
+    finish stops there, not one fold short of it) and between LightGBM's and CatBoost's boosting rounds, so an in-flight
+    trial ends at the deadline rather than one whole fit after it. `what` names it in the cut's reason:
+    the search's deadline, or the trial's own cap (search.max_trial_share)."""
 
     at: float | None = None
+    what: str = SEARCH_DEADLINE
 
     def check(self, next_seconds: float = 0.0) -> None:
         """Raise DeadlineReached if the deadline has passed, or would pass `next_seconds` from now."""
         if self.at is not None and time.monotonic() + next_seconds > self.at:
             raise DeadlineReached(
-                f"a fold of about {next_seconds:.1f} s would end past the search deadline"
+                f"the folds left, about {next_seconds:.1f} s, would end past {self.what}"
                 if next_seconds
-                else "the search deadline passed while fitting"
+                else f"{self.what} passed while fitting"
             )
 
     def fit_params(self, model: Any) -> dict[str, Any]:
-        """A per-round check for estimators that take callbacks (LightGBM)."""
+        """A per-round check for estimators that take callbacks: LightGBM's raises, CatBoost's stops
+        the boosting (it does not let exceptions through), and `after_fit` then raises."""
         estimator = model.steps[-1][1] if hasattr(model, "steps") else model
-        if self.at is None or not type(estimator).__module__.startswith("lightgbm"):
+        module = type(estimator).__module__
+        if self.at is None:
             return {}
-        return {"model__callbacks": [lambda env: self.check()]}
+        if module.startswith("lightgbm"):
+            return {"model__callbacks": [lambda env: self.check()]}
+        if _is_catboost(estimator):
+            return {"model__callbacks": [_CatBoostStop(self.at)]}
+        return {}
+
+    def after_fit(self, model: Any) -> None:
+        """Raise DeadlineReached for a fit a callback stopped at the deadline (CatBoost)."""
+        estimator = model.steps[-1][1] if hasattr(model, "steps") else model
+        if self.at is not None and _is_catboost(estimator) and time.monotonic() > self.at:
+            self.check()
+
+
+def _is_catboost(estimator: Any) -> bool:
+    return any(cls.__module__.startswith("catboost") for cls in type(estimator).__mro__)
+
+
+@dataclass(frozen=True)
+class _CatBoostStop:
+    """CatBoost's per-iteration callback: False ends the boosting once `at` has passed."""
+
+    at: float
+
+    def after_iteration(self, info: Any) -> bool:
+        return time.monotonic() <= self.at
 
 
 @dataclass
@@ -103,9 +133,10 @@ def score_candidate(
     scores, fit_seconds, predict_seconds, fit_rows = [], 0.0, 0.0, 0
     scored = None
     started = time.monotonic()
-    for fold, (train_rows, valid_rows) in enumerate(fold_indices(data, x, y, cfg.validation.folds, seed)):
-        if fold:  # a fold that would end past the deadline is not started
-            deadline.check((time.monotonic() - started) / fold)
+    folds = fold_indices(data, x, y, cfg.validation.folds, seed)
+    for fold, (train_rows, valid_rows) in enumerate(folds):
+        if fold:  # folds that would end past the deadline are not started: a trial that cannot finish stops now
+            deadline.check((time.monotonic() - started) / fold * (len(folds) - fold))
         scored = _fit_and_score(
             build,
             x.iloc[train_rows],
@@ -184,6 +215,7 @@ def _fit_and_score(
     started = time.perf_counter()
     model.fit(x_fit, y_fit, **fit_params)
     fit_seconds = time.perf_counter() - started
+    deadline.after_fit(model)
     sample = x_score.iloc[:LATENCY_SAMPLE_ROWS]  # enough rows to time; the scorer predicts them all anyway
     started = time.perf_counter()
     model.predict(sample)
