@@ -193,7 +193,7 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
     fit_limit = _fit_budget(cfg, plan, limit)
     budget = BudgetLog(plan, len(train), cfg.timeout, limit)
     log.info(
-        "autogluon: plan %s for %s rows x %s on %d cores (%s); fit() gets %s",
+        "autogluon: plan %s for %s rows x %s on %d core(s) (%s); fit() gets %s",
         plan.describe(),
         f"{len(train):,}",
         f"{cfg.timeout:g} s" if cfg.timeout is not None else "no time limit",
