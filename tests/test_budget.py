@@ -159,11 +159,12 @@ def test_the_search_keeps_part_of_the_timeout_for_the_stages_after_it(
 @pytest.mark.parametrize(
     ("rows", "seconds", "cores", "presets", "folds"),
     [
-        (3_819, 45.0, 2, "best_quality", 8),  # fair at search.timeout=60: 18 core-s per 1k rows
-        (12_114, 45.0, 2, "medium_quality", None),  # randhie at 60 s: 6 core-s per 1k rows, too few to bag
-        (12_114, 270.0, 2, "best_quality", 8),  # randhie at 300 s
-        (12_114, 45.0, 8, "best_quality", 8),  # more cores, more folds fit in the same seconds
-        (300, 25.0, 2, "medium_quality", None),  # plenty per row, but 19 s of fit: below the floor
+        (3_819, 45.0, 2, "medium_quality", None),  # fair at search.timeout=60: 18 core-s per 1k rows in 34 s
+        (3_819, 450.0, 2, "best_quality", 8),  # fair at 500 s
+        (12_114, 270.0, 2, "medium_quality", None),  # randhie at 300 s: 202 s of fit, below the floor
+        (12_114, 450.0, 2, "best_quality", 8),  # randhie at 500 s: 56 core-s per 1k rows
+        (200_000, 450.0, 2, "medium_quality", None),  # 3 core-s per 1k rows: too few to bag
+        (200_000, 450.0, 16, "best_quality", 8),  # more cores, more folds fit in the same seconds
         (50_000, None, 2, "best_quality", 8),  # no time limit: bag
     ],
 )
@@ -195,8 +196,8 @@ def test_configured_presets_and_bagging_win_over_the_plan() -> None:
         None,
         0.4,
     )  # as configured: AutoGluon's presets decide, and the refit keeps its unbagged share
-    assert plan_fit("auto", 3_819, 45.0, 2, num_bag_folds=0).presets == "medium_quality"  # bagging off
-    five = plan_fit("auto", 3_819, 45.0, 2, num_bag_folds=5)
+    assert plan_fit("auto", 3_819, 450.0, 2, num_bag_folds=0).presets == "medium_quality"  # bagging off
+    five = plan_fit("auto", 3_819, 450.0, 2, num_bag_folds=5)
     assert (five.presets, five.num_bag_folds) == ("best_quality", 5)
     short = plan_fit("auto", 12_114, 45.0, 2, num_bag_folds=5)  # too little to bag, but asked for: kept
     assert (short.presets, short.num_bag_folds, short.fit_share) == ("medium_quality", 5, 0.75)
@@ -206,9 +207,11 @@ def test_configured_presets_and_bagging_win_over_the_plan() -> None:
     ("limit", "fitted", "extra"), [(30.0, 10.0, 20.0), (30.0, 25.0, None), (10.0, 6.0, None), (None, 5.0, None)]
 )
 def test_fit_extra_gets_what_an_early_fit_left(limit: float | None, fitted: float, extra: float | None) -> None:
-    from automlops.search.autogluon_plan import extra_seconds
+    from automlops.search.autogluon_plan import extra_seconds, rest_seconds
 
     assert extra_seconds(limit, fitted) == extra  # at least a fifth of fit()'s limit and 5 s, else nothing
+    # when the refit does not fit in what is left: most of it (AutoGluon overshoots), if 5 s or more
+    assert rest_seconds(20.0) == pytest.approx(16.0) and rest_seconds(6.0) is None and rest_seconds(None) is None
 
 
 def test_a_bags_refit_is_estimated_as_one_fit_on_all_rows() -> None:
@@ -227,9 +230,9 @@ def test_a_bags_refit_is_estimated_as_one_fit_on_all_rows() -> None:
 
 
 def test_the_budget_line_names_the_plan_and_every_phase() -> None:
-    from automlops.search.autogluon_plan import BudgetLog, plan_fit
+    from automlops.search.autogluon_plan import BudgetLog, Plan
 
-    budget = BudgetLog(plan_fit("auto", 4_000, 45.0, 2), 4_000, 60.0, 45.0)
+    budget = BudgetLog(Plan("best_quality", 8, 0, False, 0.75), 4_000, 60.0, 45.0)
     budget.add("fit", 33.94, 33.75, models=12)
     budget.add("refit_full", 2.5, 11.0)
     assert budget.line(39.1) == (

@@ -17,7 +17,14 @@ import pandas as pd
 
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError, unknown_name
-from automlops.search.autogluon_plan import BudgetLog, Plan, extra_hyperparameters, extra_seconds, plan_fit
+from automlops.search.autogluon_plan import (
+    BudgetLog,
+    Plan,
+    extra_hyperparameters,
+    extra_seconds,
+    plan_fit,
+    rest_seconds,
+)
 from automlops.search.base import Candidate, SearchData, SearchResult, search_seconds
 from automlops.search.metrics import resolve_metric
 
@@ -233,7 +240,7 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
         raise SearchError("search: AutoGluon fitted no model within search.timeout; raise the budget")
     fitted = time.perf_counter() - started
     _log_phase(budget, budget.add("fit", fitted, fit_limit, models=len(predictor.model_names())))
-    _fit_extra(predictor, cfg, budget, fit_limit, fitted)
+    _fit_extra(predictor, cfg, budget, extra_seconds(fit_limit, fitted), "fit_extra")
     board = predictor.leaderboard(silent=True)  # extra_info would load and pickle every model: seconds per run
     fitted = time.perf_counter() - started
     best_name = predictor.model_best
@@ -254,6 +261,11 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
                 estimate,
                 left,
             )
+            # the time the refit would not fit in goes to more candidates rather than to nothing
+            rest = rest_seconds(None if limit is None else limit - (time.perf_counter() - started))
+            if _fit_extra(predictor, cfg, budget, rest, "fit_extra instead of refit_full"):
+                board = predictor.leaderboard(silent=True)
+                best_name = predictor.model_best
     log.info("%s", budget.line(time.perf_counter() - started))
     deployed = predictor.clone_for_deployment(str(root / f"{fit_id}-deploy")) if ag.keep_only_best else predictor.path
     model = AutoGluonModel(str(deployed), scratch=ag.keep_only_best)
@@ -308,13 +320,12 @@ def _log_phase(budget: BudgetLog, entry: dict[str, Any]) -> None:
     )
 
 
-def _fit_extra(predictor: Any, cfg: SearchConfig, budget: BudgetLog, fit_limit: float | None, fitted: float) -> None:
-    """fit() ended early (every family of the presets fitted) with time left: fit more candidates of the
-    families that win on tables, from AutoGluon's zeroshot portfolio, in the rest of fit()'s share.
-    Only when the families are the presets' own: a configured `hyperparameters` is the whole search."""
-    seconds = extra_seconds(fit_limit, fitted)
+def _fit_extra(predictor: Any, cfg: SearchConfig, budget: BudgetLog, seconds: float | None, phase: str) -> bool:
+    """Spend `seconds` the first fit left unused (it ended early, or the refit does not fit in them) on
+    more candidates of the families that win on tables, from AutoGluon's zeroshot portfolio. Only when
+    the families are the presets' own: a configured `hyperparameters` is the whole search. True if it ran."""
     if not cfg.autogluon.fit_extra or cfg.autogluon.hyperparameters is not None or seconds is None:
-        return
+        return False
     from autogluon.tabular.configs.hyperparameter_configs import get_hyperparameter_config
 
     before = len(predictor.model_names())
@@ -327,9 +338,10 @@ def _fit_extra(predictor: Any, cfg: SearchConfig, budget: BudgetLog, fit_limit: 
         log.warning(
             "search.autogluon.fit_extra: AutoGluon refused the extra fit (%s)", " ".join(str(error).split())[:200]
         )
-    entry = budget.add("fit_extra", time.perf_counter() - started, seconds)
+    entry = budget.add(phase, time.perf_counter() - started, seconds)
     entry["models"] = len(predictor.model_names()) - before
     _log_phase(budget, entry)
+    return True
 
 
 def _winner_params(predictor: Any, name: str) -> dict[str, Any]:
