@@ -181,6 +181,7 @@ def child_automlops(args: argparse.Namespace, engine: str) -> dict[str, Any]:
 
         TabularPredictor.fit = _timed(timers, "engine", TabularPredictor.fit)
         TabularPredictor.refit_full = _timed(timers, "engine", TabularPredictor.refit_full)  # AutoGluon fitting too
+        TabularPredictor.fit_extra = _timed(timers, "engine", TabularPredictor.fit_extra)  # presets auto's top-up
         # AutoGluon's own work outside fitting: loading, the deployment clone, its leaderboard, predictions
         for name in (
             "load",

@@ -151,3 +151,93 @@ def test_the_search_keeps_part_of_the_timeout_for_the_stages_after_it(
     timeout: float | None, later: float, limit: float | None
 ) -> None:
     assert search_seconds(timeout, later) == limit
+
+
+# --- the AutoGluon engine's plan: presets auto, bagging from rows x seconds x cores (pure, no fit) ---
+
+
+@pytest.mark.parametrize(
+    ("rows", "seconds", "cores", "presets", "folds"),
+    [
+        (3_819, 45.0, 2, "medium_quality", None),  # fair at search.timeout=60: 18 core-s per 1k rows in 34 s
+        (3_819, 450.0, 2, "best_quality", 8),  # fair at 500 s
+        (12_114, 270.0, 2, "medium_quality", None),  # randhie at 300 s: 202 s of fit, below the floor
+        (12_114, 450.0, 2, "best_quality", 8),  # randhie at 500 s: 56 core-s per 1k rows
+        (200_000, 450.0, 2, "medium_quality", None),  # 3 core-s per 1k rows: too few to bag
+        (200_000, 450.0, 16, "best_quality", 8),  # more cores, more folds fit in the same seconds
+        (50_000, None, 2, "best_quality", 8),  # no time limit: bag
+    ],
+)
+def test_auto_bags_when_the_fit_has_core_seconds_for_every_fold(
+    rows: int, seconds: float | None, cores: int, presets: str, folds: int | None
+) -> None:
+    from automlops.search.autogluon_plan import BAGGED_FIT_SHARE_WITH_REFIT, FIT_SHARE_WITH_REFIT, plan_fit
+
+    chosen = plan_fit("auto", rows, seconds, cores)
+    assert (chosen.presets, chosen.num_bag_folds) == (presets, folds), chosen
+    if folds:  # one level, no DyStack sub-fit: at these budgets it would take a quarter of the fit
+        assert chosen.num_stack_levels == 0 and chosen.dynamic_stacking is False
+        assert (
+            chosen.fit_share == BAGGED_FIT_SHARE_WITH_REFIT and chosen.describe() == f"best_quality (bag {folds} folds)"
+        )
+        assert chosen.fit_kwargs()["dynamic_stacking"] is False
+    else:
+        assert chosen.fit_share == FIT_SHARE_WITH_REFIT and "too little to bag" in chosen.reason
+        assert "dynamic_stacking" not in chosen.fit_kwargs()  # fit()'s own default
+
+
+def test_configured_presets_and_bagging_win_over_the_plan() -> None:
+    from automlops.search.autogluon_plan import plan_fit
+
+    named = plan_fit("best_quality", 100, 45.0, 2)
+    assert (named.presets, named.num_bag_folds, named.dynamic_stacking, named.fit_share) == (
+        "best_quality",
+        None,
+        None,
+        0.4,
+    )  # as configured: AutoGluon's presets decide, and the refit keeps its unbagged share
+    assert plan_fit("auto", 3_819, 450.0, 2, num_bag_folds=0).presets == "medium_quality"  # bagging off
+    five = plan_fit("auto", 3_819, 450.0, 2, num_bag_folds=5)
+    assert (five.presets, five.num_bag_folds) == ("best_quality", 5)
+    short = plan_fit("auto", 12_114, 45.0, 2, num_bag_folds=5)  # too little to bag, but asked for: kept
+    assert (short.presets, short.num_bag_folds, short.fit_share) == ("medium_quality", 5, 0.75)
+
+
+@pytest.mark.parametrize(
+    ("limit", "fitted", "extra"), [(30.0, 10.0, 20.0), (30.0, 25.0, None), (10.0, 6.0, None), (None, 5.0, None)]
+)
+def test_fit_extra_gets_what_an_early_fit_left(limit: float | None, fitted: float, extra: float | None) -> None:
+    from automlops.search.autogluon_plan import extra_seconds, rest_seconds
+
+    assert extra_seconds(limit, fitted) == extra  # at least a fifth of fit()'s limit and 5 s, else nothing
+    # when the refit does not fit in what is left: most of it (AutoGluon overshoots), if 5 s or more
+    assert rest_seconds(20.0) == pytest.approx(16.0) and rest_seconds(6.0) is None and rest_seconds(None) is None
+
+
+def test_a_bags_refit_is_estimated_as_one_fit_on_all_rows() -> None:
+    from automlops.search.autogluon_engine import REFIT_MARGIN, _refit_estimate
+    from automlops.search.autogluon_plan import Plan
+
+    board = pd.DataFrame({"model": ["WeightedEnsemble_L2"], "fit_time": [16.0]})
+    bag = Plan("best_quality", num_bag_folds=8)  # 8 fits of 2 s on 700 of 800 rows each
+    assert _refit_estimate(board, "WeightedEnsemble_L2", 1000, 800, bag) == pytest.approx(
+        2.0 * 1000 / 700 * REFIT_MARGIN
+    )
+    flat = Plan("medium_quality")
+    assert _refit_estimate(board, "WeightedEnsemble_L2", 1000, 800, flat) == pytest.approx(
+        16.0 * 1000 / 800 * REFIT_MARGIN
+    )
+
+
+def test_the_budget_line_names_the_plan_and_every_phase() -> None:
+    from automlops.search.autogluon_plan import BudgetLog, Plan
+
+    budget = BudgetLog(Plan("best_quality", 8, 0, False, 0.75), 4_000, 60.0, 45.0)
+    budget.add("fit", 33.94, 33.75, models=12)
+    budget.add("refit_full", 2.5, 11.0)
+    assert budget.line(39.1) == (
+        "autogluon: plan best_quality (bag 8 folds) for 4,000 rows x 60 s; fit 33.9 of 33.8 s; refit_full 2.5 of 11.0 s; left 5.9 s"
+    )
+    record = budget.to_dict()
+    assert record["plan"]["describe"] == "best_quality (bag 8 folds)"
+    assert [p["phase"] for p in record["phases"]] == ["fit", "refit_full"] and record["phases"][0]["models"] == 12

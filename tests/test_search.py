@@ -790,6 +790,39 @@ def test_autogluon_presets_that_bag_keep_the_validation_split_as_holdout(tmp_pat
 
 
 @pytest.mark.slow  # AutoGluon fits: seconds of CPU each
+def test_autogluon_fits_catboost_and_xgboost_and_logs_how_it_spent_the_budget(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CatBoost and XGBoost are installed with automlops: AutoGluon fits them instead of skipping them
+    ('import catboost failed'), and the search logs its plan and each phase's seconds in one line."""
+    from automlops.config.schema import AutoGluonConfig
+    from automlops.search.autogluon_engine import search_autogluon
+
+    x, y = frames(n=150, seed=3)
+    x["b"] = np.random.default_rng(4).normal(size=len(x))
+    cfg = SearchConfig(
+        engine="autogluon",
+        timeout=30,  # auto: 11 s of fit is below the floor for bagging, so medium_quality
+        threads=1,
+        autogluon=AutoGluonConfig(hyperparameters={"CAT": {"iterations": 30}, "XGB": {"n_estimators": 20}}),
+    )
+    with caplog.at_level(logging.INFO, logger="automlops.search.autogluon_engine"):
+        result = search_autogluon(cfg, fold_data(x, y, "stratified"), seed=0, state_dir=tmp_path)
+    fitted = {c.family: c.state for c in result.candidates}
+    assert fitted.get("CatBoost") == "COMPLETE" and fitted.get("XGBoost") == "COMPLETE", fitted
+    budget = result.lineage["budget"]
+    assert budget["plan"]["describe"] == "medium_quality" == result.lineage["plan"]
+    phases = [p["phase"] for p in budget["phases"]]
+    assert phases[0] == "fit" and "fit_extra" not in phases  # configured families are the whole search
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith("autogluon: plan medium_quality for 100 rows x 30 s;")
+    ]
+    assert len(lines) == 1 and "; fit " in lines[0] and " left " in lines[0], caplog.text
+
+
+@pytest.mark.slow  # AutoGluon fits: seconds of CPU each
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
 def test_autogluon_labels_from_its_probabilities_equal_its_predict(task: str, tmp_path: Path) -> None:
     """Evaluation and `?proba=1` take the labels from the probabilities instead of running the

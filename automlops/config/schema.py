@@ -95,12 +95,15 @@ class ValidationConfig:
 
 @dataclass
 class AutoGluonConfig:
-    presets: str = "medium_quality"  # AutoGluon presets, e.g. medium_quality | good_quality | best_quality
+    presets: str = (
+        "auto"  # auto (bagged best_quality or medium_quality, from rows x budget x cores) | AutoGluon's presets
+    )
     hyperparameters: Any = None  # model families -> settings, e.g. {GBM: {}, RF: {}}; null: the presets' own
     infer_limit: float | None = None  # seconds per row the final model may spend predicting
     num_bag_folds: int | None = None  # k-fold bagging; null or 0: none
     num_stack_levels: int | None = None  # stacking levels on top of bagged models
     refit_full: bool = True  # refit the chosen model on train+valid (AutoGluon's refit_full), within the budget
+    fit_extra: bool = True  # fit() ended early with time left: more GBM/CatBoost/XGBoost candidates in the rest
     keep_only_best: bool = True  # package a slim clone that holds only what the best model needs
     verbosity: int = 0  # AutoGluon's own logging, 0 (quiet) to 4
 

@@ -40,6 +40,8 @@ KEY_PACKAGES = (
     "scikit-learn",
     "lightgbm",
     "xgboost",
+    "xgboost-cpu",  # the CPU build's distribution name (a core dependency): "xgboost" is not installed
+    "catboost",  # AutoGluon's CatBoost family
     "optuna",
     "pandas",
     "numpy",

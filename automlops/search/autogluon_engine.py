@@ -17,6 +17,14 @@ import pandas as pd
 
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError, unknown_name
+from automlops.search.autogluon_plan import (
+    BudgetLog,
+    Plan,
+    extra_hyperparameters,
+    extra_seconds,
+    plan_fit,
+    rest_seconds,
+)
 from automlops.search.base import Candidate, SearchData, SearchResult, search_seconds
 from automlops.search.metrics import resolve_metric
 
@@ -45,11 +53,12 @@ METRICS = {
 }
 LABEL = "__label__"  # the target's column name inside AutoGluon, whatever the data calls it
 PERSIST_MEMORY_SHARE = 0.4  # of free memory that loaded models may take (AutoGluon's persist() default)
-# fit()'s share of the search's time when refit_full follows. refit_full is outside AutoGluon's
-# time_limit and refits every model the best one stands on, on train+valid: measured on 2 cores it
-# took 1.35x the whole fit (54k rows), so fit() gets a bit less than half and the refit the rest
-FIT_SHARE_WITH_REFIT = 0.4
-REFIT_MARGIN = 1.25  # a refit may take this much longer per row than the fit it repeats
+# fit()'s share of the search's time when refit_full follows (refit_full is outside AutoGluon's time_limit):
+# automlops/search/autogluon_plan.py, by plan
+# a refit may take this much longer per row than the fit it repeats: randhie at search.timeout=60 (CatBoost
+# among the members, a shared machine at load 3) refitted in 36.1 s what its fit_time scaled to 20.7 s, 1.75x;
+# at 1.25 that refit ran 12 s past the search's share and the run took 1.20x its budget
+REFIT_MARGIN = 1.8
 LATER_STAGES_SECONDS = (
     15.0  # evaluate, package and the serving check (loading a predictor takes seconds): Engine.later_stages_seconds
 )
@@ -190,6 +199,18 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
     _quiet(ag.verbosity)
     started = time.perf_counter()
     limit = search_seconds(cfg.timeout, LATER_STAGES_SECONDS)
+    plan = plan_fit(ag.presets, len(train), limit, cfg.threads, ag.num_bag_folds, ag.num_stack_levels)
+    fit_limit = _fit_budget(cfg, plan, limit)
+    budget = BudgetLog(plan, len(train), cfg.timeout, limit)
+    log.info(
+        "autogluon: plan %s for %s rows x %s on %d core(s) (%s); fit() gets %s",
+        plan.describe(),
+        f"{len(train):,}",
+        f"{cfg.timeout:g} s" if cfg.timeout is not None else "no time limit",
+        cfg.threads,
+        plan.reason,
+        "no time limit" if fit_limit is None else f"{fit_limit:.1f} s",
+    )
     try:
         predictor = TabularPredictor(
             label=LABEL,
@@ -202,14 +223,12 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
         ).fit(
             train,
             tuning_data=valid,
-            time_limit=_fit_budget(cfg, limit),
-            presets=ag.presets,
+            time_limit=fit_limit,
             hyperparameters=ag.hyperparameters,
             infer_limit=ag.infer_limit,
-            num_bag_folds=ag.num_bag_folds,
-            num_stack_levels=ag.num_stack_levels,
             use_bag_holdout=True,
             num_cpus=cfg.threads,  # presets that bag (best_quality...) keep our valid split as holdout
+            **plan.fit_kwargs(),
         )
     except (ValueError, KeyError, AssertionError) as error:  # AutoGluon reports bad settings this way
         raise SearchError(
@@ -217,22 +236,26 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
         ) from error
     except RuntimeError as error:  # "No models were trained successfully during fit()"
         raise SearchError(
-            f"search: AutoGluon fitted no model in its {_fit_budget(cfg, limit):.0f} s time_limit (the search's share of "
+            f"search: AutoGluon fitted no model in its {fit_limit or 0:.0f} s time_limit (the search's share of "
             f"search.timeout={cfg.timeout:g}, less the refit); raise search.timeout"
         ) from error
     if not predictor.model_names():
         raise SearchError("search: AutoGluon fitted no model within search.timeout; raise the budget")
+    fitted = time.perf_counter() - started
+    _log_phase(budget, budget.add("fit", fitted, fit_limit, models=len(predictor.model_names())))
+    _fit_extra(predictor, cfg, budget, extra_seconds(fit_limit, fitted), "fit_extra")
     board = predictor.leaderboard(silent=True)  # extra_info would load and pickle every model: seconds per run
     fitted = time.perf_counter() - started
     best_name = predictor.model_best
     refitted, refit_seconds, estimate = False, 0.0, None
     if ag.refit_full:
         left = None if limit is None else limit - fitted
-        estimate = round(_refit_estimate(board, best_name, len(train) + len(valid), len(train)), 2)
+        estimate = round(_refit_estimate(board, best_name, len(train) + len(valid), len(train), plan), 2)
         if left is None or estimate <= left:
             best_name = predictor.refit_full(model=best_name)[best_name]
             predictor.set_model_best(best_name)
             refitted, refit_seconds = True, round(time.perf_counter() - started - fitted, 2)
+            _log_phase(budget, budget.add("refit_full", refit_seconds, left, estimate=estimate))
         else:
             log.warning(
                 "search.autogluon.refit_full skipped: refitting %s would take about %.0f s, %.0f s of the search are left; "
@@ -241,6 +264,12 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
                 estimate,
                 left,
             )
+            # the time the refit would not fit in goes to more candidates rather than to nothing
+            rest = rest_seconds(None if limit is None else limit - (time.perf_counter() - started))
+            if _fit_extra(predictor, cfg, budget, rest, "fit_extra instead of refit_full"):
+                board = predictor.leaderboard(silent=True)
+                best_name = predictor.model_best
+    log.info("%s", budget.line(time.perf_counter() - started))
     deployed = predictor.clone_for_deployment(str(root / f"{fit_id}-deploy")) if ag.keep_only_best else predictor.path
     model = AutoGluonModel(str(deployed), scratch=ag.keep_only_best)
     candidates = [_candidate(row, fit_id, predictor.path, len(valid)) for row in board.itertuples(index=False)]
@@ -258,6 +287,7 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
             "fit_id": fit_id,
             "best_model": best_name,
             "presets": ag.presets,
+            "plan": plan.describe(),
             "time_limit": cfg.timeout,
             "fit_seconds": round(time.perf_counter() - started, 2),
             "models_fitted": len(board),
@@ -266,17 +296,55 @@ def search_autogluon(cfg: SearchConfig, data: SearchData, seed: int, state_dir: 
             "budget": {
                 "timeout": cfg.timeout,
                 "search_limit": limit,
-                "fit_time_limit": _fit_budget(cfg, limit),
+                "fit_time_limit": fit_limit,
                 "fit_seconds": round(fitted, 2),
                 "refit_seconds": refit_seconds,
                 "refit_estimate_seconds": estimate,
                 "left_seconds": None if limit is None else round(limit - (time.perf_counter() - started), 2),
+                **budget.to_dict(),
             },
             "autogluon_config": asdict(ag),
         },
         # valid is AutoGluon's tuning_data (early stopping, ensemble weights), and refit_full fits on it too
         trained_on=("train", "valid"),
     )
+
+
+def _log_phase(budget: BudgetLog, entry: dict[str, Any]) -> None:
+    limit = "" if entry["limit"] is None else f" of {entry['limit']:.1f} s"
+    details = ", ".join(f"{k} {v}" for k, v in entry.items() if k not in ("phase", "seconds", "limit"))
+    log.info(
+        "autogluon: %s %.1f s%s%s (plan %s)",
+        entry["phase"],
+        entry["seconds"],
+        limit,
+        f"; {details}" if details else "",
+        budget.plan.describe(),
+    )
+
+
+def _fit_extra(predictor: Any, cfg: SearchConfig, budget: BudgetLog, seconds: float | None, phase: str) -> bool:
+    """Spend `seconds` the first fit left unused (it ended early, or the refit does not fit in them) on
+    more candidates of the families that win on tables, from AutoGluon's zeroshot portfolio. Only when
+    the families are the presets' own: a configured `hyperparameters` is the whole search. True if it ran."""
+    if not cfg.autogluon.fit_extra or cfg.autogluon.hyperparameters is not None or seconds is None:
+        return False
+    from autogluon.tabular.configs.hyperparameter_configs import get_hyperparameter_config
+
+    before = len(predictor.model_names())
+    started = time.perf_counter()
+    try:
+        predictor.fit_extra(
+            extra_hyperparameters(get_hyperparameter_config("zeroshot")), time_limit=seconds, num_cpus=cfg.threads
+        )
+    except (ValueError, KeyError, AssertionError, RuntimeError) as error:  # the first fit's models stand
+        log.warning(
+            "search.autogluon.fit_extra: AutoGluon refused the extra fit (%s)", " ".join(str(error).split())[:200]
+        )
+    entry = budget.add(phase, time.perf_counter() - started, seconds)
+    entry["models"] = len(predictor.model_names()) - before
+    _log_phase(budget, entry)
+    return True
 
 
 def _winner_params(predictor: Any, name: str) -> dict[str, Any]:
@@ -302,18 +370,22 @@ def _portfolios() -> list[str]:
     return sorted(hyperparameter_config_dict)
 
 
-def _fit_budget(cfg: SearchConfig, limit: float | None) -> float | None:
+def _fit_budget(cfg: SearchConfig, plan: Plan, limit: float | None) -> float | None:
     """AutoGluon's time_limit: the search's share of search.timeout, less what refit_full is likely
-    to need, so the refit on train+valid happens inside the budget rather than after it."""
+    to need (the plan's share), so the refit on train+valid happens inside the budget rather than after it."""
     if limit is None:
         return None
-    return limit * (FIT_SHARE_WITH_REFIT if cfg.autogluon.refit_full else 1.0)
+    return limit * (plan.fit_share if cfg.autogluon.refit_full else 1.0)
 
 
-def _refit_estimate(board: pd.DataFrame, model: str, refit_rows: int, fit_rows: int) -> float:
+def _refit_estimate(board: pd.DataFrame, model: str, refit_rows: int, fit_rows: int, plan: Plan) -> float:
     """Seconds refit_full is likely to take for `model`: the leaderboard's fit_time (the model and
-    every model it stands on), scaled to train+valid's rows."""
+    every model it stands on), scaled to train+valid's rows. A k-fold bag's fit_time is k fits on
+    (k-1)/k of the rows each, and its refit is one fit on all of them (about 1/k of the bag's time)."""
     fit_time = float(board.loc[board["model"] == model, "fit_time"].iloc[0])
+    folds = plan.num_bag_folds or 0
+    if folds > 1:
+        fit_time, fit_rows = fit_time / folds, fit_rows * (folds - 1) // folds
     return fit_time * refit_rows / max(1, fit_rows) * REFIT_MARGIN
 
 
