@@ -99,6 +99,11 @@ BAD_SEARCH_INPUT = [
         ["search.autogluon.hyperparameters", "'zeroshoot'", "did you mean 'zeroshot'"],
         id="unknown-autogluon-portfolio",
     ),
+    pytest.param(
+        ["search=autogluon", "search.autogluon.presets=hihg_quality"],
+        ["search.autogluon.presets", "'hihg_quality'", "did you mean 'high_quality'"],
+        id="unknown-autogluon-presets",
+    ),
 ]
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError, unknown_name
 from automlops.search.autogluon_plan import (
+    AUTO,
     BudgetLog,
     Plan,
     extra_hyperparameters,
@@ -51,6 +52,8 @@ METRICS = {
     "neg_mean_absolute_percentage_error": "mean_absolute_percentage_error",
     "roc_auc_ovr": "roc_auc_ovr_macro",
 }
+# checked without importing AutoGluon (about two seconds); any other name is looked up in its preset table
+COMMON_PRESETS = frozenset({AUTO, "medium_quality", "good_quality", "high_quality", "best_quality"})
 LABEL = "__label__"  # the target's column name inside AutoGluon, whatever the data calls it
 PERSIST_MEMORY_SHARE = 0.4  # of free memory that loaded models may take (AutoGluon's persist() default)
 # fit()'s share of the search's time when refit_full follows (refit_full is outside AutoGluon's time_limit):
@@ -162,6 +165,10 @@ def check_autogluon(cfg: SearchConfig, problems: list[str]) -> None:
             "search.objectives: multi-objective search is an optuna feature; use search.autogluon.infer_limit to bound latency"
         )
     ag = cfg.autogluon
+    if ag.presets not in COMMON_PRESETS:
+        names, aliases = _presets()
+        if ag.presets not in names and ag.presets not in aliases:
+            problems.append(unknown_name("search.autogluon.presets", ag.presets, [AUTO, *names]))
     if isinstance(ag.hyperparameters, str):
         portfolios = _portfolios()
         if ag.hyperparameters not in portfolios:
@@ -360,6 +367,14 @@ def _winner_params(predictor: Any, name: str) -> dict[str, Any]:
     if len(weights) == 1:  # a weighted ensemble fits one weighting on its members' predictions
         params["ensemble_weights"] = {member: round(float(w), 4) for member, w in weights[0].items()}
     return _plain(params)
+
+
+def _presets() -> tuple[list[str], set[str]]:
+    """AutoGluon's preset names (listed in the error) and their aliases (accepted, not listed) in the
+    installed version: fit() would otherwise refuse a misspelled one only after prepare."""
+    from autogluon.tabular.configs.presets_configs import tabular_presets_alias, tabular_presets_dict
+
+    return sorted(tabular_presets_dict), set(tabular_presets_alias)
 
 
 def _portfolios() -> list[str]:
