@@ -85,10 +85,14 @@ def test_repro_reruns_exactly_the_stages_a_change_touches(project: Path) -> None
     assert stages_run(search_change) == ["search", "evaluate", "package", "gate", "deploy", "monitor"]
     assert read_json(project / "metrics" / "search.json")["trials"] == 3
     assert read_json(project / "artifacts" / "bundle" / "manifest.json")["lineage"]["search"]["trials_finished"] == 3
-    # the third trial did not beat the first two: the same model, packaged the same way, adds no version
-    assert (
-        read_json(project / "metrics" / "deploy.json")["unchanged"] and champion(project, "breast_cancer").name == "2"
-    )
+    # a new version only for a new model: the same winner, packaged the same way, adds none (whether the third
+    # trial wins depends on the sampler's draws, which the warm-start portfolio changed)
+    if (project / "artifacts" / "search" / "model" / "model.joblib").read_bytes() == model_before:
+        assert read_json(project / "metrics" / "deploy.json").get("unchanged")
+        assert champion(project, "breast_cancer").name == "2"
+    else:
+        assert not read_json(project / "metrics" / "deploy.json").get("unchanged")
+        assert champion(project, "breast_cancer").name == "4"  # v3 holds the production alias
 
     # conf/ edited but params.yaml not recomposed: stop before any work, saying how to fix it
     optuna_yaml = project / "conf" / "search" / "optuna.yaml"
