@@ -100,6 +100,21 @@ BAD_SEARCH_INPUT = [
         id="unknown-autogluon-portfolio",
     ),
     pytest.param(
+        ["search.ensemble_size=-5"],
+        ["search.ensemble_size: must be >= 0 rounds, got -5; 0 for no ensemble"],
+        id="negative-ensemble-size",
+    ),
+    pytest.param(
+        ["search.ensemble_size=20", "search.objectives=[model_size]"],
+        ["search.ensemble_size: an ensemble is chosen by score alone"],
+        id="ensemble-with-objectives",
+    ),
+    pytest.param(
+        ["search=autogluon", "search.ensemble_size=20"],
+        ["search.ensemble_size: the autogluon engine already ensembles its own models"],
+        id="ensemble-size-for-autogluon",
+    ),
+    pytest.param(
         ["search=autogluon", "search.autogluon.presets=hihg_quality"],
         ["search.autogluon.presets", "'hihg_quality'", "did you mean 'high_quality'"],
         id="unknown-autogluon-presets",

@@ -3,7 +3,7 @@ Parquet, JSON) and a real `automlops serve` (/predict, /invocations) answer it, 
 with each installed model family and for the AutoGluon engine; and the test metrics a bundle records
 are the ones its predictions give.
 
-Each model is trained once (one family, one trial) on a CSV with the usual traps: blank cells in a
+Each model is trained once (one family, one trial; or a blend of trials, search.ensemble_size) on a CSV with the usual traps: blank cells in a
 number column, in a text column and in a boolean column, whole numbers, unicode categories, and codes
 that look like numbers ("007", "12"). Hypothesis then draws batches of rows from the bundle's input
 contract (seen and unseen categories, missing values) and writes each batch as each path receives it:
@@ -57,7 +57,7 @@ NAME, TARGET = "parity", "y"
 DEFAULT_SPACE = ("lightgbm", "random_forest", "linear")  # conf/search/optuna.yaml
 OPTIONAL = {"xgboost": "xgboost"}  # family -> the package it needs
 INSTALLED = [f for f in FAMILIES.names() if f not in OPTIONAL or importlib.util.find_spec(OPTIONAL[f]) is not None]
-MODELS = [*INSTALLED, "autogluon"]
+MODELS = [*INSTALLED, "ensemble", "autogluon"]  # ensemble: a greedy blend of the default space's trials
 COMMON = [
     "data=penguins_csv",
     "data.path=data/raw/parity.csv",
@@ -73,9 +73,11 @@ MAX_ROWS = 40  # rows per batch
 
 
 def overrides(model: str) -> list[str]:
-    """One family in the space and one trial (or AutoGluon with a small budget)."""
+    """One family in the space and one trial (or AutoGluon with a small budget, or a blend of trials)."""
     if model == "autogluon":
         return ["search=autogluon", "search.timeout=20", "search.autogluon.hyperparameters={GBM: {}, LR: {}}"]
+    if model == "ensemble":
+        return ["search.n_trials=8", "search.validation.method=holdout", "search.ensemble_size=20"]
     space = [f"search.space.{other}=null" for other in DEFAULT_SPACE if other != model]
     added = [] if model in DEFAULT_SPACE else [f"+search.space.{model}={{}}"]
     return ["search.n_trials=1", "search.validation.method=holdout", *space, *added]

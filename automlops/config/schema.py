@@ -120,6 +120,7 @@ class SearchConfig:
     patience: int | None = None  # optuna: stop after this many finished trials without improvement
     warm_start: bool = True  # optuna: a new study runs known-good configs first, cheapest first (search/portfolio.py)
     max_trial_share: float | None = 0.25  # optuna, with a timeout: a trial is cut past this share of the search's time
+    ensemble_size: int = 0  # optuna: rounds of greedy ensemble selection over the best candidates; 0: none
     max_failure_rate: float = 0.5  # optuna: stop with an error when more trials than this share fail
     sampler: str = "tpe"  # optuna: tpe | random | cmaes | nsga2 (all seeded)
     pruner: str = "median"  # optuna: none | median | successive_halving | hyperband, on per-fold scores

@@ -164,6 +164,10 @@ def check_autogluon(cfg: SearchConfig, problems: list[str]) -> None:
         problems.append(
             "search.objectives: multi-objective search is an optuna feature; use search.autogluon.infer_limit to bound latency"
         )
+    if cfg.ensemble_size:
+        problems.append(
+            "search.ensemble_size: the autogluon engine already ensembles its own models (its WeightedEnsemble); set it to 0"
+        )
     ag = cfg.autogluon
     if ag.presets not in COMMON_PRESETS:
         names, aliases = _presets()

@@ -28,6 +28,7 @@ import pandas as pd
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError
 from automlops.search.base import AllRows, Candidate, SearchData, SearchResult, search_seconds
+from automlops.search.ensemble import POOL
 from automlops.search.families import Space, build_pipeline, parse_space
 from automlops.search.metrics import (
     POSITIVE_CLASS_METRICS,
@@ -54,6 +55,7 @@ MIN_TRIALS_FOR_FAILURE_RATE = 5
 REFIT_MARGIN = 1.25  # the winner's refit may take this much longer per row than its trial's fits did
 CUT = "cut:"  # how the record of a trial stopped at the search deadline begins its error
 CAPPED = "capped:"  # how the record of a trial stopped at its own cap (search.max_trial_share) begins its error
+ENSEMBLE_REFIT_RESERVE = 2.5  # search.ensemble_size: the refit time kept, in refits of the best candidate
 # the rest of `automlops run` with a scikit-learn model, measured on 2 cores: imports and prepare ~2 s, evaluate
 # ~1.5 s (importance capped), package 0.1 s, the gate's serving check ~3.5 s (Engine.later_stages_seconds)
 LATER_STAGES_SECONDS = 8.0
@@ -106,6 +108,13 @@ def _parse_and_check(cfg: SearchConfig, problems: list[str]) -> tuple[Space, dic
         problems.append(f"search.n_jobs: must be >= 1, got {cfg.n_jobs}")
     if cfg.keep_top < 0:
         problems.append(f"search.keep_top: must be >= 0, got {cfg.keep_top}")
+    if cfg.ensemble_size < 0:
+        problems.append(f"search.ensemble_size: must be >= 0 rounds, got {cfg.ensemble_size}; 0 for no ensemble")
+    elif cfg.ensemble_size and cfg.objectives:
+        problems.append(
+            "search.ensemble_size: an ensemble is chosen by score alone, search.objectives by latency or size too; "
+            "set one of them to 0 / []"
+        )
     if cfg.max_trial_share is not None and not 0 < cfg.max_trial_share <= 1:
         problems.append(
             f"search.max_trial_share: must be a share in (0, 1], got {cfg.max_trial_share}; or null for no cap"
@@ -150,14 +159,24 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
             limit,
             limit - searched,
         )
-    model = _fit_winner(cfg, data, record["family"], record["params"], record["preprocess"], seed)
-    refit_seconds = time.monotonic() - started - searched
     candidates = [
         _candidate(t, study.study_name, t.number in pareto and bool(cfg.objectives))
         for t in study.get_trials(deepcopy=False)
     ]
+    chosen = None
+    if _ensembling(cfg):
+        left = None if limit is None else limit - searched
+        chosen = choose_ensemble(cfg, the_plan, data, seed, complete, best, left)
+    if chosen is not None:
+        model = _fit_ensemble(cfg, data, seed, chosen)
+        winner = _ensemble_candidate(chosen, study.study_name)
+        candidates.append(winner)
+    else:
+        model = _fit_winner(cfg, data, record["family"], record["params"], record["preprocess"], seed)
+        winner = next(c for c in candidates if c.trial == best.number)
+    refit_seconds = time.monotonic() - started - searched
     _keep_top_artifacts(candidates, cfg.keep_top)
-    winner = next(c for c in candidates if c.trial == best.number)
+    _drop_predictions(complete, keep=POOL)
     return SearchResult(
         model=model,
         model_format="sklearn",
@@ -168,7 +187,8 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
             "engine": "optuna",
             "study_name": study.study_name,
             "storage": mask_env(cfg.storage or "") or "local sqlite (.automlops/optuna.db)",
-            "best_trial": best.number,
+            "best_trial": best.number,  # the best single candidate (an ensemble's members are under "ensemble")
+            "ensemble": None if chosen is None else chosen.lineage(),
             "trials_finished": len(study.get_trials(deepcopy=False, states=_states(FINISHED))),
             "refit_on": "train+valid" if cfg.refit else "train",
             "validation": asdict(cfg.validation),
@@ -190,6 +210,128 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
         },
         trained_on=("train", "valid") if cfg.refit else ("train",),  # as _fit_winner fits it
     )
+
+
+def _ensembling(cfg: SearchConfig) -> bool:
+    """search.ensemble_size asks for an ensemble, and a single score ranks (objectives select by latency or size)."""
+    return cfg.ensemble_size > 0 and not cfg.objectives
+
+
+@dataclass(frozen=True)
+class ChosenEnsemble:
+    """The members greedy selection picked (best.json's params.members), and what it measured."""
+
+    members: list[dict[str, Any]]  # {trial, weight, family, params}: params as Candidate.params spells them
+    score: float  # the blend's validation score, on the trials' basis (mean over the same folds)
+    single_score: float  # the best single candidate's, on the same stored predictions
+    rounds: int
+    refit_estimate: float
+
+    def lineage(self) -> dict[str, Any]:
+        return {
+            "members": [{k: m[k] for k in ("trial", "family", "weight")} for m in self.members],
+            "valid_score": self.score,
+            "best_single_valid_score": self.single_score,
+            "rounds": self.rounds,
+        }
+
+
+def choose_ensemble(
+    cfg: SearchConfig, the_plan: Plan, data: SearchData, seed: int, complete: list[Any], best: Any, left: float | None
+) -> ChosenEnsemble | None:
+    """Greedy selection over the POOL best complete trials whose validation predictions are on disk
+    (a worker on another machine keeps its own). None, with the reason logged, unless the blend beats
+    the best single candidate and its members' refits fit in `left` seconds (dropping the costliest
+    members first: the best candidate's refit was kept free by the Budget)."""
+    import numpy as np
+
+    from automlops.search.ensemble import POOL, blend_scorer, greedy_selection
+    from automlops.search.resampling import ensemble_target
+
+    ranked = sorted(complete, key=lambda t: (-t.values[0], t.number))
+    pool = [t for t in ranked if Path(_record(t).get("valid_predictions", "")).is_file()][:POOL]
+    if len(pool) < 2 or pool[0].number != best.number:
+        log.info("ensemble: skipped, %d candidate(s) with validation predictions on this machine", len(pool))
+        return None
+    target = ensemble_target(data, cfg, seed)
+    responses = [np.load(_record(t)["valid_predictions"]) for t in pool]
+    score = blend_scorer(the_plan.scorer, target.y, target.folds, target.classes)
+    rows = _refit_rows(cfg, data)
+    costs = [refit_seconds_estimate(_record(t), rows) for t in pool]
+    while True:
+        selection = greedy_selection(responses, score, cfg.ensemble_size)
+        members = selection.members
+        if len(members) < 2 or selection.score <= selection.single_score:
+            log.info(
+                "ensemble: the best single candidate (%.5g) is kept: no blend of the best %d scored higher",
+                selection.single_score,
+                len(pool),
+            )
+            return None
+        estimate = sum(costs[i] for i in members)
+        if left is None or estimate <= left:
+            break
+        costliest = max((i for i in members if i), key=lambda i: costs[i])  # pool[0] is the best: never dropped
+        log.info(
+            "ensemble: trial %d dropped, its refit (about %.1f s) does not fit",
+            pool[costliest].number,
+            costs[costliest],
+        )
+        del pool[costliest], responses[costliest], costs[costliest]
+    chosen = ChosenEnsemble(
+        members=[
+            {
+                "trial": pool[i].number,
+                "weight": round(selection.weights[i], 6),
+                "family": _record(pool[i])["family"],
+                "params": _flat_params(_record(pool[i])),
+            }
+            for i in members
+        ],
+        score=selection.score,
+        single_score=selection.single_score,
+        rounds=cfg.ensemble_size,
+        refit_estimate=estimate,
+    )
+    log.info(
+        "ensemble: %s scores %.5g against the best single candidate's %.5g",
+        " + ".join(f"{m['weight']:.2f} x trial {m['trial']} ({m['family']})" for m in chosen.members),
+        chosen.score,
+        chosen.single_score,
+    )
+    return chosen
+
+
+def _fit_ensemble(cfg: SearchConfig, data: SearchData, seed: int, chosen: ChosenEnsemble) -> Any:
+    from automlops.search.ensemble import make_ensemble
+
+    fitted = []
+    for member in chosen.members:
+        params, choices = _split_params(member["params"])
+        fitted.append(_fit_winner(cfg, data, member["family"], params, choices, seed))
+    return make_ensemble(fitted, [m["weight"] for m in chosen.members], data.task)
+
+
+def _ensemble_candidate(chosen: ChosenEnsemble, source: str) -> Candidate:
+    """The ensemble's leaderboard row: trial -1 of its study (one ensemble per study and search)."""
+    return Candidate(
+        engine="optuna",
+        trial=-1,
+        family=ENSEMBLE,
+        params={"members": chosen.members},
+        state="COMPLETE",
+        score=chosen.score,
+        source=source,
+    )
+
+
+def _drop_predictions(complete: list[Any], keep: int) -> None:
+    """Validation predictions beyond the `keep` best trials are never picked: delete them."""
+    ranked = sorted(complete, key=lambda t: (-t.values[0], t.number))
+    for trial in ranked[keep:]:
+        path = _record(trial).get("valid_predictions")
+        if path:
+            Path(path).unlink(missing_ok=True)
 
 
 def refit_seconds_estimate(record: dict[str, Any], refit_rows: int) -> float:
@@ -240,6 +382,7 @@ def run_trials(
     budget = Budget(cfg, finished, started, _refit_rows(cfg, data))
     artifacts = state_dir / "candidates" / study.study_name
     multi = bool(cfg.objectives)
+    ensembling = _ensembling(cfg)
 
     def objective(trial: optuna.Trial) -> Any:
         family = trial.suggest_categorical("family", sorted(the_plan.space))
@@ -266,6 +409,7 @@ def run_trials(
                 seed,
                 report,
                 deadline,
+                keep_response=ensembling,
             )
         except (optuna.TrialPruned, MetricError):  # a metric that cannot score is the config's fault: stop here
             raise
@@ -293,6 +437,13 @@ def run_trials(
             path = artifacts / f"trial_{trial.number}.joblib"
             joblib.dump(scored.model, path)
             record["artifact"] = str(path)
+        if scored.response is not None:  # what the ensemble selection averages (search.ensemble_size)
+            import numpy as np
+
+            artifacts.mkdir(parents=True, exist_ok=True)
+            path = artifacts / f"trial_{trial.number}.valid.npy"
+            np.save(path, scored.response)
+            record["valid_predictions"] = str(path)
         trial.set_user_attr("record", record)  # one storage write per trial
         extra = {"predict_latency": scored.predict_seconds_per_row, "model_size": float(scored.size_bytes)}
         return (scored.score, *(extra[o] for o in cfg.objectives)) if multi else scored.score
@@ -360,6 +511,11 @@ class Budget:
         self.kept: list[float] = []  # scores of the candidates whose fitted model is on disk
         self.stop_reason = ""
 
+    def refit_reserve(self) -> float:
+        """The search's time kept for the final refit: the best candidate's, or with search.ensemble_size
+        ENSEMBLE_REFIT_RESERVE times it, so an ensemble's other members have time to refit too."""
+        return self.best_refit_seconds * (ENSEMBLE_REFIT_RESERVE if _ensembling(self.cfg) else 1.0)
+
     def deadline(self, began: float) -> Deadline:
         """The Deadline of a trial that began at `began`: the search's (trial_deadline), or its own
         cap, max_trial_share of the search's time, when that comes first. Like the search's deadline,
@@ -383,7 +539,7 @@ class Budget:
         before the first complete trial (a search must end with a model) or without a timeout."""
         if self.limit is None or self.best_score is None:
             return None
-        return self.started + self.limit - self.best_refit_seconds
+        return self.started + self.limit - self.refit_reserve()
 
     def worth_keeping(self, score: float) -> bool:
         """Dump a fitted candidate only if it may end up among the best keep_top."""
@@ -427,7 +583,7 @@ class Budget:
         if self.limit is not None and self.trial_seconds:
             typical = sorted(self.trial_seconds)[len(self.trial_seconds) // 2]
             left = self.limit - (time.monotonic() - self.started)
-            if typical + self.best_refit_seconds > left:
+            if typical + self.refit_reserve() > left:
                 return (
                     f"search.timeout={cfg.timeout:g}s: {left:.1f}s of the search's {self.limit:.1f}s left, "
                     "not enough for another trial and the winner's refit"
@@ -556,6 +712,7 @@ def _fit(pipeline: Any, x: pd.DataFrame, y: pd.Series, class_weight: str | None)
     return pipeline.fit(x, y, **fit_params)
 
 
+ENSEMBLE = "ensemble"  # the family a greedy ensemble of trials is recorded under (search.ensemble_size)
 PREPROCESS = "preprocess."  # how a winner's params (Candidate.params, best.json) name its preprocessing choices
 
 
@@ -563,12 +720,33 @@ def refit_all_rows(rows: AllRows, seed: int) -> Any:
     """The winner rebuilt from best.json (family, params, preprocessing choices, class weights, threads)
     and fit on every labelled row, as _fit_winner fits it on train+valid (deploy.refit_all_rows)."""
     best, config = rows.best, rows.best.config
-    params = {k: v for k, v in best.params.items() if not k.startswith(PREPROCESS)}
-    choices = {k.removeprefix(PREPROCESS): v for k, v in best.params.items() if k.startswith(PREPROCESS)}
-    pipeline = build_pipeline(
-        best.family, params, choices, rows.contract, rows.task, seed, int(config.get("threads", 1))
-    )
-    return _fit(pipeline, rows.x, rows.y, config.get("class_weight"))
+
+    def fit(family: str, flat: dict[str, Any]) -> Any:
+        params, choices = _split_params(flat)
+        pipeline = build_pipeline(
+            family, params, choices, rows.contract, rows.task, seed, int(config.get("threads", 1))
+        )
+        return _fit(pipeline, rows.x, rows.y, config.get("class_weight"))
+
+    if best.family == ENSEMBLE:
+        from automlops.search.ensemble import make_ensemble
+
+        members = best.params["members"]
+        return make_ensemble(
+            [fit(m["family"], m["params"]) for m in members], [m["weight"] for m in members], rows.task
+        )
+    return fit(best.family, best.params)
+
+
+def _flat_params(record: dict[str, Any]) -> dict[str, Any]:
+    """A trial's params and preprocessing choices as Candidate.params and best.json spell them."""
+    return {**record.get("params", {}), **{f"{PREPROCESS}{k}": v for k, v in record.get("preprocess", {}).items()}}
+
+
+def _split_params(flat: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """_flat_params undone: (the family's params, the preprocessing choices)."""
+    params = {k: v for k, v in flat.items() if not k.startswith(PREPROCESS)}
+    return params, {k.removeprefix(PREPROCESS): v for k, v in flat.items() if k.startswith(PREPROCESS)}
 
 
 def _candidate(trial: Any, source: str, pareto: bool) -> Candidate:
@@ -578,7 +756,7 @@ def _candidate(trial: Any, source: str, pareto: bool) -> Candidate:
         engine="optuna",
         trial=trial.number,
         family=attrs.get("family", trial.params.get("family", "")),
-        params={**attrs.get("params", {}), **{f"{PREPROCESS}{k}": v for k, v in attrs.get("preprocess", {}).items()}},
+        params=_flat_params(attrs),
         state=trial.state.name,
         score=value if value is not None and math.isfinite(value) else None,
         fit_seconds=attrs.get("fit_seconds"),

@@ -18,6 +18,7 @@ from automlops.config.schema import SearchConfig
 from automlops.data.split import time_order
 from automlops.errors import ConfigError
 from automlops.search.base import SearchData
+from automlops.search.ensemble import validation_response
 from automlops.search.metrics import MetricError, resolve_metric
 
 LATENCY_SAMPLE_ROWS = 1000
@@ -93,6 +94,7 @@ class Scored:
     model: Any  # the fitted model scored last (holdout: the candidate itself)
     fits: int = 1  # models fitted: one per fold
     fit_rows: int = 0  # rows of one fit (the mean over folds)
+    response: np.ndarray | None = None  # with `classes` given: validation predictions (ensemble.validation_response)
 
 
 def concrete_validation(cfg: SearchConfig, data: SearchData, seed: int) -> SearchConfig:
@@ -122,16 +124,31 @@ def score_candidate(
     seed: int,
     report: Report,
     deadline: Deadline = Deadline(),
+    keep_response: bool = False,
 ) -> Scored:
     """The candidate's validation score (holdout or the mean over folds); raises DeadlineReached when
-    `deadline` cuts it, and a MetricError naming search.metric when the scorer raises."""
+    `deadline` cuts it, and a MetricError naming search.metric when the scorer raises. With
+    `keep_response`, also its validation predictions, in ensemble_target's row order (under cv: out of
+    fold, NaN on rows no fold scores)."""
+    classes = target_classes(data) if keep_response else None
     if cfg.validation.method == "holdout":
         return _fit_and_score(
-            build, data.x_train, data.y_train, data.x_valid, data.y_valid, cfg, scorer, data.task, deadline
+            build,
+            data.x_train,
+            data.y_train,
+            data.x_valid,
+            data.y_valid,
+            cfg,
+            scorer,
+            data.task,
+            deadline,
+            keep_response,
+            classes,
         )
     x, y = _train_and_valid(data)
     scores, fit_seconds, predict_seconds, fit_rows = [], 0.0, 0.0, 0
     scored = None
+    response = None
     started = time.monotonic()
     folds = fold_indices(data, x, y, cfg.validation.folds, seed)
     for fold, (train_rows, valid_rows) in enumerate(folds):
@@ -147,7 +164,13 @@ def score_candidate(
             scorer,
             data.task,
             deadline,
+            keep_response,
+            classes,
         )
+        if scored.response is not None:
+            if response is None:
+                response = np.full((len(x), *scored.response.shape[1:]), np.nan)
+            response[valid_rows] = scored.response
         scores.append(scored.score)
         fit_seconds += scored.fit_seconds
         predict_seconds += scored.predict_seconds_per_row
@@ -162,7 +185,35 @@ def score_candidate(
         scored.model,
         fits=len(scores),
         fit_rows=fit_rows // len(scores),
+        response=response,
     )
+
+
+@dataclass(frozen=True)
+class EnsembleTarget:
+    """What candidates' validation predictions are scored against: the labels, the folds as row numbers
+    into them (under holdout, one fold: the valid split), and a classifier's classes (None: regression)."""
+
+    y: np.ndarray
+    folds: list[np.ndarray]
+    classes: np.ndarray | None
+
+
+def ensemble_target(data: SearchData, cfg: SearchConfig, seed: int) -> EnsembleTarget:
+    """The rows and folds score_candidate scores on, for cfg's concrete validation method."""
+    classes = target_classes(data)
+    if cfg.validation.method == "holdout":
+        return EnsembleTarget(data.y_valid.to_numpy(), [np.arange(len(data.y_valid))], classes)
+    x, y = _train_and_valid(data)
+    folds = [valid for _, valid in fold_indices(data, x, y, cfg.validation.folds, seed)]
+    return EnsembleTarget(y.to_numpy(), folds, classes)
+
+
+def target_classes(data: SearchData) -> np.ndarray | None:
+    """A classifier's classes_ as scikit-learn sorts them (np.unique of the labels); None for regression."""
+    if data.task == "regression":
+        return None
+    return np.unique(np.concatenate([data.y_train.to_numpy(), data.y_valid.to_numpy()]))
 
 
 def _train_and_valid(data: SearchData) -> tuple[pd.DataFrame, pd.Series]:
@@ -206,6 +257,8 @@ def _fit_and_score(
     scorer: Any,
     task: str,
     deadline: Deadline,
+    keep_response: bool = False,
+    classes: np.ndarray | None = None,
 ) -> Scored:
     model = build()
     fit_params = (
@@ -224,7 +277,8 @@ def _fit_and_score(
         score = float(scorer(model, x_score, y_score))
     except Exception as error:  # the model fitted and predicts: what failed is the metric
         raise MetricError(resolve_metric(cfg.metric, task), task, error) from error
-    return Scored(score, fit_seconds, predict_seconds_per_row, pickled_size(model), model, fits=1, fit_rows=len(x_fit))
+    response = validation_response(model, x_score, classes) if keep_response else None
+    return Scored(score, fit_seconds, predict_seconds_per_row, pickled_size(model), model, 1, len(x_fit), response)
 
 
 class _ByteCounter:
