@@ -46,6 +46,9 @@ def _extra(data: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if key not in known}
 
 
+ENSEMBLE = "ensemble"  # the family of a greedy blend of trials (search.ensemble_size); params.members lists them
+
+
 @dataclass(frozen=True)
 class PreparedMeta:
     """data/prepared/meta.json: what prepare found (automlops.data.prepare) and every later stage uses."""

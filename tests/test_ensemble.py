@@ -15,7 +15,7 @@ import yaml
 from test_search import breast_cancer, diabetes, penguins, search_config  # noqa: F401 - fixtures
 
 from automlops.config.schema import ValidationConfig
-from automlops.records import SearchBest
+from automlops.records import ENSEMBLE, SearchBest
 from automlops.search.engines import AllRows, SearchData
 from automlops.search.ensemble import (
     EnsembleClassifier,
@@ -26,7 +26,7 @@ from automlops.search.ensemble import (
 )
 from automlops.search.families import build_pipeline
 from automlops.search.metrics import get_scorer
-from automlops.search.optuna_engine import ENSEMBLE, refit_all_rows, search_optuna
+from automlops.search.optuna_engine import refit_all_rows, search_optuna
 from automlops.search.resampling import ensemble_target, target_classes
 
 DEFAULT_SPACE = yaml.safe_load((Path(__file__).parents[1] / "conf" / "search" / "optuna.yaml").read_text())["space"]

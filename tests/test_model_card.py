@@ -303,3 +303,29 @@ def test_card_of_a_real_release(penguins_run: tuple[Path, Any], tmp_path: Path) 
     assert f"- **Search study name:** {manifest['lineage']['search']['study_name']}" in markdown
     sealed = (bundle / "model_card.md").read_text()
     assert section(sealed, "Test metrics") == section(markdown, "Test metrics")
+
+
+def test_an_ensemble_lists_its_members_and_why_it_was_chosen(tmp_path: Path) -> None:
+    """search.ensemble_size: one line per member (weight, trial, family, params), and the scores that chose it."""
+    manifest = copy.deepcopy(MANIFEST)
+    members = [
+        {"trial": 4, "weight": 0.75, "family": "lightgbm", "params": {"n_estimators": 150}},
+        {"trial": 9, "weight": 0.25, "family": "linear", "params": {"alpha": 0.5, "preprocess.scaler": "standard"}},
+    ]
+    manifest["model"].update(family="ensemble", params={"members": members})
+    manifest["lineage"]["search"]["ensemble"] = {
+        "members": [{k: m[k] for k in ("trial", "family", "weight")} for m in members],
+        "valid_score": -0.061,
+        "best_single_valid_score": -0.0712345678,
+        "rounds": 25,
+    }
+    markdown, _ = write(tmp_path, manifest)
+    assert (
+        "- **Members:** 0.75 x trial 4 lightgbm (n_estimators=150); "
+        "0.25 x trial 9 linear (alpha=0.5, preprocess.scaler=standard)"
+    ) in section(markdown, "Model")
+    assert "Parameters" not in section(markdown, "Model")
+    assert (
+        "- **Search ensemble:** 2 members chosen in 25 rounds of greedy selection: validation score -0.061 against "
+        "the best single trial's -0.0712346"
+    ) in markdown

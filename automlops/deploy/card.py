@@ -15,7 +15,7 @@ from typing import Any
 
 from automlops.config.schema import CardConfig
 from automlops.io import write_text_atomic
-from automlops.records import Blessing, Manifest
+from automlops.records import ENSEMBLE, Blessing, Manifest
 
 NOT_STATED = "not stated"
 EMPTY = "–"
@@ -95,8 +95,11 @@ def _model(manifest: Manifest) -> Section:
         ("Engine", model.engine),
         ("Family", model.family),
         ("Format", model.format),
-        ("Parameters", model.params or EMPTY),
     ]
+    if model.family == ENSEMBLE:  # search.ensemble_size: each member on its own line of one field
+        items.append(("Members", "; ".join(_member(m) for m in model.params.get("members", [])) or EMPTY))
+    else:
+        items.append(("Parameters", model.params or EMPTY))
     if manifest.refit is not None:
         refit = manifest.refit
         items.append(("Refit", f"on all {refit.rows} labelled rows ({' + '.join(refit.splits)}) after the gate"))
@@ -233,7 +236,10 @@ def _lineage(manifest: Manifest) -> Section:
         ("Git commit", lineage.git_commit or "not in a git repository"),
         ("Python", lineage.python),
     ]
-    items += [(f"Search {key.replace('_', ' ')}", value) for key, value in lineage.search.items()]
+    items += [
+        (f"Search {key.replace('_', ' ')}", _ensemble_lineage(value) if key == ENSEMBLE and value else value)
+        for key, value in lineage.search.items()
+    ]
     rows = manifest.training_rows
     items.append(
         (
@@ -249,6 +255,18 @@ def _lineage(manifest: Manifest) -> Section:
 
 
 # ---- rendering ----------------------------------------------------------------------------------
+
+
+def _member(member: dict[str, Any]) -> str:
+    return f"{_format(member.get('weight'))} x trial {member.get('trial')} {member.get('family')} ({_format(member.get('params'))})"
+
+
+def _ensemble_lineage(ensemble: dict[str, Any]) -> str:
+    return (
+        f"{len(ensemble.get('members', []))} members chosen in {ensemble.get('rounds')} rounds of greedy selection: "
+        f"validation score {_format(ensemble.get('valid_score'))} against the best single trial's "
+        f"{_format(ensemble.get('best_single_valid_score'))}"
+    )
 
 
 def _format(value: Any) -> str:

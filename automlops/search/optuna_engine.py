@@ -27,6 +27,7 @@ import pandas as pd
 
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError
+from automlops.records import ENSEMBLE
 from automlops.search.base import AllRows, Candidate, SearchData, SearchResult, search_seconds
 from automlops.search.ensemble import POOL
 from automlops.search.families import Space, build_pipeline, parse_space
@@ -712,7 +713,6 @@ def _fit(pipeline: Any, x: pd.DataFrame, y: pd.Series, class_weight: str | None)
     return pipeline.fit(x, y, **fit_params)
 
 
-ENSEMBLE = "ensemble"  # the family a greedy ensemble of trials is recorded under (search.ensemble_size)
 PREPROCESS = "preprocess."  # how a winner's params (Candidate.params, best.json) name its preprocessing choices
 
 
