@@ -7,6 +7,7 @@ import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -130,21 +131,18 @@ def score_candidate(
     `deadline` cuts it, and a MetricError naming search.metric when the scorer raises. With
     `keep_response`, also its validation predictions, in ensemble_target's row order (under cv: out of
     fold, NaN on rows no fold scores)."""
-    classes = target_classes(data) if keep_response else None
+    fit = partial(
+        _fit_and_score,
+        build,
+        cfg=cfg,
+        scorer=scorer,
+        task=data.task,
+        deadline=deadline,
+        keep_response=keep_response,
+        classes=target_classes(data) if keep_response else None,
+    )
     if cfg.validation.method == "holdout":
-        return _fit_and_score(
-            build,
-            data.x_train,
-            data.y_train,
-            data.x_valid,
-            data.y_valid,
-            cfg,
-            scorer,
-            data.task,
-            deadline,
-            keep_response,
-            classes,
-        )
+        return fit(data.x_train, data.y_train, data.x_valid, data.y_valid)
     x, y = _train_and_valid(data)
     scores, fit_seconds, predict_seconds, fit_rows = [], 0.0, 0.0, 0
     scored = None
@@ -154,19 +152,7 @@ def score_candidate(
     for fold, (train_rows, valid_rows) in enumerate(folds):
         if fold:  # folds that would end past the deadline are not started: a trial that cannot finish stops now
             deadline.check((time.monotonic() - started) / fold * (len(folds) - fold))
-        scored = _fit_and_score(
-            build,
-            x.iloc[train_rows],
-            y.iloc[train_rows],
-            x.iloc[valid_rows],
-            y.iloc[valid_rows],
-            cfg,
-            scorer,
-            data.task,
-            deadline,
-            keep_response,
-            classes,
-        )
+        scored = fit(x.iloc[train_rows], y.iloc[train_rows], x.iloc[valid_rows], y.iloc[valid_rows])
         if scored.response is not None:
             if response is None:
                 response = np.full((len(x), *scored.response.shape[1:]), np.nan)
