@@ -35,10 +35,18 @@ import _bench  # noqa: E402
 from _datasets import DATASETS, QUICK, Dataset  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
-SYSTEMS = ("automlops-optuna", "automlops-autogluon", "flaml", "autogluon", "lightgbm-default")
-AUTOMLOPS = ("automlops-optuna", "automlops-autogluon")
+SYSTEMS = (
+    "automlops-optuna",
+    "automlops-autogluon",
+    "automlops-ensemble",  # the Optuna engine with search.ensemble_size=25 (a greedy blend of its best trials)
+    "flaml",
+    "autogluon",
+    "lightgbm-default",
+)
+AUTOMLOPS = ("automlops-optuna", "automlops-autogluon", "automlops-ensemble")
+ENSEMBLE_SIZE = 25  # automlops-ensemble's search.ensemble_size: AutoGluon's WeightedEnsemble rounds
 PEERS = ("flaml", "autogluon", "lightgbm-default")
-BUDGETED = SYSTEMS[:4]  # lightgbm-default has no budget: it runs once per dataset, its score counts at every budget
+BUDGETED = SYSTEMS[:5]  # lightgbm-default has no budget: it runs once per dataset, its score counts at every budget
 SEED = 42
 # task -> (test metric, higher is better, automlops search.metric, AutoGluon eval_metric, FLAML metric)
 METRICS = {
@@ -67,7 +75,7 @@ def automlops_overrides(dataset: str, engine: str | None = None, budget: float |
         "evaluate.importance_repeats=0",
         "evaluate.plots=false",
     ]
-    if engine == "optuna":
+    if engine in ("optuna", "ensemble"):
         out += [
             "search=optuna",
             f"search.timeout={budget}",
@@ -75,6 +83,8 @@ def automlops_overrides(dataset: str, engine: str | None = None, budget: float |
             "search.progress=false",
             f"search.metric={METRICS[ds.task][2]}",
         ]
+        if engine == "ensemble":
+            out.append(f"search.ensemble_size={ENSEMBLE_SIZE}")
     elif engine == "autogluon":
         out += ["search=autogluon", f"search.timeout={budget}", f"search.metric={METRICS[ds.task][2]}"]
     return out
@@ -1010,12 +1020,14 @@ def run_overrides(dataset: str, engine: str, budget: float) -> list[str]:
         f"data.split.strategy={ds.split_strategy}",
         "run.name=bench",
         f"run.seed={SEED}",
-        f"search={engine}",
+        f"search={'optuna' if engine == 'ensemble' else engine}",
         f"search.timeout={budget:g}",
         f"search.metric={METRICS[ds.task][2]}",
     ]
-    if engine == "optuna":
+    if engine in ("optuna", "ensemble"):
         out += ["search.n_trials=null", "search.progress=false"]
+    if engine == "ensemble":
+        out.append(f"search.ensemble_size={ENSEMBLE_SIZE}")
     return out
 
 

@@ -67,12 +67,14 @@ def test_greedy_selection_blends_candidates_that_err_on_different_rows() -> None
     noise = [rng.normal(scale=0.9, size=400) for _ in range(2)]
     responses = [np.clip(truth + np.column_stack([-n, n]), 0, 1) for n in noise]  # equally good, independent errors
     scorer = get_scorer("roc_auc", 1)
-    score = blend_scorer(scorer, y, [np.arange(200), np.arange(200, 400)], np.array([0, 1]))
-    selection = greedy_selection(responses, score, rounds=10)
+    by_fold = blend_scorer(scorer, y, [np.arange(200), np.arange(200, 400)], np.array([0, 1]))
+    pooled = blend_scorer(scorer, y, [np.arange(400)], np.array([0, 1]))
+    selection = greedy_selection(responses, pooled, by_fold, rounds=10)
     assert selection.members == [0, 1]
     assert 0.3 <= selection.weights[1] <= 0.7
-    assert selection.score > selection.single_score
-    assert selection.single_score == pytest.approx(max(score(r) for r in responses))
+    assert selection.single_score == by_fold(responses[0])  # the best trial, on the basis trials are ranked on
+    blend = sum(w * r for w, r in zip(selection.weights, responses))
+    assert selection.score == pytest.approx(by_fold(blend)) and selection.score > selection.single_score
 
 
 def test_a_candidate_no_blend_improves_on_is_kept_alone() -> None:
@@ -80,7 +82,7 @@ def test_a_candidate_no_blend_improves_on_is_kept_alone() -> None:
     perfect = np.column_stack([1 - y, y]).astype(float)
     coin = np.full_like(perfect, 0.5)
     score = blend_scorer(get_scorer("neg_log_loss", None), y, [np.arange(100)], np.array([0, 1]))
-    selection = greedy_selection([perfect, coin], score, rounds=10)
+    selection = greedy_selection([perfect, coin], score, score, rounds=10)
     assert selection.members == [0] and selection.score == selection.single_score
 
 

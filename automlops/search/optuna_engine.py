@@ -256,11 +256,12 @@ def choose_ensemble(
         return None
     target = ensemble_target(data, cfg, seed)
     responses = [np.load(_record(t)["valid_predictions"]) for t in pool]
-    score = blend_scorer(the_plan.scorer, target.y, target.folds, target.classes)
+    trial_score = blend_scorer(the_plan.scorer, target.y, target.folds, target.classes)
+    select_score = blend_scorer(the_plan.scorer, target.y, [np.concatenate(target.folds)], target.classes)
     rows = _refit_rows(cfg, data)
     costs = [refit_seconds_estimate(_record(t), rows) for t in pool]
     while True:
-        selection = greedy_selection(responses, score, cfg.ensemble_size)
+        selection = greedy_selection(responses, select_score, trial_score, cfg.ensemble_size)
         members = selection.members
         if len(members) < 2 or selection.score <= selection.single_score:
             log.info(
