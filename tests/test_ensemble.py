@@ -167,3 +167,31 @@ def test_time_ordered_folds_score_only_the_rows_a_fold_predicts(breast_cancer: S
     scored = np.concatenate(target.folds)
     assert len(scored) == len(set(scored)) < len(target.y)
     assert 0 not in scored
+
+
+def test_trials_without_predictions_never_join_a_blend(
+    breast_cancer: SearchData,  # noqa: F811
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A study extended after search.ensemble_size was set: its first trials kept no validation predictions,
+    so they cannot be members; when one of them is the best, the best trial is packaged and the log says why."""
+    cfg = search_config(n_trials=4, space=DEFAULT_SPACE, threads=1, validation=ValidationConfig(method="holdout"))
+    search_optuna(cfg, breast_cancer, 3, tmp_path / "state")
+    with caplog.at_level("INFO", logger="automlops.search.optuna_engine"):
+        result = search_optuna(replace(cfg, n_trials=8, ensemble_size=20), breast_cancer, 3, tmp_path / "state")
+    ensemble = result.lineage["ensemble"]
+    if ensemble is None:
+        assert result.winner.trial == result.lineage["best_trial"]
+        if result.lineage["best_trial"] < 4:
+            assert f"the best trial ({result.lineage['best_trial']}) has no validation predictions here" in caplog.text
+    else:
+        assert all(member["trial"] >= 4 for member in ensemble["members"])
+    # the best trial's predictions gone (as when a worker on another machine ran it): no blend, the log says why
+    best = result.lineage["best_trial"]
+    next((tmp_path / "state" / "candidates").rglob(f"trial_{best}.valid.npy")).unlink()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="automlops.search.optuna_engine"):
+        again = search_optuna(replace(cfg, n_trials=8, ensemble_size=20), breast_cancer, 3, tmp_path / "state")
+    assert again.lineage["ensemble"] is None and again.winner.trial == best
+    assert f"the best trial ({best}) has no validation predictions here" in caplog.text

@@ -251,8 +251,15 @@ def choose_ensemble(
 
     ranked = sorted(complete, key=lambda t: (-t.values[0], t.number))
     pool = [t for t in ranked if Path(_record(t).get("valid_predictions", "")).is_file()][:POOL]
-    if len(pool) < 2 or pool[0].number != best.number:
-        log.info("ensemble: skipped, %d candidate(s) with validation predictions on this machine", len(pool))
+    if not pool or pool[0].number != best.number:
+        log.info(
+            "ensemble: skipped, the best trial (%d) has no validation predictions here: it ran on another "
+            "machine, or before search.ensemble_size was set",
+            best.number,
+        )
+        return None
+    if len(pool) < 2:
+        log.info("ensemble: skipped, only one trial has validation predictions")
         return None
     target = ensemble_target(data, cfg, seed)
     responses = [np.load(_record(t)["valid_predictions"]) for t in pool]
