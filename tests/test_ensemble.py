@@ -26,8 +26,8 @@ from automlops.search.ensemble import (
 )
 from automlops.search.families import build_pipeline
 from automlops.search.metrics import get_scorer
-from automlops.search.optuna_engine import refit_all_rows, search_optuna
-from automlops.search.resampling import ensemble_target, target_classes
+from automlops.search.optuna_engine import coded_target, plan, refit_all_rows, search_optuna
+from automlops.search.resampling import EnsembleTarget, ensemble_target, target_classes
 
 DEFAULT_SPACE = yaml.safe_load((Path(__file__).parents[1] / "conf" / "search" / "optuna.yaml").read_text())["space"]
 
@@ -195,3 +195,16 @@ def test_trials_without_predictions_never_join_a_blend(
         again = search_optuna(replace(cfg, n_trials=8, ensemble_size=20), breast_cancer, 3, tmp_path / "state")
     assert again.lineage["ensemble"] is None and again.winner.trial == best
     assert f"the best trial ({best}) has no validation predictions here" in caplog.text
+
+
+@pytest.mark.parametrize(("metric", "positive"), [("f1", "benign"), ("pr_auc", "malignant"), ("roc_auc", "benign")])
+def test_labels_as_codes_score_as_the_labels(breast_cancer: SearchData, metric: str, positive: str) -> None:  # noqa: F811
+    """The selection scores codes 0..k-1 (faster); with a positive class first or second in sorted order."""
+    the_plan = plan(search_config(metric=metric, space=DEFAULT_SPACE), "binary", positive)
+    classes = target_classes(breast_cancer)
+    response = validation_response(fitted(breast_cancer, "linear", {}), breast_cancer.x_valid, classes)
+    target = EnsembleTarget(breast_cancer.y_valid.to_numpy(), [np.arange(len(breast_cancer.y_valid))], classes)
+    scorer, y, codes = coded_target(the_plan, target)
+    assert list(codes) == [0, 1] and set(y) == {0, 1}
+    on_labels = blend_scorer(the_plan.scorer, target.y, target.folds, classes)(response)
+    assert blend_scorer(scorer, y, target.folds, codes)(response) == pytest.approx(on_labels, abs=1e-12)

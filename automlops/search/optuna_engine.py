@@ -263,8 +263,9 @@ def choose_ensemble(
         return None
     target = ensemble_target(data, cfg, seed)
     responses = [np.load(_record(t)["valid_predictions"]) for t in pool]
-    trial_score = blend_scorer(the_plan.scorer, target.y, target.folds, target.classes)
-    select_score = blend_scorer(the_plan.scorer, target.y, [np.concatenate(target.folds)], target.classes)
+    scorer, y, classes = coded_target(the_plan, target)
+    trial_score = blend_scorer(scorer, y, target.folds, classes)
+    select_score = blend_scorer(scorer, y, [np.concatenate(target.folds)], classes)
     rows = _refit_rows(cfg, data)
     costs = [refit_seconds_estimate(_record(t), rows) for t in pool]
     while True:
@@ -309,6 +310,19 @@ def choose_ensemble(
         chosen.single_score,
     )
     return chosen
+
+
+def coded_target(the_plan: Plan, target: Any) -> tuple[Any, Any, Any]:
+    """(scorer, labels, classes) for scoring stored responses: a classifier's labels as codes 0..k-1 and
+    the scorer rebuilt on the positive class's code. scikit-learn checks codes ~3x faster than text, and
+    every score is the same (the codes keep the classes' sorted order)."""
+    import numpy as np
+
+    if target.classes is None:
+        return the_plan.scorer, target.y, None
+    positive = the_plan.positive_class
+    scorer = get_scorer(the_plan.metric, None if positive is None else int(np.searchsorted(target.classes, positive)))
+    return scorer, np.searchsorted(target.classes, target.y), np.arange(len(target.classes))
 
 
 def _fit_ensemble(cfg: SearchConfig, data: SearchData, seed: int, chosen: ChosenEnsemble) -> Any:
