@@ -20,6 +20,7 @@ from automlops.errors import ConfigError
 from automlops.evaluate.checks import check_evaluate
 from automlops.gate import check_gate
 from automlops.monitor.checks import check_monitor
+from automlops.search.auto import resolve_auto
 from automlops.search.checks import check_search
 from automlops.serve.checks import check_serve
 
@@ -45,7 +46,7 @@ def check_config(config: Config) -> None:
 
 def to_typed(cfg: DictConfig) -> Config:
     """The composed config as the typed Config, every check passed."""
-    config = structure(cfg)
+    config = resolve_auto(structure(cfg))
     check_config(config)
     return config
 

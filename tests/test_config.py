@@ -198,7 +198,7 @@ def test_timeout_must_be_positive(in_repo: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "key", "valid"),
     [
-        ("search.engine=grid", "search.engine", ENGINES.names()),
+        ("search.engine=grid", "search.engine", [*ENGINES.names(), "auto"]),
         ("data.source=xlsx", "data.source", SOURCES.names()),
         ("search.sampler=grid", "search.sampler", SAMPLERS.names()),
         ("deploy.targets=[kubernetes]", "deploy.targets", TARGETS.names()),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from automlops.config.schema import SearchConfig
 from automlops.errors import unknown_name
+from automlops.search.auto import AUTO
 from automlops.search.engines import ENGINES
 from automlops.search.metrics import check_metric_name
 
@@ -17,7 +18,7 @@ def check_search(search: SearchConfig) -> list[str]:
     """Every problem found in search.*, each one line naming its key."""
     problems = []
     if search.engine not in ENGINES:
-        problems.append(unknown_name("search.engine", search.engine, ENGINES.names()))
+        problems.append(unknown_name("search.engine", search.engine, [*ENGINES.names(), AUTO]))
     if search.n_trials is not None and search.n_trials < 1:
         problems.append(
             f"search.n_trials: must be >= 1, got {search.n_trials}; or set it to null and give search.timeout"
