@@ -5,6 +5,7 @@ the replayed scores are checked against scikit-learn's scorers on the fitted mod
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,11 +92,13 @@ def test_the_search_packages_a_blend_that_beats_its_best_trial(
     breast_cancer: SearchData,  # noqa: F811
     tmp_path: Path,
     method: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     cfg = search_config(
         n_trials=10, space=DEFAULT_SPACE, ensemble_size=20, threads=1, validation=ValidationConfig(method=method)
     )
-    result = search_optuna(cfg, breast_cancer, 3, tmp_path / "state")
+    with caplog.at_level("INFO", logger="automlops.search.optuna_engine"):
+        result = search_optuna(cfg, breast_cancer, 3, tmp_path / "state")
     best_trial = max((c for c in result.candidates if c.trial >= 0 and c.score is not None), key=lambda c: c.score)
     ensemble = result.lineage["ensemble"]
     assert ensemble is not None, "the default space's families blend better than any one on this table"
@@ -113,6 +116,10 @@ def test_the_search_packages_a_blend_that_beats_its_best_trial(
     np.testing.assert_allclose(result.model.predict_proba(breast_cancer.x_valid), expected, atol=1e-12)
     labels = result.model.predict(breast_cancer.x_valid)
     assert set(labels) <= set(result.model.classes_)
+    # the budget line says what the search did and what the refit was
+    complete = sum(c.state == "COMPLETE" for c in result.candidates if c.trial >= 0)
+    assert f"optuna: the study holds 10 trials ({complete} complete, " in caplog.text
+    assert re.search(rf"this run searched [0-9.]+ s, {len(members)}-member ensemble refit [0-9.]+ s", caplog.text)
     # only the pool's predictions stay on disk
     assert len(list((tmp_path / "state" / "candidates").rglob("*.valid.npy"))) <= 10
 

@@ -176,6 +176,7 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
         model = _fit_winner(cfg, data, record["family"], record["params"], record["preprocess"], seed)
         winner = next(c for c in candidates if c.trial == best.number)
     refit_seconds = time.monotonic() - started - searched
+    log.info("%s", _budget_line(cfg, candidates, limit, searched, refit_seconds, chosen))
     _keep_top_artifacts(candidates, cfg.keep_top)
     _drop_predictions(complete, keep=POOL)
     return SearchResult(
@@ -355,6 +356,29 @@ def _drop_predictions(complete: list[Any], keep: int) -> None:
         path = _record(trial).get("valid_predictions")
         if path:
             Path(path).unlink(missing_ok=True)
+
+
+def _budget_line(
+    cfg: SearchConfig,
+    candidates: list[Candidate],
+    limit: float | None,
+    searched: float,
+    refit_seconds: float,
+    chosen: ChosenEnsemble | None,
+) -> str:
+    """How the search spent its time, in one line (AutoGluon's engine logs the same per phase)."""
+    trials = [c for c in candidates if c.trial >= 0]
+    states = {s: sum(c.state == s for c in trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    cut = sum(c.error.startswith(CUT) for c in trials)
+    capped = sum(c.error.startswith(CAPPED) for c in trials)
+    what = f"{len(chosen.members)}-member ensemble" if chosen else "winner"
+    spent = f"{searched:.1f} s" if limit is None else f"{searched:.1f} of {limit:.1f} s"
+    left = "" if limit is None else f"; left {limit - searched - refit_seconds:.1f} s"
+    return (
+        f"optuna: the study holds {len(trials)} trials ({states['COMPLETE']} complete, {states['PRUNED']} pruned of "
+        f"which {cut} cut at the deadline and {capped} capped, {states['FAIL']} failed); this run searched {spent}, "
+        f"{what} refit {refit_seconds:.1f} s{left}"
+    )
 
 
 def refit_seconds_estimate(record: dict[str, Any], refit_rows: int) -> float:
