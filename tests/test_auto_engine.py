@@ -52,3 +52,17 @@ def test_a_config_auto_cannot_serve_is_refused_for_the_engine_it_picked() -> Non
 def test_a_misspelled_engine_names_auto_among_the_choices(in_repo: Path) -> None:  # noqa: F811
     with pytest.raises(ConfigError, match=r"search.engine.*'atuo'.*did you mean 'auto'"):
         typed("search.engine=atuo")
+
+
+@pytest.mark.slow
+def test_a_run_with_search_auto_logs_its_choice_and_records_the_engine(tmp_path: Path) -> None:
+    """The real command line: the reason is on stderr at the default verbosity, best.json names the engine."""
+    import json
+
+    from conftest import cli, new_project
+
+    project = new_project(tmp_path / "project")
+    run = cli("run", "search=auto", "search.n_trials=2", "gate.infra.enabled=false", cwd=project, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "search.engine=auto: optuna, since no search.timeout" in run.stderr
+    assert json.loads((project / "artifacts" / "search" / "best.json").read_text())["engine"] == "optuna"
