@@ -28,7 +28,7 @@ from automlops.search.ensemble import (
 from automlops.search.families import build_pipeline
 from automlops.search.metrics import get_scorer
 from automlops.search.optuna_engine import coded_target, plan, refit_all_rows, search_optuna
-from automlops.search.resampling import EnsembleTarget, ensemble_target, target_classes
+from automlops.search.resampling import EnsembleTarget, ensemble_target
 
 DEFAULT_SPACE = yaml.safe_load((Path(__file__).parents[1] / "conf" / "search" / "optuna.yaml").read_text())["space"]
 
@@ -55,7 +55,7 @@ def test_a_replayed_response_scores_as_the_fitted_model(
     data = request.getfixturevalue(fixture)
     scorer = get_scorer(metric, positive)
     model = fitted(data, "lightgbm", {"n_estimators": 30})
-    classes = target_classes(data)
+    classes = data.classes
     response = validation_response(model, data.x_valid, classes)
     replayed = blend_scorer(scorer, data.y_valid.to_numpy(), [np.arange(len(data.y_valid))], classes)(response)
     assert replayed == pytest.approx(scorer(model, data.x_valid, data.y_valid), abs=1e-12)
@@ -208,7 +208,7 @@ def test_trials_without_predictions_never_join_a_blend(
 def test_labels_as_codes_score_as_the_labels(breast_cancer: SearchData, metric: str, positive: str) -> None:  # noqa: F811
     """The selection scores codes 0..k-1 (faster); with a positive class first or second in sorted order."""
     the_plan = plan(search_config(metric=metric, space=DEFAULT_SPACE), "binary", positive)
-    classes = target_classes(breast_cancer)
+    classes = breast_cancer.classes
     response = validation_response(fitted(breast_cancer, "linear", {}), breast_cancer.x_valid, classes)
     target = EnsembleTarget(breast_cancer.y_valid.to_numpy(), [np.arange(len(breast_cancer.y_valid))], classes)
     scorer, y, codes = coded_target(the_plan, target)

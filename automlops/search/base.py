@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from automlops.config.schema import SearchConfig
@@ -31,6 +33,14 @@ class SearchData:
     groups: pd.Series | None = None  # strategy=group: train+valid rows' groups, in x_train+x_valid order
     time: pd.Series | None = None  # strategy=time: train+valid rows' time, in x_train+x_valid order
     positive_class: Any = None  # binary: the recorded positive class (meta.json), which the scorer is built on
+
+    @cached_property
+    def classes(self) -> np.ndarray | None:
+        """A classifier's classes_ as scikit-learn sorts them (np.unique of train+valid's labels), computed
+        once per search rather than per trial; None for regression."""
+        if self.task == "regression":
+            return None
+        return np.unique(np.concatenate([self.y_train.to_numpy(), self.y_valid.to_numpy()]))
 
     def positive(self) -> Any:
         """Binary: the recorded positive class, else the default rule (the second class in sorted

@@ -17,19 +17,20 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from automlops.config.schema import SearchConfig
 from automlops.errors import ConfigError, SearchError
 from automlops.records import ENSEMBLE
 from automlops.search.base import AllRows, Candidate, SearchData, SearchResult, search_seconds
-from automlops.search.ensemble import POOL
+from automlops.search.ensemble import POOL, blend_scorer, greedy_selection, make_ensemble
 from automlops.search.families import Space, build_pipeline, parse_space
 from automlops.search.metrics import (
     POSITIVE_CLASS_METRICS,
@@ -46,7 +47,7 @@ from automlops.urls import connect_url, scrub
 from automlops.urls import mask_secrets as mask_env
 
 if TYPE_CHECKING:
-    from automlops.search.resampling import Deadline
+    from automlops.search.resampling import Deadline, EnsembleTarget
 
 log = logging.getLogger(__name__)
 FINISHED = ("COMPLETE", "FAIL", "PRUNED")
@@ -176,7 +177,7 @@ def search_optuna(cfg: SearchConfig, data: SearchData, seed: int, state_dir: Pat
         model = _fit_winner(cfg, data, record["family"], record["params"], record["preprocess"], seed)
         winner = next(c for c in candidates if c.trial == best.number)
     refit_seconds = time.monotonic() - started - searched
-    log.info("%s", _budget_line(cfg, candidates, limit, searched, refit_seconds, chosen))
+    log.info("%s", _budget_line(candidates, limit, searched, refit_seconds, chosen))
     _keep_top_artifacts(candidates, cfg.keep_top)
     _drop_predictions(complete, keep=POOL)
     return SearchResult(
@@ -227,7 +228,6 @@ class ChosenEnsemble:
     score: float  # the blend's validation score, on the trials' basis (mean over the same folds)
     single_score: float  # the best single candidate's, on the same stored predictions
     rounds: int
-    refit_estimate: float
 
     def lineage(self) -> dict[str, Any]:
         return {
@@ -245,13 +245,9 @@ def choose_ensemble(
     (a worker on another machine keeps its own). None, with the reason logged, unless the blend beats
     the best single candidate and its members' refits fit in `left` seconds (dropping the costliest
     members first: the best candidate's refit was kept free by the Budget)."""
-    import numpy as np
-
-    from automlops.search.ensemble import POOL, blend_scorer, greedy_selection
     from automlops.search.resampling import ensemble_target
 
-    ranked = sorted(complete, key=lambda t: (-t.values[0], t.number))
-    pool = [t for t in ranked if Path(_record(t).get("valid_predictions", "")).is_file()][:POOL]
+    pool = [t for t in _ranked(complete) if Path(_record(t).get("valid_predictions", "")).is_file()][:POOL]
     if not pool or pool[0].number != best.number:
         log.info(
             "ensemble: skipped, the best trial (%d) has no validation predictions here: it ran on another "
@@ -302,7 +298,6 @@ def choose_ensemble(
         score=selection.score,
         single_score=selection.single_score,
         rounds=cfg.ensemble_size,
-        refit_estimate=estimate,
     )
     log.info(
         "ensemble: %s scores %.5g against the best single candidate's %.5g",
@@ -313,12 +308,10 @@ def choose_ensemble(
     return chosen
 
 
-def coded_target(the_plan: Plan, target: Any) -> tuple[Any, Any, Any]:
+def coded_target(the_plan: Plan, target: EnsembleTarget) -> tuple[Any, np.ndarray, np.ndarray | None]:
     """(scorer, labels, classes) for scoring stored responses: a classifier's labels as codes 0..k-1 and
     the scorer rebuilt on the positive class's code. scikit-learn checks codes ~3x faster than text, and
     every score is the same (the codes keep the classes' sorted order)."""
-    import numpy as np
-
     if target.classes is None:
         return the_plan.scorer, target.y, None
     positive = the_plan.positive_class
@@ -327,13 +320,14 @@ def coded_target(the_plan: Plan, target: Any) -> tuple[Any, Any, Any]:
 
 
 def _fit_ensemble(cfg: SearchConfig, data: SearchData, seed: int, chosen: ChosenEnsemble) -> Any:
-    from automlops.search.ensemble import make_ensemble
+    return _blend(
+        chosen.members, lambda family, flat: _fit_winner(cfg, data, family, *_split_params(flat), seed), data.task
+    )
 
-    fitted = []
-    for member in chosen.members:
-        params, choices = _split_params(member["params"])
-        fitted.append(_fit_winner(cfg, data, member["family"], params, choices, seed))
-    return make_ensemble(fitted, [m["weight"] for m in chosen.members], data.task)
+
+def _blend(members: list[dict[str, Any]], fit: Callable[[str, dict[str, Any]], Any], task: str) -> Any:
+    """The ensemble of best.json's params.members, each fit by `fit(family, flat params)`, with their weights."""
+    return make_ensemble([fit(m["family"], m["params"]) for m in members], [m["weight"] for m in members], task)
 
 
 def _ensemble_candidate(chosen: ChosenEnsemble, source: str) -> Candidate:
@@ -349,17 +343,20 @@ def _ensemble_candidate(chosen: ChosenEnsemble, source: str) -> Candidate:
     )
 
 
+def _ranked(complete: list[Any]) -> list[Any]:
+    """Complete trials, best score first (the earlier trial first on a tie): the order of the ensemble's pool."""
+    return sorted(complete, key=lambda t: (-t.values[0], t.number))
+
+
 def _drop_predictions(complete: list[Any], keep: int) -> None:
     """Validation predictions beyond the `keep` best trials are never picked: delete them."""
-    ranked = sorted(complete, key=lambda t: (-t.values[0], t.number))
-    for trial in ranked[keep:]:
+    for trial in _ranked(complete)[keep:]:
         path = _record(trial).get("valid_predictions")
         if path:
             Path(path).unlink(missing_ok=True)
 
 
 def _budget_line(
-    cfg: SearchConfig,
     candidates: list[Candidate],
     limit: float | None,
     searched: float,
@@ -485,8 +482,6 @@ def run_trials(
             joblib.dump(scored.model, path)
             record["artifact"] = str(path)
         if scored.response is not None:  # what the ensemble selection averages (search.ensemble_size)
-            import numpy as np
-
             artifacts.mkdir(parents=True, exist_ok=True)
             path = artifacts / f"trial_{trial.number}.valid.npy"
             np.save(path, scored.response)
@@ -775,12 +770,7 @@ def refit_all_rows(rows: AllRows, seed: int) -> Any:
         return _fit(pipeline, rows.x, rows.y, config.get("class_weight"))
 
     if best.family == ENSEMBLE:
-        from automlops.search.ensemble import make_ensemble
-
-        members = best.params["members"]
-        return make_ensemble(
-            [fit(m["family"], m["params"]) for m in members], [m["weight"] for m in members], rows.task
-        )
+        return _blend(best.params["members"], fit, rows.task)
     return fit(best.family, best.params)
 
 

@@ -139,7 +139,7 @@ def score_candidate(
         task=data.task,
         deadline=deadline,
         keep_response=keep_response,
-        classes=target_classes(data) if keep_response else None,
+        classes=data.classes if keep_response else None,
     )
     if cfg.validation.method == "holdout":
         return fit(data.x_train, data.y_train, data.x_valid, data.y_valid)
@@ -187,19 +187,11 @@ class EnsembleTarget:
 
 def ensemble_target(data: SearchData, cfg: SearchConfig, seed: int) -> EnsembleTarget:
     """The rows and folds score_candidate scores on, for cfg's concrete validation method."""
-    classes = target_classes(data)
     if cfg.validation.method == "holdout":
-        return EnsembleTarget(data.y_valid.to_numpy(), [np.arange(len(data.y_valid))], classes)
+        return EnsembleTarget(data.y_valid.to_numpy(), [np.arange(len(data.y_valid))], data.classes)
     x, y = _train_and_valid(data)
     folds = [valid for _, valid in fold_indices(data, x, y, cfg.validation.folds, seed)]
-    return EnsembleTarget(y.to_numpy(), folds, classes)
-
-
-def target_classes(data: SearchData) -> np.ndarray | None:
-    """A classifier's classes_ as scikit-learn sorts them (np.unique of the labels); None for regression."""
-    if data.task == "regression":
-        return None
-    return np.unique(np.concatenate([data.y_train.to_numpy(), data.y_valid.to_numpy()]))
+    return EnsembleTarget(y.to_numpy(), folds, data.classes)
 
 
 def _train_and_valid(data: SearchData) -> tuple[pd.DataFrame, pd.Series]:
