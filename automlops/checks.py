@@ -45,9 +45,10 @@ def check_config(config: Config) -> None:
 
 
 def to_typed(cfg: DictConfig) -> Config:
-    """The composed config as the typed Config, every check passed."""
-    config = resolve_auto(structure(cfg))
-    check_config(config)
+    """The composed config as the typed Config, every check passed. search.engine stays as written
+    (`auto` too): the checks see the engine auto picks, the search stage resolves it again and logs why."""
+    config = structure(cfg)
+    check_config(resolve_auto(config))
     return config
 
 

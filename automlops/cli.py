@@ -420,10 +420,11 @@ def _worker(args: argparse.Namespace) -> int:
     from automlops.checks import to_typed
     from automlops.config.compose import compose
     from automlops.pipeline import STATE_DIR, search_data
+    from automlops.search.auto import resolve_auto
     from automlops.search.optuna_engine import FINISHED, plan, run_trials
     from automlops.search.resampling import concrete_validation
 
-    config = to_typed(compose(args.overrides))
+    config = resolve_auto(to_typed(compose(args.overrides)), log_choice=True)
     if config.search.engine != "optuna":
         raise ConfigError(
             f"search.engine: workers join Optuna studies; got '{config.search.engine}', use search.engine=optuna"

@@ -38,6 +38,7 @@ from automlops.records import (
     Refit,
     SearchBest,
 )
+from automlops.search.auto import resolve_auto
 from automlops.search.engines import SearchData
 from automlops.stages import (
     ANSWER_STATISTICS,
@@ -183,6 +184,7 @@ def run_search(config: Config) -> None:
     from automlops.search.engines import ENGINES
     from automlops.search.leaderboard import print_leaderboard, update_leaderboard
 
+    config = resolve_auto(config, log_choice=True)
     data = search_data(config)
     result = ENGINES.get(config.search.engine).run(config.search, data, config.run.seed, STATE_DIR)
     winner = result.winner

@@ -1,5 +1,6 @@
-"""search=auto (issue 15, item 3, in part): the engine is picked from the config and its budget before any
-check or work, every command picks the same one, and the log says why. Real Hydra composition of conf/."""
+"""search=auto (issue 15, item 3, in part), the default: the engine is picked from the config and its budget
+by a pure function, so the checks and every command pick the same one, and the search stage logs why.
+Real Hydra composition of conf/."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from test_config import in_repo, typed  # noqa: F401 - in_repo is a fixture
 
 from automlops.errors import ConfigError
+from automlops.search.auto import resolve_auto
 
 pytestmark = pytest.mark.usefixtures("in_repo")
 
@@ -28,18 +30,21 @@ pytestmark = pytest.mark.usefixtures("in_repo")
 def test_auto_picks_an_engine_from_the_config_and_says_why(
     overrides: list[str], engine: str, why: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    written = typed(*overrides)  # auto is conf/'s default
+    assert written.search.engine == "auto"  # as written: params.yaml and the checks keep the user's word
     with caplog.at_level("INFO", logger="automlops.search.auto"):
-        config = typed("search=auto", *overrides)
+        config = resolve_auto(written, log_choice=True)
     assert config.search.engine == engine
     assert f"search.engine=auto: {engine}, since " in caplog.text and why in caplog.text
 
 
 def test_the_picked_engine_keeps_the_optuna_groups_keys_and_autogluons_defaults() -> None:
     """auto extends conf/search/optuna.yaml: a user's space and n_trials survive, and AutoGluon's section is there."""
-    optuna = typed("search=auto", "search.n_trials=7", "search.space.linear=null")
+    optuna = resolve_auto(typed("search=auto", "search.n_trials=7", "search.space.linear=null"))
     assert (optuna.search.engine, optuna.search.n_trials) == ("optuna", 7)
-    assert set(optuna.search.space) == set(typed().search.space) and optuna.search.space["linear"] is None
-    autogluon = typed("search=auto", "search.timeout=90")
+    assert set(optuna.search.space) == set(typed("search=optuna").search.space) and optuna.search.space["linear"] is None
+    autogluon = resolve_auto(typed("search=auto", "search.timeout=90"))
+    assert autogluon.search.engine == "autogluon"
     assert autogluon.search.autogluon.presets == typed("search=autogluon").search.autogluon.presets
 
 
@@ -66,3 +71,10 @@ def test_a_run_with_search_auto_logs_its_choice_and_records_the_engine(tmp_path:
     assert run.returncode == 0, run.stderr[-2000:]
     assert "search.engine=auto: optuna, since no search.timeout" in run.stderr
     assert json.loads((project / "artifacts" / "search" / "best.json").read_text())["engine"] == "optuna"
+
+
+def test_checking_a_config_logs_no_choice(caplog: pytest.LogCaptureFixture) -> None:
+    """The choice is logged when the search starts, not by the checks: an error before it stays one line."""
+    with caplog.at_level("INFO", logger="automlops.search.auto"):
+        typed("search.timeout=60")
+    assert "search.engine=auto" not in caplog.text

@@ -1,5 +1,5 @@
-"""search.engine: auto, made concrete from the config alone before any check or work runs, so every
-command (run, stage, worker) picks the same engine and the log says why. It picks by what the config
+"""search.engine: auto, made concrete from the config alone (a pure function), so the checks, every
+command (run, stage, worker) and the search stage pick the same engine; the search stage logs why. It picks by what the config
 asks for and by the budget; it does not combine engines (issue 15's item 3 asks for that too).
 
 The rule comes from the committed quality tables: the AutoGluon engine ranked first of automlops'
@@ -39,10 +39,13 @@ def choose_engine(search: SearchConfig, refit_all_rows: bool) -> tuple[str, str]
     )
 
 
-def resolve_auto(config: Config) -> Config:
-    """The config with search.engine=auto replaced by the engine choose_engine picks (logged); else as is."""
+def resolve_auto(config: Config, log_choice: bool = False) -> Config:
+    """The config with search.engine=auto replaced by the engine choose_engine picks; else as is.
+    A pure function of the config, so the checks, the search stage and a worker agree; the search
+    stage logs the choice (log_choice), so an error before the search stays one line."""
     if config.search.engine != AUTO:
         return config
     engine, why = choose_engine(config.search, config.deploy.refit_all_rows)
-    log.info("search.engine=auto: %s, since %s", engine, why)
+    if log_choice:
+        log.info("search.engine=auto: %s, since %s", engine, why)
     return replace(config, search=replace(config.search, engine=engine))
