@@ -547,6 +547,7 @@ def report(
             rows,
         )
     )
+    shown = summary["systems"]  # the systems that ran: a skipped one gets no column
     for budget in budgets:
         b = summary["budgets"].get(str(budget), {})
         parts.append(f"\n### Budget {budget:g} s: test score (rank per dataset; 1 = best)\n")
@@ -554,7 +555,7 @@ def report(
         for ds in datasets:
             metric = METRICS[DATASETS[ds].task][0]
             row = [ds, f"{metric} {'↑' if METRICS[DATASETS[ds].task][1] else '↓'}"]
-            for s in SYSTEMS:
+            for s in shown:
                 r = by.get((ds, budget, s))
                 rk = b.get("ranks", {}).get(ds, {}).get(s)
                 row.append(
@@ -567,9 +568,9 @@ def report(
             rows.append(row)
         means = b.get("mean_rank", {})
         rows.append(
-            ["**mean rank**", ""] + [f"**{means[s]:.2f}**" if means.get(s) is not None else "-" for s in SYSTEMS]
+            ["**mean rank**", ""] + [f"**{means[s]:.2f}**" if means.get(s) is not None else "-" for s in shown]
         )
-        parts.append(_bench.md_table(["dataset", "metric", *SYSTEMS], rows))
+        parts.append(_bench.md_table(["dataset", "metric", *shown], rows))
         parts.append(
             f"\n### Budget {budget:g} s: wall time of each system's child process, s (hard limit "
             f"{budget * ARGS.grace_factor + ARGS.grace_s:g} s)\n"
@@ -577,7 +578,7 @@ def report(
         rows = []
         for ds in datasets:
             row = [ds]
-            for s in SYSTEMS:
+            for s in shown:
                 r = by.get((ds, budget, s))
                 row.append(
                     "-"
@@ -585,7 +586,7 @@ def report(
                     else f"{r['child_wall_seconds']:.1f}" + ("" if r["status"] == "ok" else f" {r['status']}")
                 )
             rows.append(row)
-        parts.append(_bench.md_table(["dataset", *SYSTEMS], rows))
+        parts.append(_bench.md_table(["dataset", *shown], rows))
         parts.append(
             f"\n### Budget {budget:g} s: test error ratio automlops / peer (geometric mean over datasets of "
             "(1-AUC), log loss, RMSE; < 1 means automlops is better)\n"
@@ -594,6 +595,7 @@ def report(
         rows = [
             [a] + [f"{ratio[a][p]:.3f}" if ratio.get(a, {}).get(p) is not None else "-" for p in PEERS]
             for a in AUTOMLOPS
+            if a in shown
         ]
         parts.append(_bench.md_table(["automlops engine", *(f"vs {p}" for p in PEERS)], rows))
     parts.append("\n### automlops framework overhead = (run wall time − engine's own time) / run wall time\n")

@@ -110,7 +110,7 @@ class AutoGluonConfig:
 
 @dataclass
 class SearchConfig:
-    engine: str = "optuna"  # optuna | autogluon | auto (search/auto.py: picked from the config and the budget)
+    engine: str = "auto"  # optuna | autogluon | auto (the default: search/auto.py picks from the config and the budget)
     metric: str | None = None  # a scikit-learn scorer or domain metric; null: the task's default
     objectives: list[str] = field(default_factory=list)  # optuna: also minimise predict_latency | model_size
     select: str = "best_score"  # with objectives: best_score | fastest_within | smallest_within
