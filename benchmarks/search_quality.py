@@ -567,9 +567,7 @@ def report(
                 )
             rows.append(row)
         means = b.get("mean_rank", {})
-        rows.append(
-            ["**mean rank**", ""] + [f"**{means[s]:.2f}**" if means.get(s) is not None else "-" for s in shown]
-        )
+        rows.append(["**mean rank**", ""] + [f"**{means[s]:.2f}**" if means.get(s) is not None else "-" for s in shown])
         parts.append(_bench.md_table(["dataset", "metric", *shown], rows))
         parts.append(
             f"\n### Budget {budget:g} s: wall time of each system's child process, s (hard limit "

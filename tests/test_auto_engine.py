@@ -42,7 +42,9 @@ def test_the_picked_engine_keeps_the_optuna_groups_keys_and_autogluons_defaults(
     """auto extends conf/search/optuna.yaml: a user's space and n_trials survive, and AutoGluon's section is there."""
     optuna = resolve_auto(typed("search=auto", "search.n_trials=7", "search.space.linear=null"))
     assert (optuna.search.engine, optuna.search.n_trials) == ("optuna", 7)
-    assert set(optuna.search.space) == set(typed("search=optuna").search.space) and optuna.search.space["linear"] is None
+    assert (
+        set(optuna.search.space) == set(typed("search=optuna").search.space) and optuna.search.space["linear"] is None
+    )
     autogluon = resolve_auto(typed("search=auto", "search.timeout=90"))
     assert autogluon.search.engine == "autogluon"
     assert autogluon.search.autogluon.presets == typed("search=autogluon").search.autogluon.presets
