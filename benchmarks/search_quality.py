@@ -1167,7 +1167,8 @@ def write_budget_table(
             f"- run: {started_at}, took {_bench.duration(elapsed)}",
             f"- command: `{_bench.command_line()}`",
             "- default config (evaluate's importance and plots, package, the gate's serving check, deploy to the local registry); "
-            "optuna with search.n_trials=null so the search fills its budget",
+            "optuna with search.n_trials=null so the search fills its budget; `default`: conf/'s own engine and "
+            "n_trials (search=auto), only the data and search.timeout set",
             f"- target: ratio <= {BUDGET_TARGET:.2f} everywhere; max ratio here: {max(ratios):.2f}"
             if ratios
             else "- no run finished",

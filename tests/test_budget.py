@@ -26,9 +26,10 @@ from automlops.search.optuna_engine import CUT, plan, refit_seconds_estimate, ru
 from tests.test_search import prepared
 
 FOLDS = 5
-SPACES = {  # one fixed candidate per family: the deadline's two checks
+SPACES = {  # one fixed candidate per family: the deadline's three checks
     "lightgbm": {"lightgbm": {"n_estimators": 50, "num_leaves": 7}},  # between boosting rounds
-    "random_forest": {"random_forest": {"n_estimators": 20, "max_depth": 4}},  # between folds
+    "random_forest": {"random_forest": {"n_estimators": 20, "max_depth": 4}},  # between chunks of trees
+    "linear": {"linear": {"alpha": 1.0}},  # between folds
 }
 
 
@@ -69,8 +70,36 @@ def test_a_trial_running_past_the_deadline_is_cut_and_never_complete(
     record = cut.user_attrs["record"]
     assert record["error"].startswith(CUT) and "deadline" in record["error"], record
     assert "fit_seconds" not in record  # never scored
-    expected = "while fitting" if family == "lightgbm" else "the folds left, about"  # LightGBM: between rounds
+    expected = "the folds left, about" if family == "linear" else "while fitting"  # one fit: only between folds
     assert expected in record["error"], record["error"]
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_a_forest_grown_in_chunks_under_a_deadline_is_the_forest_one_fit_grows(
+    breast_cancer: SearchData, balanced: bool
+) -> None:
+    """Deadline.fit grows a forest in chunks (warm_start) so it can be cut between them; when it is not
+    cut, the model is the one a single fit makes: same trees, same predictions, its settings restored."""
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    from automlops.search.families import build_pipeline
+    from automlops.search.resampling import Deadline
+
+    def forest() -> Any:
+        params = {"n_estimators": 20, "max_features": 0.5, "min_samples_leaf": 2}
+        return build_pipeline("random_forest", params, {}, breast_cancer.contract, "binary", 7, 1)
+
+    x, y = breast_cancer.x_train, breast_cancer.y_train
+    fit_params = {"model__sample_weight": compute_sample_weight("balanced", y)} if balanced else {}
+    plain, chunked = forest(), forest()
+    plain.fit(x, y, **fit_params)
+    Deadline(time.monotonic() + 600).fit(chunked, x, y, fit_params)
+    estimator = chunked.steps[-1][1]
+    assert len(estimator.estimators_) == 20  # grown to the full count
+    assert estimator.get_params()["warm_start"] is False and estimator.n_estimators == 20
+    np.testing.assert_array_equal(
+        plain.predict_proba(breast_cancer.x_valid), chunked.predict_proba(breast_cancer.x_valid)
+    )
 
 
 def test_the_search_records_how_it_spent_the_budget(breast_cancer: SearchData, tmp_path: Path) -> None:
