@@ -36,8 +36,8 @@ class DeadlineReached(Exception):
 class Deadline:
     """When a candidate's fitting must be over (time.monotonic()); None: no deadline. Checked before
     every fold after the first (against the folds left, at the mean fold's time: a trial that cannot
-    finish stops there, not one fold short of it) and between LightGBM's and CatBoost's boosting rounds and a forest's chunks of trees, so an in-flight
-    trial ends at the deadline rather than one whole fit after it. `what` names it in the cut's reason:
+    finish stops there, not one fold short of it) and, inside a fit, where Deadline.fit can stop it, so
+    an in-flight trial ends at the deadline rather than one whole fit after it. `what` names it in the cut's reason:
     the search's deadline, or the trial's own cap (search.max_trial_share)."""
 
     at: float | None = None
@@ -52,58 +52,74 @@ class Deadline:
                 else f"{self.what} passed while fitting"
             )
 
-    def fit_params(self, model: Any) -> dict[str, Any]:
-        """A per-round check for estimators that take callbacks: LightGBM's raises, CatBoost's stops
-        the boosting (it does not let exceptions through), and `after_fit` then raises."""
-        estimator = model.steps[-1][1] if hasattr(model, "steps") else model
-        module = type(estimator).__module__
+    def fit(self, model: Any, x: Any, y: Any, fit_params: dict[str, Any]) -> None:
+        """model.fit (a pipeline whose last step is the estimator, or the estimator), stopped at the
+        deadline where the estimator lets it: LightGBM between boosting rounds (its callback raises),
+        CatBoost between rounds (its callback ends the boosting, then this raises), a forest between
+        chunks of trees. Any other estimator fits whole; the folds are its checks."""
+        estimator = _estimator(model)
         if self.at is None:
-            return {}
-        if module.startswith("lightgbm"):
+            model.fit(x, y, **fit_params)
+        elif _is_forest(estimator):
+            self._grow_forest(model, estimator, x, y, fit_params)
+        else:
+            model.fit(x, y, **fit_params, **self._callbacks(estimator))
+            if _is_catboost(estimator) and time.monotonic() > self.at:
+                self.check()
+
+    def _callbacks(self, estimator: Any) -> dict[str, Any]:
+        """A per-round check for estimators that take callbacks: LightGBM's raises, CatBoost's stops the
+        boosting (it does not let exceptions through)."""
+        assert self.at is not None
+        if type(estimator).__module__.startswith("lightgbm"):
             return {"model__callbacks": [lambda env: self.check()]}
         if _is_catboost(estimator):
             return {"model__callbacks": [_CatBoostStop(self.at)]}
         return {}
 
-    def fit(self, model: Any, x: Any, y: Any, fit_params: dict[str, Any]) -> None:
-        """model.fit, with a check between chunks of trees for a forest: one scikit-learn fit cannot be
-        stopped, and a 100-tree forest on 32,000 rows took 4 s of a 5 s search (search.timeout=10). The
-        preprocessing is fitted once, then the forest grows FOREST_CHUNKS times with warm_start, which
-        draws the same random states a single fit would: the same trees."""
-        estimator = model.steps[-1][1] if hasattr(model, "steps") else model
-        if self.at is None or not _is_forest(estimator):
-            model.fit(x, y, **fit_params)
-            return
-        name = model.steps[-1][0] if hasattr(model, "steps") else ""
-        if name and len(model.steps) > 1:
-            head = {k: v for k, v in fit_params.items() if not k.startswith(f"{name}__")}
-            x = model[:-1].fit_transform(x, y, **head)
-        own = {k.removeprefix(f"{name}__"): v for k, v in fit_params.items() if not name or k.startswith(f"{name}__")}
-        total = estimator.n_estimators
-        estimator.set_params(warm_start=True)
+    def _grow_forest(self, model: Any, forest: Any, x: Any, y: Any, fit_params: dict[str, Any]) -> None:
+        """One scikit-learn fit cannot be stopped: a 100-tree forest on 32,000 rows took 4 s of a 5 s
+        search (search.timeout=10). The preprocessing is fitted once, then the forest grows in
+        FOREST_CHUNKS steps with warm_start, which draws the random states a single fit would: the same
+        trees. Its n_estimators and warm_start are restored, cut or not."""
+        own = fit_params
+        if hasattr(model, "steps"):
+            prefix = f"{model.steps[-1][0]}__"
+            own = {k.removeprefix(prefix): v for k, v in fit_params.items() if k.startswith(prefix)}
+            if len(model.steps) > 1:
+                head = {k: v for k, v in fit_params.items() if not k.startswith(prefix)}
+                x = model[:-1].fit_transform(x, y, **head)
+        total = forest.n_estimators
+        forest.set_params(warm_start=True)
         try:
             for grown in np.unique(np.linspace(0, total, FOREST_CHUNKS + 1, dtype=int)[1:]):
-                estimator.set_params(n_estimators=int(grown))
-                estimator.fit(x, y, **own)
+                forest.set_params(n_estimators=int(grown))
+                forest.fit(x, y, **own)
                 if grown < total:
                     self.check()
         finally:
-            estimator.set_params(warm_start=False, n_estimators=total)
-
-    def after_fit(self, model: Any) -> None:
-        """Raise DeadlineReached for a fit a callback stopped at the deadline (CatBoost)."""
-        estimator = model.steps[-1][1] if hasattr(model, "steps") else model
-        if self.at is not None and _is_catboost(estimator) and time.monotonic() > self.at:
-            self.check()
+            forest.set_params(warm_start=False, n_estimators=total)
 
 
 FOREST_CHUNKS = 8  # a forest under a deadline grows in this many steps, checked between them
 
 
-def _is_forest(estimator: Any) -> bool:
-    from sklearn.ensemble._forest import BaseForest
+def _estimator(model: Any) -> Any:
+    """The estimator at the end of a pipeline (or the model itself)."""
+    return model.steps[-1][1] if hasattr(model, "steps") else model
 
-    return isinstance(estimator, BaseForest)
+
+def _is_forest(estimator: Any) -> bool:
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    return isinstance(
+        estimator, (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor)
+    )
 
 
 def _is_catboost(estimator: Any) -> bool:
@@ -276,11 +292,9 @@ def _fit_and_score(
     fit_params = (
         {"model__sample_weight": compute_sample_weight("balanced", y_fit)} if cfg.class_weight == "balanced" else {}
     )
-    fit_params.update(deadline.fit_params(model))
     started = time.perf_counter()
     deadline.fit(model, x_fit, y_fit, fit_params)
     fit_seconds = time.perf_counter() - started
-    deadline.after_fit(model)
     sample = x_score.iloc[:LATENCY_SAMPLE_ROWS]  # enough rows to time; the scorer predicts them all anyway
     started = time.perf_counter()
     model.predict(sample)
