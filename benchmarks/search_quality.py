@@ -415,22 +415,36 @@ def error_of(metric: str, value: float) -> float:
     return 1.0 - value if metric == "roc_auc" else value
 
 
+def rank_table(
+    by: dict[tuple[str, float, str], dict[str, Any]], budget: float, datasets: list[str], pool: list[str]
+) -> dict[str, dict[str, float]]:
+    """Each dataset's ranks among the systems of `pool` (a dataset one of them lacks is left out)."""
+    out = {}
+    for ds in datasets:
+        cells = {s: by.get((ds, budget, s)) for s in pool}
+        if cells and all(cells.values()):
+            out[ds] = ranks({s: c["score"] for s, c in cells.items()}, METRICS[DATASETS[ds].task][1])  # type: ignore[index]
+    return out
+
+
+def mean_ranks(
+    per_dataset: dict[str, dict[str, float]], systems: list[str] | tuple[str, ...]
+) -> dict[str, float | None]:
+    """Each system's mean rank over the datasets of a rank_table; None for a system it does not rank."""
+    out: dict[str, float | None] = {}
+    for s in systems:
+        seen = [r[s] for r in per_dataset.values() if s in r]
+        out[s] = sum(seen) / len(seen) if seen else None
+    return out
+
+
 def summarise(records: list[dict[str, Any]], budgets: list[float], datasets: list[str]) -> dict[str, Any]:
     by = {(r["dataset"], r["budget"], r["system"]): r for r in records}
     active = [s for s in SYSTEMS if any(r["system"] == s and r["status"] != "skipped" for r in records)]
     summary: dict[str, Any] = {"budgets": {}, "systems": active}
     for budget in budgets:
-        per_dataset, mean_rank = {}, {s: [] for s in SYSTEMS}
-        for ds in datasets:
-            cells = {s: by.get((ds, budget, s)) for s in active}
-            if not cells or not all(cells.values()):
-                continue
-            higher = METRICS[DATASETS[ds].task][1]
-            r = ranks({s: c["score"] for s, c in cells.items()}, higher)  # type: ignore[index]
-            per_dataset[ds] = r
-            for s in active:
-                mean_rank[s].append(r[s])
-        means = {s: (sum(v) / len(v) if v else None) for s, v in mean_rank.items()}
+        per_dataset = rank_table(by, budget, datasets, active)
+        means = mean_ranks(per_dataset, SYSTEMS)
         best_automlops = min(AUTOMLOPS, key=lambda s: means[s] if means[s] is not None else math.inf)
         if means[best_automlops] is None:
             summary["budgets"][str(budget)] = {
@@ -488,17 +502,10 @@ def _default_targets(
     peer's (so of the best peer's)."""
     ran = {s for (_, b, s), r in by.items() if b == budget and r["status"] != "skipped"}
     pool = [s for s in ("automlops-default", *PEERS) if s in ran]
-    ranked: dict[str, list[float]] = {s: [] for s in pool}
-    for ds in datasets:
-        cells = {s: by.get((ds, budget, s)) for s in pool}
-        if not all(cells.values()):
-            continue
-        r = ranks({s: c["score"] for s, c in cells.items()}, METRICS[DATASETS[ds].task][1])  # type: ignore[index]
-        for s in pool:
-            ranked[s].append(r[s])
-    if not ranked["automlops-default"]:
+    per_dataset = rank_table(by, budget, datasets, pool)
+    if "automlops-default" not in pool or not per_dataset:
         return None
-    means = {s: sum(v) / len(v) for s, v in ranked.items()}
+    means: dict[str, float] = mean_ranks(per_dataset, pool)  # type: ignore[assignment]
     worst = max((r for r in ratios["automlops-default"].values() if r is not None), default=None)
     return {
         "mean_rank_vs_peers": means,
